@@ -1,0 +1,76 @@
+// Package admin serves fulcrum's HTTP API on the admin listener (loopback
+// by default): the JSON status that `fulcrum status` renders, and the
+// client the CLI uses to read it.
+package admin
+
+import "time"
+
+// Status is the body of GET /api/v1/status. Field names are part of the
+// API: add, never rename.
+type Status struct {
+	Node       string    `json:"node"`
+	Version    string    `json:"version"`
+	ConfigFile string    `json:"config_file"`
+	ConfigHash string    `json:"config_hash"`
+	Started    time.Time `json:"started"`
+	Reloads    Reloads   `json:"reloads"`
+	Services   []Service `json:"services"`
+}
+
+// Reloads reports configuration reloads since start.
+type Reloads struct {
+	OK        uint64    `json:"ok"`
+	Failed    uint64    `json:"failed"`
+	Last      time.Time `json:"last,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// Service is one virtual service.
+type Service struct {
+	Name        string       `json:"name"`
+	Protocol    string       `json:"protocol"`
+	Listen      string       `json:"listen"`
+	Scheduler   string       `json:"scheduler"`
+	Persistence *Persistence `json:"persistence,omitempty"`
+	Counters    Counters     `json:"counters"`
+	Backends    []Backend    `json:"backends"`
+}
+
+// Persistence describes a service's client → backend table.
+type Persistence struct {
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+	Entries        int     `json:"entries"`
+}
+
+// Counters are a frontend's totals since start (they survive reloads while
+// the listener stays).
+type Counters struct {
+	Accepted         uint64 `json:"accepted"`
+	Active           int64  `json:"active"`
+	NoBackend        uint64 `json:"no_backend"`
+	ConnectFailures  uint64 `json:"connect_failures"`
+	ProxyHeaderError uint64 `json:"proxy_header_errors,omitempty"`
+	Dropped          uint64 `json:"dropped,omitempty"`
+}
+
+// Roles a backend can have in a service.
+const (
+	RolePrimary  = "primary"
+	RoleBackup   = "backup"
+	RoleFallback = "fallback"
+)
+
+// Backend is one real server of a service.
+type Backend struct {
+	Address         string `json:"address"`
+	Role            string `json:"role"`
+	Weight          int    `json:"weight"`
+	MaxConnections  int    `json:"max_connections"`
+	Healthy         bool   `json:"healthy"`
+	Available       bool   `json:"available"`
+	Active          int64  `json:"active"`
+	Total           uint64 `json:"total"`
+	ConnectFailures uint64 `json:"connect_failures"`
+	BytesIn         uint64 `json:"bytes_in"`
+	BytesOut        uint64 `json:"bytes_out"`
+}

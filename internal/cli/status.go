@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+func newStatusCmd() *cobra.Command {
+	var (
+		addr, file string
+		asJSON     bool
+		watch      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show services and backends of the running node (like ipvsadm -L -n --stats)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if addr == "" {
+				addr = "127.0.0.1:9900"
+				if file != "" {
+					cfg, err := config.Load(file)
+					if err != nil {
+						return err
+					}
+					if cfg.Admin.Listen == "off" {
+						return fmt.Errorf("%s: the admin API is off", file)
+					}
+					addr = cfg.Admin.Listen
+				}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			out := cmd.OutOrStdout()
+			for {
+				st, err := fetch(ctx, addr)
+				if err != nil {
+					return err
+				}
+				if watch > 0 {
+					fmt.Fprint(out, "\x1b[H\x1b[2J") // home and clear: refresh in place
+				}
+				if asJSON {
+					enc := json.NewEncoder(out)
+					enc.SetIndent("", "  ")
+					if err := enc.Encode(st); err != nil {
+						return err
+					}
+				} else {
+					renderStatus(out, st, time.Now())
+				}
+				if watch <= 0 {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(watch):
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&addr, "admin", "", "admin API address (default: from --config, else 127.0.0.1:9900)")
+	cmd.Flags().StringVarP(&file, "config", "c", "", "read the admin address from this config file")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON status")
+	cmd.Flags().DurationVarP(&watch, "watch", "w", 0, "refresh in place at this interval (e.g. 2s)")
+	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
+	return cmd
+}
+
+func fetch(ctx context.Context, addr string) (*admin.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return admin.FetchStatus(ctx, addr)
+}
+
+// renderStatus prints st as tables in the spirit of ipvsadm -L -n --stats.
+func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
+	fmt.Fprintf(w, "Node %s  fulcrum %s  up %s  config %.12s", st.Node, st.Version, now.Sub(st.Started).Round(time.Second), st.ConfigHash)
+	if st.Reloads.OK+st.Reloads.Failed > 0 {
+		fmt.Fprintf(w, "  reloads %d ok, %d failed", st.Reloads.OK, st.Reloads.Failed)
+	}
+	fmt.Fprintln(w)
+	if st.Reloads.LastError != "" {
+		fmt.Fprintf(w, "Last reload failed: %s\n", firstLine(st.Reloads.LastError))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "Prot\tLocalAddress:Port\tService\tScheduler\tFlags\tActive\tConns\tNoBackend\tConnFail\t")
+	fmt.Fprintln(tw, "  -> RemoteAddress:Port\tRole\tState\tWeight\tMax\tActive\tConns\tConnFail\tInBytes\tOutBytes")
+	for _, s := range st.Services {
+		flags := "-"
+		if p := s.Persistence; p != nil {
+			flags = fmt.Sprintf("persistent %gs (%d)", p.TimeoutSeconds, p.Entries)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n",
+			strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler, flags,
+			s.Counters.Active, s.Counters.Accepted, s.Counters.NoBackend, s.Counters.ConnectFailures)
+		for _, b := range s.Backends {
+			max := "-"
+			if b.MaxConnections > 0 {
+				max = fmt.Sprint(b.MaxConnections)
+			}
+			fmt.Fprintf(tw, "  -> %s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\n",
+				b.Address, b.Role, backendState(b), b.Weight, max, b.Active, b.Total, b.ConnectFailures,
+				humanBytes(b.BytesIn), humanBytes(b.BytesOut))
+		}
+	}
+	tw.Flush()
+}
+
+func backendState(b admin.Backend) string {
+	switch {
+	case !b.Healthy:
+		return "down"
+	case b.Weight == 0:
+		return "quiesced"
+	case !b.Available:
+		return "full"
+	default:
+		return "up"
+	}
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}

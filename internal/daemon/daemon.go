@@ -1,0 +1,439 @@
+// Package daemon wires fulcrum together: it turns a config into listeners,
+// proxies and services, applies reloads atomically, serves the admin API
+// and drains on shutdown.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/l4"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	// Load reads the config; called at start and on every reload.
+	Load    func() (*config.Config, error)
+	Log     *slog.Logger
+	Level   *slog.LevelVar // adjusted to the config's log level; may be nil
+	Version string
+	// Ready, if set, is called once every listener is bound.
+	Ready func()
+}
+
+// Daemon is one running fulcrum node.
+type Daemon struct {
+	opt Options
+	log *slog.Logger
+
+	reloadc chan chan error
+	wg      sync.WaitGroup // serve loops and draining frontends
+
+	// The fields below are owned by the Run goroutine; Status reads the
+	// published snapshot only.
+	serveCtx  context.Context
+	backends  map[backendKey]*balancer.Backend
+	persist   map[string]*balancer.Persistence
+	listeners map[listenKey]*listener
+	adminSrv  *adminListener
+
+	snap      atomic.Pointer[snapshot]
+	adminAddr atomic.Value // string: the admin API's bound address
+	started time.Time
+
+	reloadsOK, reloadsFailed atomic.Uint64
+	lastReload               atomic.Pointer[reloadResult]
+}
+
+type reloadResult struct {
+	at  time.Time
+	err string
+}
+
+// snapshot is what Status reads: the applied config and its frontends.
+type snapshot struct {
+	cfg      *config.Config
+	hash     string
+	services []*balancer.Service
+	fronts   map[string]*listener // by service name
+}
+
+type listenKey struct {
+	network string // "tcp" or "udp": the socket kind
+	addr    netip.AddrPort
+}
+
+// listener is a bound socket and the proxy serving it. It lives as long as
+// some service listens on its address, across reloads.
+type listener struct {
+	key listenKey
+	ln  net.Listener
+	pc  *net.UDPConn
+	tcp *l4.TCPProxy
+	udp *l4.UDPProxy
+}
+
+type adminListener struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a daemon; Run starts it.
+func New(opt Options) *Daemon {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	d := &Daemon{
+		opt:       opt,
+		log:       opt.Log.With("component", "daemon"),
+		reloadc:   make(chan chan error),
+		backends:  map[backendKey]*balancer.Backend{},
+		persist:   map[string]*balancer.Persistence{},
+		listeners: map[listenKey]*listener{},
+	}
+	d.adminAddr.Store("")
+	return d
+}
+
+// Reload asks the Run loop to load and apply the config again and waits
+// for the outcome. A failed reload leaves the running config untouched.
+func (d *Daemon) Reload(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case d.reloadc <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run loads the config, binds every listener and serves until ctx is
+// done; then it stops accepting and drains established connections for
+// up to shutdown.drain_timeout. hup delivers reload requests (SIGHUP).
+func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
+	d.started = time.Now()
+	cfg, err := d.opt.Load()
+	if err != nil {
+		return err
+	}
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	d.serveCtx = serveCtx
+	if err := d.apply(cfg); err != nil {
+		return err
+	}
+	if d.opt.Ready != nil {
+		d.opt.Ready()
+	}
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.shutdown()
+			stopServing()
+			d.wg.Wait()
+			return nil
+		case <-hup:
+			_ = d.reload()
+		case done := <-d.reloadc:
+			done <- d.reload()
+		case <-sweep.C:
+			for _, p := range d.persist {
+				p.Sweep()
+			}
+		}
+	}
+}
+
+func (d *Daemon) reload() error {
+	cfg, err := d.opt.Load()
+	if err == nil {
+		err = d.apply(cfg)
+	}
+	res := &reloadResult{at: time.Now()}
+	if err != nil {
+		d.reloadsFailed.Add(1)
+		res.err = err.Error()
+		d.log.Error("reload rejected, running config unchanged", "error", err)
+	} else {
+		d.reloadsOK.Add(1)
+		d.log.Info("reloaded", "services", len(cfg.Services), "config_hash", cfg.Hash())
+	}
+	d.lastReload.Store(res)
+	return err
+}
+
+// apply makes cfg the running config, or changes nothing and returns why
+// not. Order matters: everything that can fail (planning, binding new
+// sockets) happens before anything running is touched.
+func (d *Daemon) apply(cfg *config.Config) error {
+	p, err := buildPlan(cfg, d.backends, d.persist)
+	if err != nil {
+		return err
+	}
+
+	// Bind what is new.
+	want := map[listenKey]*balancer.Service{}
+	for _, svc := range p.services {
+		want[keyOf(svc)] = svc
+	}
+	var fresh []*listener
+	var bindErrs []error
+	for k := range want {
+		if d.listeners[k] != nil {
+			continue
+		}
+		l, err := bind(k)
+		if err != nil {
+			bindErrs = append(bindErrs, fmt.Errorf("service %s: %w", want[k].Name, err))
+			continue
+		}
+		fresh = append(fresh, l)
+	}
+	adminLn, adminErr := d.bindAdmin(cfg.Admin.Listen)
+	if adminErr != nil {
+		bindErrs = append(bindErrs, adminErr)
+	}
+	if len(bindErrs) > 0 {
+		for _, l := range fresh {
+			l.close()
+		}
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return errors.Join(bindErrs...)
+	}
+
+	// Commit: nothing below fails.
+	for _, f := range p.commit {
+		f()
+	}
+	d.setLevel(cfg.Log.Level)
+	for _, l := range fresh {
+		svc := want[l.key]
+		log := d.opt.Log.With("component", "l4", "service", svc.Name)
+		if l.pc != nil {
+			l.udp = l4.NewUDP(svc, log)
+		} else {
+			l.tcp = l4.NewTCP(svc, log)
+		}
+		d.listeners[l.key] = l
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := l.serve(d.serveCtx); err != nil {
+				d.log.Error("listener stopped", "listen", l.key.addr, "error", err)
+			}
+		}()
+		d.log.Info("listening", "service", svc.Name, "listen", l.key.addr, "protocol", svc.Protocol)
+	}
+	fronts := map[string]*listener{}
+	for k, l := range d.listeners {
+		svc, ok := want[k]
+		if !ok {
+			delete(d.listeners, k)
+			d.log.Info("closing listener, draining its connections", "listen", k.addr)
+			l.closeSocket()
+			drain := cfg.Shutdown.DrainTimeout.D()
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), drain)
+				defer cancel()
+				_ = l.shutdown(ctx)
+			}()
+			continue
+		}
+		l.update(svc)
+		fronts[svc.Name] = l
+	}
+	if adminLn != nil {
+		d.startAdmin(cfg.Admin.Listen, adminLn)
+	} else if cfg.Admin.Listen == "off" && d.adminSrv != nil {
+		d.stopAdmin()
+	}
+	d.backends = p.backends
+	d.persist = p.persist
+	d.snap.Store(&snapshot{cfg: cfg, hash: cfg.Hash(), services: p.services, fronts: fronts})
+	return nil
+}
+
+func keyOf(svc *balancer.Service) listenKey {
+	network := "tcp"
+	if svc.Protocol == config.ProtoUDP {
+		network = "udp"
+	}
+	return listenKey{network: network, addr: svc.Listen}
+}
+
+// bind opens the socket for k. IP_FREEBIND lets a standby balancer bind a
+// virtual IP it does not hold yet, so taking the VIP over needs no restart.
+func bind(k listenKey) (*listener, error) {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if k.addr.Addr().Is6() && !k.addr.Addr().Is4In6() {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			} else {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	network := k.network + "4"
+	if k.addr.Addr().Is6() && !k.addr.Addr().Is4In6() {
+		network = k.network + "6"
+	}
+	l := &listener{key: k}
+	if k.network == "udp" {
+		pc, err := lc.ListenPacket(context.Background(), network, k.addr.String())
+		if err != nil {
+			return nil, err
+		}
+		l.pc = pc.(*net.UDPConn)
+		return l, nil
+	}
+	ln, err := lc.Listen(context.Background(), network, k.addr.String())
+	if err != nil {
+		return nil, err
+	}
+	l.ln = ln
+	return l, nil
+}
+
+func (l *listener) serve(ctx context.Context) error {
+	if l.udp != nil {
+		return l.udp.Serve(ctx, l.pc)
+	}
+	return l.tcp.Serve(ctx, l.ln)
+}
+
+func (l *listener) update(svc *balancer.Service) {
+	if l.udp != nil {
+		l.udp.Update(svc)
+	} else {
+		l.tcp.Update(svc)
+	}
+}
+
+// closeSocket stops accepting; established connections continue.
+func (l *listener) closeSocket() {
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	// A UDP socket carries the replies of established sessions too; it is
+	// closed by the proxy's Shutdown once they are drained.
+}
+
+// close releases a socket that never served.
+func (l *listener) close() {
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	if l.pc != nil {
+		l.pc.Close()
+	}
+}
+
+func (l *listener) shutdown(ctx context.Context) error {
+	if l.udp != nil {
+		err := l.udp.Shutdown(ctx)
+		l.pc.Close()
+		return err
+	}
+	return l.tcp.Shutdown(ctx)
+}
+
+// shutdown stops every listener and drains the connections in parallel.
+func (d *Daemon) shutdown() {
+	cfg := d.snap.Load().cfg
+	drain := cfg.Shutdown.DrainTimeout.D()
+	d.log.Info("shutting down: listeners closed, draining connections", "drain_timeout", drain)
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range d.listeners {
+		l.closeSocket()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = l.shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	if d.adminSrv != nil {
+		d.stopAdmin()
+	}
+	d.log.Info("stopped")
+}
+
+func (d *Daemon) setLevel(level string) {
+	if d.opt.Level == nil {
+		return
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err == nil {
+		d.opt.Level.Set(l)
+	}
+}
+
+// bindAdmin binds the admin listener when its address changed; nil
+// listener and nil error mean nothing to do.
+func (d *Daemon) bindAdmin(addr string) (net.Listener, error) {
+	if addr == "off" || (d.adminSrv != nil && d.adminSrv.addr == addr) {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	return ln, nil
+}
+
+func (d *Daemon) startAdmin(addr string, ln net.Listener) {
+	if d.adminSrv != nil {
+		d.stopAdmin()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &adminListener{addr: addr, cancel: cancel, done: make(chan struct{})}
+	srv := admin.New(d, d.opt.Log)
+	go func() {
+		defer close(a.done)
+		if err := srv.Serve(ctx, ln); err != nil {
+			d.log.Error("admin API stopped", "error", err)
+		}
+	}()
+	d.adminSrv = a
+	d.adminAddr.Store(ln.Addr().String())
+	d.log.Info("admin API listening", "listen", ln.Addr().String())
+}
+
+func (d *Daemon) stopAdmin() {
+	d.adminSrv.cancel()
+	<-d.adminSrv.done
+	d.adminSrv = nil
+	d.adminAddr.Store("")
+}

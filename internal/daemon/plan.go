@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+// backendKey identifies a backend's live state across reloads: the same
+// address in the same service keeps its counters and health.
+type backendKey struct {
+	service  string
+	addr     netip.AddrPort
+	fallback bool
+}
+
+// plan is the runtime a config would produce. Building it has no side
+// effects on the running state: changes to backends that already exist are
+// collected in commit and applied only once every listener is bound.
+type plan struct {
+	cfg      *config.Config
+	services []*balancer.Service
+	backends map[backendKey]*balancer.Backend
+	persist  map[string]*balancer.Persistence
+	commit   []func()
+}
+
+// Plan checks that cfg can be turned into a runtime without binding
+// anything: what `fulcrum check` runs after config validation.
+func Plan(cfg *config.Config) error {
+	_, err := buildPlan(cfg, nil, nil)
+	return err
+}
+
+// buildPlan turns cfg into services, reusing live backends and persistence
+// tables from the running state (nil maps at start).
+func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePersist map[string]*balancer.Persistence) (*plan, error) {
+	p := &plan{
+		cfg:      cfg,
+		backends: make(map[backendKey]*balancer.Backend),
+		persist:  make(map[string]*balancer.Persistence),
+	}
+	var errs []error
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		svc, err := p.buildService(i, sc, live, livePersist)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.services = append(p.services, svc)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func (p *plan) buildService(i int, sc *config.Service, live map[backendKey]*balancer.Backend, livePersist map[string]*balancer.Persistence) (*balancer.Service, error) {
+	if sc.Protocol != config.ProtoTCP && sc.Protocol != config.ProtoUDP {
+		line, col := p.cfg.Pos(fmt.Sprintf("services[%d].protocol", i))
+		return nil, fmt.Errorf("%s:%d:%d: services[%d].protocol: %q services are not supported by this build (tcp, udp)",
+			p.cfg.File, line, col, i, sc.Protocol)
+	}
+	var primary, backup []*balancer.Backend
+	for _, bc := range sc.Backends {
+		addr := netip.MustParseAddrPort(bc.Address)
+		b := p.backend(backendKey{service: sc.Name, addr: addr}, live, bc.WeightValue(), bc.MaxConnections)
+		if bc.Backup {
+			backup = append(backup, b)
+		} else {
+			primary = append(primary, b)
+		}
+	}
+	var fallback *balancer.Backend
+	if sc.Fallback != "" {
+		addr := netip.MustParseAddrPort(sc.Fallback)
+		fallback = p.backend(backendKey{service: sc.Name, addr: addr, fallback: true}, live, 1, 0)
+	}
+	var persist *balancer.Persistence
+	if pc := sc.Persistence; pc != nil {
+		if old := livePersist[sc.Name]; old != nil && old.Matches(pc.Timeout.D(), pc.Netmask, pc.Netmask6, pc.MaxEntries) {
+			persist = old
+		} else {
+			persist = balancer.NewPersistence(pc.Timeout.D(), pc.Netmask, pc.Netmask6, pc.MaxEntries)
+		}
+		p.persist[sc.Name] = persist
+	}
+	spec := balancer.ServiceSpec{
+		Name:               sc.Name,
+		Protocol:           sc.Protocol,
+		Scheduler:          sc.Scheduler,
+		Listen:             sc.ListenAddr(),
+		ConnectTimeout:     sc.Timeouts.Connect.D(),
+		IdleTimeout:        sc.Timeouts.Idle.D(),
+		ProxyHeaderTimeout: sc.Timeouts.ProxyHeader.D(),
+		Retries:            sc.RetryCount(),
+		SendProxy:          sc.ProxyProtocol.Send,
+		AcceptProxy:        sc.ProxyProtocol.Accept,
+		MaxSessions:        sc.MaxSessions,
+	}
+	svc, err := balancer.NewService(spec, primary, backup, fallback, persist)
+	if err != nil {
+		line, col := p.cfg.Pos(fmt.Sprintf("services[%d].scheduler", i))
+		return nil, fmt.Errorf("%s:%d:%d: services[%d].scheduler: %w", p.cfg.File, line, col, i, err)
+	}
+	return svc, nil
+}
+
+// backend reuses the live backend for k (its weight and limit updated at
+// commit) or makes a new one.
+func (p *plan) backend(k backendKey, live map[backendKey]*balancer.Backend, weight, maxConns int) *balancer.Backend {
+	if b := p.backends[k]; b != nil {
+		return b
+	}
+	b := live[k]
+	if b == nil {
+		b = balancer.NewBackend(k.addr, weight, maxConns)
+	} else {
+		p.commit = append(p.commit, func() {
+			b.SetWeight(weight)
+			b.SetMaxConns(maxConns)
+		})
+	}
+	p.backends[k] = b
+	return b
+}

@@ -1,0 +1,75 @@
+package daemon
+
+import (
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+)
+
+var _ admin.Source = (*Daemon)(nil)
+
+// Status reports the running state for the admin API. It reads only the
+// published snapshot and atomics, so it is safe from any goroutine.
+func (d *Daemon) Status() admin.Status {
+	st := admin.Status{Version: d.opt.Version, Started: d.started}
+	snap := d.snap.Load()
+	if snap == nil {
+		return st
+	}
+	st.Node = snap.cfg.Node.Name
+	st.ConfigFile = snap.cfg.File
+	st.ConfigHash = snap.hash
+	st.Reloads.OK = d.reloadsOK.Load()
+	st.Reloads.Failed = d.reloadsFailed.Load()
+	if r := d.lastReload.Load(); r != nil {
+		st.Reloads.Last = r.at
+		st.Reloads.LastError = r.err
+	}
+	for _, svc := range snap.services {
+		s := admin.Service{
+			Name:      svc.Name,
+			Protocol:  svc.Protocol,
+			Listen:    svc.Listen.String(),
+			Scheduler: svc.Scheduler,
+			Backends:  []admin.Backend{},
+		}
+		if p := svc.Persistence(); p != nil {
+			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
+		}
+		if l := snap.fronts[svc.Name]; l != nil {
+			s.Counters = l.counters()
+		}
+		for _, b := range svc.Primary() {
+			s.Backends = append(s.Backends, backendStatus(b, admin.RolePrimary))
+		}
+		for _, b := range svc.Backup() {
+			s.Backends = append(s.Backends, backendStatus(b, admin.RoleBackup))
+		}
+		if b := svc.Fallback(); b != nil {
+			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback))
+		}
+		st.Services = append(st.Services, s)
+	}
+	return st
+}
+
+func backendStatus(b *balancer.Backend, role string) admin.Backend {
+	s := b.Stats()
+	return admin.Backend{
+		Address:         b.Addr.String(),
+		Role:            role,
+		Weight:          s.Weight,
+		MaxConnections:  s.MaxConnections,
+		Healthy:         s.Healthy,
+		Available:       b.Available(),
+		Active:          s.Active,
+		Total:           s.Total,
+		ConnectFailures: s.ConnectFailed,
+		BytesIn:         s.BytesIn,
+		BytesOut:        s.BytesOut,
+	}
+}
+
+// AdminAddr is the admin API's bound address, or "" when it is off.
+func (d *Daemon) AdminAddr() string {
+	return d.adminAddr.Load().(string)
+}

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestUDPService(t *testing.T) {
+	t.Parallel()
+	var backends []string
+	for i := range 2 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo(append([]byte(fmt.Sprintf("u%d:", i)), buf[:n]...), from)
+			}
+		}()
+		backends = append(backends, pc.LocalAddr().String())
+	}
+	listen := freeAddr(t, "udp")
+	startNode(t, fmt.Sprintf(`admin: { listen: ADMIN }
+services:
+  - name: dns
+    listen: %s
+    protocol: udp
+    scheduler: rr
+    backends: [ { address: %s }, { address: %s } ]
+`, listen, backends[0], backends[1]))
+
+	seen := map[string]int{}
+	for client := range 4 {
+		c, err := net.Dial("udp", listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var first string
+		for i := range 5 {
+			msg := fmt.Sprintf("c%d-%d", client, i)
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 2048)
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("client %d datagram %d: %v", client, i, err)
+			}
+			name, body, _ := strings.Cut(string(buf[:n]), ":")
+			if body != msg {
+				t.Fatalf("got reply %q, want echo of %q", buf[:n], msg)
+			}
+			if first == "" {
+				first = name
+			} else if name != first {
+				t.Fatalf("client %d: answered by %s then %s, want one session on one backend", client, first, name)
+			}
+		}
+		seen[first]++
+		c.Close()
+	}
+	if seen["u0"] != 2 || seen["u1"] != 2 {
+		t.Errorf("sessions per backend: got %v, want 2 each under rr", seen)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("services:\n  - name: web\n    listen: 127.0.0.1:8080\n    backends: [ { address: 127.0.0.1:9001 } ]\n"), 0o644)
+	os.WriteFile(bad, []byte("services:\n  - name: web\n    lisen: 127.0.0.1:8080\n    scheduler: nope\n    backends: [ { address: 127.0.0.1:9001, weight: -1 } ]\n"), 0o644)
+
+	out, err := exec.Command(binary, "check", "-c", good).CombinedOutput()
+	if err != nil {
+		t.Fatalf("check good config: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binary, "check", "-c", bad).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("check bad config: got %v, want exit status 1\n%s", err, out)
+	}
+	for _, want := range []string{"bad.yaml:3:", "lisen", "bad.yaml:4:", "scheduler", "bad.yaml:5:", "weight"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestStatusCommand(t *testing.T) {
+	t.Parallel()
+	bs := startBackends(t, 2)
+	listen := freeAddr(t, "tcp")
+	n := startNode(t, tcpConfig(listen, "rr", "", bs, []int{1, 0}))
+	for range 3 {
+		if _, err := ask(listen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(binary, "status", "--admin", n.admin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, re := range []string{
+		`(?m)^TCP\s+` + regexp.QuoteMeta(listen) + `\s+web\s+rr\s+-\s+0\s+3\s`,
+		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[0].addr) + `\s+primary\s+up\s+1\s+-\s+0\s+3\s`,
+		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[1].addr) + `\s+primary\s+quiesced\s+0\s+-\s+0\s+0\s`,
+	} {
+		if !regexp.MustCompile(re).Match(out) {
+			t.Errorf("status output does not match %s:\n%s", re, out)
+		}
+	}
+	js, err := exec.Command(binary, "status", "--admin", n.admin, "--json").Output()
+	if err != nil || !strings.Contains(string(js), `"scheduler": "rr"`) {
+		t.Errorf("status --json: %v\n%s", err, js)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	web, udp, adm := freeAddr(t, "tcp"), freeAddr(t, "udp"), freeAddr(t, "tcp")
+	cmd := exec.Command(binary, "demo", "--web", web, "--udp", udp, "--admin", adm)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	go io.Copy(io.Discard, bufio.NewReader(stdout))
+
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err = http.Get("http://" + adm + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("demo not ready: %v", err)
+	}
+	counts := map[string]int{}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 60 {
+		resp, err := client.Get("http://" + web + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`demo backend (\d)`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("unexpected demo answer %q", body)
+		}
+		counts[string(m[1])]++
+	}
+	// Weights 1:2:3 under weighted round robin.
+	if counts["1"] != 10 || counts["2"] != 20 || counts["3"] != 30 {
+		t.Errorf("demo distribution: got %v, want 1:10 2:20 3:30", counts)
+	}
+}
