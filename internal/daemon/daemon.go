@@ -52,7 +52,7 @@ type Daemon struct {
 
 	snap      atomic.Pointer[snapshot]
 	adminAddr atomic.Value // string: the admin API's bound address
-	started time.Time
+	started   time.Time
 
 	reloadsOK, reloadsFailed atomic.Uint64
 	lastReload               atomic.Pointer[reloadResult]
