@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# bench/l4/run.sh — layer-4 benchmark: fulcrum vs HAProxy (mode tcp) vs
+# direct-to-backend, on loopback, in one run. docs/BENCHMARKS.md ("Layer 4")
+# explains the method and how to read the output.
+#
+# For every target it measures:
+#   conn/s   new connections per second: CONCURRENCY workers each loop
+#            "connect, send 64 bytes, read a 64-byte reply, close";
+#   MB/s     bulk throughput: STREAMS parallel streams backend -> client
+#            (10^6 bytes per second).
+# Every measurement is repeated REPEAT times, interleaved across targets
+# (direct, haproxy, fulcrum, direct, ...); the median is reported.
+#
+# Environment (defaults in brackets):
+#   DURATION [5]        measured seconds per run (each run adds 0.5 s warm-up)
+#   CONCURRENCY [64]    connection-rate workers
+#   STREAMS [8]         bulk streams
+#   REPEAT [3]          runs per target and metric
+#   THREADS [1]         CPU budget of each proxy: fulcrum GOMAXPROCS and
+#                       HAProxy nbthread
+#   PIN [auto]          auto: pin the proxy under test to CPUs 0..THREADS-1
+#                       and backends + load generator to the others (needs
+#                       nproc > THREADS); 0: no pinning
+#   HAPROXY_SPLICE [1]  1: HAProxy forwards with splice(2) (option
+#                       splice-auto), as fulcrum does through Go's io.Copy;
+#                       0: HAProxy's default buffer copies
+#   TARGETS ["direct haproxy fulcrum"]
+#   PORT_BASE [18080]   first of 8 consecutive loopback ports; moved up by
+#                       100 until all 8 are free
+#   FULCRUM_BIN         use this fulcrum binary instead of building one
+#   RESULTS             append every raw JSON result line to this file
+#   QUIET_WAIT [5]      before each run, wait up to this many seconds until
+#                       other programs use less than QUIET_BUSY [25] % of a core
+#   NICE [0]            run every bench process (proxies, backends, load
+#                       generator) at this nice level; -10 shields the
+#                       measurement from other busy programs on a shared
+#                       machine (they still show up in other_cpu)
+#   NOISE_MAX [30]      a run during which other programs used more than this
+#                       % of a core is repeated, at most MAX_RETRIES [6] times
+#                       per invocation; the least disturbed attempt counts
+#
+# Only 127.0.0.1 is used and no system setting is changed (haproxy is
+# installed with apt-get when missing). Every process started here is killed
+# on exit.
+set -euo pipefail
+
+DURATION=${DURATION:-5}
+CONCURRENCY=${CONCURRENCY:-64}
+STREAMS=${STREAMS:-8}
+REPEAT=${REPEAT:-3}
+THREADS=${THREADS:-1}
+PIN=${PIN:-auto}
+HAPROXY_SPLICE=${HAPROXY_SPLICE:-1}
+TARGETS=${TARGETS:-"direct haproxy fulcrum"}
+PORT_BASE=${PORT_BASE:-18080}
+RESULTS=${RESULTS:-}
+QUIET_WAIT=${QUIET_WAIT:-5}
+QUIET_BUSY=${QUIET_BUSY:-25}
+NOISE_MAX=${NOISE_MAX:-30}
+MAX_RETRIES=${MAX_RETRIES:-6}
+NICE=${NICE:-0}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+log() { printf '%s\n' "l4bench: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+for v in DURATION CONCURRENCY STREAMS REPEAT THREADS PORT_BASE; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: want a positive integer"
+done
+for v in QUIET_WAIT QUIET_BUSY NOISE_MAX MAX_RETRIES; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v}: want a number"
+done
+[[ $NICE =~ ^-?[0-9]+$ ]] || die "NICE=$NICE: want an integer"
+
+# ---- cleanup: every process started here is recorded and killed on exit ----
+work=$(mktemp -d /tmp/fulcrum-l4bench.XXXXXX)
+pids=()
+cleanup() {
+	local p i
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for ((i = 0; i < 20; i++)); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+
+# json_num FIELD — print the number after "FIELD": in the JSON line on stdin.
+json_num() { sed -n "s/.*\"$1\":\\([-0-9.e+]*\\).*/\\1/p"; }
+# lt A B — succeed when number A < number B.
+lt() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a+0 < b+0)}'; }
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+# ---- haproxy ----
+if has_target haproxy && ! command -v haproxy >/dev/null; then
+	log "haproxy missing: installing it with apt-get (waits up to 10 min for the dpkg lock)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get -o DPkg::Lock::Timeout=600 install -y haproxy >&2 ||
+		{ apt-get -o DPkg::Lock::Timeout=600 update >&2 &&
+			apt-get -o DPkg::Lock::Timeout=600 install -y haproxy >&2; } ||
+		die "cannot install haproxy"
+fi
+
+# ---- build ----
+log "building into $work"
+(cd "$root" && go build -o "$work/backend" ./bench/l4/backend && go build -o "$work/loadgen" ./bench/l4/loadgen) ||
+	die "cannot build the bench tools"
+fulcrum_note=""
+if has_target fulcrum; then
+	if [[ -n ${FULCRUM_BIN:-} ]]; then
+		cp "$FULCRUM_BIN" "$work/fulcrum"
+	elif ! (cd "$root" && go build -o "$work/fulcrum" ./cmd/fulcrum) >"$work/fulcrum-build.log" 2>&1; then
+		cat "$work/fulcrum-build.log" >&2
+		fulcrum_note="fulcrum did not build; it was left out of this run"
+		log "WARNING: $fulcrum_note"
+		TARGETS=$(sed 's/\bfulcrum\b//' <<<"$TARGETS")
+	fi
+fi
+
+# ---- CPU placement ----
+ncpu=$(nproc)
+proxy_cpus="" load_cpus=""
+if [[ $PIN == auto ]] && ((ncpu > THREADS)); then
+	proxy_cpus="0-$((THREADS - 1))"
+	load_cpus="$THREADS-$((ncpu - 1))"
+	placement="proxy on CPU $proxy_cpus, backends and load generator on CPU $load_cpus (taskset)"
+else
+	placement="not pinned (PIN=$PIN, nproc=$ncpu, THREADS=$THREADS)"
+fi
+on_cpus() { # on_cpus CPULIST CMD... — exec CMD at nice NICE, pinned to CPULIST ("" = anywhere)
+	local cpus=$1
+	shift
+	if [[ -n $cpus ]]; then exec nice -n "$NICE" taskset -c "$cpus" "$@"; else exec nice -n "$NICE" "$@"; fi
+}
+
+# ---- ports ----
+port_free() { [[ -z $(ss -Htanl "( sport = :$1 )" 2>/dev/null) ]]; }
+base=$PORT_BASE
+for ((try = 1; ; try++)); do
+	ok=1
+	for i in 0 1 2 3 4 5 6 7; do port_free $((base + i)) || { ok=0; break; }; done
+	((ok)) && break
+	((try < 10)) || die "no 8 consecutive free ports found from $PORT_BASE"
+	base=$((base + 100))
+done
+ip=127.0.0.1
+p_reply1=$ip:$base p_reply2=$ip:$((base + 1)) p_bulk1=$ip:$((base + 2)) p_bulk2=$ip:$((base + 3))
+p_hap_conn=$ip:$((base + 4)) p_hap_bulk=$ip:$((base + 5))
+p_ful_conn=$ip:$((base + 6)) p_ful_bulk=$ip:$((base + 7))
+
+declare -A pid_of conn_addr bulk_addr
+conn_addr[direct]="$p_reply1,$p_reply2"
+bulk_addr[direct]="$p_bulk1,$p_bulk2"
+
+# ---- backends ----
+(on_cpus "$load_cpus" "$work/backend" -reply "$p_reply1,$p_reply2" -bulk "$p_bulk1,$p_bulk2") 2>"$work/backend.log" &
+backend_pid=$!
+pids+=("$backend_pid")
+"$work/loadgen" -mode wait -d 10s -addr "$p_reply1,$p_reply2,$p_bulk1,$p_bulk2" ||
+	{ cat "$work/backend.log" >&2; die "backends did not start"; }
+
+# ---- HAProxy ----
+haproxy_version=""
+if has_target haproxy; then
+	haproxy_version=$(haproxy -v | sed -n 1p)
+	# HAProxy refuses to start when the fd limit cannot hold maxconn (two fds
+	# per connection plus splice pipes); the bench needs far fewer.
+	maxconn=$((($(ulimit -Hn) - 500) / 3))
+	if ((maxconn > 50000)); then maxconn=50000; fi
+	splice=""
+	if ((HAPROXY_SPLICE)); then splice="option splice-auto"; fi
+	cat >"$work/haproxy.cfg" <<EOF
+global
+    nbthread $THREADS
+    maxconn $maxconn
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    $splice
+frontend conn
+    bind $p_hap_conn
+    default_backend conn
+backend conn
+    balance roundrobin
+    server b1 $p_reply1
+    server b2 $p_reply2
+frontend bulk
+    bind $p_hap_bulk
+    default_backend bulk
+backend bulk
+    balance roundrobin
+    server b1 $p_bulk1
+    server b2 $p_bulk2
+EOF
+	(on_cpus "$proxy_cpus" haproxy -db -f "$work/haproxy.cfg") >"$work/haproxy.log" 2>&1 &
+	pid_of[haproxy]=$!
+	pids+=("$!")
+	conn_addr[haproxy]=$p_hap_conn
+	bulk_addr[haproxy]=$p_hap_bulk
+	"$work/loadgen" -mode wait -d 10s -addr "$p_hap_conn,$p_hap_bulk" ||
+		{ cat "$work/haproxy.log" >&2; die "haproxy did not start"; }
+fi
+
+# ---- fulcrum ----
+fulcrum_version=""
+if has_target fulcrum; then
+	fulcrum_version=$("$work/fulcrum" version 2>&1 | sed -n 1p || true)
+	cat >"$work/fulcrum.yaml" <<EOF
+admin: { listen: "off" }
+log: { level: warn }
+services:
+  - name: conn
+    listen: $p_ful_conn
+    protocol: tcp
+    scheduler: rr
+    backends:
+      - { address: $p_reply1 }
+      - { address: $p_reply2 }
+  - name: bulk
+    listen: $p_ful_bulk
+    protocol: tcp
+    scheduler: rr
+    backends:
+      - { address: $p_bulk1 }
+      - { address: $p_bulk2 }
+EOF
+	(
+		export GOMAXPROCS=$THREADS
+		on_cpus "$proxy_cpus" "$work/fulcrum" run -c "$work/fulcrum.yaml"
+	) >"$work/fulcrum.log" 2>&1 &
+	pid_of[fulcrum]=$!
+	pids+=("$!")
+	conn_addr[fulcrum]=$p_ful_conn
+	bulk_addr[fulcrum]=$p_ful_bulk
+	"$work/loadgen" -mode wait -d 10s -addr "$p_ful_conn,$p_ful_bulk" ||
+		{ cat "$work/fulcrum.log" >&2; die "fulcrum did not start"; }
+fi
+
+read -r -a targets <<<"$TARGETS"
+((${#targets[@]} > 0)) || die "no targets left"
+
+# ---- measure ----
+mkdir -p "$work/res"
+retries=0 noisy=0
+
+# wait_quiet — wait up to QUIET_WAIT seconds for other programs to calm down.
+wait_quiet() {
+	local deadline=$((SECONDS + QUIET_WAIT)) busy
+	while :; do
+		busy=$("$work/loadgen" -mode idle -d 0.5s | json_num busy_pct)
+		lt "$busy" "$QUIET_BUSY" && return 0
+		if ((SECONDS >= deadline)); then
+			log "other programs keep ${busy}% of a core busy; measuring anyway"
+			return 0
+		fi
+	done
+}
+
+# run_loadgen MODE TARGET — one measurement; prints loadgen's JSON line.
+run_loadgen() {
+	local mode=$1 t=$2 args
+	if [[ $mode == conn ]]; then
+		args=(-mode conn -c "$CONCURRENCY" -addr "${conn_addr[$t]}")
+	else
+		args=(-mode bulk -c "$STREAMS" -dir down -addr "${bulk_addr[$t]}")
+	fi
+	if [[ -n ${pid_of[$t]:-} ]]; then
+		kill -0 "${pid_of[$t]}" 2>/dev/null || { cat "$work/$t.log" >&2; die "$t exited"; }
+		args+=(-pid "${pid_of[$t]}")
+	fi
+	wait_quiet
+	(on_cpus "$load_cpus" "$work/loadgen" "${args[@]}" -ours "$backend_pid" -d "${DURATION}s" -label "$t") ||
+		die "loadgen failed for $mode $t"
+}
+
+# measure MODE TARGET — one measurement, repeated while other programs
+# disturbed it (within MAX_RETRIES); records the least disturbed attempt.
+measure() {
+	local mode=$1 t=$2 out other best="" best_other=""
+	while :; do
+		out=$(run_loadgen "$mode" "$t")
+		if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
+		other=$(json_num other_cpu_pct <<<"$out")
+		if [[ -z $best ]] || lt "$other" "$best_other"; then best=$out best_other=$other; fi
+		lt "$NOISE_MAX" "$other" || break
+		if ((retries >= MAX_RETRIES)); then
+			noisy=$((noisy + 1))
+			log "$mode $t: other programs used ${other}% of a core; no retries left, keeping the run"
+			break
+		fi
+		retries=$((retries + 1))
+		log "$mode $t: other programs used ${other}% of a core; repeating the run"
+	done
+	out=$best other=$best_other
+
+	local value cpu errors unit=MB/s
+	if [[ $mode == conn ]]; then
+		value=$(json_num rate <<<"$out") unit=conn/s
+	else
+		value=$(json_num mb_per_s <<<"$out")
+	fi
+	cpu=$(json_num proc_cpu_pct <<<"$out")
+	errors=$(json_num errors <<<"$out")
+	echo "$value" >>"$work/res/$mode.$t"
+	echo "$errors" >>"$work/res/$mode.$t.err"
+	echo "$other" >>"$work/res/other"
+	if [[ -n $cpu ]]; then
+		echo "$cpu" >>"$work/res/$mode.$t.cpu"
+		if [[ $mode == conn ]]; then # proxy CPU time per connection, µs
+			awk -v c="$cpu" -v r="$value" 'BEGIN{if(r>0)printf "%.1f\n", c/100*1e6/r}' >>"$work/res/conn.$t.us"
+		fi
+	fi
+	log "$(printf '%-4s %-8s %9s %-6s proxy_cpu=%s%% other_cpu=%s%% errors=%s cores=%s' "$mode" "$t" "$value" "$unit" \
+		"${cpu:--}" "$other" "$errors" "$(sed -n 's/.*"cpu_busy_pct":\[\([^]]*\)\].*/\1/p' <<<"$out")")"
+	if [[ $errors != 0 ]]; then
+		log "$mode $t errors: $(sed -n 's/.*"error_kinds":\({[^}]*}\).*/\1/p' <<<"$out")"
+	fi
+}
+
+log "targets: ${targets[*]}; $placement; THREADS=$THREADS DURATION=${DURATION}s REPEAT=$REPEAT CONCURRENCY=$CONCURRENCY STREAMS=$STREAMS"
+for ((r = 1; r <= REPEAT; r++)); do
+	log "round $r/$REPEAT"
+	for t in "${targets[@]}"; do measure conn "$t"; done
+	for t in "${targets[@]}"; do measure bulk "$t"; done
+done
+
+# ---- report ----
+median() { # median FILE — "-" when FILE is missing or empty
+	if [[ ! -s $1 ]]; then
+		echo -
+		return
+	fi
+	sort -g "$1" | awk '{a[NR]=$1} END{if(NR%2)print a[(NR+1)/2];else print (a[NR/2]+a[NR/2+1])/2}'
+}
+sum() { awk '{s+=$1} END{print s+0}' "$1"; }
+spread() { sort -g "$1" | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}'; }
+fmt0() { awk -v v="$1" 'BEGIN{if(v=="-")print "-";else printf "%.0f\n", v}'; }
+declare -A med
+for t in "${targets[@]}"; do
+	med[conn.$t]=$(median "$work/res/conn.$t")
+	med[bulk.$t]=$(median "$work/res/bulk.$t")
+	med[us.$t]=$(median "$work/res/conn.$t.us")
+done
+
+echo
+echo "### Layer 4: fulcrum vs HAProxy vs direct (loopback)"
+echo
+echo "- machine: $ncpu CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)), Linux $(uname -r), $(go version | cut -d' ' -f3)"
+if [[ -n $haproxy_version ]]; then
+	echo "- ${haproxy_version%% - *}: nbthread $THREADS, splice $([[ $HAPROXY_SPLICE == 1 ]] && echo on || echo off)"
+fi
+if [[ -n $fulcrum_version ]]; then echo "- fulcrum: $fulcrum_version, GOMAXPROCS=$THREADS"; fi
+echo "- placement: $placement$( ((NICE == 0)) || echo ", nice $NICE")"
+echo "- median of $REPEAT runs of ${DURATION}s each; conn: $CONCURRENCY workers, 64-byte request and reply, client closes; bulk: $STREAMS streams backend→client"
+echo
+echo "| target | conn/s | proxy CPU µs/conn | bulk MB/s | proxy CPU % (conn / bulk) | errors (conn / bulk) |"
+echo "|---|---:|---:|---:|---:|---:|"
+for t in "${targets[@]}"; do
+	printf '| %s | %s | %s | %s | %s / %s | %s / %s |\n' "$t" \
+		"$(fmt0 "${med[conn.$t]}")" "$(fmt0 "${med[us.$t]}")" "$(fmt0 "${med[bulk.$t]}")" \
+		"$(median "$work/res/conn.$t.cpu")" "$(median "$work/res/bulk.$t.cpu")" \
+		"$(sum "$work/res/conn.$t.err")" "$(sum "$work/res/bulk.$t.err")"
+done
+echo
+if [[ -n ${med[conn.fulcrum]:-} && -n ${med[conn.haproxy]:-} ]]; then
+	awk -v fc="${med[conn.fulcrum]}" -v hc="${med[conn.haproxy]}" \
+		-v fb="${med[bulk.fulcrum]}" -v hb="${med[bulk.haproxy]}" \
+		-v fu="${med[us.fulcrum]}" -v hu="${med[us.haproxy]}" \
+		'BEGIN{printf "fulcrum / HAProxy: conn/s **%.2f×**, bulk MB/s **%.2f×**; proxy CPU per connection %.2f× (lower is better)\n", fc/hc, fb/hb, fu/hu}'
+	echo
+fi
+echo "Other programs used a median $(median "$work/res/other")% of a core during the kept runs (max $(sort -g "$work/res/other" | sed -n '$p')%); $retries runs were repeated because of them, $noisy kept although disturbed."
+echo
+echo "All runs (min–max):"
+for t in "${targets[@]}"; do
+	printf -- '- %s: conn/s %s, MB/s %s\n' "$t" "$(spread "$work/res/conn.$t")" "$(spread "$work/res/bulk.$t")"
+done
+if [[ -n $fulcrum_note ]]; then
+	echo
+	echo "WARNING: $fulcrum_note"
+fi
