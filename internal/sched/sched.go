@@ -29,6 +29,15 @@ type Backend interface {
 	Active() int64
 }
 
+// Named may be implemented by a Backend that has a stable name, typically
+// its address. maglev derives a backend's place in the table from its name
+// when it has one, so a reload that reorders, adds or removes backends
+// moves only the keys it has to; otherwise the backend's position in the
+// slice stands in for it. Name must not change for the Backend's lifetime.
+type Named interface {
+	Name() string
+}
+
 // Key describes the connection being scheduled. The caller hashes what the
 // algorithm needs once, so picking itself never allocates.
 type Key struct {
@@ -45,9 +54,11 @@ type Key struct {
 
 // Scheduler picks one of the backends it was built with.
 //
-// Pick is safe for concurrent use by any number of goroutines, does not
-// allocate, and returns the index of the chosen backend in the slice passed
-// to New, or -1 when no backend is available.
+// Pick is safe for concurrent use by any number of goroutines and returns
+// the index of the chosen backend in the slice passed to New, or -1 when
+// no backend is available. It does not allocate, except that the one pick
+// which first sees the backends' weights or availability change may build
+// a new lookup table (wrr, sh, dh, maglev).
 type Scheduler interface {
 	Pick(k Key) int
 }

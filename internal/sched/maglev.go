@@ -1,0 +1,108 @@
+package sched
+
+func init() { register("maglev", newMaglev) }
+
+// maglevSize is the lookup table size: prime, as Maglev requires, and
+// large enough that ten backends' shares differ by well under 1%.
+const maglevSize = 65537
+
+// maglev is Google's Maglev consistent hashing (Eisenbud et al., NSDI
+// 2016) over Key.Source. Each backend fills table entries in the order of
+// its own permutation of the table, taking turns with the others in
+// proportion to its weight; a key is served by the backend in the entry
+// its hash selects. When a backend leaves, the entries it held are
+// refilled by the others and few entries change hands between survivors,
+// so few connections move.
+//
+// The table is built from the effective weights, so a backend that goes
+// down or fills up is left out exactly as if it had been removed, and
+// taken back when it returns; flapping between recent states reuses the
+// tables already built (see layouts).
+type maglev struct {
+	backends []Backend
+	// offset and skip define backend i's permutation: entry j of it is
+	// (offset[i] + j*skip[i]) mod maglevSize.
+	offset, skip []uint64
+	table        *layouts[[]int32]
+}
+
+var _ Scheduler = (*maglev)(nil)
+
+func newMaglev(bs []Backend) Scheduler {
+	m := &maglev{
+		backends: bs,
+		offset:   make([]uint64, len(bs)),
+		skip:     make([]uint64, len(bs)),
+	}
+	for i, b := range bs {
+		// A name keeps a backend's permutation across reloads that
+		// reorder the backends; without one, its position has to do.
+		id := Mix(uint64(i) + 1)
+		if n, ok := b.(Named); ok {
+			id = HashString(n.Name())
+		}
+		m.offset[i] = id % maglevSize
+		m.skip[i] = Mix(id^golden)%(maglevSize-1) + 1
+	}
+	m.table = newLayouts(bs, effectiveWeight, m.build)
+	return m
+}
+
+func (m *maglev) Pick(k Key) int {
+	t := m.table.load().v
+	if len(t) == 0 {
+		return -1
+	}
+	i := int(t[Mix(k.Source)%maglevSize])
+	if usable(m.backends[i]) {
+		return i
+	}
+	// Only reached on a table being rebuilt by another pick.
+	return firstUsable(m.backends, i+1)
+}
+
+// build fills the table. In every round each backend earns its weight in
+// credit and places one entry per maxWeight of credit, so the heaviest
+// backends place one entry a round and the others proportionally fewer.
+func (m *maglev) build(weights []int32) []int32 {
+	var maxWeight int64
+	for _, w := range weights {
+		maxWeight = max(maxWeight, int64(w))
+	}
+	if maxWeight == 0 {
+		return nil
+	}
+	table := make([]int32, maglevSize)
+	for i := range table {
+		table[i] = -1
+	}
+	next := make([]uint64, len(weights)) // next candidate entry per backend
+	copy(next, m.offset)
+	credit := make([]int64, len(weights))
+	for filled := 0; ; {
+		for i, w := range weights {
+			if w <= 0 {
+				continue
+			}
+			credit[i] += int64(w)
+			if credit[i] < maxWeight {
+				continue
+			}
+			credit[i] -= maxWeight
+			c := next[i]
+			for table[c] >= 0 {
+				if c += m.skip[i]; c >= maglevSize {
+					c -= maglevSize
+				}
+			}
+			table[c] = int32(i)
+			if c += m.skip[i]; c >= maglevSize {
+				c -= maglevSize
+			}
+			next[i] = c
+			if filled++; filled == maglevSize {
+				return table
+			}
+		}
+	}
+}
