@@ -117,3 +117,7 @@ func (b *Backend) Stats() Stats {
 		Healthy:        b.Healthy(),
 	}
 }
+
+// Name identifies b to schedulers that place backends by name (maglev), so
+// a reload that reorders backends moves as few clients as possible.
+func (b *Backend) Name() string { return b.Addr.String() }

@@ -193,7 +193,8 @@ func TestPersistenceBounded(t *testing.T) {
 		t.Fatalf("Len: got %d, want <= %d", n, max)
 	}
 	// The newest entry always survives its own insertion.
-	last := netip.AddrFrom4([4]byte{10, byte(99_999 >> 16), byte(99_999 >> 8), byte(99_999 & 0xff)})
+	const n = 99_999
+	last := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8 & 0xff), byte(n & 0xff)})
 	if p.Lookup(last) != b {
 		t.Fatalf("newest entry evicted")
 	}
