@@ -51,6 +51,8 @@ type Counters struct {
 	ConnectFailures  uint64 `json:"connect_failures"`
 	ProxyHeaderError uint64 `json:"proxy_header_errors,omitempty"`
 	Dropped          uint64 `json:"dropped,omitempty"`
+	SendErrors       uint64 `json:"send_errors,omitempty"`
+	IdleTimeouts     uint64 `json:"idle_timeouts"`
 }
 
 // Roles a backend can have in a service.

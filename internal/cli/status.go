@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -96,29 +95,58 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	if st.Reloads.LastError != "" {
 		fmt.Fprintf(w, "Last reload failed: %s\n", firstLine(st.Reloads.LastError))
 	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "Prot\tLocalAddress:Port\tService\tScheduler\tFlags\tActive\tConns\tNoBackend\tConnFail\t")
-	fmt.Fprintln(tw, "  -> RemoteAddress:Port\tRole\tState\tWeight\tMax\tActive\tConns\tConnFail\tInBytes\tOutBytes")
+	// Like ipvsadm: a line per service, its backends indented below it,
+	// the backend columns aligned across all services.
+	rows := [][]string{{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes"}}
 	for _, s := range st.Services {
-		flags := "-"
-		if p := s.Persistence; p != nil {
-			flags = fmt.Sprintf("persistent %gs (%d)", p.TimeoutSeconds, p.Entries)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n",
-			strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler, flags,
-			s.Counters.Active, s.Counters.Accepted, s.Counters.NoBackend, s.Counters.ConnectFailures)
 		for _, b := range s.Backends {
 			max := "-"
 			if b.MaxConnections > 0 {
 				max = fmt.Sprint(b.MaxConnections)
 			}
-			fmt.Fprintf(tw, "  -> %s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\n",
-				b.Address, b.Role, backendState(b), b.Weight, max, b.Active, b.Total, b.ConnectFailures,
-				humanBytes(b.BytesIn), humanBytes(b.BytesOut))
+			rows = append(rows, []string{"  -> " + b.Address, b.Role, backendState(b), fmt.Sprint(b.Weight), max,
+				fmt.Sprint(b.Active), fmt.Sprint(b.Total), fmt.Sprint(b.ConnectFailures), humanBytes(b.BytesIn), humanBytes(b.BytesOut)})
 		}
 	}
-	tw.Flush()
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	line := func(r []string) {
+		var b strings.Builder
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-len(c)+2))
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Prot LocalAddress:Port Service Scheduler Flags")
+	line(rows[0])
+	next := 1
+	for _, s := range st.Services {
+		fmt.Fprintf(w, "%-4s %s %s %s", strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler)
+		if p := s.Persistence; p != nil {
+			fmt.Fprintf(w, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
+		}
+		c := s.Counters
+		fmt.Fprintf(w, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
+		if c.ProxyHeaderError > 0 {
+			fmt.Fprintf(w, " proxy-header-errors %d", c.ProxyHeaderError)
+		}
+		if c.Dropped > 0 {
+			fmt.Fprintf(w, " dropped %d", c.Dropped)
+		}
+		fmt.Fprintln(w, "]")
+		for range s.Backends {
+			line(rows[next])
+			next++
+		}
+	}
 }
 
 func backendState(b admin.Backend) string {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/l4"
 )
 
 var _ admin.Source = (*Daemon)(nil)
@@ -72,4 +73,23 @@ func backendStatus(b *balancer.Backend, role string) admin.Backend {
 // AdminAddr is the admin API's bound address, or "" when it is off.
 func (d *Daemon) AdminAddr() string {
 	return d.adminAddr.Load().(string)
+}
+
+func (l *listener) counters() admin.Counters {
+	var s l4.Stats
+	if l.udp != nil {
+		s = l.udp.Stats()
+	} else {
+		s = l.tcp.Stats()
+	}
+	return admin.Counters{
+		Accepted:         s.Accepted,
+		Active:           s.Active,
+		NoBackend:        s.NoBackend,
+		ConnectFailures:  s.ConnectFailures,
+		ProxyHeaderError: s.ProxyHeaderErrors,
+		Dropped:          s.Dropped,
+		SendErrors:       s.SendErrors,
+		IdleTimeouts:     s.IdleTimeouts,
+	}
 }

@@ -120,7 +120,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
 	for _, re := range []string{
-		`(?m)^TCP\s+` + regexp.QuoteMeta(listen) + `\s+web\s+rr\s+-\s+0\s+3\s`,
+		`(?m)^TCP  ` + regexp.QuoteMeta(listen) + ` web rr  \[conns 3 active 0 no-backend 0 connect-failures 0\]$`,
 		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[0].addr) + `\s+primary\s+up\s+1\s+-\s+0\s+3\s`,
 		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[1].addr) + `\s+primary\s+quiesced\s+0\s+-\s+0\s+0\s`,
 	} {

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestRenderStatus(t *testing.T) {
+	t.Parallel()
+	started := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	st := &admin.Status{
+		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started,
+		Reloads: admin.Reloads{OK: 2, Failed: 1, LastError: "fulcrum.yaml:7:16: services[0].backends[0].address: want ip:port\nmore"},
+		Services: []admin.Service{
+			{
+				Name: "web", Protocol: "tcp", Listen: "192.168.0.105:80", Scheduler: "wlc",
+				Persistence: &admin.Persistence{TimeoutSeconds: 360, Entries: 12},
+				Counters:    admin.Counters{Accepted: 1234, Active: 3, NoBackend: 1, ConnectFailures: 2},
+				Backends: []admin.Backend{
+					{Address: "192.168.0.101:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Active: 1, Total: 400, BytesIn: 2048, BytesOut: 5 << 20},
+					{Address: "192.168.0.102:80", Role: admin.RolePrimary, Weight: 3, MaxConnections: 100, Healthy: true, Available: true, Active: 2, Total: 830, ConnectFailures: 2},
+					{Address: "192.168.0.103:80", Role: admin.RoleBackup, Weight: 0, Healthy: true},
+					{Address: "127.0.0.1:8080", Role: admin.RoleFallback, Weight: 1, Healthy: false},
+				},
+			},
+			{
+				Name: "dns", Protocol: "udp", Listen: "[2001:db8::5]:53", Scheduler: "rr",
+				Backends: []admin.Backend{{Address: "[2001:db8::10]:53", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
+			},
+		},
+	}
+	var buf bytes.Buffer
+	renderStatus(&buf, st, started.Add(90*time.Minute+5*time.Second))
+	golden(t, "status.golden", buf.Bytes())
+}
+
+func TestHumanBytes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   uint64
+		want string
+	}{
+		{0, "0B"}, {1023, "1023B"}, {1024, "1.0K"}, {1536, "1.5K"}, {5 << 20, "5.0M"}, {3 << 40, "3.0T"},
+	}
+	for _, tc := range tests {
+		if got := humanBytes(tc.in); got != tc.want {
+			t.Errorf("humanBytes(%d): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
