@@ -1,0 +1,191 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+)
+
+// TCPProxy relays the TCP connections accepted on one listen address to
+// the backends of a service.
+//
+// All methods are safe for concurrent use. Update may be called at any
+// time, Serve once per listener (several listeners may share a proxy),
+// Shutdown once at the end.
+type TCPProxy struct {
+	svc atomic.Pointer[balancer.Service]
+	log *slog.Logger
+	counters
+
+	// mu guards the sets below. Connection goroutines take it once when
+	// they start and once when they end; the per-byte path never does.
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*tcpConn]struct{}
+	closing   bool          // Shutdown was called: refuse new connections
+	drained   chan struct{} // closed once closing and conns is empty
+}
+
+// NewTCP returns a proxy for svc. log is used as given; the caller scopes
+// it with component and service.
+func NewTCP(svc *balancer.Service, log *slog.Logger) *TCPProxy {
+	p := &TCPProxy{
+		log:       log,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*tcpConn]struct{}{},
+		drained:   make(chan struct{}),
+	}
+	p.svc.Store(svc)
+	return p
+}
+
+// Update makes svc the snapshot for new connections. Established
+// connections keep the backend they have.
+func (p *TCPProxy) Update(svc *balancer.Service) { p.svc.Store(svc) }
+
+// Service returns the current snapshot.
+func (p *TCPProxy) Service() *balancer.Service { return p.svc.Load() }
+
+// Active is the number of connections open.
+func (p *TCPProxy) Active() int { return int(p.active.Load()) }
+
+// Stats reads the proxy's counters.
+func (p *TCPProxy) Stats() Stats { return p.counters.stats() }
+
+// Serve accepts connections on ln and proxies each in its own goroutine
+// until ctx is done, ln is closed or Shutdown is called; then it returns
+// nil, closing ln. It backs off on temporary accept errors (out of file
+// descriptors) as net/http does, and returns any other accept error.
+// Connections outlive Serve: Shutdown drains them.
+func (p *TCPProxy) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
+	if !p.addListener(ln) {
+		return nil
+	}
+	defer p.removeListener(ln)
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || p.isClosing() {
+				return nil
+			}
+			var te interface{ Temporary() bool }
+			if !errors.As(err, &te) || !te.Temporary() {
+				return fmt.Errorf("l4: accept on %v: %w", ln.Addr(), err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.log.Warn("accept failed, retrying", "error", err, "delay", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		p.accepted.Add(1)
+		c := &tcpConn{client: conn}
+		if !p.track(c) {
+			conn.Close()
+			continue
+		}
+		go p.handle(ctx, c)
+	}
+}
+
+// Shutdown stops accepting (closing every listener given to Serve) and
+// waits for the open connections to finish. When ctx ends first it closes
+// them all, waits for their goroutines and returns ctx.Err().
+func (p *TCPProxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closing = true
+	for ln := range p.listeners {
+		ln.Close()
+	}
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+
+	select {
+	case <-p.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	n := len(p.conns)
+	for c := range p.conns {
+		c.kill()
+	}
+	p.mu.Unlock()
+	p.log.Info("drain deadline passed, closed remaining connections", "connections", n)
+	// Every socket and pending dial of those connections is closed or
+	// cancelled, so their goroutines end without waiting on any peer.
+	<-p.drained
+	return ctx.Err()
+}
+
+func (p *TCPProxy) addListener(ln net.Listener) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	p.listeners[ln] = struct{}{}
+	return true
+}
+
+func (p *TCPProxy) removeListener(ln net.Listener) {
+	p.mu.Lock()
+	delete(p.listeners, ln)
+	p.mu.Unlock()
+}
+
+func (p *TCPProxy) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closing
+}
+
+// track registers c, or refuses it once Shutdown has begun: a connection
+// that raced with the listener's close is not served.
+func (p *TCPProxy) track(c *tcpConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	p.active.Add(1)
+	return true
+}
+
+func (p *TCPProxy) untrack(c *tcpConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.active.Add(-1)
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+}
+
+func (p *TCPProxy) checkDrainedLocked() {
+	if !p.closing || len(p.conns) > 0 {
+		return
+	}
+	select {
+	case <-p.drained:
+	default:
+		close(p.drained)
+	}
+}
