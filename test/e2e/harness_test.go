@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -200,9 +201,18 @@ type tcpBackend struct {
 	conn map[net.Conn]bool
 }
 
+// backendIPs hands every backend its own loopback address, so the port
+// of a killed backend cannot be taken over by another parallel test.
+var backendIPs atomic.Uint32
+
+func uniqueLoopback() string {
+	n := backendIPs.Add(1)
+	return fmt.Sprintf("127.1.%d.%d", n/250, 1+n%250)
+}
+
 func startTCPBackend(t *testing.T, name string) *tcpBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", uniqueLoopback()+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
