@@ -1,19 +1,27 @@
 // Package config holds fulcrum's configuration schema, loads it strictly
-// from YAML (unknown keys are errors, every error carries file:line and the
-// field path, all errors are reported together), fills in defaults and
-// validates it.
+// from YAML (unknown keys are errors, every error carries file:line:column
+// and the field path, all errors are reported together), fills in defaults
+// and validates it. docs/config.md describes every key.
 //
 // A *Config returned by Load is complete and valid; callers treat it as
 // immutable and build their runtime state from it.
+//
+// Defaults apply to keys the file leaves out (or sets to null). A value the
+// file gives is kept even when it is zero, so "retries: 0" and
+// "netmask: 0" mean what they say.
 package config
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
 // Config is one fulcrum configuration file, identical on every balancer
 // node except for node.name.
+//
+// It remembers where each value was in the file (see Pos); compare two
+// Configs with Hash, or with cmpopts.IgnoreUnexported(Config{}).
 type Config struct {
 	Node     Node      `yaml:"node"`
 	Admin    Admin     `yaml:"admin"`
@@ -23,17 +31,23 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" for inline data).
 	File string `yaml:"-"`
+
+	// pos is where each value given in the file starts, by field path; see
+	// Pos.
+	pos map[string]position
 }
 
 // Node is this balancer node's identity.
 type Node struct {
-	// Name defaults to the hostname.
+	// Name identifies this node to its peers; default the hostname. Letters,
+	// digits, '_', '.' and '-'.
 	Name string `yaml:"name"`
 }
 
 // Admin configures the JSON API, /metrics and the dashboard.
 type Admin struct {
-	// Listen is host:port; default 127.0.0.1:9900. "off" disables it.
+	// Listen is a literal ip:port; default 127.0.0.1:9900. "off" disables
+	// the admin server.
 	Listen string `yaml:"listen"`
 	// TokenFile holds the bearer token required for mutations.
 	TokenFile string `yaml:"token_file"`
@@ -48,7 +62,7 @@ type Log struct {
 // Shutdown configures SIGTERM handling.
 type Shutdown struct {
 	// DrainTimeout bounds how long established connections may finish after
-	// the listeners close; default 30s.
+	// the listeners close; default 30s. 0s closes them at once.
 	DrainTimeout Duration `yaml:"drain_timeout"`
 }
 
@@ -61,29 +75,37 @@ const (
 
 // Service is one virtual service: a listen address and its backends.
 type Service struct {
+	// Name is required and unique: letters, digits, '_', '.' and '-',
+	// starting with a letter or digit.
 	Name string `yaml:"name"`
-	// Listen is ip:port ("[::1]:80" for IPv6). The ip may be a VIP this node
-	// does not hold yet.
+	// Listen is a literal ip:port ("[::1]:80" for IPv6). The ip may be a VIP
+	// this node does not hold yet. No two services of the same protocol
+	// share one.
 	Listen string `yaml:"listen"`
 	// Protocol is tcp (default), udp or http.
 	Protocol string `yaml:"protocol"`
 	// Scheduler is one of sched.Names(); default wlc, as ipvsadm.
-	Scheduler   string       `yaml:"scheduler"`
+	Scheduler string `yaml:"scheduler"`
+	// Persistence, when present, pins clients to backends; nil (the key
+	// left out) means none.
 	Persistence *Persistence `yaml:"persistence"`
-	Backends    []Backend    `yaml:"backends"`
+	// Backends are the real servers; at least one, with distinct addresses.
+	Backends []Backend `yaml:"backends"`
 	// Fallback is ip:port of a sorry server used when no backend (primary or
-	// backup) is available; ldirectord's fallback=.
+	// backup) is available; ldirectord's fallback=. "" means none.
 	Fallback string `yaml:"fallback"`
 	// Retries is how many other backends a TCP connection tries after a
-	// failed connect; default 2.
-	Retries       *int          `yaml:"retries"`
-	Timeouts      Timeouts      `yaml:"timeouts"`
+	// failed connect, 0-16; default 2. A pointer so that 0 can be given.
+	Retries  *int     `yaml:"retries"`
+	Timeouts Timeouts `yaml:"timeouts"`
+	// ProxyProtocol is valid on tcp services only.
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
-	// MaxSessions bounds the UDP session table; default 65536.
+	// MaxSessions bounds the UDP session table, at least 1; default 65536.
 	MaxSessions int `yaml:"max_sessions"`
 }
 
-// Timeouts of a service; zero values are replaced by defaults.
+// Timeouts of a service; each one left out takes its default, and each
+// must be above 0.
 type Timeouts struct {
 	// Connect bounds a TCP connect to a backend; default 5s.
 	Connect Duration `yaml:"connect"`
@@ -109,9 +131,11 @@ type ProxyProtocol struct {
 type Backend struct {
 	// Address is ip:port.
 	Address string `yaml:"address"`
-	// Weight defaults to 1; 0 accepts no new connections (ipvsadm -w 0).
+	// Weight is 0-65535; default 1. 0 accepts no new connections
+	// (ipvsadm -w 0). A pointer so that 0 can be given.
 	Weight *int `yaml:"weight"`
-	// MaxConnections limits connections in flight; 0 means no limit.
+	// MaxConnections limits connections in flight; 0 (default) means no
+	// limit.
 	MaxConnections int `yaml:"max_connections"`
 	// Backup backends take traffic only when no primary is available.
 	Backup bool `yaml:"backup"`
@@ -120,25 +144,42 @@ type Backend struct {
 // Persistence pins a client (its masked address) to a backend, like
 // ipvsadm -p TIMEOUT -M NETMASK.
 type Persistence struct {
-	// Timeout after the client's last connection; default 360s.
+	// Timeout after the client's last connection, above 0; default 360s.
 	Timeout Duration `yaml:"timeout"`
-	// Netmask is the IPv4 prefix length grouping clients; default 32.
+	// Netmask is the IPv4 prefix length grouping clients, 0-32; default 32.
 	Netmask int `yaml:"netmask"`
-	// Netmask6 is the IPv6 prefix length; default 128.
+	// Netmask6 is the IPv6 prefix length, 0-128; default 128.
 	Netmask6 int `yaml:"netmask6"`
-	// MaxEntries bounds the table; default 1048576. When full the oldest
-	// entries of a shard are evicted first.
+	// MaxEntries bounds the table, at least 64; default 1048576. When full
+	// the oldest entries of a shard are evicted first.
 	MaxEntries int `yaml:"max_entries"`
 }
 
 // Duration is a time.Duration that reads "250ms", "2s", "1h30m" or a bare
-// number of seconds.
+// number of seconds. Negative durations are refused.
 type Duration time.Duration
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// ListenAddr returns the parsed listen address. Valid only after Load.
+// String formats d as time.Duration does, without the trailing zero units
+// that make 15m read "15m0s".
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// MarshalYAML writes d as a duration string, which the decoder reads back.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// ListenAddr returns the parsed listen address. It panics unless s was
+// validated, as every service of a Config from Load or Parse is.
 func (s *Service) ListenAddr() netip.AddrPort { return netip.MustParseAddrPort(s.Listen) }
 
 // RetryCount returns the number of retries after defaults.

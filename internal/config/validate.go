@@ -1,0 +1,263 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/fulcrum-lb/fulcrum/internal/sched"
+)
+
+// Limits checked by Validate.
+const (
+	maxWeight         = 65535 // ipvsadm's limit
+	maxRetries        = 16
+	minPersistEntries = 64
+)
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+	protocols  = []string{ProtoTCP, ProtoUDP, ProtoHTTP}
+	proxySends = []string{"", "v1", "v2"}
+)
+
+// Validate checks the meaning of a config whose defaults are applied, as
+// Load returns it, and returns every problem together as Errors, each
+// located by Pos; nil when there is none.
+func (c *Config) Validate() error {
+	if errs := c.check(); len(errs) > 0 {
+		sortErrors(errs)
+		return errs
+	}
+	return nil
+}
+
+// checker collects the problems of one config.
+type checker struct {
+	c    *Config
+	errs Errors
+}
+
+func (k *checker) errorf(path, format string, args ...any) {
+	line, col := k.c.Pos(path)
+	k.errs = append(k.errs, &Error{
+		File: k.c.File, Line: line, Column: col, Field: path,
+		Msg: fmt.Sprintf(format, args...),
+	})
+}
+
+func (c *Config) check() Errors {
+	k := &checker{c: c}
+	switch {
+	case c.Node.Name == "" && c.given("node.name"):
+		k.errorf("node.name", "must not be empty; leave the key out to use the hostname")
+	case c.Node.Name == "":
+		k.errorf("node.name", "required: the default, the hostname, is unavailable")
+	case !nameRE.MatchString(c.Node.Name):
+		k.errorf("node.name", "invalid name %q: want letters, digits, '_', '.' and '-', starting with a letter or digit", c.Node.Name)
+	}
+	if c.Admin.Listen != "off" {
+		k.addr("admin.listen", c.Admin.Listen, `ip:port or "off"`, true)
+	}
+	k.oneOf("log.level", c.Log.Level, logLevels)
+	k.oneOf("log.format", c.Log.Format, logFormats)
+	if c.Shutdown.DrainTimeout < 0 {
+		k.errorf("shutdown.drain_timeout", "want a non-negative duration, got %s", c.Shutdown.DrainTimeout)
+	}
+	if len(c.Services) == 0 {
+		k.errorf("services", "no services; define at least one")
+	}
+	names := map[string]int{}
+	listens := map[string]int{}
+	for i := range c.Services {
+		k.service(i, names, listens)
+	}
+	return k.errs
+}
+
+// service checks services[i]. names and listens map the names and
+// protocol+listen addresses of earlier services to their index.
+func (k *checker) service(i int, names, listens map[string]int) {
+	s := &k.c.Services[i]
+	p := "services[" + strconv.Itoa(i) + "]"
+
+	switch first, dup := names[s.Name]; {
+	case s.Name == "":
+		k.errorf(p+".name", "required")
+	case !nameRE.MatchString(s.Name):
+		k.errorf(p+".name", "invalid name %q: want letters, digits, '_', '.' and '-', starting with a letter or digit", s.Name)
+	case dup:
+		k.errorf(p+".name", "duplicate service name %q, first used by services[%d]", s.Name, first)
+	default:
+		names[s.Name] = i
+	}
+
+	protoOK := k.oneOf(p+".protocol", s.Protocol, protocols)
+	if ap, ok := k.addr(p+".listen", s.Listen, "ip:port", true); ok && protoOK {
+		key := s.Protocol + " " + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		if first, dup := listens[key]; dup {
+			k.errorf(p+".listen", "%s %s is already used by services[%d] (%q)", s.Protocol, s.Listen, first, k.c.Services[first].Name)
+		} else {
+			listens[key] = i
+		}
+	}
+
+	if names := sched.Names(); !slices.Contains(names, s.Scheduler) {
+		msg := fmt.Sprintf("unknown scheduler %q", s.Scheduler)
+		if sg := suggest(s.Scheduler, names); sg != "" {
+			msg += fmt.Sprintf(", did you mean %q?", sg)
+		} else {
+			msg += "; want one of " + strings.Join(names, ", ")
+		}
+		k.errorf(p+".scheduler", "%s", msg)
+	}
+
+	if ps := s.Persistence; ps != nil {
+		pp := p + ".persistence"
+		if ps.Timeout <= 0 {
+			k.errorf(pp+".timeout", "want a duration above 0, got %s", ps.Timeout)
+		}
+		k.intRange(pp+".netmask", ps.Netmask, 0, 32)
+		k.intRange(pp+".netmask6", ps.Netmask6, 0, 128)
+		if ps.MaxEntries < minPersistEntries {
+			k.errorf(pp+".max_entries", "want at least %d, got %d", minPersistEntries, ps.MaxEntries)
+		}
+	}
+
+	if len(s.Backends) == 0 {
+		k.errorf(p+".backends", "at least one backend is required")
+	}
+	addrs := map[netip.AddrPort]int{}
+	for j := range s.Backends {
+		b := &s.Backends[j]
+		bp := p + ".backends[" + strconv.Itoa(j) + "]"
+		if ap, ok := k.addr(bp+".address", b.Address, "ip:port", false); ok {
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			if first, dup := addrs[ap]; dup {
+				k.errorf(bp+".address", "duplicate backend %s, first at backends[%d]", b.Address, first)
+			} else {
+				addrs[ap] = j
+			}
+		}
+		k.intRange(bp+".weight", b.WeightValue(), 0, maxWeight)
+		if b.MaxConnections < 0 {
+			k.errorf(bp+".max_connections", "want 0 (no limit) or more, got %d", b.MaxConnections)
+		}
+	}
+
+	if s.Fallback != "" {
+		k.addr(p+".fallback", s.Fallback, "ip:port", false)
+	}
+	if s.Retries != nil {
+		k.intRange(p+".retries", *s.Retries, 0, maxRetries)
+	}
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{
+		{"connect", s.Timeouts.Connect},
+		{"idle", s.Timeouts.Idle},
+		{"proxy_header", s.Timeouts.ProxyHeader},
+	} {
+		if t.d <= 0 {
+			k.errorf(p+".timeouts."+t.key, "want a duration above 0, got %s", t.d)
+		}
+	}
+	k.oneOf(p+".proxy_protocol.send", s.ProxyProtocol.Send, proxySends)
+	if protoOK && s.Protocol != ProtoTCP && (s.ProxyProtocol.Send != "" || s.ProxyProtocol.Accept) {
+		k.errorf(p+".proxy_protocol", "the PROXY protocol is supported on tcp services only, not %s", s.Protocol)
+	}
+	if s.MaxSessions < 1 {
+		k.errorf(p+".max_sessions", "want at least 1, got %d", s.MaxSessions)
+	}
+}
+
+// addr checks that s is a literal ip:port. Hostnames are refused: the
+// balancer must not depend on DNS to start, and a name resolving
+// differently on two nodes would split the cluster. unspecified allows
+// 0.0.0.0 and [::], which make sense for a listener only. want names what
+// is expected in messages.
+func (k *checker) addr(path, s, want string, unspecified bool) (netip.AddrPort, bool) {
+	if s == "" {
+		k.errorf(path, "required; want %s", want)
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		host, port, serr := net.SplitHostPort(s)
+		switch {
+		case serr != nil:
+			k.errorf(path, "want %s like 192.0.2.1:80 or [2001:db8::1]:80, got %q", want, s)
+		case !validIP(host):
+			k.errorf(path, "want %s, got %q: hostnames are not resolved, use a literal IP address", want, s)
+		case !validPort(port):
+			k.errorf(path, "want %s with a port of 1-65535, got %q", want, s)
+		default:
+			k.errorf(path, "want %s, got %q", want, s)
+		}
+		return netip.AddrPort{}, false
+	}
+	if ap.Port() == 0 {
+		k.errorf(path, "want %s with a port of 1-65535, got %q", want, s)
+		return netip.AddrPort{}, false
+	}
+	if !unspecified && ap.Addr().IsUnspecified() {
+		k.errorf(path, "want the ip:port of one host, got %q", s)
+		return netip.AddrPort{}, false
+	}
+	return ap, true
+}
+
+func validIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+func validPort(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && n > 0
+}
+
+// oneOf checks that v is one of allowed and reports whether it is.
+func (k *checker) oneOf(path, v string, allowed []string) bool {
+	if slices.Contains(allowed, v) {
+		return true
+	}
+	// Enum values are short; below three letters any other value is "close".
+	if sg := suggest(v, allowed); sg != "" && len(v) >= 3 {
+		k.errorf(path, "unknown value %q, did you mean %q?", v, sg)
+		return false
+	}
+	var want []string
+	for _, a := range allowed {
+		if a != "" {
+			want = append(want, strconv.Quote(a))
+		}
+	}
+	if slices.Contains(allowed, "") {
+		want = append(want, "nothing")
+	}
+	k.errorf(path, "unknown value %q; want %s", v, orList(want))
+	return false
+}
+
+func (k *checker) intRange(path string, v, lo, hi int) {
+	if v < lo || v > hi {
+		k.errorf(path, "want %d-%d, got %d", lo, hi, v)
+	}
+}
+
+// orList joins ["a", "b", "c"] as "a, b or c".
+func orList(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
