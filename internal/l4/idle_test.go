@@ -1,0 +1,64 @@
+package l4
+
+import (
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestIdleWatch(t *testing.T) {
+	t.Parallel()
+	const idle = 4 * time.Second
+	tests := []struct {
+		name string
+		// activeFor is how long the connection moves bytes (one every
+		// idle/2) before falling silent.
+		activeFor time.Duration
+		stopAfter time.Duration // 0: never stopped
+		broken    bool          // progress reports the sockets closed
+		wantFire  bool
+	}{
+		{name: "silent from the start", wantFire: true},
+		{name: "busy then silent", activeFor: 10 * idle, wantFire: true},
+		{name: "stopped before the timeout", stopAfter: idle / 2},
+		{name: "sockets closed", broken: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var moved atomic.Uint64
+				progress := func() (uint64, bool) { return moved.Load(), !tt.broken }
+				start := time.Now()
+				fired := make(chan time.Duration, 1)
+				w := startIdleWatch(idle, progress, func() { fired <- time.Since(start) })
+				for time.Since(start) < tt.activeFor {
+					time.Sleep(idle / 2)
+					moved.Add(1)
+				}
+				lastByte := time.Since(start)
+				if tt.stopAfter > 0 {
+					time.Sleep(tt.stopAfter)
+					w.stop()
+				}
+				time.Sleep(10 * idle)
+				synctest.Wait()
+				select {
+				case at := <-fired:
+					if !tt.wantFire {
+						t.Fatalf("fired at %v, want never", at)
+					}
+					if since := at - lastByte; since < idle || since > idle+idle/4+idle/4 {
+						t.Errorf("fired %v after the last byte, want within [%v, %v]", since, idle, idle*3/2)
+					}
+				default:
+					if tt.wantFire {
+						t.Fatal("never fired, want a fire after the idle timeout")
+					}
+				}
+				w.stop()
+			})
+		})
+	}
+}
