@@ -28,6 +28,15 @@ func debugLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// testLogger is debugLogger for tests; benchmarks measure what production
+// runs, at Info.
+func testLogger(t testing.TB) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler)
+	}
+	return debugLogger()
+}
+
 // testBackend is a TCP server on loopback that runs serve on every
 // connection and counts them.
 type testBackend struct {
@@ -135,7 +144,7 @@ func startTCP(t testing.TB, network string, svc *balancer.Service) (*TCPProxy, s
 
 func serveTCP(t testing.TB, svc *balancer.Service, ln net.Listener) *TCPProxy {
 	t.Helper()
-	p := NewTCP(svc, debugLogger())
+	p := NewTCP(svc, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx, ln) }()

@@ -83,8 +83,13 @@ func (p *TCPProxy) handle(ctx context.Context, c *tcpConn) {
 	if svc.AcceptProxy {
 		h, err := readProxyHeader(c.client, svc.ProxyHeaderTimeout)
 		if err != nil {
+			if c.isKilled() {
+				return // Shutdown closed it: not the client's fault
+			}
 			p.proxyHeaderErrors.Add(1)
-			p.debug(ctx, "PROXY header rejected, connection closed", "client", src, "error", err)
+			if p.debugging(ctx) {
+				p.log.Debug("PROXY header rejected, connection closed", "client", src, "error", err)
+			}
 			return
 		}
 		if h.HasAddrs() {
@@ -97,14 +102,18 @@ func (p *TCPProxy) handle(ctx context.Context, c *tcpConn) {
 		return
 	}
 	defer backend.Close()
-	p.debug(ctx, "connection open", "client", src, "backend", b.Addr)
+	if p.debugging(ctx) {
+		p.log.Debug("connection open", "client", src, "backend", b.Addr)
+	}
 
 	in, out, idle := relay(svc.IdleTimeout, c, backend)
 	b.Release(in, out)
 	if idle {
 		p.idleTimeouts.Add(1)
 	}
-	p.debug(ctx, "connection closed", "client", src, "backend", b.Addr, "bytes_in", in, "bytes_out", out, "idle_timeout", idle)
+	if p.debugging(ctx) {
+		p.log.Debug("connection closed", "client", src, "backend", b.Addr, "bytes_in", in, "bytes_out", out, "idle_timeout", idle)
+	}
 }
 
 func readProxyHeader(conn net.Conn, timeout time.Duration) (proxyproto.Header, error) {
@@ -134,7 +143,9 @@ func (p *TCPProxy) connect(ctx context.Context, svc *balancer.Service, c *tcpCon
 		b, err := svc.Pick(client, vip, &tried)
 		if err != nil {
 			p.noBackend.Add(1)
-			p.debug(ctx, "no backend available, connection closed", "client", src, "attempts", attempt)
+			if p.debugging(ctx) {
+				p.log.Debug("no backend available, connection closed", "client", src, "attempts", attempt)
+			}
 			return nil, nil
 		}
 		// Acquired before the dial so that least-connection schedulers see
@@ -151,10 +162,14 @@ func (p *TCPProxy) connect(ctx context.Context, svc *balancer.Service, c *tcpCon
 		b.ConnectFailed()
 		p.connectFailures.Add(1)
 		tried.Add(b)
-		p.debug(ctx, "connect to backend failed", "client", src, "backend", b.Addr, "attempt", attempt+1, "error", err)
+		if p.debugging(ctx) {
+			p.log.Debug("connect to backend failed", "client", src, "backend", b.Addr, "attempt", attempt+1, "error", err)
+		}
 	}
 	p.noBackend.Add(1)
-	p.debug(ctx, "every connect attempt failed, connection closed", "client", src, "attempts", svc.Retries+1)
+	if p.debugging(ctx) {
+		p.log.Debug("every connect attempt failed, connection closed", "client", src, "attempts", svc.Retries+1)
+	}
 	return nil, nil
 }
 
@@ -225,7 +240,15 @@ func relay(idle time.Duration, c *tcpConn, backend net.Conn) (in, out int64, tim
 // ending (reset, error, kill) closes both sockets, which ends the other
 // direction too: otherwise a peer that never sends could keep it forever.
 func (c *tcpConn) pipe(dst net.Conn, src io.Reader) int64 {
-	n, err := io.Copy(dst, src)
+	var n int64
+	var err error
+	if d, ok := dst.(*net.TCPConn); ok {
+		// What io.Copy would reach through src.WriteTo and a wrapper that
+		// costs an allocation: ReadFrom splices when src is a *net.TCPConn.
+		n, err = d.ReadFrom(src)
+	} else {
+		n, err = io.Copy(dst, src)
+	}
 	if err == nil {
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 			return n
@@ -235,10 +258,10 @@ func (c *tcpConn) pipe(dst net.Conn, src io.Reader) int64 {
 	return n
 }
 
-func (p *TCPProxy) debug(ctx context.Context, msg string, args ...any) {
-	if p.log.Enabled(ctx, slog.LevelDebug) {
-		p.log.Debug(msg, args...)
-	}
+// debugging guards per-connection logs: checked at the call site, it
+// spares building their arguments, which allocates.
+func (p *TCPProxy) debugging(ctx context.Context) bool {
+	return p.log.Enabled(ctx, slog.LevelDebug)
 }
 
 // addrPortOf returns a socket address as an AddrPort, or the zero value

@@ -258,7 +258,9 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 			b.ConnectFailed()
 			p.connectFailures.Add(1)
 			tried.Add(b)
-			p.debug(ctx, "backend socket failed", "client", from, "backend", b.Addr, "error", err)
+			if p.debugging(ctx) {
+				p.log.Debug("backend socket failed", "client", from, "backend", b.Addr, "error", err)
+			}
 			continue
 		}
 		s := &udpSession{client: from, backend: b, conn: conn, lastSeen: time.Now()}
@@ -267,7 +269,9 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 		p.active.Add(1)
 		l.replies.Add(1)
 		go l.relayReplies(ctx, s)
-		p.debug(ctx, "session open", "client", from, "backend", b.Addr)
+		if p.debugging(ctx) {
+			p.log.Debug("session open", "client", from, "backend", b.Addr)
+		}
 		return s
 	}
 	p.noBackend.Add(1)
@@ -295,7 +299,9 @@ func (l *udpLoop) sweep(ctx context.Context, now time.Time) {
 func (l *udpLoop) end(ctx context.Context, s *udpSession, why string) {
 	delete(l.sessions, s.client)
 	s.conn.Close()
-	l.p.debug(ctx, "session closed", "client", s.client, "backend", s.backend.Addr, "reason", why)
+	if l.p.debugging(ctx) {
+		l.p.log.Debug("session closed", "client", s.client, "backend", s.backend.Addr, "reason", why)
+	}
 }
 
 func (l *udpLoop) endAll() {
@@ -313,16 +319,18 @@ func (l *udpLoop) relayReplies(ctx context.Context, s *udpSession) {
 		// The loop replaces a dead session on its next datagram or sweep.
 		s.dead.Store(true)
 		s.conn.Close()
-		l.p.debug(ctx, "backend socket failed", "client", s.client, "backend", s.backend.Addr, "error", err)
+		if l.p.debugging(ctx) {
+			l.p.log.Debug("backend socket failed", "client", s.client, "backend", s.backend.Addr, "error", err)
+		}
 	}
 	s.backend.Release(int64(s.in.Load()), int64(s.out.Load()))
 	l.p.active.Add(-1)
 }
 
-func (p *UDPProxy) debug(ctx context.Context, msg string, args ...any) {
-	if p.log.Enabled(ctx, slog.LevelDebug) {
-		p.log.Debug(msg, args...)
-	}
+// debugging guards per-connection logs: checked at the call site, it
+// spares building their arguments, which allocates.
+func (p *UDPProxy) debugging(ctx context.Context) bool {
+	return p.log.Enabled(ctx, slog.LevelDebug)
 }
 
 // udpSession is one client's flow to its backend.

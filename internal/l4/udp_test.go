@@ -54,7 +54,7 @@ func startUDP(t testing.TB, svc *balancer.Service) (*UDPProxy, netip.AddrPort) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewUDP(svc, debugLogger())
+	p := NewUDP(svc, testLogger(t))
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(context.Background(), pc) }()
 	t.Cleanup(func() {
