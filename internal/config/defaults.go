@@ -43,6 +43,7 @@ func (c *Config) applyDefaults() {
 	defaultTo(c, &c.Log.Level, "log.level", defaultLogLevel)
 	defaultTo(c, &c.Log.Format, "log.format", defaultLogFormat)
 	defaultTo(c, &c.Shutdown.DrainTimeout, "shutdown.drain_timeout", Duration(defaultDrainTimeout))
+	c.alertDefaults()
 	for i := range c.Services {
 		s := &c.Services[i]
 		p := "services[" + strconv.Itoa(i) + "]"
@@ -64,6 +65,10 @@ func (c *Config) applyDefaults() {
 				s.Backends[j].Weight = ptr(defaultWeight)
 			}
 		}
+		if s.Health != nil {
+			c.healthDefaults(s.Health, p+".health")
+		}
+		defaultTo(c, &s.RemovalGrace, p+".removal_grace", Duration(defaultRemovalGrace))
 		if ps := s.Persistence; ps != nil {
 			pp := p + ".persistence"
 			defaultTo(c, &ps.Timeout, pp+".timeout", Duration(defaultPersistTimeout))

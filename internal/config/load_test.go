@@ -193,7 +193,8 @@ func TestDefaults(t *testing.T) {
 					Timeouts: Timeouts{
 						Connect: Duration(5e9), Idle: Duration(15 * 60e9), ProxyHeader: Duration(5e9),
 					},
-					MaxSessions: 65536,
+					MaxSessions:  65536,
+					RemovalGrace: Duration(defaultRemovalGrace),
 				}},
 				File: "f.yaml",
 			}

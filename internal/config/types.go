@@ -28,6 +28,8 @@ type Config struct {
 	Log      Log       `yaml:"log"`
 	Shutdown Shutdown  `yaml:"shutdown"`
 	Services []Service `yaml:"services"`
+	// Alerts are hooks run on every event (a backend going up or down).
+	Alerts []Alert `yaml:"alerts,omitempty"`
 
 	// File is the path the config was loaded from ("" for inline data).
 	File string `yaml:"-"`
@@ -102,6 +104,20 @@ type Service struct {
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	// MaxSessions bounds the UDP session table, at least 1; default 65536.
 	MaxSessions int `yaml:"max_sessions"`
+	// Health configures active (and passive) checks; nil means none: every
+	// backend counts as up.
+	Health *Health `yaml:"health,omitempty"`
+	// Quiescent: a backend that goes down keeps its established
+	// connections and only gets no new ones (true, default; ldirectord's
+	// quiescent=yes). false removes it: its connections are closed after
+	// RemovalGrace.
+	Quiescent *bool `yaml:"quiescent,omitempty"`
+	// RemovalGrace is how long a removed (down, non-quiescent) backend's
+	// connections may continue; default 10s.
+	RemovalGrace Duration `yaml:"removal_grace"`
+	// SlowStart ramps a recovered backend's weight up from near 0 to its
+	// full weight over this time; 0 (default) gives it full weight at once.
+	SlowStart Duration `yaml:"slow_start"`
 }
 
 // Timeouts of a service; each one left out takes its default, and each
@@ -139,6 +155,9 @@ type Backend struct {
 	MaxConnections int `yaml:"max_connections"`
 	// Backup backends take traffic only when no primary is available.
 	Backup bool `yaml:"backup"`
+	// Health adjusts the service's health check for this backend: each
+	// key given replaces the service's.
+	Health *Health `yaml:"health,omitempty"`
 }
 
 // Persistence pins a client (its masked address) to a backend, like

@@ -78,7 +78,9 @@ func (c *Config) check() Errors {
 	listens := map[string]int{}
 	for i := range c.Services {
 		k.service(i, names, listens)
+		k.health(i)
 	}
+	k.alerts()
 	return k.errs
 }
 
