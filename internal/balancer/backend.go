@@ -10,6 +10,7 @@ package balancer
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/sched"
 )
@@ -21,9 +22,17 @@ type Backend struct {
 	// service for the life of the process.
 	Addr netip.AddrPort
 
-	weight   atomic.Int32
+	weight   atomic.Int32 // configured (or admin-set) weight
 	maxConns atomic.Int64
 	down     atomic.Bool // set by health checking; false (up) until told otherwise
+
+	// Slow start: while rampEnd is in the future, Weight ramps from a
+	// tenth of the weight to all of it in ten steps; steps, not a smooth
+	// line, so that table-based schedulers rebuild ten times, not per pick.
+	rampStart atomic.Int64 // unix nanoseconds; 0 = no ramp
+	rampEnd   atomic.Int64
+
+	observer atomic.Pointer[Observer]
 
 	active   atomic.Int64
 	total    atomic.Uint64
@@ -52,8 +61,44 @@ func (b *Backend) Available() bool {
 	return max == 0 || b.active.Load() < max
 }
 
-// Weight is the current weight.
-func (b *Backend) Weight() int { return int(b.weight.Load()) }
+// Weight is the current effective weight: the configured weight, reduced
+// while a slow start ramps it up.
+func (b *Backend) Weight() int {
+	w := int(b.weight.Load())
+	start := b.rampStart.Load()
+	if start == 0 {
+		return w
+	}
+	end := b.rampEnd.Load()
+	now := time.Now().UnixNano()
+	if now >= end {
+		b.rampStart.CompareAndSwap(start, 0)
+		return w
+	}
+	step := 1 + (now-start)*10/(end-start) // 1..10
+	return max(1, w*int(step)/10)
+}
+
+// SlowStart ramps the effective weight up over d, starting now (a backend
+// that just recovered). d <= 0 ends any ramp.
+func (b *Backend) SlowStart(d time.Duration) {
+	if d <= 0 {
+		b.rampStart.Store(0)
+		return
+	}
+	now := time.Now().UnixNano()
+	b.rampEnd.Store(now + int64(d))
+	b.rampStart.Store(now)
+}
+
+// Ramping reports whether a slow start is in progress.
+func (b *Backend) Ramping() bool {
+	start := b.rampStart.Load()
+	return start != 0 && time.Now().UnixNano() < b.rampEnd.Load()
+}
+
+// ConfiguredWeight is the weight without slow start.
+func (b *Backend) ConfiguredWeight() int { return int(b.weight.Load()) }
 
 // SetWeight changes the weight; 0 stops new connections, existing ones
 // continue.
@@ -89,8 +134,37 @@ func (b *Backend) Release(in, out int64) {
 	b.bytesOut.Add(uint64(out))
 }
 
-// ConnectFailed counts a failed connect attempt.
-func (b *Backend) ConnectFailed() { b.failures.Add(1) }
+// Observer hears about the outcome of real connections to a backend:
+// passive health checking. Both methods are called from connection
+// goroutines and must not block.
+type Observer interface {
+	Failed(reason string)
+	Succeeded()
+}
+
+// SetObserver installs (or with nil removes) the passive-check observer.
+func (b *Backend) SetObserver(o Observer) {
+	if o == nil {
+		b.observer.Store(nil)
+		return
+	}
+	b.observer.Store(&o)
+}
+
+// ConnectFailed counts a failed connect attempt and tells the observer.
+func (b *Backend) ConnectFailed() {
+	b.failures.Add(1)
+	if o := b.observer.Load(); o != nil {
+		(*o).Failed("connect failed")
+	}
+}
+
+// Connected tells the observer that a connect succeeded.
+func (b *Backend) Connected() {
+	if o := b.observer.Load(); o != nil {
+		(*o).Succeeded()
+	}
+}
 
 // Stats is a point-in-time copy of a backend's counters.
 type Stats struct {
@@ -99,9 +173,10 @@ type Stats struct {
 	ConnectFailed  uint64
 	BytesIn        uint64
 	BytesOut       uint64
-	Weight         int
+	Weight         int // effective
 	MaxConnections int
 	Healthy        bool
+	Ramping        bool
 }
 
 // Stats reads b's counters.
@@ -115,6 +190,7 @@ func (b *Backend) Stats() Stats {
 		Weight:         b.Weight(),
 		MaxConnections: b.MaxConns(),
 		Healthy:        b.Healthy(),
+		Ramping:        b.Ramping(),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -254,5 +255,65 @@ func BenchmarkPickPersistent(b *testing.B) {
 		if _, err := svc.Pick(client, vip, &tried); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSlowStart(t *testing.T) {
+	t.Parallel()
+	b := NewBackend(netip.MustParseAddrPort("10.0.0.1:80"), 50, 0)
+	b.SlowStart(400 * time.Millisecond)
+	if !b.Ramping() {
+		t.Fatal("Ramping: got false right after SlowStart")
+	}
+	if w := b.Weight(); w < 5 || w > 15 {
+		t.Errorf("weight at the start of the ramp: got %d, want about a tenth of 50", w)
+	}
+	prev := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Ramping() && time.Now().Before(deadline) {
+		w := b.Weight()
+		if w < prev {
+			t.Fatalf("weight went down during the ramp: %d after %d", w, prev)
+		}
+		prev = w
+		time.Sleep(5 * time.Millisecond)
+	}
+	if w := b.Weight(); w != 50 {
+		t.Errorf("weight after the ramp: got %d, want 50", w)
+	}
+	b.SlowStart(time.Hour)
+	b.SlowStart(0)
+	if w := b.Weight(); w != 50 || b.Ramping() {
+		t.Errorf("ramp cancelled: got weight %d ramping %v, want 50 false", w, b.Ramping())
+	}
+	// A weight-1 backend stays pickable throughout.
+	one := NewBackend(netip.MustParseAddrPort("10.0.0.2:80"), 1, 0)
+	one.SlowStart(time.Hour)
+	if w := one.Weight(); w != 1 {
+		t.Errorf("weight-1 ramp: got %d, want 1", w)
+	}
+}
+
+type countingObserver struct{ failed, ok atomic.Int64 }
+
+func (o *countingObserver) Failed(string) { o.failed.Add(1) }
+func (o *countingObserver) Succeeded()    { o.ok.Add(1) }
+
+func TestObserver(t *testing.T) {
+	t.Parallel()
+	b := NewBackend(netip.MustParseAddrPort("10.0.0.1:80"), 1, 0)
+	b.ConnectFailed() // no observer: only counted
+	o := &countingObserver{}
+	b.SetObserver(o)
+	b.ConnectFailed()
+	b.Connected()
+	b.Connected()
+	b.SetObserver(nil)
+	b.ConnectFailed()
+	if o.failed.Load() != 1 || o.ok.Load() != 2 {
+		t.Errorf("observer: got %d failed %d ok, want 1 and 2", o.failed.Load(), o.ok.Load())
+	}
+	if got := b.Stats().ConnectFailed; got != 3 {
+		t.Errorf("connect failures: got %d, want 3", got)
 	}
 }
