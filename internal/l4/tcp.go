@@ -50,9 +50,6 @@ func NewTCP(svc *balancer.Service, log *slog.Logger) *TCPProxy {
 // connections keep the backend they have.
 func (p *TCPProxy) Update(svc *balancer.Service) { p.svc.Store(svc) }
 
-// Service returns the current snapshot.
-func (p *TCPProxy) Service() *balancer.Service { return p.svc.Load() }
-
 // Active is the number of connections open.
 func (p *TCPProxy) Active() int { return int(p.active.Load()) }
 
@@ -63,7 +60,8 @@ func (p *TCPProxy) Stats() Stats { return p.counters.stats() }
 // until ctx is done, ln is closed or Shutdown is called; then it returns
 // nil, closing ln. It backs off on temporary accept errors (out of file
 // descriptors) as net/http does, and returns any other accept error.
-// Connections outlive Serve: Shutdown drains them.
+// Established connections outlive Serve (Shutdown drains them); a
+// connection still dialling its backend when ctx ends is closed.
 func (p *TCPProxy) Serve(ctx context.Context, ln net.Listener) error {
 	defer ln.Close()
 	if !p.addListener(ln) {

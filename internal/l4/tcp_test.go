@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +164,10 @@ func TestTCPConnectFailure(t *testing.T) {
 			s := spec()
 			s.Retries = tt.retries
 			svc, bs := newService(t, s, nil, addrs...)
+			obs := []*countingObserver{{}, {}}
+			for i, b := range bs {
+				b.SetObserver(obs[i])
+			}
 			p, addr := startTCP(t, "tcp4", svc)
 			c := dial(t, addr)
 			if tt.wantServed {
@@ -182,6 +187,12 @@ func TestTCPConnectFailure(t *testing.T) {
 			if got := bs[0].Stats().ConnectFailed; got != 1 {
 				t.Errorf("dead backend ConnectFailed: got %d, want 1", got)
 			}
+			if f, ok := obs[0].failed.Load(), obs[0].succeeded.Load(); f != 1 || ok != 0 {
+				t.Errorf("dead backend observer: got %d failed %d succeeded, want 1 and 0", f, ok)
+			}
+			if tt.wantServed && obs[1].succeeded.Load() != 1 {
+				t.Errorf("live backend observer: got %d succeeded, want 1", obs[1].succeeded.Load())
+			}
 			for i, b := range bs {
 				if b.Active() != 0 {
 					t.Errorf("backend %d Active: got %d, want 0", i, b.Active())
@@ -190,6 +201,12 @@ func TestTCPConnectFailure(t *testing.T) {
 		})
 	}
 }
+
+// countingObserver is a passive health checker that only counts.
+type countingObserver struct{ failed, succeeded atomic.Int64 }
+
+func (o *countingObserver) Failed(string) { o.failed.Add(1) }
+func (o *countingObserver) Succeeded()    { o.succeeded.Add(1) }
 
 func TestTCPNoBackends(t *testing.T) {
 	t.Parallel()
@@ -581,4 +598,60 @@ func TestTCPConcurrentConnections(t *testing.T) {
 	if total != 30 {
 		t.Errorf("Total: got %d, want 30", total)
 	}
+}
+
+// flakyListener fails its first Accepts with the given errors.
+type flakyListener struct {
+	net.Listener
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+type tempError struct{}
+
+func (tempError) Error() string   { return "too many open files" }
+func (tempError) Temporary() bool { return true }
+func (tempError) Timeout() bool   { return false }
+
+func TestTCPAcceptErrors(t *testing.T) {
+	t.Parallel()
+	t.Run("temporary errors back off and go on", func(t *testing.T) {
+		t.Parallel()
+		be := startBackend(t, "tcp4", echo)
+		svc, _ := newService(t, spec(), nil, be.addr)
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		serveTCP(t, svc, &flakyListener{Listener: ln, errs: []error{tempError{}, tempError{}}})
+		c := dial(t, ln.Addr().String())
+		if got := roundTrip(t, c, c, "hi"); got != "hi" {
+			t.Errorf("echo after accept errors: got %q", got)
+		}
+	})
+	t.Run("other errors end Serve", func(t *testing.T) {
+		t.Parallel()
+		svc, _ := newService(t, spec(), nil)
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("boom")
+		err = NewTCP(svc, debugLogger()).Serve(context.Background(), &flakyListener{Listener: ln, errs: []error{boom}})
+		if !errors.Is(err, boom) {
+			t.Errorf("Serve: got %v, want %v", err, boom)
+		}
+	})
 }

@@ -129,13 +129,12 @@ func readProxyHeader(conn net.Conn, timeout time.Duration) (proxyproto.Header, e
 // header. It returns the backend, acquired, with its socket; or nil after
 // counting why the client gets no backend.
 func (p *TCPProxy) connect(ctx context.Context, svc *balancer.Service, c *tcpConn, src, dst netip.AddrPort) (*balancer.Backend, net.Conn) {
-	var buf [proxyproto.MaxV1Len]byte
 	var hdr []byte
 	switch svc.SendProxy {
 	case "v1":
-		hdr = proxyproto.AppendV1(buf[:0], src, dst)
+		hdr = proxyproto.AppendV1(make([]byte, 0, proxyproto.MaxV1Len), src, dst)
 	case "v2":
-		hdr = proxyproto.AppendV2(buf[:0], src, dst)
+		hdr = proxyproto.AppendV2(make([]byte, 0, proxyproto.MaxV2Len), src, dst)
 	}
 	client, vip := src.Addr().Unmap(), dst.Addr().Unmap()
 	var tried balancer.Tried
@@ -153,6 +152,7 @@ func (p *TCPProxy) connect(ctx context.Context, svc *balancer.Service, c *tcpCon
 		b.Acquire()
 		conn, err := dialBackend(ctx, svc.ConnectTimeout, c, b.Addr, hdr)
 		if err == nil {
+			b.Connected()
 			return b, conn
 		}
 		b.Release(0, 0)

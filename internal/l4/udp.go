@@ -61,9 +61,6 @@ func NewUDP(svc *balancer.Service, log *slog.Logger) *UDPProxy {
 // backend.
 func (p *UDPProxy) Update(svc *balancer.Service) { p.svc.Store(svc) }
 
-// Service returns the current snapshot.
-func (p *UDPProxy) Service() *balancer.Service { return p.svc.Load() }
-
 // Active is the number of live sessions.
 func (p *UDPProxy) Active() int { return int(p.active.Load()) }
 
@@ -253,6 +250,9 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 		}
 		b.Acquire()
 		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(b.Addr))
+		// A connected UDP socket proves nothing about the backend, so a
+		// success is not reported to passive health checking; a failure
+		// (no route, no address) is.
 		if err != nil {
 			b.Release(0, 0)
 			b.ConnectFailed()
