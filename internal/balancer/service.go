@@ -29,6 +29,9 @@ type Service struct {
 	SendProxy          string // "", "v1", "v2"
 	AcceptProxy        bool
 	MaxSessions        int
+	// Quiescent: a backend that is down keeps its connections (true) or
+	// loses them (false: TCP after a grace period, UDP sessions at once).
+	Quiescent bool
 
 	Scheduler string
 	primary   pool
@@ -65,6 +68,7 @@ type ServiceSpec struct {
 	SendProxy                 string
 	AcceptProxy               bool
 	MaxSessions               int
+	Quiescent                 bool
 }
 
 // NewService assembles a service snapshot. fallback and persist may be nil.
@@ -88,6 +92,7 @@ func NewService(spec ServiceSpec, primary, backup []*Backend, fallback *Backend,
 		SendProxy:          spec.SendProxy,
 		AcceptProxy:        spec.AcceptProxy,
 		MaxSessions:        spec.MaxSessions,
+		Quiescent:          spec.Quiescent,
 		Scheduler:          spec.Scheduler,
 		primary:            p,
 		backup:             b,
@@ -98,6 +103,10 @@ func NewService(spec ServiceSpec, primary, backup []*Backend, fallback *Backend,
 
 // Primary returns the primary backends (read-only).
 func (s *Service) Primary() []*Backend { return s.primary.backends }
+
+// Owns reports whether b is one of s's backends (primary, backup or
+// fallback).
+func (s *Service) Owns(b *Backend) bool { return s.owns(b) || b == s.fallback }
 
 // Backup returns the backup backends (read-only).
 func (s *Service) Backup() []*Backend { return s.backup.backends }

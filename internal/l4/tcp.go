@@ -134,6 +134,24 @@ func (p *TCPProxy) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// CloseBackend closes every connection relaying to b — a backend removed
+// after failing its health checks, once its grace period is over — and
+// returns how many it closed.
+func (p *TCPProxy) CloseBackend(b *balancer.Backend) int {
+	p.mu.Lock()
+	var victims []*tcpConn
+	for c := range p.conns {
+		if c.relaysTo(b) {
+			victims = append(victims, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range victims {
+		c.kill()
+	}
+	return len(victims)
+}
+
 func (p *TCPProxy) addListener(ln net.Listener) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -23,8 +23,16 @@ type tcpConn struct {
 
 	mu         sync.Mutex
 	backend    net.Conn
+	target     *balancer.Backend // whose socket backend is
 	cancelDial context.CancelFunc
 	killed     bool
+}
+
+// relaysTo reports whether c is connected to b.
+func (c *tcpConn) relaysTo(b *balancer.Backend) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.target == b
 }
 
 // errKilled ends a connection's setup when it was killed meanwhile.
@@ -101,6 +109,9 @@ func (p *TCPProxy) handle(ctx context.Context, c *tcpConn) {
 	if backend == nil {
 		return
 	}
+	c.mu.Lock()
+	c.target = b
+	c.mu.Unlock()
 	defer backend.Close()
 	if p.debugging(ctx) {
 		p.log.Debug("connection open", "client", src, "backend", b.Addr)
