@@ -23,9 +23,9 @@
 // during the measured window is reported as proc_cpu_pct (100 = one core),
 // and every core's busy share from /proc/stat as cpu_busy_pct; they show
 // whether the proxy or the load generator was the bottleneck. other_cpu_pct
-// is the machine's busy time (100 = one core) not spent in -pid, -ours or
-// the load generator itself: other programs, and kernel work accounted to
-// no process (softirq). A high value means the run was disturbed.
+// is the machine's busy time (100 = one core) not spent in -pid, -ours,
+// the load generator itself, ksoftirqd or interrupts: other programs. A
+// high value means the run was disturbed.
 //
 // Closing a client connection normally leaves it in TIME_WAIT on the client
 // side. On loopback Linux reuses such ports for new outgoing connections
@@ -401,9 +401,28 @@ func waitReady(addrs []string, limit time.Duration) error {
 
 type cpuSample struct {
 	procTicks int64      // utime+stime of -pid, all threads, in USER_HZ ticks; -1 without -pid
-	oursTicks int64      // the same for -pid, -ours and this process together
+	oursTicks int64      // the same for -pid, -ours, ksoftirqd and this process together
+	irqTicks  int64      // irq and softirq time of all cores, accounted to no process
 	cores     [][2]int64 // per core: busy ticks, total ticks
 }
+
+// softirqThreads lists the kernel threads that process network softirqs
+// when a core falls behind; their time is the bench's load too.
+var softirqThreads = sync.OnceValue(func() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if strings.HasPrefix(string(comm), "ksoftirqd/") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+})
 
 // userHZ is the unit of /proc/PID/stat and /proc/stat times; Linux fixes it
 // at 100 for user space on every architecture we run on.
@@ -432,6 +451,9 @@ func readCPU(pid int, ours []int) (cpuSample, error) {
 			if i != 3 && i != 4 { // idle, iowait
 				busy += n
 			}
+			if i == 5 || i == 6 { // irq, softirq
+				s.irqTicks += n
+			}
 		}
 		s.cores = append(s.cores, [2]int64{busy, total})
 	}
@@ -450,6 +472,11 @@ func readCPU(pid int, ours []int) (cpuSample, error) {
 			return s, err
 		}
 		s.oursTicks += t
+	}
+	for _, p := range softirqThreads() {
+		if t, err := procTicks(p); err == nil {
+			s.oursTicks += t
+		}
 	}
 	return s, nil
 }
@@ -476,7 +503,8 @@ func procTicks(pid int) (int64, error) {
 
 // since returns, for the window from a to b of length wall: the CPU use of
 // -pid, the busy time of everything that is not ours (both in % of one
-// core) and every core's busy share.
+// core) and every core's busy share. Interrupt and softirq time counts as
+// ours: on loopback it is almost all the bench's own packets.
 func (b cpuSample) since(a cpuSample, wall time.Duration) (proc, other *float64, cores []float64) {
 	pct := func(ticks int64) float64 { return float64(ticks) / userHZ / wall.Seconds() * 100 }
 	if a.procTicks >= 0 && b.procTicks >= 0 {
@@ -497,7 +525,7 @@ func (b cpuSample) since(a cpuSample, wall time.Duration) (proc, other *float64,
 		cores = append(cores, round(float64(busy)/float64(total)*100, 1))
 		busySum += float64(busy) / float64(total) * 100
 	}
-	o := round(max(busySum-pct(b.oursTicks-a.oursTicks), 0), 1)
+	o := round(max(busySum-pct(b.oursTicks-a.oursTicks)-pct(b.irqTicks-a.irqTicks), 0), 1)
 	return proc, &o, cores
 }
 
