@@ -29,6 +29,9 @@
 #                       100 until all 8 are free
 #   FULCRUM_BIN         use this fulcrum binary instead of building one
 #   RESULTS             append every raw JSON result line to this file
+#   LINGER0 [0]         1: the load generator closes with SO_LINGER 0 (RST,
+#                       no TIME_WAIT); only if the conn test reports
+#                       "cannot assign requested address" errors
 #   QUIET_WAIT [30]     before each run, wait until other programs use less
 #                       than QUIET_BUSY [25] % of a core; at most QUIET_WAIT
 #                       seconds in total per invocation
@@ -63,6 +66,7 @@ QUIET_BUSY=${QUIET_BUSY:-25}
 NOISE_MAX=${NOISE_MAX:-15}
 MAX_RETRIES=${MAX_RETRIES:-6}
 NICE=${NICE:-0}
+LINGER0=${LINGER0:-0}
 
 [[ $NICE =~ ^-?[0-9]+$ ]] || { echo "l4bench: NICE=$NICE: want an integer" >&2; exit 1; }
 
@@ -251,6 +255,9 @@ fi
 fulcrum_version=""
 if has_target fulcrum; then
 	fulcrum_version=$("$work/fulcrum" version 2>&1 | sed -n 1p || true)
+	if [[ -z ${FULCRUM_BIN:-} ]]; then
+		fulcrum_version+=" (built from $(git -C "$root" describe --always --dirty 2>/dev/null || echo "an unknown commit"))"
+	fi
 	cat >"$work/fulcrum.yaml" <<EOF
 admin: { listen: "off" }
 log: { level: warn }
@@ -310,6 +317,7 @@ run_loadgen() {
 	local mode=$1 t=$2 args
 	if [[ $mode == conn ]]; then
 		args=(-mode conn -c "$CONCURRENCY" -addr "${conn_addr[$t]}")
+		if ((LINGER0)); then args+=(-linger0); fi
 	else
 		args=(-mode bulk -c "$STREAMS" -dir down -addr "${bulk_addr[$t]}")
 	fi
@@ -401,7 +409,7 @@ if [[ -n $haproxy_version ]]; then
 fi
 if [[ -n $fulcrum_version ]]; then echo "- fulcrum: $fulcrum_version, GOMAXPROCS=$THREADS"; fi
 echo "- placement: $placement$( ((NICE == 0)) || echo ", nice $NICE")"
-echo "- median of $REPEAT runs of ${DURATION}s each; conn: $CONCURRENCY workers, 64-byte request and reply, client closes; bulk: $STREAMS streams backend→client"
+echo "- median of $REPEAT runs of ${DURATION}s each; conn: $CONCURRENCY workers, 64-byte request and reply, client closes$( ((LINGER0)) && echo " with RST (LINGER0)"); bulk: $STREAMS streams backend→client"
 echo
 echo "| target | conn/s | conn per proxy CPU-s | bulk MB/s | MB per proxy CPU-s | proxy CPU % (conn / bulk) | errors (conn / bulk) |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
