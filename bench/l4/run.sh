@@ -27,6 +27,8 @@
 #   TARGETS ["direct haproxy fulcrum"]
 #   PORT_BASE [18080]   first of 8 consecutive loopback ports; moved up by
 #                       100 until all 8 are free
+#   FULCRUM_REV         build fulcrum from this git revision (git archive)
+#                       instead of the working tree, e.g. HEAD
 #   FULCRUM_BIN         use this fulcrum binary instead of building one
 #   RESULTS             append every raw JSON result line to this file
 #   LINGER0 [0]         1: the load generator closes with SO_LINGER 0 (RST,
@@ -147,9 +149,15 @@ log "building into $work"
 	die "cannot build the bench tools"
 fulcrum_note=""
 if has_target fulcrum; then
+	src=$root
+	if [[ -n ${FULCRUM_REV:-} ]]; then
+		src=$work/src
+		mkdir -p "$src"
+		git -C "$root" archive "$FULCRUM_REV" | tar -x -C "$src" || die "cannot export revision $FULCRUM_REV"
+	fi
 	if [[ -n ${FULCRUM_BIN:-} ]]; then
 		cp "$FULCRUM_BIN" "$work/fulcrum"
-	elif ! (cd "$root" && go build -o "$work/fulcrum" ./cmd/fulcrum) >"$work/fulcrum-build.log" 2>&1; then
+	elif ! (cd "$src" && go build -o "$work/fulcrum" ./cmd/fulcrum) >"$work/fulcrum-build.log" 2>&1; then
 		cat "$work/fulcrum-build.log" >&2
 		fulcrum_note="fulcrum did not build; it was left out of this run"
 		log "WARNING: $fulcrum_note"
@@ -255,7 +263,11 @@ fi
 fulcrum_version=""
 if has_target fulcrum; then
 	fulcrum_version=$("$work/fulcrum" version 2>&1 | sed -n 1p || true)
-	if [[ -z ${FULCRUM_BIN:-} ]]; then
+	if [[ -n ${FULCRUM_BIN:-} ]]; then
+		fulcrum_version+=" ($FULCRUM_BIN)"
+	elif [[ -n ${FULCRUM_REV:-} ]]; then
+		fulcrum_version+=" (built from $(git -C "$root" rev-parse --short "$FULCRUM_REV"))"
+	else
 		fulcrum_version+=" (built from $(git -C "$root" describe --always --dirty 2>/dev/null || echo "an unknown commit"))"
 	fi
 	cat >"$work/fulcrum.yaml" <<EOF
