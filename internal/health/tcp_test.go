@@ -1,0 +1,161 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// check runs one check the way the monitor does: bounded by the spec's
+// timeout.
+func check(t *testing.T, s Spec, target Target) error {
+	t.Helper()
+	c, err := NewChecker(s)
+	if err != nil {
+		t.Fatalf("NewChecker: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), s.Timeout)
+	defer cancel()
+	return c.Check(ctx, target)
+}
+
+// reason is err's text, "" for nil.
+func reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		t.Fatalf("parse %v: %v", a, err)
+	}
+	return ap
+}
+
+// closedPort is a loopback port that nothing listens on.
+func closedPort(t *testing.T, network string) netip.AddrPort {
+	t.Helper()
+	var a net.Addr
+	switch network {
+	case "tcp":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = ln.Addr()
+		ln.Close()
+	default:
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = pc.LocalAddr()
+		pc.Close()
+	}
+	return addrPort(t, a)
+}
+
+// fullListener is a loopback port whose accept queue is full, so that a
+// connect hangs: the kernel drops the SYN, as a backend does when it
+// stops accepting.
+func fullListener(t *testing.T) netip.AddrPort {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port))
+	for range 8 {
+		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return addr
+			}
+			t.Fatalf("filling the accept queue: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Fatal("the accept queue never filled")
+	return addr
+}
+
+func TestTCPCheck(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	up := addrPort(t, ln.Addr())
+	refused := closedPort(t, "tcp")
+	hanging := fullListener(t)
+
+	tests := []struct {
+		name string
+		addr netip.AddrPort
+		want string
+	}{
+		{"up", up, ""},
+		{"refused", refused, "connect " + refused.String() + ": connection refused"},
+		{"hanging", hanging, "connect " + hanging.String() + ": timeout after 300ms"},
+		{"no address", netip.AddrPort{}, "no check address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := Spec{Type: "tcp", Interval: time.Second, Timeout: 300 * time.Millisecond, Rise: 1, Fall: 1}
+			start := time.Now()
+			err := check(t, s, Target{Addr: tt.addr})
+			if got := reason(err); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("check took %v, want it bounded by the 300ms timeout", d)
+			}
+		})
+	}
+}
+
+func TestCheckCancelled(t *testing.T) {
+	t.Parallel()
+	hanging := fullListener(t)
+	c, err := NewChecker(Spec{Type: "tcp", Interval: time.Second, Timeout: time.Minute, Rise: 1, Fall: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err = c.Check(ctx, Target{Addr: hanging})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want an error wrapping context.Canceled", err)
+	}
+}
