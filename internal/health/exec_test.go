@@ -69,9 +69,9 @@ func TestExecTimeoutKillsTheGroup(t *testing.T) {
 	// A child (the subshell) and a grandchild (its sleep), both recorded.
 	script := `( sleep 60 & echo $! >> "$0"; wait ) & echo $! >> "$0"; sleep 60`
 	start := time.Now()
-	got := reason(check(t, execSpec(time.Second, "sh", "-c", script, pids), Target{Addr: netip.MustParseAddrPort("127.0.0.1:1")}))
-	if got != "timeout after 1s" {
-		t.Errorf("got %q, want %q", got, "timeout after 1s")
+	got := reason(check(t, execSpec(2*time.Second, "sh", "-c", script, pids), Target{Addr: netip.MustParseAddrPort("127.0.0.1:1")}))
+	if got != "timeout after 2s" {
+		t.Errorf("got %q, want %q", got, "timeout after 2s")
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("check took %v, want it to end soon after the 1s timeout", d)
@@ -108,7 +108,7 @@ func TestExecOutputFlood(t *testing.T) {
 		want string
 	}{
 		{"flood until killed", []string{"yes"}, "timeout after 500ms: y"},
-		{"flood then exit", []string{"sh", "-c", "yes | head -c 20000000; exit 4"}, "exit status 4: y"},
+		{"flood then exit", []string{"sh", "-c", "yes | head -c 2000000; exit 4"}, "exit status 4: y"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,7 +116,7 @@ func TestExecOutputFlood(t *testing.T) {
 			start := time.Now()
 			got := reason(check(t, execSpec(500*time.Millisecond, tt.argv...), Target{Addr: netip.MustParseAddrPort("127.0.0.1:1")}))
 			if tt.name == "flood then exit" && strings.HasPrefix(got, "timeout") {
-				t.Skipf("got %q: the machine is too slow to write 20 MB in 500ms", got)
+				t.Skipf("got %q: the machine is too slow to write 2 MB in 500ms", got)
 			}
 			if got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)

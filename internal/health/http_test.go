@@ -81,7 +81,7 @@ func startBackend(t *testing.T, tlsCert *tls.Certificate, answers ...answer) (*s
 }
 
 func httpSpec() Spec {
-	return Spec{Type: "http", Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 1, Fall: 1,
+	return Spec{Type: "http", Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1,
 		Path: "/ldirector.html", ExpectBody: "Test Page"}
 }
 
@@ -101,7 +101,7 @@ func TestHTTPSequence(t *testing.T) {
 		"",
 		"",
 		"status 500, want 200-399",
-		"response from " + addr.String() + ": timeout after 500ms",
+		"response from " + addr.String() + ": timeout after 1s",
 		`body lacks "Test Page"`,
 		"status 404, want 200-399",
 		"", // a redirect is judged, not followed
@@ -193,7 +193,7 @@ func TestHTTPUnreachable(t *testing.T) {
 		want string
 	}{
 		{"refused", refused, "connect " + refused.String() + ": connection refused"},
-		{"hanging connect", hanging, "connect " + hanging.String() + ": timeout after 500ms"},
+		{"hanging connect", hanging, "connect " + hanging.String() + ": timeout after 1s"},
 		{"no address", netip.AddrPort{}, "no check address"},
 	}
 	for _, tt := range tests {
