@@ -1,0 +1,605 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// eventBuffer transitions wait in Events for a reader; more are
+	// dropped and counted, never waited for.
+	eventBuffer = 16
+	// announceGap limits how often a split-brain winner re-announces: a
+	// peer that never yields (one-way link, different VIP set) would
+	// otherwise make us flood gratuitous ARP at the advert rate.
+	announceGap = time.Second
+	// releaseTimeout bounds giving the addresses up at shutdown, when
+	// Run's own context is already done.
+	releaseTimeout = 5 * time.Second
+	// holdFactor × master-down interval is how long Release keeps us from
+	// preempting back.
+	holdFactor = 3
+)
+
+var (
+	// ErrNotMaster is Release's answer on a node that is not master.
+	ErrNotMaster = errors.New("vrrp: not master")
+	// ErrNotRunning is returned by Release once Run has returned.
+	ErrNotRunning = errors.New("vrrp: instance not running")
+)
+
+// Instance is one virtual router: the RFC 9568 state machine, driving a
+// Conn and an Announcer. Run owns all of its state; the other methods are
+// safe from any goroutine and never wait for Run, except Release, which
+// waits for its answer.
+type Instance struct {
+	cfg  Config
+	conn Conn
+	ann  Announcer
+	log  *slog.Logger
+	is4  bool
+
+	running atomic.Bool
+	state   atomic.Int32
+	delta   atomic.Int64
+	fault   atomic.Bool
+	wake    chan struct{} // tracking changed; capacity 1
+	release chan chan error
+	done    chan struct{} // closed when Run returns
+	events  chan Transition
+
+	mu     sync.Mutex
+	status Status
+
+	// Owned by the Run goroutine.
+	prio           uint8 // effective priority
+	masterInterval time.Duration
+	heardPrio      uint8 // priority of the master last heard
+	down           *time.Timer
+	adver          *time.Timer
+	preempt        *time.Timer
+	preemptPending bool
+	// preempting: we discard a live lower-priority master's adverts, so
+	// the master-down timer running out means we preempt.
+	preempting   bool
+	masterLeft   bool // the master-down timer was cut to the skew by priority 0
+	holdUntil    time.Time
+	lastAnnounce time.Time
+	sendFailing  bool
+	mismatch     bool
+}
+
+// New returns an Instance for cfg; Run checks cfg and starts it. log is
+// scoped by the caller (component=vrrp, group=NAME); nil discards.
+func New(cfg Config, conn Conn, ann Announcer, log *slog.Logger) *Instance {
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	cfg.VIPs = slices.Clone(cfg.VIPs)
+	cfg.LocalAddr = cfg.LocalAddr.WithZone("")
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	in := &Instance{
+		cfg:     cfg,
+		conn:    conn,
+		ann:     ann,
+		log:     log.With("vrid", cfg.VRID),
+		is4:     cfg.LocalAddr.Is4(),
+		wake:    make(chan struct{}, 1),
+		release: make(chan chan error),
+		done:    make(chan struct{}),
+		events:  make(chan Transition, eventBuffer),
+	}
+	in.status = Status{
+		VRID:     cfg.VRID,
+		State:    Initialize,
+		Priority: cfg.Priority,
+		Dropped:  make(map[DropReason]uint64),
+	}
+	return in
+}
+
+// State is the current state.
+func (in *Instance) State() State { return State(in.state.Load()) }
+
+// Status is a snapshot of the instance's state and counters.
+func (in *Instance) Status() Status {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.status.clone()
+}
+
+// Events delivers state transitions. It is buffered; when the reader falls
+// behind, transitions are dropped (and counted in Status.EventsDropped)
+// rather than delaying the state machine.
+func (in *Instance) Events() <-chan Transition { return in.events }
+
+// SetPriorityDelta applies tracking: the effective priority becomes the
+// configured one plus d, kept within 1-254 (a tracked owner is no longer
+// the owner while d is not 0). A master advertises the new priority at
+// once, so that a backup that now outranks it (and preempts) need not
+// wait for the next interval to know.
+func (in *Instance) SetPriorityDelta(d int) {
+	in.delta.Store(int64(d))
+	in.poke()
+}
+
+// SetFault applies tracking: true moves to Fault (a master sends priority
+// 0 and releases the addresses; no adverts are sent while in Fault), false
+// leaves it for Backup.
+func (in *Instance) SetFault(fault bool) {
+	in.fault.Store(fault)
+	in.poke()
+}
+
+func (in *Instance) poke() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Release hands the addresses over gracefully: a master sends priority 0
+// (so the best backup takes over after its skew time, a few tens of
+// milliseconds, not a master-down interval), releases them and becomes
+// backup. It then does not preempt back for 3 master-down intervals, so
+// that `fulcrum ha release` is not undone by the next advert; if no other
+// node takes over, it becomes master again after one master-down
+// interval, as with any silent link. On a node that is not master it
+// returns ErrNotMaster.
+func (in *Instance) Release(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case in.release <- reply:
+	case <-in.done:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run runs the state machine until ctx is done, then shuts down as RFC
+// 9568 section 6.4.3 says: a master sends priority 0 and releases the
+// addresses. It returns nil then, an error if cfg is invalid or the Conn
+// closed under it. It does not close the Conn. An Instance runs once.
+func (in *Instance) Run(ctx context.Context) error {
+	if err := in.cfg.Validate(); err != nil {
+		return err
+	}
+	if !in.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("vrrp: vrid %d: Run called twice", in.cfg.VRID)
+	}
+	defer close(in.done)
+	in.down, in.adver, in.preempt = stoppedTimer(), stoppedTimer(), stoppedTimer()
+	defer func() {
+		in.down.Stop()
+		in.adver.Stop()
+		in.preempt.Stop()
+	}()
+
+	in.prio = in.effectivePriority()
+	in.masterInterval = in.cfg.Interval
+	in.setPriority(in.prio)
+	switch {
+	case in.fault.Load():
+		in.toFault(ctx)
+	case in.prio == OwnerPriority:
+		in.toMaster(ctx, ReasonOwner)
+	default:
+		in.toBackup(ctx, ReasonStartup, netip.Addr{})
+	}
+
+	recv := in.conn.Receive()
+	var lastErr error
+	for {
+		select {
+		case <-ctx.Done():
+			in.shutdown(ctx)
+			return nil
+		case p, ok := <-recv:
+			if !ok {
+				in.shutdown(ctx)
+				if lastErr != nil && dropReason(lastErr) == DropOther {
+					return fmt.Errorf("vrrp: vrid %d: connection closed after %w", in.cfg.VRID, lastErr)
+				}
+				return fmt.Errorf("vrrp: vrid %d: connection closed", in.cfg.VRID)
+			}
+			lastErr = p.Err
+			in.receive(ctx, p)
+		case <-in.down.C:
+			in.onMasterDown(ctx)
+		case <-in.adver.C:
+			in.advertise(in.prio)
+			in.adver.Reset(in.cfg.Interval)
+		case <-in.preempt.C:
+			in.onPreemptDelay(ctx)
+		case <-in.wake:
+			in.onTracking(ctx)
+		case reply := <-in.release:
+			reply <- in.onRelease(ctx)
+		}
+	}
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+func (in *Instance) effectivePriority() uint8 {
+	d := in.delta.Load()
+	if d == 0 {
+		return in.cfg.Priority
+	}
+	return uint8(min(max(int64(in.cfg.Priority)+d, 1), OwnerPriority-1))
+}
+
+// receive applies RFC 9568 section 7.1's checks that need our
+// configuration, then section 6.4's rules for the current state.
+func (in *Instance) receive(ctx context.Context, p Packet) {
+	a := p.Advert
+	src := p.Src.WithZone("")
+	switch {
+	case p.Err != nil:
+		in.drop(dropReason(p.Err), src, p.Err)
+		return
+	case p.TTL != 255:
+		in.drop(DropTTL, src, fmt.Errorf("ttl %d", p.TTL))
+		return
+	case a.VRID != in.cfg.VRID:
+		in.drop(DropVRID, src, fmt.Errorf("vrid %d", a.VRID))
+		return
+	case !src.IsValid() || src.Is4() != in.is4:
+		in.drop(DropFamily, src, errors.New("source of the wrong family"))
+		return
+	case src == in.cfg.LocalAddr:
+		in.drop(DropSelf, src, errors.New("advert from our own address"))
+		return
+	}
+	in.mu.Lock()
+	in.status.AdvertsReceived++
+	in.mu.Unlock()
+	in.checkAddrs(a, src)
+
+	switch in.State() {
+	case Backup:
+		in.backupReceive(a, src)
+	case Master:
+		in.masterReceive(ctx, a, src)
+	}
+	// In Fault adverts are heard and counted, nothing more: we take no
+	// part until the fault clears.
+}
+
+func (in *Instance) backupReceive(a Advert, src netip.Addr) {
+	in.heard(src, a)
+	if a.Priority == 0 {
+		// The master is leaving: whoever has the highest priority (the
+		// shortest skew) takes over first.
+		in.stopPreemptDelay()
+		in.preempting, in.masterLeft = false, true
+		in.down.Reset(skewTime(in.masterInterval, in.prio))
+		return
+	}
+	if !in.mayPreempt() || a.Priority >= in.prio {
+		in.masterInterval = a.MaxAdvertInterval
+		in.stopPreemptDelay()
+		in.preempting, in.masterLeft = false, false
+		in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+		return
+	}
+	// A live master we outrank.
+	if in.cfg.PreemptDelay > 0 {
+		in.masterInterval = a.MaxAdvertInterval
+		in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+		if !in.preemptPending {
+			in.preemptPending = true
+			in.preempt.Reset(in.cfg.PreemptDelay)
+		}
+		return
+	}
+	// RFC 9568: discard, and let the master-down timer run out.
+	in.preempting = true
+}
+
+func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr) {
+	switch {
+	case a.Priority == 0:
+		// A master that leaves while we are master (after a split brain,
+		// say): make sure the backups hear that we are here.
+		in.advertise(in.prio)
+		in.adver.Reset(in.cfg.Interval)
+	case a.Priority > in.prio || a.Priority == in.prio && src.Compare(in.cfg.LocalAddr) > 0:
+		// Two masters (a split brain healing, or a preemption): we yield.
+		// One last advert of ours tells the winner that there were two,
+		// which it could not otherwise know when its advert came first;
+		// the neighbours may have our MAC for the addresses, and the
+		// winner answers by announcing them again.
+		in.advertise(in.prio)
+		in.masterInterval = a.MaxAdvertInterval
+		in.heard(src, a)
+		in.toBackup(ctx, ReasonHigherPriority, src)
+	default:
+		// Another master that should yield to us. Advertise now, so that
+		// it yields at once (as keepalived does: "forcing new election"),
+		// and announce the addresses again, since neighbours may have
+		// learned its MAC for them.
+		if now := time.Now(); now.Sub(in.lastAnnounce) >= announceGap {
+			in.lastAnnounce = now
+			in.log.Info("another master outranked, re-announcing", "peer", src, "peer_priority", a.Priority)
+			in.advertise(in.prio)
+			in.adver.Reset(in.cfg.Interval)
+			if err := in.ann.Announce(ctx, in.cfg.VIPs); err != nil && ctx.Err() == nil {
+				in.log.Error("re-announce failed", "err", err)
+			}
+		}
+	}
+}
+
+func (in *Instance) onMasterDown(ctx context.Context) {
+	if in.State() != Backup {
+		return
+	}
+	reason := ReasonMasterDown
+	switch {
+	case in.masterLeft:
+		reason = ReasonMasterLeft
+	case in.preempting:
+		reason = ReasonPreempt
+	}
+	in.toMaster(ctx, reason)
+}
+
+func (in *Instance) onPreemptDelay(ctx context.Context) {
+	in.preemptPending = false
+	if in.State() == Backup && in.mayPreempt() && in.heardPrio != 0 && in.heardPrio < in.prio {
+		in.toMaster(ctx, ReasonPreempt)
+	}
+}
+
+func (in *Instance) stopPreemptDelay() {
+	in.preempt.Stop()
+	in.preemptPending = false
+}
+
+// mayPreempt: configured to, and not holding back after a Release.
+func (in *Instance) mayPreempt() bool {
+	return in.cfg.Preempt && !time.Now().Before(in.holdUntil)
+}
+
+func (in *Instance) onTracking(ctx context.Context) {
+	if p := in.effectivePriority(); p != in.prio {
+		in.log.Info("priority changed", "priority", p, "prev_priority", in.prio)
+		in.prio = p
+		in.setPriority(p)
+		switch in.State() {
+		case Master:
+			in.advertise(p)
+			in.adver.Reset(in.cfg.Interval)
+		case Backup:
+			if p == OwnerPriority {
+				in.toMaster(ctx, ReasonOwner)
+			}
+		}
+	}
+	fault := in.fault.Load()
+	switch st := in.State(); {
+	case fault && st != Fault:
+		in.toFault(ctx)
+	case !fault && st == Fault:
+		in.masterInterval = in.cfg.Interval
+		if in.prio == OwnerPriority {
+			in.toMaster(ctx, ReasonOwner)
+		} else {
+			in.toBackup(ctx, ReasonFaultCleared, netip.Addr{})
+		}
+	}
+}
+
+func (in *Instance) onRelease(ctx context.Context) error {
+	if in.State() != Master {
+		return ErrNotMaster
+	}
+	in.advertise(0)
+	in.holdUntil = time.Now().Add(holdFactor * masterDownInterval(in.cfg.Interval, in.prio))
+	in.mu.Lock()
+	in.status.HoldUntil = in.holdUntil
+	in.mu.Unlock()
+	in.masterInterval = in.cfg.Interval
+	in.toBackup(ctx, ReasonRelease, netip.Addr{})
+	return nil
+}
+
+func (in *Instance) shutdown(ctx context.Context) {
+	wasMaster := in.State() == Master
+	in.down.Stop()
+	in.adver.Stop()
+	in.stopPreemptDelay()
+	if wasMaster {
+		in.advertise(0)
+	}
+	in.transition(Initialize, ReasonShutdown, netip.Addr{})
+	if wasMaster {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		in.releaseVIPs(rctx)
+	}
+}
+
+func (in *Instance) toMaster(ctx context.Context, reason string) {
+	in.down.Stop()
+	in.stopPreemptDelay()
+	in.preempting, in.masterLeft = false, false
+	in.masterInterval = in.cfg.Interval
+	in.transition(Master, reason, in.cfg.LocalAddr)
+	// RFC 9568 order: the advert first, so that other backups stand down
+	// at once, then the addresses and their gratuitous ARP/NA.
+	in.advertise(in.prio)
+	in.adver.Reset(in.cfg.Interval)
+	if err := in.ann.Acquire(ctx, in.cfg.VIPs); err != nil && ctx.Err() == nil {
+		in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+	}
+}
+
+func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Addr) {
+	wasMaster := in.State() == Master
+	in.adver.Stop()
+	in.stopPreemptDelay()
+	in.preempting, in.masterLeft = false, false
+	in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+	in.transition(Backup, reason, master)
+	if wasMaster {
+		in.releaseVIPs(ctx)
+	}
+}
+
+func (in *Instance) toFault(ctx context.Context) {
+	wasMaster := in.State() == Master
+	in.down.Stop()
+	in.adver.Stop()
+	in.stopPreemptDelay()
+	if wasMaster {
+		in.advertise(0)
+	}
+	in.transition(Fault, ReasonFault, netip.Addr{})
+	if wasMaster {
+		in.releaseVIPs(ctx)
+	}
+}
+
+func (in *Instance) releaseVIPs(ctx context.Context) {
+	if err := in.ann.Release(ctx, in.cfg.VIPs); err != nil {
+		in.log.Error("releasing virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+	}
+}
+
+// transition records and announces a state change.
+func (in *Instance) transition(to State, reason string, master netip.Addr) {
+	from := in.State()
+	if from == to {
+		return
+	}
+	now := time.Now()
+	in.state.Store(int32(to))
+	in.mu.Lock()
+	in.status.State = to
+	in.status.Since = now
+	in.status.Transitions++
+	switch to {
+	case Master:
+		in.status.Master = in.cfg.LocalAddr
+		in.status.MasterPriority = in.prio
+		in.status.MasterInterval = in.cfg.Interval
+	case Backup:
+		if master.IsValid() {
+			in.status.Master = master
+		} else if from == Master {
+			in.status.Master = netip.Addr{}
+		}
+	default:
+		in.status.Master = netip.Addr{}
+	}
+	in.mu.Unlock()
+	in.log.Info("state changed", "state", to, "prev_state", from, "reason", reason, "master", master, "priority", in.prio)
+	t := Transition{VRID: in.cfg.VRID, From: from, To: to, Reason: reason, Master: master, At: now}
+	select {
+	case in.events <- t:
+	default:
+		in.mu.Lock()
+		in.status.EventsDropped++
+		in.mu.Unlock()
+	}
+}
+
+// advertise sends an advert with the given priority. A failed send is
+// counted and logged when sending starts failing, not on every interval.
+func (in *Instance) advertise(prio uint8) {
+	err := in.conn.Send(Advert{
+		VRID:              in.cfg.VRID,
+		Priority:          prio,
+		MaxAdvertInterval: in.cfg.Interval,
+		Addrs:             in.cfg.VIPs,
+	})
+	in.mu.Lock()
+	if err != nil {
+		in.status.SendErrors++
+	} else {
+		in.status.AdvertsSent++
+	}
+	in.mu.Unlock()
+	switch {
+	case err != nil && !in.sendFailing:
+		in.sendFailing = true
+		in.log.Warn("sending adverts failed", "err", err)
+	case err == nil && in.sendFailing:
+		in.sendFailing = false
+		in.log.Info("sending adverts again")
+	}
+}
+
+func (in *Instance) heard(src netip.Addr, a Advert) {
+	in.heardPrio = a.Priority
+	in.mu.Lock()
+	in.status.Master = src
+	in.status.MasterPriority = a.Priority
+	in.status.MasterInterval = a.MaxAdvertInterval
+	in.mu.Unlock()
+}
+
+func (in *Instance) setPriority(p uint8) {
+	in.mu.Lock()
+	in.status.Priority = p
+	if in.status.State == Master {
+		in.status.MasterPriority = p
+	}
+	in.mu.Unlock()
+}
+
+func (in *Instance) drop(r DropReason, src netip.Addr, err error) {
+	in.mu.Lock()
+	in.status.Dropped[r]++
+	in.mu.Unlock()
+	if in.log.Enabled(context.Background(), slog.LevelDebug) {
+		in.log.Debug("advert dropped", "reason", r, "src", src, "err", err)
+	}
+}
+
+// checkAddrs counts adverts whose address list differs from ours and
+// warns when that starts (and notes when it ends), not per advert.
+func (in *Instance) checkAddrs(a Advert, src netip.Addr) {
+	same := len(a.Addrs) == len(in.cfg.VIPs)
+	for _, v := range a.Addrs {
+		if !same {
+			break
+		}
+		same = slices.Contains(in.cfg.VIPs, v)
+	}
+	if !same {
+		in.mu.Lock()
+		in.status.AddrMismatches++
+		in.mu.Unlock()
+	}
+	switch {
+	case !same && !in.mismatch:
+		in.log.Warn("peer advertises other virtual addresses than ours: check both configs",
+			"peer", src, "peer_vips", a.Addrs, "vip", in.cfg.VIPs)
+	case same && in.mismatch:
+		in.log.Info("peer's virtual addresses match ours again", "peer", src)
+	}
+	in.mismatch = !same
+}
