@@ -1,0 +1,376 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+var linkSeq atomic.Int32
+
+// vlink is a veth pair between two network namespaces made for one test:
+// a real link for raw sockets, multicast and TTL checks, touching nothing
+// outside the namespaces.
+type vlink struct {
+	ns, ifname [2]string
+	v4, v6     [2]netip.Addr // each side's primary address
+	extra4     netip.Addr    // a second address on side 0, not a peer
+}
+
+func requireNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: raw sockets and network namespaces need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("skipping: needs the ip command (iproute2)")
+	}
+}
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newVlink(t *testing.T) *vlink {
+	t.Helper()
+	n := linkSeq.Add(1)
+	pid := os.Getpid()
+	l := &vlink{extra4: netip.AddrFrom4([4]byte{10, 251, byte(n), 3})}
+	for i, side := range []string{"a", "b"} {
+		l.ns[i] = fmt.Sprintf("fulcrum-vrrp-%d-%d%s", pid, n, side)
+		l.ifname[i] = fmt.Sprintf("fv%d-%d%s", pid, n, side) // at most 15 bytes
+		l.v4[i] = netip.AddrFrom4([4]byte{10, 251, byte(n), byte(i + 1)})
+		l.v6[i] = netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 15: byte(0xa + i)})
+		ip(t, "netns", "add", l.ns[i])
+		name := l.ns[i]
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	}
+	ip(t, "-n", l.ns[0], "link", "add", l.ifname[0], "type", "veth", "peer", "name", l.ifname[1], "netns", l.ns[1])
+	for i := range 2 {
+		ns, dev := l.ns[i], l.ifname[i]
+		// A fixed link-local address without DAD, so that IPv6 works at
+		// once and PrimaryAddr has exactly one to find.
+		ip(t, "-n", ns, "link", "set", dev, "addrgenmode", "none")
+		ip(t, "-n", ns, "addr", "add", l.v4[i].String()+"/24", "dev", dev)
+		ip(t, "-n", ns, "addr", "add", l.v6[i].String()+"/64", "dev", dev, "nodad")
+		ip(t, "-n", ns, "link", "set", dev, "up")
+	}
+	ip(t, "-n", l.ns[0], "addr", "add", l.extra4.String()+"/24", "dev", l.ifname[0])
+	// The kernel starts transmitting on a veth only once link watch has
+	// seen its carrier, up to a second later; what is sent before then is
+	// dropped. Operational state UP is set at the same moment.
+	for i := range 2 {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			out, err := exec.Command("ip", "-n", l.ns[i], "-o", "link", "show", "dev", l.ifname[i]).CombinedOutput()
+			if err == nil && strings.Contains(string(out), "state UP") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s in %s not up: %s", l.ifname[i], l.ns[i], out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return l
+}
+
+// inNetns runs fn on a thread switched into network namespace ns. Sockets
+// fn creates stay in ns for good, whichever thread uses them later.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(orig)
+		target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(target)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		ferr := fn()
+		// A thread that cannot go back stays locked, and so exits with
+		// this goroutine instead of serving others in the wrong namespace.
+		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+type rawMode struct {
+	name    string
+	family  Family
+	unicast bool
+	auth    bool
+}
+
+func (m rawMode) side(l *vlink, i int) (local, peer netip.Addr) {
+	if m.family == IPv4 {
+		return l.v4[i], l.v4[1-i]
+	}
+	return l.v6[i], l.v6[1-i]
+}
+
+// listen opens a Conn on side i of l and returns it with the address
+// PrimaryAddr reports there.
+func (m rawMode) listen(t *testing.T, l *vlink, i int, source netip.Addr) (Conn, netip.Addr) {
+	t.Helper()
+	_, peer := m.side(l, i)
+	opts := ConnOptions{Interface: l.ifname[i], Family: m.family, Source: source}
+	if m.unicast {
+		opts.Peers = []netip.Addr{peer}
+	}
+	if m.auth {
+		opts.AuthKey = testKey
+	}
+	var c Conn
+	var primary netip.Addr
+	err := inNetns(l.ns[i], func() error {
+		var err error
+		if primary, err = PrimaryAddr(l.ifname[i], m.family); err != nil {
+			return err
+		}
+		c, err = Listen(opts)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("side %d: %v", i, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, primary
+}
+
+func receiveWithin(t *testing.T, c Conn, d time.Duration) Packet {
+	t.Helper()
+	select {
+	case p, ok := <-c.Receive():
+		if !ok {
+			t.Fatal("Receive closed")
+		}
+		return p
+	case <-time.After(d):
+		t.Fatalf("nothing received in %v", d)
+	}
+	return Packet{}
+}
+
+var rawModes = []rawMode{
+	{name: "ipv4 multicast", family: IPv4},
+	{name: "ipv4 unicast", family: IPv4, unicast: true},
+	{name: "ipv6 multicast", family: IPv6},
+	{name: "ipv6 unicast", family: IPv6, unicast: true},
+	{name: "ipv4 multicast authenticated", family: IPv4, auth: true},
+	{name: "ipv6 unicast authenticated", family: IPv6, unicast: true, auth: true},
+}
+
+// TestRawConn sends adverts between two namespaces over raw sockets and
+// checks what arrives: source, TTL 255, the advert, and the drops.
+func TestRawConn(t *testing.T) {
+	requireNetns(t)
+	t.Parallel()
+	for _, m := range rawModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			l := newVlink(t)
+			a, primaryA := m.listen(t, l, 0, netip.Addr{})
+			b, _ := m.listen(t, l, 1, netip.Addr{})
+			local, _ := m.side(l, 0)
+			if primaryA != local {
+				t.Errorf("PrimaryAddr = %v, want %v", primaryA, local)
+			}
+			vips := addrs("192.0.2.1", "192.0.2.2")
+			if m.family == IPv6 {
+				vips = addrs("fe80::100", "2001:db8::100")
+			}
+			adv := Advert{VRID: 51, Priority: 150, MaxAdvertInterval: 100 * time.Millisecond, Addrs: vips}
+			if err := a.Send(adv); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			p := receiveWithin(t, b, 2*time.Second)
+			if p.Err != nil {
+				t.Fatalf("received error %v", p.Err)
+			}
+			if p.Src != local || p.TTL != 255 {
+				t.Errorf("from %v with TTL %d, want %v with 255", p.Src, p.TTL, local)
+			}
+			if diff := cmp.Diff(adv, p.Advert, addrCmp); diff != "" {
+				t.Errorf("advert (-sent +received):\n%s", diff)
+			}
+			// Multicast loop is off: the sender hears nothing of its own.
+			select {
+			case p := <-a.Receive():
+				t.Errorf("sender received %+v", p)
+			case <-time.After(50 * time.Millisecond):
+			}
+
+			switch {
+			case m.unicast && m.family == IPv4:
+				// From an address of ours that is not b's peer.
+				c, _ := m.listen(t, l, 0, l.extra4)
+				if err := c.Send(adv); err != nil {
+					t.Fatalf("Send from %v: %v", l.extra4, err)
+				}
+				if p := receiveWithin(t, b, 2*time.Second); !errors.Is(p.Err, ErrNotPeer) || p.Src != l.extra4 {
+					t.Errorf("from a non-peer: %+v, want ErrNotPeer from %v", p, l.extra4)
+				}
+			case m.auth:
+				// A node with the wrong key.
+				forger := m
+				forger.auth = false
+				c, _ := forger.listen(t, l, 0, netip.Addr{})
+				if err := c.Send(adv); err != nil {
+					t.Fatalf("Send: %v", err)
+				}
+				if p := receiveWithin(t, b, 2*time.Second); !errors.Is(p.Err, ErrAuth) {
+					t.Errorf("unauthenticated advert: %+v, want ErrAuth", p)
+				}
+			}
+			if err := b.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			for range b.Receive() { // drains, then must close
+			}
+		})
+	}
+}
+
+// rawNode is an Instance on a raw Conn in one namespace of a vlink.
+type rawNode struct {
+	in     *Instance
+	conn   Conn
+	ann    *fakeAnnouncer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startRaw(t *testing.T, m rawMode, l *vlink, side int, prio uint8, preempt bool) *rawNode {
+	t.Helper()
+	conn, primary := m.listen(t, l, side, netip.Addr{})
+	vips := addrs("192.0.2.100")
+	if m.family == IPv6 {
+		vips = addrs("2001:db8::100")
+	}
+	cfg := Config{VRID: 51, Priority: prio, Preempt: preempt, VIPs: vips, Accept: true, LocalAddr: primary}
+	n := &rawNode{conn: conn, ann: &fakeAnnouncer{}, done: make(chan error, 1)}
+	n.in = New(cfg, conn, n.ann, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- n.in.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-n.done
+	})
+	return n
+}
+
+// lastMaster is the reason of the latest transition to Master in events
+// so far.
+func lastMaster(in *Instance) string {
+	reason := ""
+	for _, tr := range drain(in) {
+		if tr.To == Master {
+			reason = tr.Reason
+		}
+	}
+	return reason
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRawFailover runs two Instances over real sockets between two
+// namespaces, with 100ms adverts: the higher priority is elected, a crash
+// (its socket closed, no farewell) hands over after the master-down
+// interval, a preempting node takes the addresses back, and a clean stop
+// hands over at once with priority 0.
+func TestRawFailover(t *testing.T) {
+	requireNetns(t)
+	t.Parallel()
+	for _, m := range rawModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			l := newVlink(t)
+			a := startRaw(t, m, l, 0, 200, true)
+			b := startRaw(t, m, l, 1, 100, false)
+			addrA, _ := m.side(l, 0)
+			waitFor(t, "a master, b backup", func() bool {
+				return a.in.State() == Master && b.in.State() == Backup && b.in.Status().Master == addrA
+			})
+			if !a.ann.holds() || b.ann.holds() {
+				t.Errorf("addresses held: a %v, b %v; want a only", a.ann.holds(), b.ann.holds())
+			}
+			time.Sleep(500 * time.Millisecond) // a few adverts
+			if s := b.in.Status(); len(s.Dropped) != 0 || s.AdvertsReceived < 3 {
+				t.Errorf("backup received %d adverts, dropped %v", s.AdvertsReceived, s.Dropped)
+			}
+
+			// Crash: a's socket goes away, no priority 0 gets out.
+			a.conn.Close()
+			if err := <-a.done; err == nil {
+				t.Error("a's Run returned nil when its Conn closed")
+			}
+			a.done <- nil // for the cleanup
+			waitFor(t, "b master after a's crash", func() bool { return b.in.State() == Master })
+			if r := lastMaster(b.in); r != ReasonMasterDown {
+				t.Errorf("b took over for %q, want %q", r, ReasonMasterDown)
+			}
+			if !b.ann.holds() {
+				t.Error("b does not hold the addresses")
+			}
+
+			// a comes back and preempts.
+			a = startRaw(t, m, l, 0, 200, true)
+			waitFor(t, "a master again", func() bool { return a.in.State() == Master && b.in.State() == Backup })
+			if r := lastMaster(a.in); r != ReasonPreempt {
+				t.Errorf("a took over for %q, want %q", r, ReasonPreempt)
+			}
+
+			// A clean stop: b takes over on a's priority 0 advert.
+			a.cancel()
+			if err := <-a.done; err != nil {
+				t.Errorf("a's Run: %v", err)
+			}
+			a.done <- nil
+			waitFor(t, "b master after a's stop", func() bool { return b.in.State() == Master })
+			if r := lastMaster(b.in); r != ReasonMasterLeft {
+				t.Errorf("b took over for %q, want %q", r, ReasonMasterLeft)
+			}
+			if a.ann.holds() {
+				t.Error("a still holds the addresses after stopping")
+			}
+		})
+	}
+}
