@@ -75,4 +75,27 @@ type Backend struct {
 	ConnectFailures uint64 `json:"connect_failures"`
 	BytesIn         uint64 `json:"bytes_in"`
 	BytesOut        uint64 `json:"bytes_out"`
+	// SlowStart is true while the weight ramps up after a recovery.
+	SlowStart bool `json:"slow_start,omitempty"`
+	// Health is nil when the backend has no health check.
+	Health *Health `json:"health,omitempty"`
+}
+
+// Health is a backend's health checking.
+type Health struct {
+	Check string `json:"check"` // tcp, http, https, udp, exec
+	// State is "up" or "down"; Since is when it got there.
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// The last check: when, how long it took, its verdict and why.
+	LastCheck      time.Time `json:"last_check,omitzero"`
+	LastDurationMS float64   `json:"last_duration_ms"`
+	LastOK         bool      `json:"last_ok"`
+	LastReason     string    `json:"last_reason,omitempty"`
+	Checks         uint64    `json:"checks"`
+	Failures       uint64    `json:"failures"`
+	// Flaps counts state changes since the probe started.
+	Flaps uint64 `json:"flaps"`
+	// Shared is how many (service, backend) pairs this one probe serves.
+	Shared int `json:"shared"`
 }

@@ -97,7 +97,7 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	}
 	// Like ipvsadm: a line per service, its backends indented below it,
 	// the backend columns aligned across all services.
-	rows := [][]string{{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes"}}
+	rows := [][]string{{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes", "Health"}}
 	for _, s := range st.Services {
 		for _, b := range s.Backends {
 			max := "-"
@@ -105,7 +105,8 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 				max = fmt.Sprint(b.MaxConnections)
 			}
 			rows = append(rows, []string{"  -> " + b.Address, b.Role, backendState(b), fmt.Sprint(b.Weight), max,
-				fmt.Sprint(b.Active), fmt.Sprint(b.Total), fmt.Sprint(b.ConnectFailures), humanBytes(b.BytesIn), humanBytes(b.BytesOut)})
+				fmt.Sprint(b.Active), fmt.Sprint(b.Total), fmt.Sprint(b.ConnectFailures), humanBytes(b.BytesIn), humanBytes(b.BytesOut),
+				healthSummary(b.Health, now)})
 		}
 	}
 	widths := make([]int, len(rows[0]))
@@ -157,9 +158,27 @@ func backendState(b admin.Backend) string {
 		return "quiesced"
 	case !b.Available:
 		return "full"
+	case b.SlowStart:
+		return "slow-start"
 	default:
 		return "up"
 	}
+}
+
+// healthSummary is ldirectord's status in one cell: the check, its state
+// and for how long, flaps, and why the last check failed.
+func healthSummary(h *admin.Health, now time.Time) string {
+	if h == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%s %s %s", h.Check, h.State, now.Sub(h.Since).Round(time.Second))
+	if h.Flaps > 0 {
+		s += fmt.Sprintf(" flaps %d", h.Flaps)
+	}
+	if !h.LastOK && h.LastReason != "" {
+		s += ": " + h.LastReason
+	}
+	return s
 }
 
 func humanBytes(n uint64) string {

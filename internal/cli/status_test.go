@@ -44,8 +44,11 @@ func TestRenderStatus(t *testing.T) {
 				Persistence: &admin.Persistence{TimeoutSeconds: 360, Entries: 12},
 				Counters:    admin.Counters{Accepted: 1234, Active: 3, NoBackend: 1, ConnectFailures: 2},
 				Backends: []admin.Backend{
-					{Address: "192.168.0.101:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Active: 1, Total: 400, BytesIn: 2048, BytesOut: 5 << 20},
-					{Address: "192.168.0.102:80", Role: admin.RolePrimary, Weight: 3, MaxConnections: 100, Healthy: true, Available: true, Active: 2, Total: 830, ConnectFailures: 2},
+					{Address: "192.168.0.101:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Active: 1, Total: 400, BytesIn: 2048, BytesOut: 5 << 20,
+						Health: &admin.Health{Check: "http", State: "up", Since: started.Add(time.Hour), LastOK: true, Flaps: 2}},
+					{Address: "192.168.0.102:80", Role: admin.RolePrimary, Weight: 3, MaxConnections: 100, Healthy: false, Active: 2, Total: 830, ConnectFailures: 2,
+						Health: &admin.Health{Check: "http", State: "down", Since: started.Add(90 * time.Minute), LastReason: "status 503, want 200-399", Flaps: 1}},
+					{Address: "192.168.0.104:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, SlowStart: true},
 					{Address: "192.168.0.103:80", Role: admin.RoleBackup, Weight: 0, Healthy: true},
 					{Address: "127.0.0.1:8080", Role: admin.RoleFallback, Weight: 1, Healthy: false},
 				},

@@ -18,8 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/alert"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 )
 
@@ -41,6 +43,11 @@ type Daemon struct {
 
 	reloadc chan chan error
 	wg      sync.WaitGroup // serve loops and draining frontends
+
+	monitor  *health.Monitor
+	alerts   *alert.Dispatcher
+	watches  watchTable
+	healthMu sync.Mutex // orders health state copies; see commitHealth
 
 	// The fields below are owned by the Run goroutine; Status reads the
 	// published snapshot only.
@@ -106,6 +113,8 @@ func New(opt Options) *Daemon {
 		listeners: map[listenKey]*listener{},
 	}
 	d.adminAddr.Store("")
+	d.monitor = health.NewMonitor(opt.Log.With("component", "health"), d.onHealth)
+	d.alerts = alert.NewDispatcher(opt.Log.With("component", "alert"), nil)
 	return d
 }
 
@@ -138,7 +147,20 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 	d.serveCtx = serveCtx
+	// The monitor and the alert dispatcher outlive the listeners' drain:
+	// they stop last, with the serve context.
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		_ = d.monitor.Run(serveCtx)
+	}()
+	go func() {
+		defer d.wg.Done()
+		_ = d.alerts.Run(serveCtx)
+	}()
 	if err := d.apply(cfg); err != nil {
+		stopServing()
+		d.wg.Wait()
 		return err
 	}
 	if d.opt.Ready != nil {
@@ -228,6 +250,8 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	for _, f := range p.commit {
 		f()
 	}
+	d.commitHealth(p)
+	d.alerts.SetHooks(alertHooks(cfg))
 	d.setLevel(cfg.Log.Level)
 	for _, l := range fresh {
 		svc := want[l.key]

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
 
 // backendKey identifies a backend's live state across reloads: the same
@@ -26,6 +27,10 @@ type plan struct {
 	backends map[backendKey]*balancer.Backend
 	persist  map[string]*balancer.Persistence
 	commit   []func()
+
+	watches   []health.Watch
+	watchInfo map[string]*watched
+	initUp    map[string]bool // watch id → its initial state
 }
 
 // Plan checks that cfg can be turned into a runtime without binding
@@ -42,8 +47,17 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 		cfg:      cfg,
 		backends: make(map[backendKey]*balancer.Backend),
 		persist:  make(map[string]*balancer.Persistence),
+		initUp:   map[string]bool{},
 	}
 	var errs []error
+	ws, info, err := healthPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.watches, p.watchInfo = ws, info
+	for _, w := range ws {
+		p.initUp[w.ID] = w.Spec.InitialUp
+	}
 	for i := range cfg.Services {
 		sc := &cfg.Services[i]
 		svc, err := p.buildService(i, sc, live, livePersist)
@@ -55,6 +69,9 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	for _, w := range p.watchInfo {
+		w.backend = p.backends[backendKey{service: w.service, addr: w.addr}]
 	}
 	return p, nil
 }
@@ -69,6 +86,9 @@ func (p *plan) buildService(i int, sc *config.Service, live map[backendKey]*bala
 	for _, bc := range sc.Backends {
 		addr := netip.MustParseAddrPort(bc.Address)
 		b := p.backend(backendKey{service: sc.Name, addr: addr}, live, bc.WeightValue(), bc.MaxConnections)
+		if up, watched := p.initUp[watchID(sc.Name, addr)]; watched && !up && live[backendKey{service: sc.Name, addr: addr}] == nil {
+			b.SetHealthy(false) // a new backend checked with initial: down
+		}
 		if bc.Backup {
 			backup = append(backup, b)
 		} else {
@@ -97,6 +117,7 @@ func (p *plan) buildService(i int, sc *config.Service, live map[backendKey]*bala
 		ConnectTimeout:     sc.Timeouts.Connect.D(),
 		IdleTimeout:        sc.Timeouts.Idle.D(),
 		ProxyHeaderTimeout: sc.Timeouts.ProxyHeader.D(),
+		Quiescent:          sc.QuiescentValue(),
 		Retries:            sc.RetryCount(),
 		SendProxy:          sc.ProxyProtocol.Send,
 		AcceptProxy:        sc.ProxyProtocol.Accept,

@@ -3,6 +3,7 @@ package daemon
 import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 )
 
@@ -25,6 +26,10 @@ func (d *Daemon) Status() admin.Status {
 		st.Reloads.Last = r.at
 		st.Reloads.LastError = r.err
 	}
+	probes := map[string]health.ProbeStatus{}
+	for _, ps := range d.monitor.Status() {
+		probes[ps.ID] = ps
+	}
 	for _, svc := range snap.services {
 		s := admin.Service{
 			Name:      svc.Name,
@@ -40,22 +45,40 @@ func (d *Daemon) Status() admin.Status {
 			s.Counters = l.counters()
 		}
 		for _, b := range svc.Primary() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RolePrimary))
+			s.Backends = append(s.Backends, backendStatus(b, admin.RolePrimary, probes, svc.Name))
 		}
 		for _, b := range svc.Backup() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleBackup))
+			s.Backends = append(s.Backends, backendStatus(b, admin.RoleBackup, probes, svc.Name))
 		}
 		if b := svc.Fallback(); b != nil {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback))
+			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback, nil, ""))
 		}
 		st.Services = append(st.Services, s)
 	}
 	return st
 }
 
-func backendStatus(b *balancer.Backend, role string) admin.Backend {
+func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, service string) admin.Backend {
 	s := b.Stats()
+	var h *admin.Health
+	if ps, ok := probes[watchID(service, b.Addr)]; ok {
+		h = &admin.Health{
+			Check:          ps.Check,
+			State:          ps.State.String(),
+			Since:          ps.Since,
+			LastCheck:      ps.LastCheck,
+			LastDurationMS: float64(ps.LastDuration.Microseconds()) / 1000,
+			LastOK:         ps.LastOK,
+			LastReason:     ps.LastReason,
+			Checks:         ps.Checks,
+			Failures:       ps.Failures,
+			Flaps:          ps.Flaps,
+			Shared:         ps.Shared,
+		}
+	}
 	return admin.Backend{
+		SlowStart:       s.Ramping,
+		Health:          h,
 		Address:         b.Addr.String(),
 		Role:            role,
 		Weight:          s.Weight,

@@ -1,0 +1,247 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/alert"
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
+)
+
+// watched is what the daemon knows about one health watch: the backend it
+// drives and what a transition does to it.
+type watched struct {
+	service   string
+	addr      netip.AddrPort
+	backend   *balancer.Backend // filled in by buildPlan
+	slowStart time.Duration
+	quiescent bool
+	grace     time.Duration
+}
+
+// watchID names the watch of one backend of one service.
+func watchID(service string, addr netip.AddrPort) string {
+	return service + "|" + addr.String()
+}
+
+// healthPlan derives the monitor's watches from a config. Errors here are
+// config problems Validate cannot see (a status range or regex that the
+// checker rejects), reported like validation errors.
+func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error) {
+	var ws []health.Watch
+	info := map[string]*watched{}
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		for j := range sc.Backends {
+			h := sc.EffectiveHealth(j)
+			if h == nil {
+				continue
+			}
+			addr := netip.MustParseAddrPort(sc.Backends[j].Address)
+			spec, err := healthSpec(h)
+			if err != nil {
+				line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
+				return nil, nil, fmt.Errorf("%s:%d:%d: services[%d].health: %w", cfg.File, line, col, i, err)
+			}
+			if _, err := health.NewChecker(spec); err != nil {
+				line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
+				return nil, nil, fmt.Errorf("%s:%d:%d: services[%d].health: %w", cfg.File, line, col, i, err)
+			}
+			target := addr
+			if h.Address != "" {
+				target = netip.AddrPortFrom(netip.MustParseAddr(h.Address), target.Port())
+			}
+			if h.Port != 0 {
+				target = netip.AddrPortFrom(target.Addr(), uint16(h.Port))
+			}
+			id := watchID(sc.Name, addr)
+			ws = append(ws, health.Watch{
+				ID:              id,
+				Target:          health.Target{Addr: target, Backend: addr, Service: sc.Name},
+				Spec:            spec,
+				PassiveFailures: h.Passive.Failures,
+			})
+			info[id] = &watched{
+				service:   sc.Name,
+				addr:      addr,
+				slowStart: sc.SlowStart.D(),
+				quiescent: sc.QuiescentValue(),
+				grace:     sc.RemovalGrace.D(),
+			}
+		}
+	}
+	return ws, info, nil
+}
+
+func healthSpec(h *config.Health) (health.Spec, error) {
+	s := health.Spec{
+		Type:          h.Type,
+		Interval:      h.Interval.D(),
+		Timeout:       h.Timeout.D(),
+		Jitter:        h.Jitter.D(),
+		Rise:          h.Rise,
+		Fall:          h.Fall,
+		InitialUp:     h.Initial != "down",
+		Method:        h.Method,
+		Path:          h.Path,
+		Host:          h.Host,
+		ExpectBody:    h.ExpectBody,
+		TLSSkipVerify: h.TLSSkipVerify,
+		SNI:           h.SNI,
+		Send:          []byte(h.Send),
+		Expect:        []byte(h.Expect),
+		Command:       h.Command,
+	}
+	if h.Type == "http" || h.Type == "https" {
+		ranges, err := health.ParseStatusRanges(h.ExpectStatus)
+		if err != nil {
+			return s, err
+		}
+		s.ExpectStatus = ranges
+	}
+	if h.ExpectRegex != "" {
+		re, err := regexp.Compile(h.ExpectRegex)
+		if err != nil {
+			return s, err
+		}
+		s.ExpectRegex = re
+	}
+	return s, nil
+}
+
+// passive forwards a backend's connect outcomes to the monitor.
+type passive struct {
+	mon *health.Monitor
+	id  string
+}
+
+var _ balancer.Observer = passive{}
+
+func (p passive) Failed(reason string) { p.mon.ReportFailure(p.id, reason) }
+func (p passive) Succeeded()           { p.mon.ReportSuccess(p.id) }
+
+// watchTable is the published id → watched map the transition handler
+// reads; replaced whole on every reload.
+type watchTable = atomic.Pointer[map[string]*watched]
+
+// onHealth applies a health transition. It runs on a monitor goroutine
+// and must not block: everything slow (closing connections after the
+// grace period, alert delivery) happens elsewhere.
+func (d *Daemon) onHealth(tr health.Transition) {
+	tbl := d.watches.Load()
+	if tbl == nil {
+		return
+	}
+	w := (*tbl)[tr.ID]
+	if w == nil || w.backend == nil {
+		return
+	}
+	up := tr.To == health.Up
+	// The monitor emits real transitions only; commitHealth may already
+	// have copied this state over, so the side effects do not depend on
+	// SetHealthy seeing a change.
+	d.healthMu.Lock()
+	w.backend.SetHealthy(up)
+	d.healthMu.Unlock()
+	if up && w.slowStart > 0 {
+		w.backend.SlowStart(w.slowStart)
+	}
+	if !up && !w.quiescent {
+		b := w.backend
+		time.AfterFunc(w.grace, func() {
+			if !b.Healthy() {
+				d.closeBackend(b)
+			}
+		})
+	}
+	d.alerts.Notify(alert.Event{
+		Kind:      "backend",
+		Service:   w.service,
+		Backend:   w.backend.Addr.String(),
+		State:     tr.To.String(),
+		PrevState: tr.From.String(),
+		Reason:    tr.Reason,
+		Node:      d.nodeName(),
+		Time:      tr.At,
+	})
+}
+
+// closeBackend closes the TCP connections of a removed backend in every
+// service that has it.
+func (d *Daemon) closeBackend(b *balancer.Backend) {
+	snap := d.snap.Load()
+	if snap == nil {
+		return
+	}
+	for _, svc := range snap.services {
+		if !svc.Owns(b) {
+			continue
+		}
+		if l := snap.fronts[svc.Name]; l != nil && l.tcp != nil {
+			if n := l.tcp.CloseBackend(b); n > 0 {
+				d.log.Info("closed connections of a removed backend", "service", svc.Name, "backend", b.Addr, "connections", n)
+			}
+		}
+	}
+}
+
+func (d *Daemon) nodeName() string {
+	if snap := d.snap.Load(); snap != nil {
+		return snap.cfg.Node.Name
+	}
+	return ""
+}
+
+// alertHooks converts the config's alert hooks.
+func alertHooks(cfg *config.Config) []alert.Hook {
+	hooks := make([]alert.Hook, 0, len(cfg.Alerts))
+	for _, a := range cfg.Alerts {
+		hooks = append(hooks, alert.Hook{
+			Name:         a.Name,
+			Exec:         a.Exec,
+			Webhook:      a.Webhook,
+			Timeout:      a.Timeout.D(),
+			Kinds:        a.Events,
+			Services:     a.Services,
+			MaxPerMinute: a.MaxPerMinute,
+		})
+	}
+	return hooks
+}
+
+// commitHealth hands the plan's watches to the monitor and makes every
+// backend's health agree with it: backends without checks are up, and a
+// backend whose check changed takes the state of its (new) probe.
+func (d *Daemon) commitHealth(p *plan) {
+	d.watches.Store(&p.watchInfo)
+	for _, b := range p.backends {
+		b.SetObserver(nil)
+	}
+	for _, w := range p.watches {
+		info := p.watchInfo[w.ID]
+		if w.PassiveFailures > 0 && info.backend != nil {
+			info.backend.SetObserver(passive{mon: d.monitor, id: w.ID})
+		}
+	}
+	d.monitor.Set(p.watches)
+	// healthMu orders this copy with onHealth: a transition that lands
+	// after the Status read below is applied after it, not overwritten.
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	state := map[string]bool{}
+	for _, st := range d.monitor.Status() {
+		state[st.ID] = st.State == health.Up
+	}
+	for k, b := range p.backends {
+		up, watched := state[watchID(k.service, k.addr)]
+		if k.fallback || !watched {
+			up = true
+		}
+		b.SetHealthy(up)
+	}
+}
