@@ -15,6 +15,26 @@ type Status struct {
 	Started    time.Time `json:"started"`
 	Reloads    Reloads   `json:"reloads"`
 	Services   []Service `json:"services"`
+	Alerts     Alerts    `json:"alerts"`
+}
+
+// Alerts reports the alert hooks' deliveries.
+type Alerts struct {
+	// QueueDropped counts events lost because the dispatcher's queue was
+	// full.
+	QueueDropped uint64      `json:"queue_dropped"`
+	Hooks        []AlertHook `json:"hooks"`
+}
+
+// AlertHook is one configured hook's record.
+type AlertHook struct {
+	Name      string    `json:"name"`
+	Sent      uint64    `json:"sent"`
+	Failed    uint64    `json:"failed"`
+	Dropped   uint64    `json:"dropped"`  // over max_per_minute
+	Overflow  uint64    `json:"overflow"` // its own queue was full
+	LastError string    `json:"last_error,omitempty"`
+	LastSent  time.Time `json:"last_sent,omitzero"`
 }
 
 // Reloads reports configuration reloads since start.

@@ -148,6 +148,17 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 			next++
 		}
 	}
+	if len(st.Alerts.Hooks) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Alert hooks")
+		for _, h := range st.Alerts.Hooks {
+			fmt.Fprintf(w, "  %s: sent %d, failed %d, rate-limited %d", h.Name, h.Sent, h.Failed, h.Dropped+h.Overflow)
+			if h.LastError != "" {
+				fmt.Fprintf(w, ", last error: %s", firstLine(h.LastError))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 func backendState(b admin.Backend) string {

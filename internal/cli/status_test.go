@@ -38,6 +38,10 @@ func TestRenderStatus(t *testing.T) {
 	st := &admin.Status{
 		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started,
 		Reloads: admin.Reloads{OK: 2, Failed: 1, LastError: "fulcrum.yaml:7:16: services[0].backends[0].address: want ip:port\nmore"},
+		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
+			{Name: "lvs.alert", Sent: 4},
+			{Name: "chat", Sent: 1, Failed: 2, Dropped: 3, LastError: "webhook https://chat.example: status 500"},
+		}},
 		Services: []admin.Service{
 			{
 				Name: "web", Protocol: "tcp", Listen: "192.168.0.105:80", Scheduler: "wlc",

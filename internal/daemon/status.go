@@ -26,6 +26,14 @@ func (d *Daemon) Status() admin.Status {
 		st.Reloads.Last = r.at
 		st.Reloads.LastError = r.err
 	}
+	st.Alerts.QueueDropped = d.alerts.QueueDropped()
+	st.Alerts.Hooks = []admin.AlertHook{}
+	for _, h := range d.alerts.Stats() {
+		st.Alerts.Hooks = append(st.Alerts.Hooks, admin.AlertHook{
+			Name: h.Name, Sent: h.Sent, Failed: h.Failed, Dropped: h.Dropped, Overflow: h.Overflow,
+			LastError: h.LastError, LastSent: h.LastSent,
+		})
+	}
 	probes := map[string]health.ProbeStatus{}
 	for _, ps := range d.monitor.Status() {
 		probes[ps.ID] = ps

@@ -233,6 +233,8 @@ alerts:
 	time.Sleep(700 * time.Millisecond)
 	early, errs := l.take()
 	waitFor(t, "slow start over", 10*time.Second, func() bool { return !backendOf(n.status(), b1.addr).SlowStart })
+	_, errs1 := l.take() // the rest of the ramp
+	errs = append(errs, errs1...)
 	time.Sleep(700 * time.Millisecond)
 	late, errs2 := l.take()
 	if len(errs)+len(errs2) > 0 {
@@ -270,6 +272,9 @@ alerts:
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	if len(lines) != 4 || lines[0] != want[0] || lines[1] != want[1] {
 		t.Errorf("alert lines:\n%s\nwant 4, starting with\n%s", data, strings.Join(want, "\n"))
+	}
+	if hooks := n.status().Alerts.Hooks; len(hooks) != 1 || hooks[0].Sent != 4 || hooks[0].Failed != 0 {
+		t.Errorf("status alert hooks: got %+v, want one hook with 4 sent", hooks)
 	}
 	for _, tail := range []string{"backend web " + b1.addr + " up>down lb1", "backend web " + b2.addr + " up>down lb1"} {
 		if !strings.Contains(strings.Join(lines[2:], "\n"), tail) {
