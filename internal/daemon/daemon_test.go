@@ -3,10 +3,12 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -240,5 +242,71 @@ func TestAdminAPI(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("status lacks %s:\n%s", want, body)
 		}
+	}
+}
+
+// A backend that fails its checks loses its established connections after
+// removal_grace when the service is not quiescent, and keeps them when it
+// is.
+func TestDownBackendRemovalAndQuiescence(t *testing.T) {
+	t.Parallel()
+	for _, quiescent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("quiescent=%v", quiescent), func(t *testing.T) {
+			t.Parallel()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			backend := ln.Addr().String()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go io.Copy(c, c) // echo, and the connection outlives the listener
+				}
+			}()
+			web := freeTCP(t)
+			startDaemon(t, fmt.Sprintf(`admin: { listen: "off" }
+shutdown: { drain_timeout: 100ms }
+services:
+  - name: web
+    listen: %s
+    quiescent: %v
+    removal_grace: 200ms
+    health: { type: tcp, interval: 50ms, timeout: 200ms, fall: 1, rise: 1 }
+    backends: [ { address: %s } ]
+`, web, quiescent, backend))
+			c, err := net.DialTimeout("tcp", web, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r := bufio.NewReader(c)
+			io.WriteString(c, "one\n")
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := r.ReadString('\n'); err != nil {
+				t.Fatalf("echo before the backend fails: %v", err)
+			}
+			ln.Close() // checks now fail; the established connection still works at the backend
+
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, err = r.ReadString('\n')
+			closed := err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+			if !quiescent && !closed {
+				t.Errorf("removal: connection not closed within 2s of the backend going down (err %v)", err)
+			}
+			if quiescent {
+				if closed {
+					t.Fatalf("quiescent: connection closed (%v), want it kept", err)
+				}
+				io.WriteString(c, "two\n")
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if line, err := r.ReadString('\n'); err != nil || line != "two\n" {
+					t.Errorf("quiescent: echo after down: got %q %v", line, err)
+				}
+			}
+		})
 	}
 }
