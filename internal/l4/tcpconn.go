@@ -195,7 +195,10 @@ func dialBackend(ctx context.Context, timeout time.Duration, c *tcpConn, addr ne
 	if !c.setDial(cancel) {
 		return nil, errKilled
 	}
-	var d net.Dialer
+	// No TCP keep-alive probes, as HAProxy without option tcpka: the idle
+	// timeout ends dead connections, and the probes cost 4 setsockopt
+	// calls per socket.
+	d := net.Dialer{KeepAlive: -1}
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	c.setDial(nil)
 	if err != nil {
