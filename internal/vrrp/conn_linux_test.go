@@ -288,16 +288,22 @@ func startRaw(t *testing.T, m rawMode, l *vlink, side int, prio uint8, preempt b
 	return n
 }
 
-// lastMaster is the reason of the latest transition to Master in events
-// so far.
-func lastMaster(in *Instance) string {
-	reason := ""
-	for _, tr := range drain(in) {
-		if tr.To == Master {
-			reason = tr.Reason
+// nextMaster waits for in's next transition to Master and returns its
+// reason. Events, not State, because State changes a moment before the
+// event is sent.
+func nextMaster(t *testing.T, in *Instance) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case tr := <-in.Events():
+			if tr.To == Master {
+				return tr.Reason
+			}
+		case <-timeout:
+			t.Fatal("timed out waiting for a transition to master")
 		}
 	}
-	return reason
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -337,14 +343,15 @@ func TestRawFailover(t *testing.T) {
 				t.Errorf("backup received %d adverts, dropped %v", s.AdvertsReceived, s.Dropped)
 			}
 
+			drain(b.in) // b may have been master for a moment at the start
+
 			// Crash: a's socket goes away, no priority 0 gets out.
 			a.conn.Close()
 			if err := <-a.done; err == nil {
 				t.Error("a's Run returned nil when its Conn closed")
 			}
 			a.done <- nil // for the cleanup
-			waitFor(t, "b master after a's crash", func() bool { return b.in.State() == Master })
-			if r := lastMaster(b.in); r != ReasonMasterDown {
+			if r := nextMaster(t, b.in); r != ReasonMasterDown {
 				t.Errorf("b took over for %q, want %q", r, ReasonMasterDown)
 			}
 			if !b.ann.holds() {
@@ -353,10 +360,10 @@ func TestRawFailover(t *testing.T) {
 
 			// a comes back and preempts.
 			a = startRaw(t, m, l, 0, 200, true)
-			waitFor(t, "a master again", func() bool { return a.in.State() == Master && b.in.State() == Backup })
-			if r := lastMaster(a.in); r != ReasonPreempt {
+			if r := nextMaster(t, a.in); r != ReasonPreempt {
 				t.Errorf("a took over for %q, want %q", r, ReasonPreempt)
 			}
+			waitFor(t, "b backup again", func() bool { return b.in.State() == Backup })
 
 			// A clean stop: b takes over on a's priority 0 advert.
 			a.cancel()
@@ -364,8 +371,7 @@ func TestRawFailover(t *testing.T) {
 				t.Errorf("a's Run: %v", err)
 			}
 			a.done <- nil
-			waitFor(t, "b master after a's stop", func() bool { return b.in.State() == Master })
-			if r := lastMaster(b.in); r != ReasonMasterLeft {
+			if r := nextMaster(t, b.in); r != ReasonMasterLeft {
 				t.Errorf("b took over for %q, want %q", r, ReasonMasterLeft)
 			}
 			if a.ann.holds() {

@@ -117,9 +117,10 @@ func (in *Instance) Status() Status {
 	return in.status.clone()
 }
 
-// Events delivers state transitions. It is buffered; when the reader falls
-// behind, transitions are dropped (and counted in Status.EventsDropped)
-// rather than delaying the state machine.
+// Events delivers state transitions, each once its addresses have been
+// acquired or released. It is buffered; when the reader falls behind,
+// transitions are dropped (and counted in Status.EventsDropped) rather
+// than delaying the state machine. It is never closed.
 func (in *Instance) Events() <-chan Transition { return in.events }
 
 // SetPriorityDelta applies tracking: the effective priority becomes the
@@ -433,12 +434,13 @@ func (in *Instance) shutdown(ctx context.Context) {
 	if wasMaster {
 		in.advertise(0)
 	}
-	in.transition(Initialize, ReasonShutdown, netip.Addr{})
+	t := in.transition(Initialize, ReasonShutdown, netip.Addr{})
 	if wasMaster {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
 		in.releaseVIPs(rctx)
 	}
+	in.notify(t)
 }
 
 func (in *Instance) toMaster(ctx context.Context, reason string) {
@@ -446,7 +448,7 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
 	in.masterInterval = in.cfg.Interval
-	in.transition(Master, reason, in.cfg.LocalAddr)
+	t := in.transition(Master, reason, in.cfg.LocalAddr)
 	// RFC 9568 order: the advert first, so that other backups stand down
 	// at once, then the addresses and their gratuitous ARP/NA.
 	in.advertise(in.prio)
@@ -454,6 +456,7 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	if err := in.ann.Acquire(ctx, in.cfg.VIPs); err != nil && ctx.Err() == nil {
 		in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
 	}
+	in.notify(t)
 }
 
 func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Addr) {
@@ -462,10 +465,11 @@ func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Ad
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
 	in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
-	in.transition(Backup, reason, master)
+	t := in.transition(Backup, reason, master)
 	if wasMaster {
 		in.releaseVIPs(ctx)
 	}
+	in.notify(t)
 }
 
 func (in *Instance) toFault(ctx context.Context) {
@@ -476,10 +480,11 @@ func (in *Instance) toFault(ctx context.Context) {
 	if wasMaster {
 		in.advertise(0)
 	}
-	in.transition(Fault, ReasonFault, netip.Addr{})
+	t := in.transition(Fault, ReasonFault, netip.Addr{})
 	if wasMaster {
 		in.releaseVIPs(ctx)
 	}
+	in.notify(t)
 }
 
 func (in *Instance) releaseVIPs(ctx context.Context) {
@@ -488,11 +493,13 @@ func (in *Instance) releaseVIPs(ctx context.Context) {
 	}
 }
 
-// transition records and announces a state change.
-func (in *Instance) transition(to State, reason string, master netip.Addr) {
+// transition records a state change; notify, called once the addresses
+// have been taken or given up, logs it and sends the event, so that an
+// Events reader that sees Master finds the addresses in place.
+func (in *Instance) transition(to State, reason string, master netip.Addr) *Transition {
 	from := in.State()
 	if from == to {
-		return
+		return nil
 	}
 	now := time.Now()
 	in.state.Store(int32(to))
@@ -515,10 +522,16 @@ func (in *Instance) transition(to State, reason string, master netip.Addr) {
 		in.status.Master = netip.Addr{}
 	}
 	in.mu.Unlock()
-	in.log.Info("state changed", "state", to, "prev_state", from, "reason", reason, "master", master, "priority", in.prio)
-	t := Transition{VRID: in.cfg.VRID, From: from, To: to, Reason: reason, Master: master, At: now}
+	return &Transition{VRID: in.cfg.VRID, From: from, To: to, Reason: reason, Master: master, At: now}
+}
+
+func (in *Instance) notify(t *Transition) {
+	if t == nil {
+		return
+	}
+	in.log.Info("state changed", "state", t.To, "prev_state", t.From, "reason", t.Reason, "master", t.Master, "priority", in.prio)
 	select {
-	case in.events <- t:
+	case in.events <- *t:
 	default:
 		in.mu.Lock()
 		in.status.EventsDropped++
