@@ -44,6 +44,7 @@ func (c *Config) applyDefaults() {
 	defaultTo(c, &c.Log.Format, "log.format", defaultLogFormat)
 	defaultTo(c, &c.Shutdown.DrainTimeout, "shutdown.drain_timeout", Duration(defaultDrainTimeout))
 	c.alertDefaults()
+	c.haDefaults()
 	for i := range c.Services {
 		s := &c.Services[i]
 		p := "services[" + strconv.Itoa(i) + "]"

@@ -119,7 +119,7 @@ const (
 var (
 	healthTypes    = []string{"tcp", "http", "https", "udp", "exec"}
 	healthInitials = []string{"up", "down"}
-	alertEvents    = []string{"backend"}
+	alertEvents    = []string{"backend", "ha"}
 	statusRangeRE  = regexp.MustCompile(`^([1-5][0-9][0-9])(?:-([1-5][0-9][0-9]))?$|^([1-5])xx$`)
 )
 

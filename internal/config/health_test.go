@@ -150,7 +150,7 @@ func TestHealthErrors(t *testing.T) {
 				`f.yaml:4:13: alerts[1].exec: the program must not be empty`,
 				`f.yaml:4:28: alerts[1].webhook: want an http:// or https:// URL, got "ftp://x"`,
 				`f.yaml:4:55: alerts[1].max_per_minute: want at least 1, got 0`,
-				`f.yaml:4:67: alerts[1].events[0]: unknown value "vrrp"; want "backend"`,
+				`f.yaml:4:67: alerts[1].events[0]: unknown value "vrrp"; want "backend" or "ha"`,
 				`f.yaml:4:85: alerts[1].services[0]: no service named "nope"`,
 			},
 		},

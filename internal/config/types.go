@@ -30,6 +30,8 @@ type Config struct {
 	Services []Service `yaml:"services"`
 	// Alerts are hooks run on every event (a backend going up or down).
 	Alerts []Alert `yaml:"alerts,omitempty"`
+	// HA moves virtual IPs between balancer nodes with VRRP.
+	HA HA `yaml:"ha,omitempty"`
 
 	// File is the path the config was loaded from ("" for inline data).
 	File string `yaml:"-"`

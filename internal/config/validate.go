@@ -81,6 +81,7 @@ func (c *Config) check() Errors {
 		k.health(i)
 	}
 	k.alerts()
+	k.ha()
 	return k.errs
 }
 

@@ -1,0 +1,81 @@
+package config
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const haConfig = okService + `node: { name: lb1 }
+ha:
+  groups:
+    - name: web
+      interface: eth0
+      vrid: 51
+      vips: [192.168.0.105/24, 192.168.0.106]
+      priority: { lb1: 150, lb2: 100 }
+      preempt: false
+      track: { services: [ok], interfaces: [eth1], weight: 50, scripts: [ { command: [/bin/true] } ] }
+      notify: [/usr/local/bin/notify.sh]
+    - name: web6
+      interface: eth0
+      vrid: 51
+      vips: [2001:db8::105]
+      priority: { lb1: 150, lb2: 100 }
+      unicast_peers: [2001:db8::2]
+  sync_groups:
+    - { name: both, groups: [web, web6] }
+`
+
+func TestHADefaults(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, haConfig)
+	g := c.HA.Groups[0]
+	if g.AdvertInterval.D() != 100*time.Millisecond || g.GARP.Repeat != 3 || g.GARP.Interval.D() != 10*time.Millisecond {
+		t.Errorf("defaults: got interval %s garp %+v", g.AdvertInterval, g.GARP)
+	}
+	if g.PreemptValue() || !c.HA.Groups[1].PreemptValue() {
+		t.Errorf("preempt: got %v %v, want false as given and true by default", g.PreemptValue(), c.HA.Groups[1].PreemptValue())
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("192.168.0.105/24"), netip.MustParsePrefix("192.168.0.106/32")}
+	if diff := cmp.Diff(want, g.VIPPrefixes(), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("VIPs (-want +got):\n%s", diff)
+	}
+	if g.Track.Interval.D() != time.Second || g.Track.Scripts[0].Timeout.D() != 2*time.Second {
+		t.Errorf("track defaults: got %+v", g.Track)
+	}
+}
+
+func TestHAErrors(t *testing.T) {
+	runErrorCases(t, []errorCase{
+		{
+			name: "group values",
+			yaml: okService + `node: { name: lb3 }
+ha:
+  groups:
+    - { name: web, interface: eth0, vrid: 300, vips: [192.168.0.105/24, "2001:db8::1", nope], priority: { lb1: 150, lb2: 0 }, advert_interval: 15ms }
+    - { name: web, interface: eth0, vrid: 51, vips: [10.0.0.1], priority: { lb3: 100 }, unicast_peers: ["2001:db8::2"], track: { services: [nope], weight: 300 } }
+    - { name: other, interface: eth0, vrid: 51, vips: [10.0.0.2], priority: { lb3: 100 } }
+  sync_groups:
+    - { name: s, groups: [web2] }
+`,
+			want: []string{
+				`f.yaml:5:43: ha.groups[0].vrid: want 1-255, got 300`,
+				`f.yaml:5:73: ha.groups[0].vips[1]: mixes IPv4 and IPv6: VRRP runs one group per family, use two groups`,
+				`f.yaml:5:88: ha.groups[0].vips[2]: want an IP address with an optional prefix length like 192.168.0.105/24, got "nope"`,
+				`f.yaml:5:105: ha.groups[0].priority: no priority for this node "lb3" (listed: "lb1" or "lb2")`,
+				`f.yaml:5:122: ha.groups[0].priority.lb2: want 1-255, got 0`,
+				`f.yaml:5:144: ha.groups[0].advert_interval: want a multiple of 10ms from 10ms to 40.95s, got 15ms`,
+				`f.yaml:6:15: ha.groups[1].name: duplicate group name "web", first used by ha.groups[0]`,
+				`f.yaml:6:105: ha.groups[1].unicast_peers[0]: want an IP address of the VIPs' family, got "2001:db8::2"`,
+				`f.yaml:6:141: ha.groups[1].track.services[0]: no service named "nope"`,
+				`f.yaml:6:156: ha.groups[1].track.weight: want 0 (fault) to 254, got 300`,
+				`f.yaml:7:45: ha.groups[2].vrid: vrid 51 on eth0 is already used by ha.groups[1]`,
+				`f.yaml:9:26: ha.sync_groups[0].groups: want at least two groups to keep together`,
+				`f.yaml:9:27: ha.sync_groups[0].groups[0]: no ha group named "web2"`,
+			},
+		},
+	})
+}
