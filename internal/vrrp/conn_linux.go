@@ -40,9 +40,22 @@ const readBufLen = headerLen + 255*16 + AuthTrailerLen + 60 + 1
 
 // Listen opens a raw VRRP socket on opts.Interface: it joins the VRRP
 // multicast group there (unless opts.Peers selects unicast), sends with a
-// TTL or hop limit of 255 and does not loop its own multicast back. The
-// socket lives in the network namespace of the calling thread.
+// TTL or hop limit of 255 and does not loop its own multicast back.
+//
+// The socket, and the interface it is bound to, belong to the network
+// namespace of the calling thread: a caller that switches namespaces locks
+// its OS thread around Listen, and may use the Conn from anywhere after.
 func Listen(opts ConnOptions) (Conn, error) {
+	var af int
+	var group netip.Addr
+	switch opts.Family {
+	case IPv4:
+		af, group = unix.AF_INET, GroupIPv4
+	case IPv6:
+		af, group = unix.AF_INET6, GroupIPv6
+	default:
+		return nil, fmt.Errorf("vrrp: listen on %s: unknown family %v", opts.Interface, opts.Family)
+	}
 	ifi, err := net.InterfaceByName(opts.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: listen: interface %q: %w", opts.Interface, err)
@@ -51,6 +64,7 @@ func Listen(opts ConnOptions) (Conn, error) {
 		family:  opts.Family,
 		ifindex: ifi.Index,
 		src:     opts.Source.WithZone(""),
+		dsts:    []netip.Addr{group},
 		unicast: len(opts.Peers) > 0,
 		recv:    make(chan Packet, 16),
 		done:    make(chan struct{}),
@@ -59,17 +73,6 @@ func Listen(opts ConnOptions) (Conn, error) {
 		if c.src, err = PrimaryAddr(opts.Interface, opts.Family); err != nil {
 			return nil, err
 		}
-	}
-	var af int
-	switch opts.Family {
-	case IPv4:
-		af = unix.AF_INET
-		c.dsts = []netip.Addr{GroupIPv4}
-	case IPv6:
-		af = unix.AF_INET6
-		c.dsts = []netip.Addr{GroupIPv6}
-	default:
-		return nil, fmt.Errorf("vrrp: listen: unknown family %v", opts.Family)
 	}
 	if c.src.Is4() != (opts.Family == IPv4) || c.src.Is4In6() {
 		return nil, fmt.Errorf("vrrp: listen: source %v is not %v", c.src, opts.Family)

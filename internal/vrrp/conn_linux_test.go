@@ -380,3 +380,26 @@ func TestRawFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestListenErrors: options are checked before any socket is made, so
+// this needs no root.
+func TestListenErrors(t *testing.T) {
+	t.Parallel()
+	lo := netip.MustParseAddr("127.0.0.1")
+	tests := []struct {
+		name string
+		opts ConnOptions
+	}{
+		{"unknown family", ConnOptions{Interface: "lo"}},
+		{"no such interface", ConnOptions{Interface: "fulcrum-none0", Family: IPv4}},
+		{"source of the other family", ConnOptions{Interface: "lo", Family: IPv6, Source: lo}},
+		{"peer of the other family", ConnOptions{Interface: "lo", Family: IPv4, Source: lo, Peers: addrs("fe80::1")}},
+		{"short key", ConnOptions{Interface: "lo", Family: IPv4, Source: lo, AuthKey: []byte("short")}},
+	}
+	for _, tt := range tests {
+		if c, err := Listen(tt.opts); err == nil {
+			c.Close()
+			t.Errorf("%s: Listen succeeded", tt.name)
+		}
+	}
+}
