@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"testing"
@@ -757,5 +758,64 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%s: Validate() = %v, want ok %v", tt.name, err, tt.ok)
 		}
+	}
+}
+
+// TestMasterAdverts: a master advertises every interval, with its
+// priority, and at once when another master leaves with priority 0.
+func TestMasterAdverts(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := &fakeNet{}
+		begin := time.Now()
+		me := start(t, n, testConfig("10.0.0.1", 255), nil)
+		peer := n.conn(t, "10.0.0.2", nil)
+		time.Sleep(time.Second + iv/2)
+		sent := me.conn.sentSince(begin)
+		if len(sent) != 11 {
+			t.Fatalf("%d adverts in 1.05s, want 11", len(sent))
+		}
+		for i, s := range sent {
+			if at := s.at.Sub(begin); at != time.Duration(i)*iv || s.adv.Priority != 255 || s.adv.MaxAdvertInterval != iv {
+				t.Errorf("advert %d: priority %d, interval %v at %v; want 255, %v at %v",
+					i, s.adv.Priority, s.adv.MaxAdvertInterval, at, iv, time.Duration(i)*iv)
+			}
+		}
+		at := time.Now()
+		peer.Send(Advert{VRID: 51, Priority: 0, MaxAdvertInterval: iv, Addrs: testVIPs})
+		synctest.Wait()
+		if s := me.conn.sentSince(at); len(s) != 1 || !s[0].at.Equal(at) {
+			t.Errorf("after a priority 0 advert: sent %+v, want one advert at once", s)
+		}
+		// The advert timer restarted from that advert.
+		time.Sleep(iv - time.Nanosecond)
+		synctest.Wait()
+		if s := me.conn.sentSince(at); len(s) != 1 {
+			t.Errorf("%d adverts within an interval of the last, want 1", len(s))
+		}
+		me.stop(t)
+	})
+}
+
+func TestStrings(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		got, want string
+	}{
+		{Initialize.String(), "initialize"}, {Backup.String(), "backup"}, {Master.String(), "master"},
+		{Fault.String(), "fault"}, {State(9).String(), "State(9)"},
+		{DropTTL.String(), "ttl"}, {DropOther.String(), "other"}, {DropReason(99).String(), "DropReason(99)"},
+		{IPv4.String(), "ipv4"}, {IPv6.String(), "ipv6"}, {Family(5).String(), "Family(5)"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+	b, err := json.Marshal(Status{Dropped: map[DropReason]uint64{DropChecksum: 2, DropVRID: 1}}.Dropped)
+	if err != nil || string(b) != `{"checksum":2,"vrid":1}` {
+		t.Errorf("Dropped as JSON: %s, %v", b, err)
+	}
+	if r := dropReason(errors.New("socket gone")); r != DropOther {
+		t.Errorf("dropReason of a foreign error: %v, want other", r)
 	}
 }
