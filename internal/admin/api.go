@@ -16,6 +16,41 @@ type Status struct {
 	Reloads    Reloads   `json:"reloads"`
 	Services   []Service `json:"services"`
 	Alerts     Alerts    `json:"alerts"`
+	HA         []HAGroup `json:"ha"`
+}
+
+// HAGroup is one VRRP group on this node.
+type HAGroup struct {
+	Name      string   `json:"name"`
+	Interface string   `json:"interface"`
+	VRID      int      `json:"vrid"`
+	VIPs      []string `json:"vips"`
+	// State is "init", "backup", "master" or "fault"; Since is when it
+	// got there.
+	State              string    `json:"state"`
+	Since              time.Time `json:"since,omitzero"`
+	Priority           int       `json:"priority"` // effective, after tracking
+	ConfiguredPriority int       `json:"configured_priority"`
+	Preempt            bool      `json:"preempt"`
+	// Master is this node's address when master, else the master last
+	// heard, with what it advertised.
+	Master           string            `json:"master,omitempty"`
+	MasterPriority   int               `json:"master_priority,omitempty"`
+	MasterIntervalMS float64           `json:"master_interval_ms,omitempty"`
+	Transitions      uint64            `json:"transitions"`
+	AdvertsSent      uint64            `json:"adverts_sent"`
+	AdvertsReceived  uint64            `json:"adverts_received"`
+	Dropped          map[string]uint64 `json:"dropped,omitempty"`
+	Track            []TrackItem       `json:"track,omitempty"`
+}
+
+// TrackItem is one thing an HA group tracks.
+type TrackItem struct {
+	Kind   string `json:"kind"` // service, interface, script, ping
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Weight int    `json:"weight"` // 0: fault when failed
+	Detail string `json:"detail,omitempty"`
 }
 
 // Alerts reports the alert hooks' deliveries.

@@ -33,7 +33,9 @@ func TestStatusRoundTrip(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- New(fakeSource{want}, slog.New(slog.NewTextHandler(io.Discard, nil))).Serve(ctx, ln) }()
+	go func() {
+		done <- New(Options{Source: fakeSource{want}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Serve(ctx, ln)
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -59,7 +59,7 @@ config without dropping connections.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(), newCheckCmd(), newStatusCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newCheckCmd(), newStatusCmd(), newHACmd(), newDemoCmd(), newVersionCmd())
 	return root
 }
 

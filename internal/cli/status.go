@@ -95,6 +95,37 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	if st.Reloads.LastError != "" {
 		fmt.Fprintf(w, "Last reload failed: %s\n", firstLine(st.Reloads.LastError))
 	}
+	if len(st.HA) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "HA groups")
+		for _, g := range st.HA {
+			fmt.Fprintf(w, "  %s  vrid %d on %s  %s  %s since %s  priority %d",
+				g.Name, g.VRID, g.Interface, strings.Join(g.VIPs, ","), strings.ToUpper(g.State),
+				now.Sub(g.Since).Round(time.Second), g.Priority)
+			if g.Priority != g.ConfiguredPriority {
+				fmt.Fprintf(w, " (configured %d)", g.ConfiguredPriority)
+			}
+			switch {
+			case g.State == "master":
+				fmt.Fprintf(w, "  master: this node")
+			case g.Master != "":
+				fmt.Fprintf(w, "  master: %s (priority %d)", g.Master, g.MasterPriority)
+			default:
+				fmt.Fprintf(w, "  master: none heard")
+			}
+			fmt.Fprintf(w, "  adverts %d sent %d received", g.AdvertsSent, g.AdvertsReceived)
+			fmt.Fprintln(w)
+			for _, it := range g.Track {
+				if !it.OK {
+					effect := fmt.Sprintf("-%d", it.Weight)
+					if it.Weight == 0 {
+						effect = "fault"
+					}
+					fmt.Fprintf(w, "    tracking %s %s failed (%s): %s\n", it.Kind, it.Name, effect, it.Detail)
+				}
+			}
+		}
+	}
 	// Like ipvsadm: a line per service, its backends indented below it,
 	// the backend columns aligned across all services.
 	rows := [][]string{{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes", "Health"}}

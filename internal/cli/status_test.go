@@ -38,6 +38,13 @@ func TestRenderStatus(t *testing.T) {
 	st := &admin.Status{
 		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started,
 		Reloads: admin.Reloads{OK: 2, Failed: 1, LastError: "fulcrum.yaml:7:16: services[0].backends[0].address: want ip:port\nmore"},
+		HA: []admin.HAGroup{
+			{Name: "web", Interface: "eth0", VRID: 51, VIPs: []string{"192.168.0.105/24"}, State: "master", Since: started.Add(time.Hour),
+				Priority: 100, ConfiguredPriority: 150, AdvertsSent: 36000, AdvertsReceived: 2,
+				Track: []admin.TrackItem{{Kind: "service", Name: "web", OK: true}, {Kind: "interface", Name: "eth1", Weight: 50, Detail: "link down"}}},
+			{Name: "db", Interface: "eth0", VRID: 52, VIPs: []string{"192.168.0.106/24"}, State: "backup", Since: started,
+				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000},
+		},
 		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
 			{Name: "lvs.alert", Sent: 4},
 			{Name: "chat", Sent: 1, Failed: 2, Dropped: 3, LastError: "webhook https://chat.example: status 500"},

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +36,9 @@ type Options struct {
 	Version string
 	// Ready, if set, is called once every listener is bound.
 	Ready func()
+	// HA overrides the privileged pieces of VRRP (tests); zero fields
+	// take the real ones.
+	HA HADeps
 }
 
 // Daemon is one running fulcrum node.
@@ -57,8 +62,13 @@ type Daemon struct {
 	listeners map[listenKey]*listener
 	adminSrv  *adminListener
 
+	ha         map[string]*haGroup // owned by Run
+	haGroups   atomic.Pointer[map[string]*haGroup]
+	syncGroups atomic.Pointer[[]config.SyncGroup]
+
 	snap      atomic.Pointer[snapshot]
 	adminAddr atomic.Value // string: the admin API's bound address
+	token     atomic.Value // string: the bearer token admin actions need
 	started   time.Time
 
 	reloadsOK, reloadsFailed atomic.Uint64
@@ -91,6 +101,8 @@ type listener struct {
 	pc  *net.UDPConn
 	tcp *l4.TCPProxy
 	udp *l4.UDPProxy
+	// failed is set when serving stopped on an error (tracked services).
+	failed atomic.Bool
 }
 
 type adminListener struct {
@@ -104,6 +116,7 @@ func New(opt Options) *Daemon {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	opt.HA = opt.HA.withDefaults()
 	d := &Daemon{
 		opt:       opt,
 		log:       opt.Log.With("component", "daemon"),
@@ -113,6 +126,7 @@ func New(opt Options) *Daemon {
 		listeners: map[listenKey]*listener{},
 	}
 	d.adminAddr.Store("")
+	d.token.Store("")
 	d.monitor = health.NewMonitor(opt.Log.With("component", "health"), d.onHealth)
 	d.alerts = alert.NewDispatcher(opt.Log.With("component", "alert"), nil)
 	return d
@@ -236,6 +250,17 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	if adminErr != nil {
 		bindErrs = append(bindErrs, adminErr)
 	}
+	token, tokenErr := readToken(cfg.Admin.TokenFile)
+	if tokenErr != nil {
+		bindErrs = append(bindErrs, tokenErr)
+	}
+	var nextHA map[string]*haGroup
+	if len(bindErrs) == 0 {
+		var err error
+		if nextHA, err = d.prepareHA(cfg); err != nil {
+			bindErrs = append(bindErrs, err)
+		}
+	}
 	if len(bindErrs) > 0 {
 		for _, l := range fresh {
 			l.close()
@@ -251,6 +276,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		f()
 	}
 	d.commitHealth(p)
+	d.token.Store(token)
 	d.alerts.SetHooks(alertHooks(cfg))
 	d.setLevel(cfg.Log.Level)
 	for _, l := range fresh {
@@ -266,6 +292,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		go func() {
 			defer d.wg.Done()
 			if err := l.serve(d.serveCtx); err != nil {
+				l.failed.Store(true)
 				d.log.Error("listener stopped", "listen", l.key.addr, "error", err)
 			}
 		}()
@@ -299,6 +326,8 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	d.backends = p.backends
 	d.persist = p.persist
 	d.snap.Store(&snapshot{cfg: cfg, hash: cfg.Hash(), services: p.services, fronts: fronts})
+	// Last: a group tracking a service must find it in the snapshot.
+	d.commitHA(cfg, nextHA)
 	return nil
 }
 
@@ -397,6 +426,9 @@ func (l *listener) shutdown(ctx context.Context) error {
 func (d *Daemon) shutdown() {
 	cfg := d.snap.Load().cfg
 	drain := cfg.Shutdown.DrainTimeout.D()
+	// The VIPs go first, so that a peer takes the traffic over while the
+	// established connections drain here.
+	d.stopHA()
 	d.log.Info("shutting down: listeners closed, draining connections", "drain_timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
@@ -445,7 +477,7 @@ func (d *Daemon) startAdmin(addr string, ln net.Listener) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &adminListener{addr: addr, cancel: cancel, done: make(chan struct{})}
-	srv := admin.New(d, d.opt.Log)
+	srv := admin.New(admin.Options{Source: d, Control: d, Token: d.adminToken, Log: d.opt.Log})
 	go func() {
 		defer close(a.done)
 		if err := srv.Serve(ctx, ln); err != nil {
@@ -462,4 +494,22 @@ func (d *Daemon) stopAdmin() {
 	<-d.adminSrv.done
 	d.adminSrv = nil
 	d.adminAddr.Store("")
+}
+
+func (d *Daemon) adminToken() string { return d.token.Load().(string) }
+
+// readToken reads the admin bearer token; "" when none is configured.
+func readToken(file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if len(t) < 16 {
+		return "", fmt.Errorf("admin.token_file %s: the token is shorter than 16 characters", file)
+	}
+	return t, nil
 }

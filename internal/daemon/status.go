@@ -5,6 +5,8 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"slices"
+	"strings"
 )
 
 var _ admin.Source = (*Daemon)(nil)
@@ -34,6 +36,7 @@ func (d *Daemon) Status() admin.Status {
 			LastError: h.LastError, LastSent: h.LastSent,
 		})
 	}
+	st.HA = d.haStatus()
 	probes := map[string]health.ProbeStatus{}
 	for _, ps := range d.monitor.Status() {
 		probes[ps.ID] = ps
@@ -123,4 +126,48 @@ func (l *listener) counters() admin.Counters {
 		SendErrors:       s.SendErrors,
 		IdleTimeouts:     s.IdleTimeouts,
 	}
+}
+
+func (d *Daemon) haStatus() []admin.HAGroup {
+	out := []admin.HAGroup{}
+	groups := d.haGroups.Load()
+	if groups == nil {
+		return out
+	}
+	for _, hg := range *groups {
+		vs := hg.inst.Status()
+		g := admin.HAGroup{
+			Name:               hg.name,
+			Interface:          hg.cfg.Interface,
+			VRID:               hg.cfg.VRID,
+			VIPs:               hg.cfg.VIPs,
+			State:              strings.ToLower(vs.State.String()),
+			Since:              vs.Since,
+			Priority:           int(vs.Priority),
+			ConfiguredPriority: hg.cfg.Priority[d.nodeName()],
+			Preempt:            hg.cfg.PreemptValue(),
+			MasterPriority:     int(vs.MasterPriority),
+			MasterIntervalMS:   float64(vs.MasterInterval.Microseconds()) / 1000,
+			Transitions:        vs.Transitions,
+			AdvertsSent:        vs.AdvertsSent,
+			AdvertsReceived:    vs.AdvertsReceived,
+		}
+		if vs.Master.IsValid() {
+			g.Master = vs.Master.String()
+		}
+		for r, n := range vs.Dropped {
+			if n > 0 {
+				if g.Dropped == nil {
+					g.Dropped = map[string]uint64{}
+				}
+				g.Dropped[r.String()] = n
+			}
+		}
+		for _, it := range hg.track.Load().items {
+			g.Track = append(g.Track, admin.TrackItem{Kind: it.kind, Name: it.name, OK: it.ok, Weight: it.weight, Detail: it.detail})
+		}
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b admin.HAGroup) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+func newHACmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ha", Short: "Control the VRRP groups of the running node"}
+	var addr, file, tokenFile string
+	release := &cobra.Command{
+		Use:   "release GROUP",
+		Short: "Hand the group's VIPs over to a peer gracefully (this node stays backup for a while)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, token, err := adminTarget(addr, file, tokenFile)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+			defer cancel()
+			if err := admin.ReleaseGroup(ctx, a, token, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "released %s: a peer takes over its VIPs\n", args[0])
+			return nil
+		},
+	}
+	adminFlags(release, &addr, &file, &tokenFile)
+	cmd.AddCommand(release)
+	return cmd
+}
+
+func adminFlags(cmd *cobra.Command, addr, file, tokenFile *string) {
+	cmd.Flags().StringVar(addr, "admin", "", "admin API address (default: from --config, else 127.0.0.1:9900)")
+	cmd.Flags().StringVarP(file, "config", "c", "", "read the admin address and token file from this config")
+	cmd.Flags().StringVar(tokenFile, "token-file", "", "file with the admin bearer token (default: admin.token_file of --config)")
+}
+
+// adminTarget works out where the admin API is and which token to send.
+func adminTarget(addr, file, tokenFile string) (string, string, error) {
+	if file != "" {
+		cfg, err := config.Load(file)
+		if err != nil {
+			return "", "", err
+		}
+		if addr == "" {
+			if cfg.Admin.Listen == "off" {
+				return "", "", fmt.Errorf("%s: the admin API is off", file)
+			}
+			addr = cfg.Admin.Listen
+		}
+		if tokenFile == "" {
+			tokenFile = cfg.Admin.TokenFile
+		}
+	}
+	if addr == "" {
+		addr = "127.0.0.1:9900"
+	}
+	token := ""
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return "", "", err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return addr, token, nil
+}

@@ -1,0 +1,329 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/alert"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
+)
+
+// HADeps are the privileged pieces an HA group needs; tests replace them
+// with fakes.
+type HADeps struct {
+	// Listen opens the VRRP socket.
+	Listen func(vrrp.ConnOptions) (vrrp.Conn, error)
+	// Announcer builds what adds the VIPs and sends gratuitous ARP/NA.
+	Announcer func(g *config.HAGroup, log *slog.Logger) (vrrp.Announcer, error)
+	// PrimaryAddr is our address on the interface, the election's
+	// tie-break.
+	PrimaryAddr func(ifname string, f vrrp.Family) (netip.Addr, error)
+	// LinkUp reports whether a tracked interface is up.
+	LinkUp func(ifname string) (bool, error)
+}
+
+// ErrNoGroup is returned by ReleaseGroup for an unknown group.
+var ErrNoGroup = errors.New("no such ha group")
+
+// haGroup is one running VRRP instance and what tracks it.
+type haGroup struct {
+	name   string
+	key    string // hash of its config: an unchanged group survives a reload
+	cfg    config.HAGroup
+	vips   []netip.Prefix
+	inst   *vrrp.Instance
+	conn   vrrp.Conn
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Tracking results, written by the tracker, read by the applier and
+	// Status.
+	track atomic.Pointer[trackResult]
+}
+
+type trackResult struct {
+	delta int // how much to lower the priority
+	fault bool
+	items []trackItem
+}
+
+type trackItem struct {
+	kind, name string
+	ok         bool
+	weight     int
+	detail     string
+}
+
+// groupKey fingerprints a group's config together with this node's name
+// (its priority depends on it).
+func groupKey(node string, g *config.HAGroup) string {
+	b, _ := json.Marshal(struct {
+		Node string
+		G    *config.HAGroup
+	}{node, g})
+	sum := sha256.Sum256(b)
+	return fmt.Sprintf("%x", sum[:8])
+}
+
+// prepareGroup opens the socket and builds the instance of g without
+// starting it: everything that can fail for a reload.
+func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, error) {
+	deps := d.opt.HA
+	vips := g.VIPPrefixes()
+	fam := vrrp.IPv4
+	if vips[0].Addr().Is6() {
+		fam = vrrp.IPv6
+	}
+	local, err := deps.PrimaryAddr(g.Interface, fam)
+	if err != nil {
+		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
+	}
+	var key []byte
+	if g.AuthKeyFile != "" {
+		key, err = os.ReadFile(g.AuthKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ha group %s: auth key: %w", g.Name, err)
+		}
+		key = []byte(strings.TrimSpace(string(key)))
+		if len(key) < 16 {
+			return nil, fmt.Errorf("ha group %s: auth key in %s is shorter than 16 bytes", g.Name, g.AuthKeyFile)
+		}
+	}
+	var peers []netip.Addr
+	for _, p := range g.UnicastPeers {
+		peers = append(peers, netip.MustParseAddr(p))
+	}
+	addrs := make([]netip.Addr, len(vips))
+	for i, v := range vips {
+		addrs[i] = v.Addr()
+	}
+	vcfg := vrrp.Config{
+		VRID:         uint8(g.VRID),
+		Priority:     uint8(g.Priority[cfg.Node.Name]),
+		Interval:     g.AdvertInterval.D(),
+		Preempt:      g.PreemptValue(),
+		PreemptDelay: g.PreemptDelay.D(),
+		VIPs:         addrs,
+		Accept:       true,
+		LocalAddr:    local,
+	}
+	if err := vcfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
+	}
+	log := d.opt.Log.With("component", "vrrp", "group", g.Name)
+	ann, err := deps.Announcer(g, log)
+	if err != nil {
+		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
+	}
+	conn, err := deps.Listen(vrrp.ConnOptions{Interface: g.Interface, Family: fam, Source: local, Peers: peers, AuthKey: key})
+	if err != nil {
+		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
+	}
+	hg := &haGroup{
+		name: g.Name,
+		key:  groupKey(cfg.Node.Name, g),
+		cfg:  *g,
+		vips: vips,
+		conn: conn,
+		inst: vrrp.New(vcfg, conn, ann, log),
+		done: make(chan struct{}),
+	}
+	hg.track.Store(&trackResult{})
+	return hg, nil
+}
+
+// start runs the instance, its event reader and its tracker.
+func (d *Daemon) startGroup(hg *haGroup) {
+	ctx, cancel := context.WithCancel(context.Background())
+	hg.cancel = cancel
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := hg.inst.Run(ctx); err != nil {
+			d.log.Error("ha group stopped", "group", hg.name, "error", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		d.haEvents(ctx, hg)
+	}()
+	go func() {
+		defer wg.Done()
+		d.trackGroup(ctx, hg)
+	}()
+	go func() {
+		wg.Wait()
+		hg.conn.Close()
+		close(hg.done)
+	}()
+}
+
+// stopGroup shuts a group down: a master sends priority 0 and releases
+// its VIPs, so a peer takes over after its skew time.
+func (hg *haGroup) stop() {
+	hg.cancel()
+	<-hg.done
+}
+
+// haEvents turns the instance's transitions into alerts and notify runs.
+func (d *Daemon) haEvents(ctx context.Context, hg *haGroup) {
+	notify := make(chan vrrp.Transition, 16)
+	go func() {
+		for tr := range notify {
+			d.runNotify(hg, tr)
+		}
+	}()
+	defer close(notify)
+	for {
+		select {
+		case <-ctx.Done():
+			// Drain what the shutdown itself produced.
+			for {
+				select {
+				case tr := <-hg.inst.Events():
+					d.haEvent(hg, tr, notify)
+				default:
+					return
+				}
+			}
+		case tr := <-hg.inst.Events():
+			d.haEvent(hg, tr, notify)
+		}
+	}
+}
+
+func (d *Daemon) haEvent(hg *haGroup, tr vrrp.Transition, notify chan<- vrrp.Transition) {
+	extra := map[string]string{"group": hg.name, "vrid": fmt.Sprint(tr.VRID)}
+	if tr.Master.IsValid() {
+		extra["master"] = tr.Master.String()
+	}
+	d.alerts.Notify(alert.Event{
+		Kind:      "ha",
+		State:     strings.ToLower(tr.To.String()),
+		PrevState: strings.ToLower(tr.From.String()),
+		Reason:    tr.Reason,
+		Node:      d.nodeName(),
+		Time:      tr.At,
+		Extra:     extra,
+	})
+	if len(hg.cfg.Notify) > 0 {
+		select {
+		case notify <- tr:
+		default:
+			d.log.Warn("ha notify queue full, transition not passed to the notify command", "group", hg.name)
+		}
+	}
+}
+
+// runNotify runs the group's notify command like keepalived's notify
+// scripts, bounded to 10s.
+func (d *Daemon) runNotify(hg *haGroup, tr vrrp.Transition) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hg.cfg.Notify[0], hg.cfg.Notify[1:]...)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"FULCRUM_GROUP=" + hg.name,
+		"FULCRUM_VRID=" + fmt.Sprint(tr.VRID),
+		"FULCRUM_STATE=" + strings.ToLower(tr.To.String()),
+		"FULCRUM_PREV_STATE=" + strings.ToLower(tr.From.String()),
+		"FULCRUM_REASON=" + tr.Reason,
+		"FULCRUM_NODE=" + d.nodeName(),
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if len(out) > 512 {
+			out = out[:512]
+		}
+		d.log.Warn("ha notify command failed", "group", hg.name, "error", err, "output", string(out))
+	}
+}
+
+// ReleaseGroup hands the group's VIPs over to a peer (`fulcrum ha
+// release`). It is safe from any goroutine.
+func (d *Daemon) ReleaseGroup(ctx context.Context, name string) error {
+	groups := d.haGroups.Load()
+	if groups == nil {
+		return ErrNoGroup
+	}
+	hg := (*groups)[name]
+	if hg == nil {
+		return fmt.Errorf("%w %q", ErrNoGroup, name)
+	}
+	return hg.inst.Release(ctx)
+}
+
+// applyHA reconciles the running groups with cfg: unchanged groups keep
+// running untouched; changed ones are replaced. prepare opens what the new
+// config needs; commit swaps. A failed prepare leaves everything as it
+// was.
+func (d *Daemon) prepareHA(cfg *config.Config) (map[string]*haGroup, error) {
+	next := map[string]*haGroup{}
+	var errs []error
+	for i := range cfg.HA.Groups {
+		g := &cfg.HA.Groups[i]
+		if old := d.ha[g.Name]; old != nil && old.key == groupKey(cfg.Node.Name, g) {
+			next[g.Name] = old
+			continue
+		}
+		hg, err := d.prepareGroup(cfg, g)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		next[g.Name] = hg
+	}
+	if len(errs) > 0 {
+		for name, hg := range next {
+			if d.ha[name] != hg {
+				hg.conn.Close()
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	return next, nil
+}
+
+func (d *Daemon) commitHA(cfg *config.Config, next map[string]*haGroup) {
+	for name, old := range d.ha {
+		if next[name] != old {
+			d.log.Info("stopping ha group", "group", name)
+			old.stop()
+		}
+	}
+	for name, hg := range next {
+		if d.ha[name] != hg {
+			d.log.Info("starting ha group", "group", name, "vrid", hg.cfg.VRID, "interface", hg.cfg.Interface)
+			d.startGroup(hg)
+		}
+	}
+	d.ha = next
+	d.haGroups.Store(&next)
+	d.syncGroups.Store(&cfg.HA.SyncGroups)
+}
+
+// stopHA stops every group (shutdown).
+func (d *Daemon) stopHA() {
+	var wg sync.WaitGroup
+	for _, hg := range d.ha {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hg.stop()
+		}()
+	}
+	wg.Wait()
+	d.ha = nil
+}

@@ -1,0 +1,257 @@
+package daemon
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+// trackEvery is how often services and interfaces are re-evaluated: cheap
+// reads of atomics and one netlink query, so a dead service lowers the
+// priority within a fraction of a second.
+const trackEvery = 100 * time.Millisecond
+
+// trackGroup evaluates what hg tracks until ctx is done and applies the
+// result (with its sync group's) to the instances.
+func (d *Daemon) trackGroup(ctx context.Context, hg *haGroup) {
+	t := &hg.cfg.Track
+	if len(t.Services)+len(t.Interfaces)+len(t.Scripts)+len(t.Ping) == 0 {
+		return
+	}
+	// Scripts and pings are slow: they run on their own rhythm and leave
+	// their last verdict here.
+	slow := make([]atomic.Pointer[trackItem], len(t.Scripts)+1)
+	if len(t.Scripts)+len(t.Ping) > 0 {
+		go d.trackSlow(ctx, hg, slow)
+	}
+	tick := time.NewTicker(trackEvery)
+	defer tick.Stop()
+	for {
+		res := &trackResult{}
+		for _, name := range t.Services {
+			ok, detail := d.serviceAlive(name)
+			res.add(trackItem{kind: "service", name: name, ok: ok, weight: t.Weight, detail: detail})
+		}
+		for _, ifname := range t.Interfaces {
+			up, err := d.opt.HA.LinkUp(ifname)
+			detail := ""
+			if err != nil {
+				detail = err.Error()
+			} else if !up {
+				detail = "link down"
+			}
+			res.add(trackItem{kind: "interface", name: ifname, ok: up && err == nil, weight: t.Weight, detail: detail})
+		}
+		for i := range slow {
+			if it := slow[i].Load(); it != nil {
+				res.add(*it)
+			}
+		}
+		hg.track.Store(res)
+		d.applyTracking()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *trackResult) add(it trackItem) {
+	r.items = append(r.items, it)
+	if it.ok {
+		return
+	}
+	if it.weight == 0 {
+		r.fault = true
+	} else {
+		r.delta += it.weight
+	}
+}
+
+// serviceAlive reports whether a tracked service can serve: its listener
+// is up and at least one backend (primary or backup) is available.
+func (d *Daemon) serviceAlive(name string) (bool, string) {
+	snap := d.snap.Load()
+	if snap == nil {
+		return false, "not running"
+	}
+	for _, svc := range snap.services {
+		if svc.Name != name {
+			continue
+		}
+		if l := snap.fronts[name]; l == nil || l.failed.Load() {
+			return false, "listener failed"
+		}
+		for _, b := range svc.Primary() {
+			if b.Available() {
+				return true, ""
+			}
+		}
+		for _, b := range svc.Backup() {
+			if b.Available() {
+				return true, ""
+			}
+		}
+		return false, "no available backend"
+	}
+	return false, "no such service"
+}
+
+// trackSlow runs scripts and pings every track interval; slot i < n holds
+// script i, the last slot the ping verdict.
+func (d *Daemon) trackSlow(ctx context.Context, hg *haGroup, slots []atomic.Pointer[trackItem]) {
+	t := &hg.cfg.Track
+	tick := time.NewTicker(t.Interval.D())
+	defer tick.Stop()
+	for {
+		for i, s := range t.Scripts {
+			ok, detail := runTrackScript(ctx, s)
+			slots[i].Store(&trackItem{kind: "script", name: s.Command[0], ok: ok, weight: s.Weight, detail: detail})
+		}
+		if len(t.Ping) > 0 {
+			ok, detail := pingAny(ctx, t.Ping, min(t.Interval.D(), time.Second))
+			slots[len(t.Scripts)].Store(&trackItem{kind: "ping", name: fmt.Sprint(t.Ping), ok: ok, weight: t.Weight, detail: detail})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func runTrackScript(ctx context.Context, s config.TrackScript) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout.D())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.Command[0], s.Command[1:]...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return false, "timeout after " + s.Timeout.String()
+		}
+		return false, err.Error()
+	}
+	return true, ""
+}
+
+// pingAny sends one ICMP echo to each target and reports whether any
+// answered within timeout (heartbeat's ipfail: the node still sees its
+// network).
+func pingAny(ctx context.Context, targets []string, timeout time.Duration) (bool, string) {
+	var lastErr error
+	for _, t := range targets {
+		a, err := netip.ParseAddr(t)
+		if err != nil {
+			continue
+		}
+		if err := ping(ctx, a, timeout); err != nil {
+			lastErr = err
+			continue
+		}
+		return true, ""
+	}
+	return false, fmt.Sprintf("no answer from %v: %v", targets, lastErr)
+}
+
+// ping sends one ICMP echo request on a raw socket (root) and waits for
+// the matching reply.
+func ping(ctx context.Context, a netip.Addr, timeout time.Duration) error {
+	network, typ, replyType := "ip4:icmp", byte(8), byte(0)
+	if a.Is6() {
+		network, typ, replyType = "ip6:ipv6-icmp", 128, 129
+	}
+	c, err := net.ListenPacket(network, "")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	c.SetDeadline(deadline)
+	id := uint16(os.Getpid())
+	seq := uint16(time.Now().UnixNano())
+	msg := make([]byte, 16)
+	msg[0] = typ
+	binary.BigEndian.PutUint16(msg[4:], id)
+	binary.BigEndian.PutUint16(msg[6:], seq)
+	copy(msg[8:], "fulcrum!")
+	if !a.Is6() { // the kernel computes ICMPv6 checksums itself
+		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+	}
+	if _, err := c.WriteTo(msg, &net.IPAddr{IP: a.AsSlice()}); err != nil {
+		return err
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		src, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP)
+		if n >= 8 && buf[0] == replyType && src.Unmap() == a &&
+			binary.BigEndian.Uint16(buf[6:]) == seq && slices.Equal(buf[8:min(n, 16)], msg[8:min(n, 16)]) {
+			return nil
+		}
+	}
+}
+
+func icmpChecksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// applyTracking combines each group's tracking with its sync group's
+// (a fault in one is a fault in all; the largest priority cut applies to
+// all) and hands the result to the instances. Safe from any goroutine:
+// the instance setters are atomic and idempotent.
+func (d *Daemon) applyTracking() {
+	groups := d.haGroups.Load()
+	if groups == nil {
+		return
+	}
+	syncOf := map[string][]string{}
+	if sg := d.syncGroups.Load(); sg != nil {
+		for _, s := range *sg {
+			for _, g := range s.Groups {
+				syncOf[g] = s.Groups
+			}
+		}
+	}
+	for name, hg := range *groups {
+		members := syncOf[name]
+		if members == nil {
+			members = []string{name}
+		}
+		delta, fault := 0, false
+		for _, m := range members {
+			if other := (*groups)[m]; other != nil {
+				r := other.track.Load()
+				delta = max(delta, r.delta)
+				fault = fault || r.fault
+			}
+		}
+		hg.inst.SetPriorityDelta(-delta)
+		hg.inst.SetFault(fault)
+	}
+}
