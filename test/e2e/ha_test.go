@@ -1,0 +1,681 @@
+package e2e
+
+// High availability end to end: fulcrum nodes in network namespaces on one
+// bridge, a client and two backends beside them, the VIP really moving
+// between the nodes' interfaces, gratuitous ARP really updating the
+// client's neighbour table, and faults made the way an operator meets
+// them: kill -9, a pulled cable, a partition, a forged advert.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
+)
+
+// Addresses in each HA lab's /24.
+const (
+	ipClient   = 10
+	ipLB1      = 11
+	ipLB2      = 12
+	ipBackend1 = 21
+	ipBackend2 = 22
+	ipAttacker = 30
+	ipVIP      = 100
+
+	haGroupName = "web"
+	haVRID      = 51
+)
+
+// haOpts shape an HA lab.
+type haOpts struct {
+	// prio is each node's priority; default lb1 150, lb2 100.
+	prio map[string]int
+	// keepalived lists nodes that run keepalived instead of fulcrum.
+	keepalived []string
+	preempt    *bool
+	auth       bool // every node gets the same auth_key_file
+	// noTraffic leaves out the client and the backends.
+	noTraffic bool
+}
+
+// haLab is a client, two backends and two balancer nodes on one switch.
+type haLab struct {
+	*lab
+	t      *testing.T
+	opts   haOpts
+	vip    netip.Addr
+	client *host
+	lbs    map[string]*host
+	nodes  map[string]*lbNode // fulcrum nodes
+	kas    map[string]*proc   // keepalived nodes
+	key    string             // auth key file
+}
+
+func newHALab(t *testing.T, opts haOpts) *haLab {
+	t.Helper()
+	if opts.prio == nil {
+		opts.prio = map[string]int{"lb1": 150, "lb2": 100}
+	}
+	if len(opts.keepalived) > 0 {
+		if _, err := exec.LookPath("keepalived"); err != nil {
+			t.Skip("skipping: keepalived is not installed (Debian package keepalived)")
+		}
+	}
+	l := &haLab{
+		lab:   newLab(t),
+		t:     t,
+		opts:  opts,
+		lbs:   map[string]*host{},
+		nodes: map[string]*lbNode{},
+		kas:   map[string]*proc{},
+	}
+	l.vip = l.addr(ipVIP)
+	if !opts.noTraffic {
+		l.client = l.host("client", l.addr(ipClient))
+		for i, b := range []byte{ipBackend1, ipBackend2} {
+			be := l.host(fmt.Sprintf("be%d", i+1), l.addr(b))
+			name := be.name
+			// The answer names the backend and the balancer that proxied
+			// (the connection's source address).
+			be.serveHTTP(fmt.Sprintf("%v:8080", be.addr), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				from, _, _ := strings.Cut(r.RemoteAddr, ":")
+				fmt.Fprintf(w, "%s from=%s", name, from)
+			}))
+		}
+	}
+	for _, name := range []string{"lb1", "lb2"} {
+		l.lbs[name] = l.host(name, l.addr(map[string]byte{"lb1": ipLB1, "lb2": ipLB2}[name]))
+	}
+	if opts.auth {
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		l.key = filepath.Join(t.TempDir(), "vrrp.key")
+		if err := os.WriteFile(l.key, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// config is fulcrum's config for node: identical on every node but for
+// node.name.
+func (l *haLab) config(node string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `node: { name: %s }
+admin: { listen: %s }
+shutdown: { drain_timeout: 1s }
+services:
+  - name: web
+    listen: %v:80
+    protocol: tcp
+    scheduler: rr
+    backends:
+      - { address: %v:8080 }
+      - { address: %v:8080 }
+ha:
+  groups:
+    - name: %s
+      interface: eth0
+      vrid: %d
+      vips: [%v/24]
+      priority: { lb1: %d, lb2: %d }
+      advert_interval: 100ms
+`, node, labAdmin, l.vip, l.addr(ipBackend1), l.addr(ipBackend2), haGroupName, haVRID, l.vip, l.opts.prio["lb1"], l.opts.prio["lb2"])
+	if l.opts.preempt != nil {
+		fmt.Fprintf(&b, "      preempt: %v\n", *l.opts.preempt)
+	}
+	if l.key != "" {
+		fmt.Fprintf(&b, "      auth_key_file: %s\n", l.key)
+	}
+	return b.String()
+}
+
+// start starts node (fulcrum or keepalived, as opts say).
+func (l *haLab) start(node string) {
+	l.t.Helper()
+	h := l.lbs[node]
+	if slices.Contains(l.opts.keepalived, node) {
+		l.kas[node] = startKeepalived(h, l.opts.prio[node], l.vip)
+		return
+	}
+	if n := l.nodes[node]; n != nil {
+		n.start()
+		return
+	}
+	l.nodes[node] = startFulcrum(h, l.config(node))
+}
+
+// startAll starts the nodes by descending priority, each once the one
+// before is master or backup, so that the election does not depend on
+// which process happened to start first.
+func (l *haLab) startAll() {
+	l.t.Helper()
+	names := []string{"lb1", "lb2"}
+	sort.Slice(names, func(i, j int) bool { return l.opts.prio[names[i]] > l.opts.prio[names[j]] })
+	l.start(names[0])
+	l.waitRoles(names[0], 10*time.Second)
+	l.start(names[1])
+	l.waitRoles(names[0], 10*time.Second)
+}
+
+// state is node's VRRP state: fulcrum's from its status ("down" when it
+// does not answer), keepalived's from whether it holds the VIP.
+func (l *haLab) state(node string) string {
+	if n := l.nodes[node]; n != nil {
+		if !n.p.running() {
+			return "down"
+		}
+		g, err := n.haGroup(haGroupName)
+		if err != nil {
+			return "down"
+		}
+		return g.State
+	}
+	if p := l.kas[node]; p != nil && p.running() {
+		if l.lbs[node].hasAddr(l.vip) {
+			return "master"
+		}
+		return "backup"
+	}
+	return "down"
+}
+
+// roles describes every node: state, and whether its interface holds the
+// VIP.
+func (l *haLab) roles() (states map[string]string, holds map[string]bool, desc string) {
+	states, holds = map[string]string{}, map[string]bool{}
+	var parts []string
+	for _, name := range []string{"lb1", "lb2"} {
+		states[name] = l.state(name)
+		holds[name] = l.lbs[name].hasAddr(l.vip)
+		parts = append(parts, fmt.Sprintf("%s=%s(vip:%v)", name, states[name], holds[name]))
+	}
+	return states, holds, strings.Join(parts, " ")
+}
+
+// settledOn reports whether master is the only master and the only
+// running node holding the VIP, and every other running node is backup.
+func (l *haLab) settledOn(master string) (bool, string) {
+	states, holds, desc := l.roles()
+	for name, st := range states {
+		switch {
+		case st == "down":
+			continue // a killed node keeps its VIP: nothing removes it
+		case name == master && (st != "master" || !holds[name]):
+			return false, desc
+		case name != master && (st != "backup" || holds[name]):
+			return false, desc
+		}
+	}
+	return true, desc
+}
+
+// waitRoles waits until master is settled as the only master and returns
+// how long that took.
+func (l *haLab) waitRoles(master string, timeout time.Duration) time.Duration {
+	l.t.Helper()
+	return waitUntil(l.t, timeout, master+" the only master", func() (bool, string) { return l.settledOn(master) })
+}
+
+// waitUntil polls cond every 10ms until it holds, and fails the test
+// after timeout with cond's last description.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for {
+		ok, desc := cond()
+		if ok {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, desc)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// url is the service on the VIP.
+func (l *haLab) url() string { return fmt.Sprintf("http://%v/", l.vip) }
+
+// probe starts the client's request loop: every 10ms, each request on a
+// new connection with timeout, for at most 20s.
+func (l *haLab) probe(timeout time.Duration) *prober {
+	return startProber(l.t, l.client, l.url(), 10*time.Millisecond, timeout, 2000)
+}
+
+// servedBy waits until a request completed after since was proxied by
+// node (the backend saw node's address).
+func (l *haLab) servedBy(p *prober, node string, since time.Time, timeout time.Duration) {
+	l.t.Helper()
+	want := "from=" + l.lbs[node].addr.String()
+	waitUntil(l.t, timeout, "a request served through "+node, func() (bool, string) {
+		res := p.results()
+		for _, r := range slices.Backward(res) {
+			if r.end.Before(since) {
+				break
+			}
+			if r.err == nil && strings.HasSuffix(r.body, want) {
+				return true, ""
+			}
+		}
+		if len(res) == 0 {
+			return false, "no request completed"
+		}
+		r := res[len(res)-1]
+		return false, fmt.Sprintf("last request: %q, error %v", r.body, r.err)
+	})
+}
+
+// steady waits until the last n requests all succeeded.
+func steady(t *testing.T, p *prober, n int) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%d successful requests in a row", n), func() (bool, string) {
+		res := p.results()
+		if len(res) < n {
+			return false, fmt.Sprintf("%d requests so far", len(res))
+		}
+		for _, r := range res[len(res)-n:] {
+			if r.err != nil {
+				return false, r.err.Error()
+			}
+		}
+		return true, ""
+	})
+}
+
+func logOutage(t *testing.T, what string, o outage, fault time.Time) {
+	t.Helper()
+	t.Logf("%s: service gap %v (last success %v before the fault, first %v after), %d failed and %d successful requests; first errors %q",
+		what, o.gap.Round(time.Millisecond), fault.Sub(o.before).Round(time.Millisecond), o.after.Sub(fault).Round(time.Millisecond),
+		o.failed, o.ok, o.firstErrors)
+}
+
+// haGroupOf returns node's status of the lab's group, failing the test
+// when it cannot.
+func (l *haLab) haGroupOf(node string) admin.HAGroup {
+	l.t.Helper()
+	g, err := l.nodes[node].haGroup(haGroupName)
+	if err != nil {
+		l.t.Fatalf("%s: %v", node, err)
+	}
+	return g
+}
+
+// TestHAElection: the VIP is on the node with the highest priority, and
+// the status of both nodes says so.
+func TestHAElection(t *testing.T) {
+	t.Parallel()
+	l := newHALab(t, haOpts{})
+	l.startAll()
+	if !l.lbs["lb1"].hasAddr(l.vip) || l.lbs["lb2"].hasAddr(l.vip) {
+		t.Fatalf("VIP %v held by lb1 %v, lb2 %v; want lb1 only", l.vip, l.lbs["lb1"].hasAddr(l.vip), l.lbs["lb2"].hasAddr(l.vip))
+	}
+	time.Sleep(300 * time.Millisecond) // a few adverts
+	g1, g2 := l.haGroupOf("lb1"), l.haGroupOf("lb2")
+	lb1 := l.lbs["lb1"].addr.String()
+	if g1.State != "master" || g1.Priority != 150 || g1.Master != lb1 || g1.VRID != haVRID || !slices.Equal(g1.VIPs, []string{l.vip.String() + "/24"}) {
+		t.Errorf("lb1: %+v; want master, priority 150, master %s, vips [%v/24]", g1, lb1, l.vip)
+	}
+	if g2.State != "backup" || g2.Priority != 100 || g2.Master != lb1 || g2.MasterPriority != 150 || g2.MasterIntervalMS != 100 {
+		t.Errorf("lb2: %+v; want backup, priority 100, master %s advertising 150 every 100ms", g2, lb1)
+	}
+	if g2.AdvertsReceived < 2 || len(g2.Dropped) != 0 || len(g1.Dropped) != 0 {
+		t.Errorf("lb2 received %d adverts; dropped: lb1 %v, lb2 %v", g2.AdvertsReceived, g1.Dropped, g2.Dropped)
+	}
+	// The service answers on the VIP, through lb1, and the client
+	// resolved the VIP to lb1's interface.
+	resp, err := l.client.httpClient(5 * time.Second).Get(l.url())
+	if err != nil {
+		t.Fatalf("GET %s: %v", l.url(), err)
+	}
+	body := make([]byte, 100)
+	n, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	if want := "from=" + lb1; !strings.HasSuffix(string(body[:n]), want) {
+		t.Errorf("answer %q, want one proxied by lb1 (%s)", body[:n], want)
+	}
+	if mac := l.client.neighMAC(l.vip); mac != l.lbs["lb1"].mac {
+		t.Errorf("client resolves the VIP to %q, want lb1's %s", mac, l.lbs["lb1"].mac)
+	}
+}
+
+// TestHAKillMaster: kill -9 of the master moves the VIP to the backup
+// after the master-down interval, and the client is served again.
+func TestHAKillMaster(t *testing.T) {
+	t.Parallel()
+	l := newHALab(t, haOpts{})
+	l.startAll()
+	p := l.probe(time.Second)
+	steady(t, p, 20)
+
+	fault := time.Now()
+	l.nodes["lb1"].kill9()
+	took := l.waitRoles("lb2", 5*time.Second)
+	l.servedBy(p, "lb2", fault, 5*time.Second)
+	steady(t, p, 10)
+	o := summarize(p.finish())
+	logOutage(t, "kill -9 of the master", o, fault)
+	t.Logf("lb2 master %v after the kill (master-down interval at priority 100: %v)", took.Round(time.Millisecond), masterDown(100))
+	if o.gap > 2*time.Second {
+		t.Errorf("service gap %v, want well under 2s", o.gap)
+	}
+	if g := l.haGroupOf("lb2"); g.Master != l.lbs["lb2"].addr.String() {
+		t.Errorf("lb2 reports master %q, want itself", g.Master)
+	}
+	if mac := l.client.neighMAC(l.vip); mac != l.lbs["lb2"].mac {
+		t.Errorf("client resolves the VIP to %q, want lb2's %s", mac, l.lbs["lb2"].mac)
+	}
+}
+
+// masterDown is RFC 9568's master-down interval at 100ms adverts.
+func masterDown(prio int) time.Duration {
+	return 300*time.Millisecond + time.Duration(256-prio)*100*time.Millisecond/256
+}
+
+// TestHACablePull: the master's switch port goes down, the backup takes
+// over; the port comes back and the higher priority is master again,
+// alone.
+func TestHACablePull(t *testing.T) {
+	t.Parallel()
+	l := newHALab(t, haOpts{})
+	l.startAll()
+	p := l.probe(time.Second)
+	steady(t, p, 20)
+
+	fault := time.Now()
+	l.lbs["lb1"].cable(false)
+	// lb1 hears nobody and stays master on its dead link; what matters
+	// is the rest of the LAN.
+	waitUntil(t, 5*time.Second, "lb2 master with the VIP", func() (bool, string) {
+		_, _, desc := l.roles()
+		return l.state("lb2") == "master" && l.lbs["lb2"].hasAddr(l.vip), desc
+	})
+	l.servedBy(p, "lb2", fault, 5*time.Second)
+	steady(t, p, 10)
+	o := summarize(p.finish())
+	logOutage(t, "cable pull of the master", o, fault)
+	if o.gap > 2*time.Second {
+		t.Errorf("service gap %v, want well under 2s", o.gap)
+	}
+
+	p = l.probe(time.Second)
+	steady(t, p, 10)
+	back := time.Now()
+	l.lbs["lb1"].cable(true)
+	took := l.waitRoles("lb1", 5*time.Second)
+	t.Logf("lb1 the only master %v after its cable is back", took.Round(time.Millisecond))
+	l.servedBy(p, "lb1", back, 5*time.Second)
+	steady(t, p, 10)
+	o = summarize(p.finish())
+	logOutage(t, "cable back", o, back)
+	if mac := l.client.neighMAC(l.vip); mac != l.lbs["lb1"].mac {
+		t.Errorf("client resolves the VIP to %q, want lb1's %s", mac, l.lbs["lb1"].mac)
+	}
+	// And it stays so.
+	time.Sleep(500 * time.Millisecond)
+	if ok, desc := l.settledOn("lb1"); !ok {
+		t.Errorf("not settled on lb1 half a second later: %s", desc)
+	}
+}
+
+// TestHANoPreempt: with preempt: false a returning higher-priority node
+// stays backup (heartbeat's auto_failback off).
+func TestHANoPreempt(t *testing.T) {
+	t.Parallel()
+	no := false
+	l := newHALab(t, haOpts{preempt: &no})
+	l.startAll()
+	l.nodes["lb1"].kill9()
+	l.waitRoles("lb2", 5*time.Second)
+
+	l.start("lb1")
+	l.waitRoles("lb2", 5*time.Second)
+	// Several master-down intervals: a preempting lb1 would be master by
+	// now.
+	deadline := time.Now().Add(4 * masterDown(150))
+	for time.Now().Before(deadline) {
+		if ok, desc := l.settledOn("lb2"); !ok {
+			t.Fatalf("lb2 lost the VIP with preempt off: %s", desc)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g := l.haGroupOf("lb1")
+	if g.Master != l.lbs["lb2"].addr.String() || g.Preempt {
+		t.Errorf("lb1: %+v; want backup of %v, preempt false", g, l.lbs["lb2"].addr)
+	}
+	resp, err := l.client.httpClient(5 * time.Second).Get(l.url())
+	if err != nil {
+		t.Fatalf("GET %s: %v", l.url(), err)
+	}
+	resp.Body.Close()
+}
+
+// TestHAPartition: the nodes cannot hear each other: both become master
+// (split brain, as VRRP must); healed, the higher priority is the only
+// master within about a second, and the client's neighbour entry for the
+// VIP points at it again (the winner re-announces).
+func TestHAPartition(t *testing.T) {
+	requireNft(t)
+	t.Parallel()
+	l := newHALab(t, haOpts{})
+	l.startAll()
+	p := l.probe(time.Second)
+	steady(t, p, 10)
+
+	heal := l.partition(l.lbs["lb1"], l.lbs["lb2"])
+	waitUntil(t, 5*time.Second, "both master", func() (bool, string) {
+		states, holds, desc := l.roles()
+		return states["lb1"] == "master" && states["lb2"] == "master" && holds["lb1"] && holds["lb2"], desc
+	})
+	t.Logf("split brain; the client resolves the VIP to %s (lb1 %s, lb2 %s)", l.client.neighMAC(l.vip), l.lbs["lb1"].mac, l.lbs["lb2"].mac)
+	time.Sleep(300 * time.Millisecond)
+
+	healed := time.Now()
+	heal()
+	took := l.waitRoles("lb1", 3*time.Second)
+	t.Logf("lb1 the only master %v after the partition healed", took.Round(time.Millisecond))
+	if took > 1500*time.Millisecond {
+		t.Errorf("one master only after %v, want about a second at most", took)
+	}
+	waitUntil(t, 2*time.Second, "the client's neighbour entry for the VIP on lb1", func() (bool, string) {
+		mac := l.client.neighMAC(l.vip)
+		return mac == l.lbs["lb1"].mac, fmt.Sprintf("VIP at %q, lb1 is %s, lb2 %s", mac, l.lbs["lb1"].mac, l.lbs["lb2"].mac)
+	})
+	l.servedBy(p, "lb1", healed, 5*time.Second)
+	o := summarize(p.finish())
+	logOutage(t, "partition and heal", o, healed)
+}
+
+// TestHARelease: `fulcrum ha release` under a continuous client loop: the
+// VIP moves to the peer and no request fails.
+func TestHARelease(t *testing.T) {
+	t.Parallel()
+	l := newHALab(t, haOpts{})
+	l.startAll()
+	p := l.probe(time.Second)
+	steady(t, p, 20)
+
+	start := time.Now()
+	out := l.lbs["lb1"].Run(binary, "ha", "release", haGroupName, "--admin", labAdmin)
+	t.Logf("fulcrum ha release: %s", strings.TrimSpace(out))
+	took := l.waitRoles("lb2", 3*time.Second)
+	l.servedBy(p, "lb2", start, 3*time.Second)
+	// Stop before lb1's hold ends (3 master-down intervals) and it
+	// preempts back.
+	time.Sleep(300 * time.Millisecond)
+	res := p.finish()
+	o := summarize(res)
+	var slowest time.Duration
+	for _, r := range res {
+		slowest = max(slowest, r.end.Sub(r.start))
+	}
+	logOutage(t, "ha release", o, start)
+	t.Logf("lb2 the only master %v after the release; slowest request %v", took.Round(time.Millisecond), slowest.Round(time.Millisecond))
+	if o.failed != 0 {
+		t.Errorf("%d of %d requests failed during a graceful release, want 0: %q", o.failed, o.failed+o.ok, o.firstErrors)
+	}
+	if g := l.haGroupOf("lb1"); g.State != "backup" {
+		t.Errorf("lb1 %s right after its release, want backup (holding back)", g.State)
+	}
+}
+
+// TestHAForgedAdverts: with auth_key_file on both nodes, a third host's
+// unauthenticated advert with a higher priority changes nothing, and is
+// counted as dropped.
+func TestHAForgedAdverts(t *testing.T) {
+	t.Parallel()
+	l := newHALab(t, haOpts{auth: true, noTraffic: true})
+	attacker := l.host("attacker", l.addr(ipAttacker))
+	l.startAll()
+	before1, before2 := l.haGroupOf("lb1"), l.haGroupOf("lb2")
+
+	// A plain VRRP speaker on the attacker: it sends unauthenticated
+	// adverts for our VRID with priority 254.
+	var conn vrrp.Conn
+	err := inNetns(attacker.ns, func() error {
+		var err error
+		conn, err = vrrp.Listen(vrrp.ConnOptions{Interface: attacker.ifname, Family: vrrp.IPv4})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("attacker: %v", err)
+	}
+	defer conn.Close()
+	forged := vrrp.Advert{VRID: haVRID, Priority: 254, MaxAdvertInterval: 100 * time.Millisecond, Addrs: []netip.Addr{l.vip}}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	sent := 0
+	for time.Now().Before(deadline) {
+		if err := conn.Send(forged); err != nil {
+			t.Fatalf("attacker send: %v", err)
+		}
+		sent++
+		if ok, desc := l.settledOn("lb1"); !ok {
+			t.Fatalf("a forged advert moved the VIP: %s", desc)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after1, after2 := l.haGroupOf("lb1"), l.haGroupOf("lb2")
+	t.Logf("attacker sent %d adverts; dropped: lb1 %v, lb2 %v", sent, after1.Dropped, after2.Dropped)
+	if after1.Transitions != before1.Transitions || after2.Transitions != before2.Transitions {
+		t.Errorf("transitions: lb1 %d → %d, lb2 %d → %d; want none", before1.Transitions, after1.Transitions, before2.Transitions, after2.Transitions)
+	}
+	if after1.Dropped["auth"] == 0 || after2.Dropped["auth"] == 0 {
+		t.Errorf("dropped for auth: lb1 %d, lb2 %d; want both > 0", after1.Dropped["auth"], after2.Dropped["auth"])
+	}
+	if after2.Master != l.lbs["lb1"].addr.String() || after2.MasterPriority != 150 {
+		t.Errorf("lb2 follows master %s at priority %d, want lb1 (%v) at 150", after2.Master, after2.MasterPriority, l.lbs["lb1"].addr)
+	}
+}
+
+// startKeepalived runs keepalived's VRRP (vrrp_version 3, 100ms adverts)
+// in h for the lab's VIP.
+func startKeepalived(h *host, prio int, vip netip.Addr) *proc {
+	h.lab.t.Helper()
+	dir := h.lab.t.TempDir()
+	conf := fmt.Sprintf(`global_defs {
+    router_id fulcrum_e2e_%s
+    vrrp_version 3
+    enable_script_security
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface %s
+    virtual_router_id %d
+    priority %d
+    advert_int 0.1
+    virtual_ipaddress {
+        %v/24 dev %s
+    }
+}
+`, h.name, h.ifname, haVRID, prio, vip, h.ifname)
+	path := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		h.lab.t.Fatal(err)
+	}
+	return h.Start("keepalived", "keepalived", "--dont-fork", "--log-console", "--log-detail", "--no-syslog", "--vrrp",
+		"--use-file", path, "--pid", filepath.Join(dir, "keepalived.pid"),
+		"--vrrp_pid", filepath.Join(dir, "vrrp.pid"), "--checkers_pid", filepath.Join(dir, "checkers.pid"))
+}
+
+// crash stops every process of p's group at once, then kills them: no
+// handler runs, no farewell advert leaves (keepalived's children would
+// otherwise see their parent die and shut down cleanly).
+func (p *proc) crash() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP)
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exited
+}
+
+// TestHAKeepalivedInterop: fulcrum and keepalived in one virtual router,
+// each way round: the higher priority is master; when it dies the other
+// takes the VIP; when it comes back it preempts.
+func TestHAKeepalivedInterop(t *testing.T) {
+	requireLab(t)
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Skip("skipping: keepalived is not installed (Debian package keepalived)")
+	}
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		keepalived string // the node running keepalived
+	}{
+		{"fulcrum higher", "lb2"},
+		{"keepalived higher", "lb1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newHALab(t, haOpts{keepalived: []string{tc.keepalived}, noTraffic: true})
+			l.startAll() // lb1 (150) master, lb2 (100) backup
+			fulcrum := "lb1"
+			if tc.keepalived == "lb1" {
+				fulcrum = "lb2"
+			}
+			time.Sleep(300 * time.Millisecond)
+			g := l.haGroupOf(fulcrum)
+			if len(g.Dropped) != 0 || g.AdvertsReceived < 2 {
+				t.Errorf("fulcrum received %d adverts, dropped %v", g.AdvertsReceived, g.Dropped)
+			}
+
+			// The master dies.
+			if tc.keepalived == "lb1" {
+				l.kas["lb1"].crash()
+			} else {
+				l.nodes["lb1"].kill9()
+			}
+			took := l.waitRoles("lb2", 5*time.Second)
+			t.Logf("lb2 the only master %v after lb1 died", took.Round(time.Millisecond))
+
+			// It comes back and preempts.
+			l.start("lb1")
+			took = l.waitRoles("lb1", 10*time.Second)
+			t.Logf("lb1 the only master %v after it restarted", took.Round(time.Millisecond))
+			time.Sleep(500 * time.Millisecond)
+			if ok, desc := l.settledOn("lb1"); !ok {
+				t.Errorf("not settled on lb1 half a second later: %s", desc)
+			}
+			if ka := l.kas[tc.keepalived]; strings.Contains(strings.ToLower(ka.out.String()), "checksum") {
+				t.Errorf("keepalived complains about checksums:\n%s", ka.out)
+			}
+		})
+	}
+}
