@@ -45,6 +45,7 @@ type haGroup struct {
 	vips   []netip.Prefix
 	inst   *vrrp.Instance
 	conn   vrrp.Conn
+	ann    vrrp.Announcer
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -129,6 +130,9 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 	}
 	conn, err := deps.Listen(vrrp.ConnOptions{Interface: g.Interface, Family: fam, Source: local, Peers: peers, AuthKey: key})
 	if err != nil {
+		if c, ok := ann.(interface{ Close() error }); ok {
+			c.Close()
+		}
 		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
 	}
 	hg := &haGroup{
@@ -137,6 +141,7 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 		cfg:  *g,
 		vips: vips,
 		conn: conn,
+		ann:  ann,
 		inst: vrrp.New(vcfg, conn, ann, log),
 		done: make(chan struct{}),
 	}
@@ -152,6 +157,15 @@ func (d *Daemon) startGroup(hg *haGroup) {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
+		// A VIP left on the interface by a crashed run would answer
+		// traffic on a backup: start clean, as keepalived does.
+		addrs := make([]netip.Addr, len(hg.vips))
+		for i, v := range hg.vips {
+			addrs[i] = v.Addr()
+		}
+		if err := hg.ann.Release(ctx, addrs); err != nil {
+			d.log.Warn("removing leftover VIPs", "group", hg.name, "error", err)
+		}
 		if err := hg.inst.Run(ctx); err != nil {
 			d.log.Error("ha group stopped", "group", hg.name, "error", err)
 		}
@@ -166,9 +180,17 @@ func (d *Daemon) startGroup(hg *haGroup) {
 	}()
 	go func() {
 		wg.Wait()
-		hg.conn.Close()
+		hg.close()
 		close(hg.done)
 	}()
+}
+
+// close releases the group's socket and announcer.
+func (hg *haGroup) close() {
+	hg.conn.Close()
+	if c, ok := hg.ann.(interface{ Close() error }); ok {
+		c.Close()
+	}
 }
 
 // stopGroup shuts a group down: a master sends priority 0 and releases
@@ -288,7 +310,7 @@ func (d *Daemon) prepareHA(cfg *config.Config) (map[string]*haGroup, error) {
 	if len(errs) > 0 {
 		for name, hg := range next {
 			if d.ha[name] != hg {
-				hg.conn.Close()
+				hg.close()
 			}
 		}
 		return nil, errors.Join(errs...)

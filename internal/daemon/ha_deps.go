@@ -1,11 +1,10 @@
 package daemon
 
 import (
-	"errors"
 	"log/slog"
-	"net/netip"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/netif"
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
 
@@ -19,13 +18,21 @@ func (h HADeps) withDefaults() HADeps {
 		h.PrimaryAddr = vrrp.PrimaryAddr
 	}
 	if h.Announcer == nil {
-		h.Announcer = func(*config.HAGroup, *slog.Logger) (vrrp.Announcer, error) {
-			return nil, errors.New("no announcer")
-		}
+		h.Announcer = netifAnnouncer
 	}
 	if h.LinkUp == nil {
-		h.LinkUp = func(string) (bool, error) { return false, errors.New("no link state") }
+		h.LinkUp = netif.LinkUp
 	}
-	_ = netip.Addr{}
 	return h
+}
+
+func netifAnnouncer(g *config.HAGroup, log *slog.Logger) (vrrp.Announcer, error) {
+	return netif.New(netif.Options{
+		Interface:      g.Interface,
+		Prefixes:       g.VIPPrefixes(),
+		Repeat:         g.GARP.Repeat,
+		RepeatInterval: g.GARP.Interval.D(),
+		Refresh:        g.GARP.Refresh.D(),
+		Log:            log,
+	})
 }
