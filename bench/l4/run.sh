@@ -12,10 +12,10 @@
 # (direct, haproxy, fulcrum, direct, ...); the median is reported.
 #
 # Environment (defaults in brackets):
-#   DURATION [5]        measured seconds per run (each run adds 0.5 s warm-up)
+#   DURATION [3]        measured seconds per run (each run adds 0.5 s warm-up)
 #   CONCURRENCY [64]    connection-rate workers
 #   STREAMS [8]         bulk streams
-#   REPEAT [3]          runs per target and metric
+#   REPEAT [5]          runs per target and metric
 #   THREADS [1]         CPU budget of each proxy: fulcrum GOMAXPROCS and
 #                       HAProxy nbthread
 #   PIN [auto]          auto: pin the proxy under test to CPUs 0..THREADS-1
@@ -53,10 +53,10 @@
 # on exit.
 set -euo pipefail
 
-DURATION=${DURATION:-5}
+DURATION=${DURATION:-3}
 CONCURRENCY=${CONCURRENCY:-64}
 STREAMS=${STREAMS:-8}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 THREADS=${THREADS:-1}
 PIN=${PIN:-auto}
 HAPROXY_SPLICE=${HAPROXY_SPLICE:-1}
