@@ -322,8 +322,11 @@ func TestHAElection(t *testing.T) {
 	t.Parallel()
 	l := newHALab(t, haOpts{})
 	l.startAll()
-	if !l.lbs["lb1"].hasAddr(l.vip) || l.lbs["lb2"].hasAddr(l.vip) {
-		t.Fatalf("VIP %v held by lb1 %v, lb2 %v; want lb1 only", l.vip, l.lbs["lb1"].hasAddr(l.vip), l.lbs["lb2"].hasAddr(l.vip))
+	for name, want := range map[string]bool{"lb1": true, "lb2": false} {
+		out := l.ip("-n", l.lbs[name].ns, "-o", "addr", "show", "dev", "eth0")
+		if got := strings.Contains(out, " "+l.vip.String()+"/24 "); got != want {
+			t.Errorf("ip -n %s addr: VIP %v present %v, want %v:\n%s", name, l.vip, got, want, out)
+		}
 	}
 	time.Sleep(300 * time.Millisecond) // a few adverts
 	g1, g2 := l.haGroupOf("lb1"), l.haGroupOf("lb2")
@@ -502,7 +505,9 @@ func TestHAPartition(t *testing.T) {
 }
 
 // TestHARelease: `fulcrum ha release` under a continuous client loop: the
-// VIP moves to the peer and no request fails.
+// VIP moves to the peer and no request fails. lb1 then holds back for
+// three master-down intervals and preempts; that second hand-over is
+// measured and logged too.
 func TestHARelease(t *testing.T) {
 	t.Parallel()
 	l := newHALab(t, haOpts{})
@@ -515,22 +520,50 @@ func TestHARelease(t *testing.T) {
 	t.Logf("fulcrum ha release: %s", strings.TrimSpace(out))
 	took := l.waitRoles("lb2", 3*time.Second)
 	l.servedBy(p, "lb2", start, 3*time.Second)
-	// Stop before lb1's hold ends (3 master-down intervals) and it
-	// preempts back.
-	time.Sleep(300 * time.Millisecond)
+	g := l.haGroupOf("lb1")
+	if g.State != "backup" || g.Master != l.lbs["lb2"].addr.String() {
+		t.Errorf("lb1 %s following %q right after its release, want backup (holding back) following lb2", g.State, g.Master)
+	}
+	released := g.Since
+	t.Logf("lb2 the only master %v after the release (at the latest: %v)", l.haGroupOf("lb2").Since.Sub(released).Round(time.Millisecond), took.Round(time.Millisecond))
+
+	// lb1 preempts once its hold is over.
+	l.waitRoles("lb1", 5*time.Second)
+	back := l.haGroupOf("lb1").Since
+	t.Logf("lb1 preempted %v after its release (hold: 3 master-down intervals = %v, then one more)",
+		back.Sub(released).Round(time.Millisecond), 3*masterDown(150))
+	if back.Sub(released) < 3*masterDown(150) {
+		t.Errorf("lb1 preempted back %v after its release, before its hold of %v ended", back.Sub(released), 3*masterDown(150))
+	}
+	l.servedBy(p, "lb1", back, 3*time.Second)
+	steady(t, p, 10)
 	res := p.finish()
-	o := summarize(res)
-	var slowest time.Duration
+
+	// Each request belongs to the hand-over nearest to its start.
+	mid := released.Add(back.Sub(released) / 2)
+	var rel, pre []probeResult
 	for _, r := range res {
-		slowest = max(slowest, r.end.Sub(r.start))
+		if r.start.Before(mid) {
+			rel = append(rel, r)
+		} else {
+			pre = append(pre, r)
+		}
 	}
-	logOutage(t, "ha release", o, start)
-	t.Logf("lb2 the only master %v after the release; slowest request %v", took.Round(time.Millisecond), slowest.Round(time.Millisecond))
-	if o.failed != 0 {
+	for _, w := range []struct {
+		what string
+		res  []probeResult
+		at   time.Time
+	}{{"ha release", rel, released}, {"preemption back", pre, back}} {
+		o := summarize(w.res)
+		var slowest time.Duration
+		for _, r := range w.res {
+			slowest = max(slowest, r.end.Sub(r.start))
+		}
+		logOutage(t, w.what, o, w.at)
+		t.Logf("%s: slowest request %v", w.what, slowest.Round(time.Millisecond))
+	}
+	if o := summarize(rel); o.failed != 0 {
 		t.Errorf("%d of %d requests failed during a graceful release, want 0: %q", o.failed, o.failed+o.ok, o.firstErrors)
-	}
-	if g := l.haGroupOf("lb1"); g.State != "backup" {
-		t.Errorf("lb1 %s right after its release, want backup (holding back)", g.State)
 	}
 }
 
@@ -651,9 +684,17 @@ func TestHAKeepalivedInterop(t *testing.T) {
 				fulcrum = "lb2"
 			}
 			time.Sleep(300 * time.Millisecond)
-			g := l.haGroupOf(fulcrum)
-			if len(g.Dropped) != 0 || g.AdvertsReceived < 2 {
-				t.Errorf("fulcrum received %d adverts, dropped %v", g.AdvertsReceived, g.Dropped)
+			ka := l.kas[tc.keepalived]
+			if g := l.haGroupOf(fulcrum); fulcrum == "lb2" {
+				// fulcrum is backup: it hears keepalived's adverts.
+				if len(g.Dropped) != 0 || g.AdvertsReceived < 2 || g.Master != l.lbs["lb1"].addr.String() || g.MasterPriority != 150 {
+					t.Errorf("fulcrum backup: %d adverts received, dropped %v, master %s at %d; want keepalived (%v) at 150",
+						g.AdvertsReceived, g.Dropped, g.Master, g.MasterPriority, l.lbs["lb1"].addr)
+				}
+			} else if !strings.Contains(ka.out.String(), "Entering BACKUP STATE") {
+				// keepalived is backup: it accepts our adverts, or it
+				// would be master by now.
+				t.Errorf("keepalived never entered backup state")
 			}
 
 			// The master dies.

@@ -222,15 +222,43 @@ func (h *host) Run(args ...string) string {
 
 // Try runs a command inside the host and returns its output and error.
 func (h *host) Try(args ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", h.ns}, args...)...).CombinedOutput()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns}, args...)...)
+	cmd.Env = raceQuickExit()
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
-// hasAddr reports whether a is on the host's eth0.
+// raceQuickExit is the environment with the race detector's one-second
+// sleep at exit turned off, for commands (the -race fulcrum CLI) whose
+// return the test waits for.
+func raceQuickExit() []string {
+	return append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+}
+
+// hasAddr reports whether a is on the host's eth0. It asks netlink from
+// a thread in the namespace rather than running ip: tests poll it.
 func (h *host) hasAddr(a netip.Addr) bool {
 	h.lab.t.Helper()
-	out := h.lab.ip("-n", h.ns, "-o", "addr", "show", "dev", h.ifname)
-	return strings.Contains(out, " "+a.String()+"/")
+	var addrs []net.Addr
+	err := inNetns(h.ns, func() error {
+		ifi, err := net.InterfaceByName(h.ifname)
+		if err != nil {
+			return err
+		}
+		addrs, err = ifi.Addrs()
+		return err
+	})
+	if err != nil {
+		h.lab.t.Fatalf("%s: addresses of %s: %v", h.name, h.ifname, err)
+	}
+	for _, ad := range addrs {
+		if n, ok := ad.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // neighMAC is the link-layer address the host's neighbour table holds for
