@@ -23,9 +23,6 @@ const (
 	// releaseTimeout bounds giving the addresses up at shutdown, when
 	// Run's own context is already done.
 	releaseTimeout = 5 * time.Second
-	// holdFactor × master-down interval is how long Release keeps us from
-	// preempting back.
-	holdFactor = 3
 )
 
 var (
@@ -71,6 +68,10 @@ type Instance struct {
 	preempting   bool
 	masterLeft   bool // the master-down timer was cut to the skew by priority 0
 	holdUntil    time.Time
+	// handingOver: after Release we keep the addresses (and serve) until
+	// the new master's first advert, so that no moment passes without a
+	// holder: make before break.
+	handingOver bool
 	lastAnnounce time.Time
 	sendFailing  bool
 	mismatch     bool
@@ -150,12 +151,14 @@ func (in *Instance) poke() {
 
 // Release hands the addresses over gracefully: a master sends priority 0
 // (so the best backup takes over after its skew time, a few tens of
-// milliseconds, not a master-down interval), releases them and becomes
-// backup. It then does not preempt back for 3 master-down intervals, so
-// that `fulcrum ha release` is not undone by the next advert; if no other
-// node takes over, it becomes master again after one master-down
-// interval, as with any silent link. On a node that is not master it
-// returns ErrNotMaster.
+// milliseconds, not a master-down interval) and becomes backup, but keeps
+// the addresses until it hears the new master's first advert, so that
+// there is no moment without a holder. It then does not preempt back
+// while that master lives, so that `fulcrum ha release` is not undone by
+// the next advert; when that master fails it takes over as usual, and if
+// no other node takes over at all it becomes master again after one
+// master-down interval. On a node that is not master it returns
+// ErrNotMaster.
 func (in *Instance) Release(ctx context.Context) error {
 	reply := make(chan error, 1)
 	select {
@@ -279,6 +282,10 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 
 	switch in.State() {
 	case Backup:
+		if in.handingOver && a.Priority > 0 {
+			in.handingOver = false
+			in.releaseVIPs(ctx)
+		}
 		in.backupReceive(a, src)
 	case Master:
 		in.masterReceive(ctx, a, src)
@@ -417,11 +424,15 @@ func (in *Instance) onRelease(ctx context.Context) error {
 		return ErrNotMaster
 	}
 	in.advertise(0)
-	in.holdUntil = time.Now().Add(holdFactor * masterDownInterval(in.cfg.Interval, in.prio))
+	// Held back from preempting until we are master again (the new master
+	// fails): a release is an operator's decision, not undone by the next
+	// advert. Time far ahead rather than a flag keeps mayPreempt simple.
+	in.holdUntil = time.Now().Add(100 * 365 * 24 * time.Hour)
 	in.mu.Lock()
 	in.status.HoldUntil = in.holdUntil
 	in.mu.Unlock()
 	in.masterInterval = in.cfg.Interval
+	in.handingOver = true
 	in.toBackup(ctx, ReasonRelease, netip.Addr{})
 	return nil
 }
@@ -435,7 +446,8 @@ func (in *Instance) shutdown(ctx context.Context) {
 		in.advertise(0)
 	}
 	t := in.transition(Initialize, ReasonShutdown, netip.Addr{})
-	if wasMaster {
+	if wasMaster || in.handingOver {
+		in.handingOver = false
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
 		in.releaseVIPs(rctx)
@@ -448,6 +460,15 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
 	in.masterInterval = in.cfg.Interval
+	// Master again (nobody took over, or the new master failed): the
+	// addresses are ours, and a past release no longer holds us back.
+	in.handingOver = false
+	if !in.holdUntil.IsZero() {
+		in.holdUntil = time.Time{}
+		in.mu.Lock()
+		in.status.HoldUntil = time.Time{}
+		in.mu.Unlock()
+	}
 	t := in.transition(Master, reason, in.cfg.LocalAddr)
 	// RFC 9568 order: the advert first, so that other backups stand down
 	// at once, then the addresses and their gratuitous ARP/NA.
@@ -466,7 +487,7 @@ func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Ad
 	in.preempting, in.masterLeft = false, false
 	in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
 	t := in.transition(Backup, reason, master)
-	if wasMaster {
+	if wasMaster && !in.handingOver {
 		in.releaseVIPs(ctx)
 	}
 	in.notify(t)
@@ -481,7 +502,8 @@ func (in *Instance) toFault(ctx context.Context) {
 		in.advertise(0)
 	}
 	t := in.transition(Fault, ReasonFault, netip.Addr{})
-	if wasMaster {
+	if wasMaster || in.handingOver {
+		in.handingOver = false
 		in.releaseVIPs(ctx)
 	}
 	in.notify(t)

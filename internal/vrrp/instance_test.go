@@ -584,9 +584,10 @@ func TestFaultBeforeRun(t *testing.T) {
 	})
 }
 
-// TestRelease: a released master hands over at once and does not take the
-// addresses back until the hold ends, although it outranks the new master
-// and preempts.
+// TestRelease: a released master hands over at once, keeps the addresses
+// until the new master's first advert (make before break), and does not
+// take them back while that master lives, although it outranks it and
+// preempts; it does when that master fails.
 func TestRelease(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -603,33 +604,62 @@ func TestRelease(t *testing.T) {
 		if err := a.in.Release(context.Background()); err != nil {
 			t.Fatalf("Release: %v", err)
 		}
-		hold := holdFactor * md(200)
-		if s := a.in.Status(); s.State != Backup || !s.HoldUntil.Equal(releasedAt.Add(hold)) || a.ann.holds() {
-			t.Fatalf("after Release: %v, hold until +%v, holds %v; want backup, +%v, released",
-				s.State, s.HoldUntil.Sub(releasedAt), a.ann.holds(), hold)
+		if s := a.in.Status(); s.State != Backup || !s.HoldUntil.After(releasedAt.Add(24*time.Hour)) || !a.ann.holds() {
+			t.Fatalf("right after Release: %v, hold until +%v, holds %v; want backup, held back, still holding the addresses",
+				s.State, s.HoldUntil.Sub(releasedAt), a.ann.holds())
 		}
-		time.Sleep(hold - iv)
+		time.Sleep(skewTime(iv, 100) + time.Millisecond)
 		synctest.Wait()
-		if a.in.State() != Backup || b.in.State() != Master {
-			t.Fatalf("during the hold: %v, %v; want backup, master", a.in.State(), b.in.State())
+		if b.in.State() != Master || a.ann.holds() {
+			t.Fatalf("after the peer's skew time: peer %v, we hold %v; want master, released", b.in.State(), a.ann.holds())
 		}
 		if d := b.in.Status().Since.Sub(releasedAt); d != skewTime(iv, 100) {
 			t.Errorf("peer took over after %v, want its skew time %v", d, skewTime(iv, 100))
 		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if a.in.State() != Backup || b.in.State() != Master {
+			t.Fatalf("10s after the release: %v, %v; want backup, master", a.in.State(), b.in.State())
+		}
 		if n := len(drain(a.in)); n != 3 { // startup, master, release
 			t.Errorf("%d transitions so far, want 3", n)
 		}
-		// After the hold a preempts as configured.
-		time.Sleep(2 * time.Second)
+		// The new master dies: a takes over and preempts normally again.
+		b.stop(t)
+		time.Sleep(time.Second)
 		synctest.Wait()
-		if a.in.State() != Master || b.in.State() != Backup {
-			t.Errorf("after the hold: %v, %v; want master, backup", a.in.State(), b.in.State())
-		}
-		if since := a.in.Status().Since.Sub(releasedAt); since < hold {
-			t.Errorf("took the addresses back %v after releasing, before the hold of %v ended", since, hold)
+		if a.in.State() != Master || !a.in.Status().HoldUntil.IsZero() {
+			t.Errorf("after the new master stopped: %v, hold %v; want master and no hold", a.in.State(), a.in.Status().HoldUntil)
 		}
 		a.stop(t)
-		b.stop(t)
+	})
+}
+
+// TestReleaseNobodyTakesOver: with no peer, a released master keeps its
+// addresses throughout and becomes master again after a master-down
+// interval.
+func TestReleaseNobodyTakesOver(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := &fakeNet{}
+		a := start(t, n, testConfig("10.0.0.1", 200), nil)
+		time.Sleep(time.Second)
+		if err := a.in.Release(context.Background()); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		for range 10 {
+			time.Sleep(md(200) / 10)
+			synctest.Wait()
+			if !a.ann.holds() {
+				t.Fatalf("addresses dropped with nobody to take them over")
+			}
+		}
+		time.Sleep(iv)
+		synctest.Wait()
+		if a.in.State() != Master {
+			t.Errorf("after a master-down interval alone: %v, want master", a.in.State())
+		}
+		a.stop(t)
 	})
 }
 
