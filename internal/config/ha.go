@@ -156,16 +156,7 @@ func (k *checker) ha() {
 	for i := range k.c.HA.Groups {
 		g := &k.c.HA.Groups[i]
 		p := "ha.groups[" + strconv.Itoa(i) + "]"
-		switch first, dup := names[g.Name]; {
-		case g.Name == "":
-			k.errorf(p+".name", "required")
-		case !nameRE.MatchString(g.Name):
-			k.errorf(p+".name", "invalid name %q: want letters, digits, '_', '.' and '-', starting with a letter or digit", g.Name)
-		case dup:
-			k.errorf(p+".name", "duplicate group name %q, first used by ha.groups[%d]", g.Name, first)
-		default:
-			names[g.Name] = i
-		}
+		k.uniqueName(p+".name", g.Name, "group", "ha.groups", i, names)
 		if g.Interface == "" {
 			k.errorf(p+".interface", "required: the interface that carries the VIPs")
 		}

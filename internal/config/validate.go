@@ -91,16 +91,7 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	s := &k.c.Services[i]
 	p := "services[" + strconv.Itoa(i) + "]"
 
-	switch first, dup := names[s.Name]; {
-	case s.Name == "":
-		k.errorf(p+".name", "required")
-	case !nameRE.MatchString(s.Name):
-		k.errorf(p+".name", "invalid name %q: want letters, digits, '_', '.' and '-', starting with a letter or digit", s.Name)
-	case dup:
-		k.errorf(p+".name", "duplicate service name %q, first used by services[%d]", s.Name, first)
-	default:
-		names[s.Name] = i
-	}
+	k.uniqueName(p+".name", s.Name, "service", "services", i, names)
 
 	protoOK := k.oneOf(p+".protocol", s.Protocol, protocols)
 	if ap, ok := k.addr(p+".listen", s.Listen, "ip:port", true); ok && protoOK {
@@ -179,6 +170,22 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	}
 	if s.MaxSessions < 1 {
 		k.errorf(p+".max_sessions", "want at least 1, got %d", s.MaxSessions)
+	}
+}
+
+// uniqueName checks the name of list[i] (a service, an ha group): given,
+// well formed, and not used by an earlier entry of names, where it is
+// then recorded.
+func (k *checker) uniqueName(path, name, what, list string, i int, names map[string]int) {
+	switch first, dup := names[name]; {
+	case name == "":
+		k.errorf(path, "required")
+	case !nameRE.MatchString(name):
+		k.errorf(path, "invalid name %q: want letters, digits, '_', '.' and '-', starting with a letter or digit", name)
+	case dup:
+		k.errorf(path, "duplicate %s name %q, first used by %s[%d]", what, name, list, first)
+	default:
+		names[name] = i
 	}
 }
 
