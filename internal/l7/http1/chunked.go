@@ -9,9 +9,9 @@ import (
 
 const (
 	// maxChunkLine bounds a chunk-size line without its CRLF, extensions
-	// included; below net/http's 4096 so that nothing it refuses gets
-	// through here.
-	maxChunkLine = 4095
+	// included: what fits, with the CRLF, in net/http's 4 KiB reader, so
+	// that nothing it refuses gets through here.
+	maxChunkLine = 4094
 	// maxTrailerBytes bounds the trailer section, final CRLF included. It
 	// matches what net/http accepts with its default 4 KiB reader.
 	maxTrailerBytes = 4096

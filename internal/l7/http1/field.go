@@ -353,7 +353,7 @@ func init() {
 		isTchar[c] = alnum || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), b) >= 0
 		// field-vchar, SP and HTAB; obs-text (0x80-0xff) stays legal.
 		isValueByte[c] = b == '\t' || b >= 0x20 && b != 0x7f
-		// reg-name: unreserved and sub-delims; '%' is checked separately.
+		// reg-name without pct-encoded: unreserved and sub-delims.
 		isRegName[c] = alnum || bytes.IndexByte([]byte("-._~!$&'()*+,;="), b) >= 0
 		hexVal[c] = -1
 		switch {

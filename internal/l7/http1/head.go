@@ -58,7 +58,10 @@ func (c Conn) String() string {
 // ("TE: trailers" is kept, for gRPC), Trailer, Upgrade (unless r.Upgrade is
 // set) and the received framing fields; framing is rewritten from
 // r.Chunked and r.ContentLength, so a caller that re-frames the body sets
-// those first. f may be nil to add no forwarding fields.
+// those first. Expect: 100-continue is written from r.Expect100 (never for
+// an HTTP/1.0 client, whose Expect RFC 9110 §10.1.1 says to ignore); a
+// proxy that answers 100 Continue itself clears it. f may be nil to add no
+// forwarding fields.
 func AppendRequestHead(dst []byte, r *Request, f *Forwarding, conn Conn) []byte {
 	var fw Forwarding
 	if f != nil {
@@ -74,7 +77,7 @@ func AppendRequestHead(dst []byte, r *Request, f *Forwarding, conn Conn) []byte 
 	for i := range r.nf {
 		k := r.kinds[i]
 		switch k &^ kindListed {
-		case kindOther, kindExpect:
+		case kindOther:
 		case kindXForwardedFor, kindXForwardedProto, kindXForwardedHost:
 			if fw.XForwarded {
 				continue
@@ -99,6 +102,9 @@ func AppendRequestHead(dst []byte, r *Request, f *Forwarding, conn Conn) []byte 
 	}
 
 	dst = appendFraming(dst, r.Chunked, r.ContentLength)
+	if r.Expect100 {
+		dst = append(dst, "Expect: 100-continue\r\n"...)
+	}
 	dst = appendConnection(dst, conn, r.Upgrade != nil, r.teTrailers)
 	if r.Upgrade != nil {
 		dst = appendField(dst, []byte("Upgrade"), r.Upgrade)

@@ -129,8 +129,6 @@ var requestCases = func() []requestCase {
 			Method: "GET", Target: "/", Version: HTTP11, Host: "[::1]:8080", ContentLength: -1, Fields: 1}},
 		{name: "host-empty", msg: "GET / HTTP/1.1\r\nHost:\r\n\r\n", want: reqSummary{
 			Method: "GET", Target: "/", Version: HTTP11, ContentLength: -1, Fields: 1}},
-		{name: "host-pct-encoded", msg: "GET / HTTP/1.1\r\nHost: caf%C3%A9.example\r\n\r\n", want: reqSummary{
-			Method: "GET", Target: "/", Version: HTTP11, Host: "caf%C3%A9.example", ContentLength: -1, Fields: 1}},
 		{name: "value-obs-text-and-tabs", msg: get("X-Name: caf\xc3\xa9\tau\tlait\r\n"), want: okGET(2)},
 		{name: "value-empty", msg: get("X-Empty:\r\n"), want: okGET(2)},
 		{name: "target-pct-and-raw-percent-in-query", msg: "GET /a%2Fb?discount=100% HTTP/1.1\r\nHost: a\r\n\r\n", want: reqSummary{
@@ -255,6 +253,8 @@ var requestCases = func() []requestCase {
 		{name: "host-slash", msg: "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", status: 400, code: codeBadHost},
 		{name: "host-userinfo", msg: "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", status: 400, code: codeBadHost},
 		{name: "host-list", msg: "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", status: 400, code: codeBadHost},
+		{name: "host-pct-encoded", msg: "GET / HTTP/1.1\r\nHost: caf%C3%A9.example\r\n\r\n", status: 400, code: codeBadHost},
+		{name: "absolute-pct-encoded-host", msg: "GET http://a%41/ HTTP/1.1\r\nHost: aA\r\n\r\n", status: 400, code: codeBadTarget},
 		{name: "host-unclosed-bracket", msg: "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", status: 400, code: codeBadHost},
 
 		// Connection management and other fields.

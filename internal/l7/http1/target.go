@@ -100,10 +100,12 @@ func validPathEscapes(t []byte) bool {
 	}
 }
 
-// validAuthority checks uri-host [":" port] (RFC 3986 §3.2.2 without
-// userinfo, which RFC 9110 §4.2.4 deprecates for http). IPv6 literals are
-// checked for their alphabet only; IPvFuture and zone identifiers are
-// refused.
+// validAuthority checks uri-host [":" port] (RFC 3986 §3.2.2) without
+// userinfo, which RFC 9110 §4.2.4 deprecates for http, and without
+// pct-encoding, which clients never need (IDNs travel as punycode) and which
+// net/http decodes in a target's host but not in Host, so the two would
+// compare unequal. IPv6 literals are checked for their alphabet only;
+// IPvFuture and zone identifiers are refused.
 func validAuthority(a []byte, needPort, allowEmpty bool) bool {
 	if len(a) == 0 {
 		return allowEmpty
@@ -139,15 +141,7 @@ func validAuthority(a []byte, needPort, allowEmpty bool) bool {
 		if len(host) == 0 {
 			return false
 		}
-		for i := 0; i < len(host); i++ {
-			c := host[i]
-			if c == '%' {
-				if i+2 >= len(host) || hexVal[host[i+1]] < 0 || hexVal[host[i+2]] < 0 {
-					return false
-				}
-				i += 2
-				continue
-			}
+		for _, c := range host {
 			if !isRegName[c] {
 				return false
 			}
