@@ -20,6 +20,7 @@
 #   ka100     keepalived (vrrp_version 3, advert_int 0.1) + HAProxy
 #             (mode tcp) on the VIP
 #   ka1000    keepalived at its default advert_int 1 + HAProxy
+#   fulcrumN, kaN  the same with adverts every N ms (e.g. fulcrum70)
 # Faults (FAULTS):
 #   kill      every process of lb1's stack gets SIGSTOP then SIGKILL at
 #             once (no farewell advert, the VIP stays on lb1's interface)
@@ -64,7 +65,10 @@ die() {
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "REPEAT=$REPEAT: want a positive integer"
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
 command -v ip >/dev/null || die "needs the ip command (iproute2)"
-for s in $STACKS; do [[ $s =~ ^(fulcrum|ka100|ka1000)$ ]] || die "STACKS: unknown stack $s"; done
+for s in $STACKS; do
+	[[ $s =~ ^(fulcrum|ka)([0-9]*)$ && ($s == fulcrum || ${BASH_REMATCH[2]} -ge 10) ]] ||
+		die "STACKS: unknown stack $s (want fulcrum, fulcrumN or kaN, N ms >= 10)"
+done
 for f in $FAULTS; do [[ $f =~ ^(kill|cable)$ ]] || die "FAULTS: unknown fault $f"; done
 
 # ---- cleanup: our namespaces, whatever runs in them, the work dir ----
@@ -121,7 +125,7 @@ log "building into $work"
 (cd "$root" && go build -o "$work/client" ./bench/failover/client && go build -o "$work/backend" ./bench/failover/backend) ||
 	die "cannot build the bench tools"
 fulcrum_rev=""
-if [[ " $STACKS " == *" fulcrum "* ]]; then
+if [[ " $STACKS " == *" fulcrum"* ]]; then
 	if [[ -n ${FULCRUM_BIN:-} ]]; then
 		cp "$FULCRUM_BIN" "$work/fulcrum"
 		fulcrum_rev="binary $FULCRUM_BIN"
@@ -187,7 +191,10 @@ ha:
       vips: [$vip/24]
       priority: { lb1: 150, lb2: 100 }
 EOF
-for h in lb1 lb2; do sed "s/NODE/$h/" "$work/fulcrum.tmpl" >"$work/fulcrum-$h.yaml"; done
+fulcrum_conf() { # fulcrum_conf NODE STACK
+	sed "s/NODE/$1/" "$work/fulcrum.tmpl"
+	[[ $2 == fulcrum ]] || echo "      advert_interval: ${2#fulcrum}ms"
+}
 
 cat >"$work/haproxy.cfg" <<EOF
 global
@@ -227,13 +234,23 @@ vrrp_instance VI_1 {
 }
 EOF
 }
-for h in lb1 lb2; do
-	keepalived_conf "$h" 0.1 >"$work/ka100-$h.conf"
-	keepalived_conf "$h" 1 >"$work/ka1000-$h.conf"
+for s in $STACKS; do
+	for h in lb1 lb2; do
+		case $s in
+		fulcrum*) fulcrum_conf "$h" "$s" >"$work/$s-$h.yaml" ;;
+		ka*) keepalived_conf "$h" "$(awk -v n="${s#ka}" 'BEGIN{ print n / 1000 }')" >"$work/$s-$h.conf" ;;
+		esac
+	done
 done
 
 # ---- one trial ----
-declare -A adv=([fulcrum]=100 [ka100]=100 [ka1000]=1000) # advert interval, ms
+adv_ms() { # adv_ms STACK — its advert interval in ms
+	case $1 in
+	fulcrum) echo 100 ;;
+	fulcrum*) echo "${1#fulcrum}" ;;
+	ka*) echo "${1#ka}" ;;
+	esac
+}
 has_vip() { ip -n "$(ns "$1")" -o addr show dev eth0 | grep -q " $vip/"; }
 wait_until() { # wait_until SECONDS DESCRIPTION CMD... — poll CMD every 10 ms
 	local limit=$1 what=$2 i
@@ -251,7 +268,7 @@ fulcrum_state() { # fulcrum_state NODE — the group's state from `fulcrum statu
 }
 is_backup() {
 	case $stack in
-	fulcrum) [[ $(fulcrum_state "$1") == backup ]] ;;
+	fulcrum*) [[ $(fulcrum_state "$1") == backup ]] ;;
 	*) grep -q "Entering BACKUP STATE" "$work/$stack-$1.log" ;;
 	esac
 }
@@ -260,8 +277,8 @@ start_node() { # start_node NODE
 	local n
 	n=$(ns "$1")
 	case $stack in
-	fulcrum)
-		ip netns exec "$n" "$work/fulcrum" run -c "$work/fulcrum-$1.yaml" >"$work/$stack-$1.log" 2>&1 &
+	fulcrum*)
+		ip netns exec "$n" "$work/fulcrum" run -c "$work/$stack-$1.yaml" >"$work/$stack-$1.log" 2>&1 &
 		node_pids+=($!)
 		;;
 	ka*)
@@ -300,7 +317,7 @@ trial() {
 	start_node lb2
 	wait_until 15 "lb2 backup" is_backup lb2 || return 1
 	# lb2 has heard lb1: a few adverts.
-	case $stack in ka1000) sleep 1.2 ;; *) sleep 0.3 ;; esac
+	sleep "$(awk -v a="$(adv_ms "$stack")" 'BEGIN{ printf "%.3f", (a < 250 ? 0.3 : 1.2 * a / 1000) }')"
 	has_vip lb1 && ! has_vip lb2 || { log "not settled on lb1"; return 1; }
 
 	# (The old output goes first: the shell truncates it only once the
@@ -311,13 +328,13 @@ trial() {
 	ip netns exec "$(ns client)" "$work/client" -url "http://$vip/" -timeout "$TIMEOUT" \
 		<"$work/ctl" >"$work/client.out" 2>"$work/client.err" &
 	client_pid=$!
-	wait_until 30 "client ready" grep -q ready "$work/client.out" || {
+	wait_until 30 "client ready" grep -qs ready "$work/client.out" || {
 		cat "$work/client.err" >&2
 		return 1
 	}
 	# The backup's master-down timer restarts at every advert it hears:
 	# fault at a random point of the advert cycle, not in step with it.
-	sleep "$(awk -v a="${adv[$stack]}" -v r="$RANDOM" 'BEGIN{ printf "%.3f", a * r / 32768 / 1000 }')"
+	sleep "$(awk -v a="$(adv_ms "$stack")" -v r="$RANDOM" 'BEGIN{ printf "%.3f", a * r / 32768 / 1000 }')"
 	local pids t0
 	pids=$(ip netns pids "$(ns lb1)")
 	t0=${EPOCHREALTIME/./}000
@@ -379,7 +396,14 @@ stat() { # stat STACK FAULT FIELD — "median max" of FIELD
 			m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%s %s\n", m, v[NR] }'
 }
 secs() { awk -v v="$1" 'BEGIN{ if (v == "-" || v < 0) print "-"; else printf "%.2f s", v/1000 }'; }
-declare -A label=([fulcrum]="fulcrum, defaults" [ka100]="keepalived + HAProxy, advert_int 0.1" [ka1000]="keepalived + HAProxy, advert_int 1 (default)")
+label() {
+	case $1 in
+	fulcrum) echo "fulcrum, defaults (100 ms adverts)" ;;
+	fulcrum*) echo "fulcrum, advert_interval ${1#fulcrum}ms" ;;
+	ka1000) echo "keepalived + HAProxy, advert_int 1 (default)" ;;
+	ka*) echo "keepalived + HAProxy, advert_int $(awk -v n="${1#ka}" 'BEGIN{ print n / 1000 }')" ;;
+	esac
+}
 declare -A fault_label=([kill]="kill -9 of the master" [cable]="master's cable pulled")
 
 report=$work/report.md
@@ -392,15 +416,15 @@ report=$work/report.md
 			read -r fm fx < <(stat "$s" "$f" failed)
 			read -r am _ < <(stat "$s" "$f" arp_moved_ms)
 			nr=$(grep "^$s $f " "$raw" | grep -c '"recovered":false' || true)
-			md=$(awk -v a="${adv[$s]}" 'BEGIN{ printf "%.2f s", (3*a + 156*a/256)/1000 }')
-			echo "| ${label[$s]} | ${fault_label[$f]} | $md | **$(secs "$gm")** | $(secs "$gx") | $fm ($fx) | $(secs "$am") | $nr |"
+			md=$(awk -v a="$(adv_ms "$s")" 'BEGIN{ printf "%.2f s", (3*a + 156*a/256)/1000 }')
+			echo "| $(label "$s") | ${fault_label[$f]} | $md | **$(secs "$gm")** | $(secs "$gx") | $fm ($fx) | $(secs "$am") | $nr |"
 		done
 	done
 } >"$report"
 
 machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/{printf "%.0f GB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(go version | awk '{print $3}')"
 versions=""
-[[ " $STACKS " == *" fulcrum "* ]] && versions+="fulcrum $fulcrum_rev; "
+[[ " $STACKS " == *" fulcrum"* ]] && versions+="fulcrum $fulcrum_rev; "
 [[ " $STACKS " == *" ka"* ]] && versions+="$(keepalived --version 2>&1 | head -1 | awk '{print $1, $2}'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); "
 summary="$(date -u +%Y-%m-%d), \`$cmdline\` (REPEAT=$REPEAT, TIMEOUT=$TIMEOUT, STACKS=\"$STACKS\", FAULTS=\"$FAULTS\")
 
