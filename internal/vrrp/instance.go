@@ -65,16 +65,18 @@ type Instance struct {
 	preemptPending bool
 	// preempting: we discard a live lower-priority master's adverts, so
 	// the master-down timer running out means we preempt.
-	preempting   bool
-	masterLeft   bool // the master-down timer was cut to the skew by priority 0
-	holdUntil    time.Time
+	preempting bool
+	masterLeft bool // the master-down timer was cut to the skew by priority 0
+	holdUntil  time.Time
 	// handingOver: after Release we keep the addresses (and serve) until
-	// the new master's first advert, so that no moment passes without a
-	// holder: make before break.
-	handingOver bool
-	lastAnnounce time.Time
-	sendFailing  bool
-	mismatch     bool
+	// shortly after the new master's first advert, so that no moment
+	// passes without a holder: make before break.
+	handingOver   bool
+	handoverArmed bool
+	handover      *time.Timer
+	lastAnnounce  time.Time
+	sendFailing   bool
+	mismatch      bool
 }
 
 // New returns an Instance for cfg; Run checks cfg and starts it. log is
@@ -188,11 +190,12 @@ func (in *Instance) Run(ctx context.Context) error {
 		return fmt.Errorf("vrrp: vrid %d: Run called twice", in.cfg.VRID)
 	}
 	defer close(in.done)
-	in.down, in.adver, in.preempt = stoppedTimer(), stoppedTimer(), stoppedTimer()
+	in.down, in.adver, in.preempt, in.handover = stoppedTimer(), stoppedTimer(), stoppedTimer(), stoppedTimer()
 	defer func() {
 		in.down.Stop()
 		in.adver.Stop()
 		in.preempt.Stop()
+		in.handover.Stop()
 	}()
 
 	in.prio = in.effectivePriority()
@@ -231,6 +234,11 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.adver.Reset(in.cfg.Interval)
 		case <-in.preempt.C:
 			in.onPreemptDelay(ctx)
+		case <-in.handover.C:
+			if in.handingOver && in.State() == Backup {
+				in.handingOver = false
+				in.releaseVIPs(ctx)
+			}
 		case <-in.wake:
 			in.onTracking(ctx)
 		case reply := <-in.release:
@@ -238,6 +246,11 @@ func (in *Instance) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// handoverGrace is how long a released master keeps the addresses after
+// the new master's first advert: two advert intervals, time for the new
+// master's gratuitous ARP/NA to reach the neighbours.
+func handoverGrace(interval time.Duration) time.Duration { return 2 * interval }
 
 func stoppedTimer() *time.Timer {
 	t := time.NewTimer(time.Hour)
@@ -282,9 +295,12 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 
 	switch in.State() {
 	case Backup:
-		if in.handingOver && a.Priority > 0 {
-			in.handingOver = false
-			in.releaseVIPs(ctx)
+		if in.handingOver && !in.handoverArmed && a.Priority > 0 {
+			// The new master sends this advert just before it takes the
+			// addresses and announces them: keep ours a little longer, so
+			// that no packet sent to our MAC meanwhile is lost.
+			in.handoverArmed = true
+			in.handover.Reset(handoverGrace(in.cfg.Interval))
 		}
 		in.backupReceive(a, src)
 	case Master:
@@ -432,7 +448,7 @@ func (in *Instance) onRelease(ctx context.Context) error {
 	in.status.HoldUntil = in.holdUntil
 	in.mu.Unlock()
 	in.masterInterval = in.cfg.Interval
-	in.handingOver = true
+	in.handingOver, in.handoverArmed = true, false
 	in.toBackup(ctx, ReasonRelease, netip.Addr{})
 	return nil
 }

@@ -610,8 +610,13 @@ func TestRelease(t *testing.T) {
 		}
 		time.Sleep(skewTime(iv, 100) + time.Millisecond)
 		synctest.Wait()
-		if b.in.State() != Master || a.ann.holds() {
-			t.Fatalf("after the peer's skew time: peer %v, we hold %v; want master, released", b.in.State(), a.ann.holds())
+		if b.in.State() != Master || !a.ann.holds() {
+			t.Fatalf("after the peer's skew time: peer %v, we hold %v; want master, still holding (grace)", b.in.State(), a.ann.holds())
+		}
+		time.Sleep(handoverGrace(iv))
+		synctest.Wait()
+		if a.ann.holds() {
+			t.Fatalf("after the hand-over grace: still holding the addresses")
 		}
 		if d := b.in.Status().Since.Sub(releasedAt); d != skewTime(iv, 100) {
 			t.Errorf("peer took over after %v, want its skew time %v", d, skewTime(iv, 100))

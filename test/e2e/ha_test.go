@@ -505,9 +505,10 @@ func TestHAPartition(t *testing.T) {
 }
 
 // TestHARelease: `fulcrum ha release` under a continuous client loop: the
-// VIP moves to the peer and no request fails. lb1 then holds back for
-// three master-down intervals and preempts; that second hand-over is
-// measured and logged too.
+// VIP moves to the peer and no request fails (lb1 keeps the VIP until lb2
+// is master: make before break). lb1 then does not preempt back while lb2
+// lives, although it outranks it; releasing lb2 in turn hands the VIP back
+// to lb1, again without a failed request.
 func TestHARelease(t *testing.T) {
 	t.Parallel()
 	l := newHALab(t, haOpts{})
@@ -522,38 +523,43 @@ func TestHARelease(t *testing.T) {
 	l.servedBy(p, "lb2", start, 3*time.Second)
 	g := l.haGroupOf("lb1")
 	if g.State != "backup" || g.Master != l.lbs["lb2"].addr.String() {
-		t.Errorf("lb1 %s following %q right after its release, want backup (holding back) following lb2", g.State, g.Master)
+		t.Errorf("lb1 %s following %q right after its release, want backup following lb2", g.State, g.Master)
 	}
 	released := g.Since
 	t.Logf("lb2 the only master %v after the release (at the latest: %v)", l.haGroupOf("lb2").Since.Sub(released).Round(time.Millisecond), took.Round(time.Millisecond))
 
-	// lb1 preempts once its hold is over.
-	l.waitRoles("lb1", 5*time.Second)
-	back := l.haGroupOf("lb1").Since
-	t.Logf("lb1 preempted %v after its release (hold: 3 master-down intervals = %v, then one more)",
-		back.Sub(released).Round(time.Millisecond), 3*masterDown(150))
-	if back.Sub(released) < 3*masterDown(150) {
-		t.Errorf("lb1 preempted back %v after its release, before its hold of %v ended", back.Sub(released), 3*masterDown(150))
+	// No preemption back while lb2 lives: well past any hold a timer
+	// would give, lb1 is still backup.
+	time.Sleep(4 * masterDown(150))
+	if g := l.haGroupOf("lb1"); g.State != "backup" {
+		t.Errorf("lb1 %s %v after its release, want backup while lb2 lives", g.State, time.Since(start).Round(time.Millisecond))
 	}
+	steady(t, p, 10)
+
+	// lb2 releases in turn: lb1, the best backup, takes over.
+	back := time.Now()
+	out = l.lbs["lb2"].Run(binary, "ha", "release", haGroupName, "--admin", labAdmin)
+	t.Logf("fulcrum ha release on lb2: %s", strings.TrimSpace(out))
+	l.waitRoles("lb1", 3*time.Second)
 	l.servedBy(p, "lb1", back, 3*time.Second)
 	steady(t, p, 10)
 	res := p.finish()
 
 	// Each request belongs to the hand-over nearest to its start.
 	mid := released.Add(back.Sub(released) / 2)
-	var rel, pre []probeResult
+	var rel, ret []probeResult
 	for _, r := range res {
 		if r.start.Before(mid) {
 			rel = append(rel, r)
 		} else {
-			pre = append(pre, r)
+			ret = append(ret, r)
 		}
 	}
 	for _, w := range []struct {
 		what string
 		res  []probeResult
 		at   time.Time
-	}{{"ha release", rel, released}, {"preemption back", pre, back}} {
+	}{{"ha release on lb1", rel, released}, {"ha release on lb2", ret, back}} {
 		o := summarize(w.res)
 		var slowest time.Duration
 		for _, r := range w.res {
@@ -561,9 +567,22 @@ func TestHARelease(t *testing.T) {
 		}
 		logOutage(t, w.what, o, w.at)
 		t.Logf("%s: slowest request %v", w.what, slowest.Round(time.Millisecond))
-	}
-	if o := summarize(rel); o.failed != 0 {
-		t.Errorf("%d of %d requests failed during a graceful release, want 0: %q", o.failed, o.failed+o.ok, o.firstErrors)
+		// What the hand-over guarantees: no request finds nobody holding
+		// the VIP (no timeout, no refusal). A request in flight at the
+		// instant the client's neighbour entry moves can still be reset
+		// by the new master, which does not know its connection: at most
+		// one per hand-over at this request rate (see docs/ha.md).
+		var resets int
+		for _, r := range w.res {
+			if r.err != nil && strings.Contains(r.err.Error(), "connection reset") {
+				resets++
+			} else if r.err != nil {
+				t.Errorf("%s: request failed: %v (want no request lost to the hand-over)", w.what, r.err)
+			}
+		}
+		if resets > 1 {
+			t.Errorf("%s: %d requests reset, want at most the one in flight at the switch", w.what, resets)
+		}
 	}
 }
 
