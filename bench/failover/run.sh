@@ -54,7 +54,7 @@ KEEP=${KEEP:-0}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-cmdline="$(printf '%q ' "${BASH_SOURCE[0]}" "$@")"
+cmdline="bench/failover/run.sh${*:+ $*}"
 
 log() { printf '%s\n' "failover: $*" >&2; }
 die() {
@@ -103,6 +103,7 @@ cleanup() {
 	if [[ $KEEP == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -422,10 +423,10 @@ report=$work/report.md
 	done
 } >"$report"
 
-machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/{printf "%.0f GB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(go version | awk '{print $3}')"
+machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)), $(awk '/MemTotal/{printf "%.0f GB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(go version | awk '{print $3}')"
 versions=""
 [[ " $STACKS " == *" fulcrum"* ]] && versions+="fulcrum $fulcrum_rev; "
-[[ " $STACKS " == *" ka"* ]] && versions+="$(keepalived --version 2>&1 | head -1 | awk '{print $1, $2}'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); "
+[[ " $STACKS " == *" ka"* ]] && versions+="$(keepalived --version 2>&1 | sed -n 1p | awk '{print $1, $2}'); HAProxy $(haproxy -v | sed -n 1p | awk '{print $3}'); "
 summary="$(date -u +%Y-%m-%d), \`$cmdline\` (REPEAT=$REPEAT, TIMEOUT=$TIMEOUT, STACKS=\"$STACKS\", FAULTS=\"$FAULTS\")
 
 - machine: $machine
