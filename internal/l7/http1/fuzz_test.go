@@ -83,7 +83,7 @@ func FuzzParseRequest(f *testing.F) {
 			checkError(t, data, n, err, 400, 414, 417, 431, 501, 505)
 			return
 		}
-		if n < len("GET / HTTP/1.0\r\n\r\n") || n > len(data) || string(data[n-4:n]) != "\r\n\r\n" {
+		if n < len("M / HTTP/1.0\r\n\r\n") || n > len(data) || string(data[n-4:n]) != "\r\n\r\n" {
 			t.Fatalf("got n=%d for %d bytes, want a head ending in CRLF CRLF", n, len(data))
 		}
 		checkFieldsWithin(t, data[:n], r.Fields())
@@ -150,6 +150,9 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatalf("body %v with length %d, chunked %v", r.Body, r.ContentLength, r.Chunked)
 		}
 
+		if r.nf == MaxFields {
+			return // the writer may add Connection: close to a full head
+		}
 		head := AppendResponseHead(nil, &r, ConnDefault)
 		var again Response
 		m, err := ParseResponse(head, &again, Limits{MaxLine: 1 << 20, MaxHeaderBytes: 1 << 20}, []byte(method))

@@ -83,6 +83,18 @@ func TestAppendRequestHead(t *testing.T) {
 			want: "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
 		},
 		{
+			name: "expect-canonical",
+			msg:  "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 9\r\n\r\n",
+			want: "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n",
+		},
+		{
+			// Forwarded as HTTP/1.1, it would make the backend wait for a
+			// 100 Continue the HTTP/1.0 client never asked for.
+			name: "expect-dropped-for-http10",
+			msg:  "PUT /x HTTP/1.0\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n",
+			want: "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n",
+		},
+		{
 			name: "upgrade-kept",
 			msg:  "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
 			want: "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Version: 13\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",

@@ -99,6 +99,11 @@ var crlf = []byte("\r\n")
 // examined, so that a client trickling bytes does not make every call
 // re-validate all it sent so far.
 func headMayEnd(b []byte) bool {
+	// The common case, a head read whole and nothing after it, needs no
+	// scan.
+	if len(b) >= 3 && b[len(b)-3] == '\n' && b[len(b)-2] == '\r' && b[len(b)-1] == '\n' {
+		return true
+	}
 	for {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 || i+1 == len(b) {
