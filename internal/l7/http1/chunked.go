@@ -81,6 +81,9 @@ func (cr *ChunkedReader) Reset(br *bufio.Reader, lim Limits) {
 func (cr *ChunkedReader) Trailers() []Field { return cr.trailers }
 
 func (cr *ChunkedReader) Read(p []byte) (int, error) {
+	if len(p) == 0 && cr.state != stateDone {
+		return 0, nil
+	}
 	for {
 		switch cr.state {
 		case stateSize:
@@ -88,9 +91,6 @@ func (cr *ChunkedReader) Read(p []byte) (int, error) {
 				return 0, cr.fail(err)
 			}
 		case stateData:
-			if len(p) == 0 {
-				return 0, nil
-			}
 			if int64(len(p)) > cr.left {
 				p = p[:cr.left]
 			}

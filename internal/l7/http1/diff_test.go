@@ -47,10 +47,11 @@ var stricterThanNetHTTP = map[string]string{
 	"400_te-space-before-colon.http":   "whitespace before colon",
 	// net/http accepts LF alone as a line end (RFC 9112 §2.2 allows a
 	// recipient to); a backend that does not splits the head differently.
-	"400_bare-lf-field.http":        "bare LF",
-	"400_bare-lf-end.http":          "bare LF",
-	"400_bare-lf-everywhere.http":   "bare LF",
-	"400_bare-lf-request-line.http": "bare LF",
+	"400_bare-lf-field.http":          "bare LF",
+	"400_bare-lf-end.http":            "bare LF",
+	"400_bare-lf-everywhere.http":     "bare LF",
+	"400_bare-lf-request-line.http":   "bare LF",
+	"400_te-smuggled-by-bare-lf.http": "bare LF (hiding Transfer-Encoding from a CRLF-only parser)",
 
 	// Request line. net/http accepts any HTTP/x.y in ReadRequest (its
 	// server answers 505 later); we answer 505 directly, and the h2c
@@ -64,6 +65,9 @@ var stricterThanNetHTTP = map[string]string{
 	// and it is where path-based routing and the backend's normalisation
 	// part ways.
 	"400_target-non-ascii.http": "non-ASCII target",
+	// A fragment has no place in a request target; HAProxy accepted one
+	// until CVE-2023-45539 showed path rules bypassed with it.
+	"400_target-fragment.http": "fragment in target",
 	// net/http accepts "*" with any method and CONNECT with a path (for
 	// net/rpc); RFC 9112 §3.2.3-4 ties each form to its method.
 	"400_asterisk-with-get.http":        "asterisk-form with GET",

@@ -48,9 +48,10 @@
 //	     "HTTP/1.1" in form (http/1.1, HTTP/1.10)
 //	505  HTTP/x.y other than 1.0 and 1.1; ErrHTTP2Preface (also 505) for
 //	     the HTTP/2 prior-knowledge preface
-//	400  a target with bytes outside visible ASCII, a bad %-escape in its
-//	     path, a scheme other than http and https, userinfo, a bad port;
-//	     "*" except with OPTIONS; CONNECT without host:port
+//	400  a target with bytes outside visible ASCII, a fragment, a bad
+//	     %-escape in its path, a scheme other than http and https,
+//	     userinfo, a %-escaped host, a bad port; "*" except with OPTIONS;
+//	     CONNECT without host:port
 //	400  no Host in HTTP/1.1, more than one Host, an invalid Host, a Host
 //	     that differs from an absolute-form target's authority
 //	417  an expectation other than 100-continue

@@ -140,6 +140,8 @@ var requestCases = func() []requestCase {
 		{name: "te-trailers", msg: get("TE: trailers\r\nConnection: TE\r\n"), want: okGET(3)},
 		{name: "content-length-and-te-header-trailers", msg: post("TE: trailers\r\nContent-Length: 0\r\n"), want: reqSummary{
 			Method: "POST", Target: "/upload", Version: HTTP11, Host: "a", ContentLength: 0, Fields: 3}},
+		{name: "get-with-body", msg: "GET /search HTTP/1.1\r\nHost: a\r\nContent-Length:\t 2\r\n\r\n{}", want: reqSummary{
+			Method: "GET", Target: "/search", Version: HTTP11, Host: "a", ContentLength: 2, Fields: 2}},
 		{name: "header-100-fields", msg: get(strings.Repeat("X-A: 1\r\n", 99)), want: okGET(100)},
 
 		// Content-Length and Transfer-Encoding: request smuggling.
@@ -178,6 +180,10 @@ var requestCases = func() []requestCase {
 		{name: "te-nbsp", msg: post("Transfer-Encoding: chunked\xa0\r\n") + "0\r\n\r\n", status: 400, code: codeBadTE},
 		{name: "te-space-before-colon", msg: post("Transfer-Encoding : chunked\r\n") + "0\r\n\r\n", status: 400, code: codeSpaceBeforeColon},
 		{name: "te-obs-fold", msg: post("Transfer-Encoding:\r\n chunked\r\n") + "0\r\n\r\n", status: 400, code: codeBadTE},
+		{name: "te-lf-in-name", msg: post("Transfer-Encoding\n: chunked\r\n") + "0\r\n\r\n", status: 400, code: codeBareLF},
+		{name: "te-space-comma", msg: post("Transfer-Encoding: chunked ,chunked\r\n") + "0\r\n\r\n", status: 400, code: codeBadTE},
+		{name: "te-nul-in-name", msg: post("Transfer-Encoding\x00: chunked\r\n") + "0\r\n\r\n", status: 400, code: codeBadFieldName},
+		{name: "te-smuggled-by-bare-lf", msg: post("X-A: 1\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n") + "0\r\n\r\n", status: 400, code: codeBareLF},
 		{name: "te-http10", msg: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400, code: codeTEInHTTP10},
 		{name: "te-http10-with-cl", msg: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", status: 400, code: codeTEInHTTP10},
 
@@ -230,6 +236,8 @@ var requestCases = func() []requestCase {
 		{name: "target-non-ascii", msg: "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},
 		{name: "target-del", msg: "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},
 		{name: "target-nul", msg: "GET /a\x00 HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},
+		{name: "target-cr", msg: "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},
+		{name: "target-fragment", msg: "GET /index.html#/../admin HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},
 		{name: "target-bad-escape", msg: "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},
 		{name: "target-truncated-escape", msg: "GET /a% HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},
 		{name: "absolute-other-scheme", msg: "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", status: 400, code: codeBadTarget},

@@ -37,8 +37,10 @@ func (f TargetForm) String() string {
 func parseTarget(method, t []byte) (form TargetForm, authority []byte, pathStart int, c code) {
 	// Only visible ASCII: RFC 3986 has no place for raw UTF-8 or controls,
 	// and they are where path normalisation differs between a proxy's
-	// routing and a backend.
-	if len(t) == 0 || !validVchars(t) {
+	// routing and a backend. No fragment either (RFC 9112 §3.2): a backend
+	// that drops "#..." routes "/public#/../admin" unlike the proxy
+	// (HAProxy's CVE-2023-45539).
+	if len(t) == 0 || !validVchars(t) || bytes.IndexByte(t, '#') >= 0 {
 		return 0, nil, 0, codeBadTarget
 	}
 	if string(method) == "CONNECT" {
