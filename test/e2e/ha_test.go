@@ -172,8 +172,9 @@ func (l *haLab) startAll() {
 	l.waitRoles(names[0], 10*time.Second)
 }
 
-// state is node's VRRP state: fulcrum's from its status ("down" when it
-// does not answer), keepalived's from whether it holds the VIP.
+// state is node's VRRP state: fulcrum's from its status ("down" when the
+// process is gone, "starting" while its status has no group yet),
+// keepalived's from whether it holds the VIP.
 func (l *haLab) state(node string) string {
 	if n := l.nodes[node]; n != nil {
 		if !n.p.running() {
@@ -181,7 +182,7 @@ func (l *haLab) state(node string) string {
 		}
 		g, err := n.haGroup(haGroupName)
 		if err != nil {
-			return "down"
+			return "starting"
 		}
 		return g.State
 	}
