@@ -50,6 +50,8 @@ type haOpts struct {
 	auth       bool // every node gets the same auth_key_file
 	// noTraffic leaves out the client and the backends.
 	noTraffic bool
+	// extra is appended to the group's config (indented 6 spaces).
+	extra string
 }
 
 // haLab is a client, two backends and two balancer nodes on one switch.
@@ -141,6 +143,7 @@ ha:
 	if l.key != "" {
 		fmt.Fprintf(&b, "      auth_key_file: %s\n", l.key)
 	}
+	b.WriteString(l.opts.extra)
 	return b.String()
 }
 
@@ -393,47 +396,69 @@ func masterDown(prio int) time.Duration {
 
 // TestHACablePull: the master's switch port goes down, the backup takes
 // over; the port comes back and the higher priority is master again,
-// alone.
+// alone. Without tracking, lb1 stays master on its dead link, and the two
+// masters resolve when they hear each other again; tracking eth0, lb1 goes
+// to fault (giving up the VIP) and, back as backup, preempts.
 func TestHACablePull(t *testing.T) {
 	t.Parallel()
-	l := newHALab(t, haOpts{})
-	l.startAll()
-	p := l.probe(time.Second)
-	steady(t, p, 20)
+	for _, tc := range []struct {
+		name  string
+		track bool
+	}{
+		{"untracked", false},
+		{"interface tracked", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := haOpts{}
+			if tc.track {
+				opts.extra = "      track: { interfaces: [eth0] }\n"
+			}
+			l := newHALab(t, opts)
+			l.startAll()
+			p := l.probe(time.Second)
+			steady(t, p, 20)
 
-	fault := time.Now()
-	l.lbs["lb1"].cable(false)
-	// lb1 hears nobody and stays master on its dead link; what matters
-	// is the rest of the LAN.
-	waitUntil(t, 5*time.Second, "lb2 master with the VIP", func() (bool, string) {
-		_, _, desc := l.roles()
-		return l.state("lb2") == "master" && l.lbs["lb2"].hasAddr(l.vip), desc
-	})
-	l.servedBy(p, "lb2", fault, 5*time.Second)
-	steady(t, p, 10)
-	o := summarize(p.finish())
-	logOutage(t, "cable pull of the master", o, fault)
-	if o.gap > 2*time.Second {
-		t.Errorf("service gap %v, want well under 2s", o.gap)
-	}
+			fault := time.Now()
+			l.lbs["lb1"].cable(false)
+			waitUntil(t, 5*time.Second, "lb2 master with the VIP", func() (bool, string) {
+				states, holds, desc := l.roles()
+				lb1 := states["lb1"] == "master" && holds["lb1"] // alone on its link
+				if tc.track {
+					lb1 = states["lb1"] == "fault" && !holds["lb1"]
+				}
+				return lb1 && states["lb2"] == "master" && holds["lb2"], desc
+			})
+			l.servedBy(p, "lb2", fault, 5*time.Second)
+			steady(t, p, 10)
+			o := summarize(p.finish())
+			logOutage(t, "cable pull of the master", o, fault)
+			if o.gap > 2*time.Second {
+				t.Errorf("service gap %v, want well under 2s", o.gap)
+			}
 
-	p = l.probe(time.Second)
-	steady(t, p, 10)
-	back := time.Now()
-	l.lbs["lb1"].cable(true)
-	took := l.waitRoles("lb1", 5*time.Second)
-	t.Logf("lb1 the only master %v after its cable is back", took.Round(time.Millisecond))
-	l.servedBy(p, "lb1", back, 5*time.Second)
-	steady(t, p, 10)
-	o = summarize(p.finish())
-	logOutage(t, "cable back", o, back)
-	if mac := l.client.neighMAC(l.vip); mac != l.lbs["lb1"].mac {
-		t.Errorf("client resolves the VIP to %q, want lb1's %s", mac, l.lbs["lb1"].mac)
-	}
-	// And it stays so.
-	time.Sleep(500 * time.Millisecond)
-	if ok, desc := l.settledOn("lb1"); !ok {
-		t.Errorf("not settled on lb1 half a second later: %s", desc)
+			p = l.probe(time.Second)
+			steady(t, p, 10)
+			back := time.Now()
+			l.lbs["lb1"].cable(true)
+			took := l.waitRoles("lb1", 5*time.Second)
+			t.Logf("lb1 the only master %v after its cable is back", took.Round(time.Millisecond))
+			l.servedBy(p, "lb1", back, 5*time.Second)
+			steady(t, p, 10)
+			o = summarize(p.finish())
+			logOutage(t, "cable back", o, back)
+			if mac := l.client.neighMAC(l.vip); mac != l.lbs["lb1"].mac {
+				t.Errorf("client resolves the VIP to %q, want lb1's %s", mac, l.lbs["lb1"].mac)
+			}
+			if logs := l.nodes["lb1"].p.out.String(); tc.track && !strings.Contains(logs, "reason=preempt") {
+				t.Errorf("lb1 did not take the VIP back by preempting:\n%s", logs)
+			}
+			// And it stays so.
+			time.Sleep(500 * time.Millisecond)
+			if ok, desc := l.settledOn("lb1"); !ok {
+				t.Errorf("not settled on lb1 half a second later: %s", desc)
+			}
+		})
 	}
 }
 
