@@ -115,6 +115,12 @@ func TestStatusCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A closed connection is counted once the proxy has seen both ends
+	// close; wait for that before taking the snapshot the test compares.
+	deadline := time.Now().Add(5 * time.Second)
+	for n.status().Services[0].Counters.Active != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	out, err := exec.Command(binary, "status", "--admin", n.admin).CombinedOutput()
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
