@@ -208,9 +208,12 @@ ha:
 	if g.Priority != 50 || len(g.Track) != 1 || g.Track[0].OK {
 		t.Errorf("lb1 after its service failed: got priority %d track %+v, want 50 and a failed service", g.Priority, g.Track)
 	}
-	if got := h.holders(); len(got) != 1 || got[0] != "lb2" {
-		t.Fatalf("VIP holders: got %v, want [lb2]", got)
-	}
+	// lb1 keeps the VIP for the hand-over grace (two advert intervals)
+	// after yielding, then only lb2 holds it.
+	waitUntil(t, "lb2 the only VIP holder", func() bool {
+		got := h.holders()
+		return len(got) == 1 && got[0] == "lb2"
+	})
 
 	// The backend returns: lb1 outranks lb2 again and preempts.
 	ln2, err := net.Listen("tcp", backend)

@@ -357,6 +357,10 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 		in.advertise(in.prio)
 		in.masterInterval = a.MaxAdvertInterval
 		in.heard(src, a)
+		// Make before break here too: the winner may not have announced
+		// the addresses yet; keep ours for the hand-over grace.
+		in.handingOver, in.handoverArmed = true, true
+		in.handover.Reset(handoverGrace(in.cfg.Interval))
 		in.toBackup(ctx, ReasonHigherPriority, src)
 	default:
 		// Another master that should yield to us. Advertise now, so that
