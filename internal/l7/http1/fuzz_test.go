@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -224,6 +225,25 @@ func FuzzChunked(f *testing.F) {
 		data2, trailers2, rest2, err := decodeChunked(enc, 4096)
 		if err != nil || !bytes.Equal(data2, data) || len(rest2) != 0 || strings.Join(trailers2, "\n") != strings.Join(trailers, "\n") {
 			t.Fatalf("re-encoded %q: got %q %q rest %q err %v", enc, data2, trailers2, rest2, err)
+		}
+	})
+}
+
+// FuzzValidIPv6 holds validIPv6 to netip.ParseAddr's verdict on IPv6
+// literals without a zone, which net/http applies to a target's host.
+func FuzzValidIPv6(f *testing.F) {
+	for _, s := range []string{"::", "::1", "1::", "2001:db8::1", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::ffff:192.0.2.1",
+		"1:2:3:4:5:6:1.2.3.4", "000:0", "1:2:3:4:5:6:7:8:9", ":::", "1::2::3", "::01.2.3.4", "::1.2.3.256", "12345::", "1:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.Contains(s, "%") {
+			return // zones are refused before this check
+		}
+		a, err := netip.ParseAddr(s)
+		want := err == nil && a.Is6()
+		if got := validIPv6([]byte(s)); got != want {
+			t.Fatalf("validIPv6(%q) = %v, netip.ParseAddr says %v (%v)", s, got, want, err)
 		}
 	})
 }

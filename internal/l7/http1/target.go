@@ -106,8 +106,7 @@ func validPathEscapes(t []byte) bool {
 // userinfo, which RFC 9110 §4.2.4 deprecates for http, and without
 // pct-encoding, which clients never need (IDNs travel as punycode) and which
 // net/http decodes in a target's host but not in Host, so the two would
-// compare unequal. IPv6 literals are checked for their alphabet only;
-// IPvFuture and zone identifiers are refused.
+// compare unequal. IPvFuture and zone identifiers are refused.
 func validAuthority(a []byte, needPort, allowEmpty bool) bool {
 	if len(a) == 0 {
 		return allowEmpty
@@ -119,14 +118,8 @@ func validAuthority(a []byte, needPort, allowEmpty bool) bool {
 		if i < 0 {
 			return false
 		}
-		lit := a[1:i]
-		if bytes.IndexByte(lit, ':') < 0 {
+		if !validIPv6(a[1:i]) {
 			return false
-		}
-		for _, c := range lit {
-			if hexVal[c] < 0 && c != ':' && c != '.' {
-				return false
-			}
 		}
 		switch rest := a[i+1:]; {
 		case len(rest) == 0:
@@ -166,4 +159,72 @@ func validAuthority(a []byte, needPort, allowEmpty bool) bool {
 		n = n*10 + int(c-'0')
 	}
 	return n <= 65535
+}
+
+// validIPv6 checks RFC 4291 §2.2 text form, as netip.ParseAddr does, but
+// without building an address (ParseAddr would allocate the string).
+func validIPv6(s []byte) bool {
+	groups, ellipsis := 0, false
+	if len(s) >= 2 && s[0] == ':' && s[1] == ':' {
+		ellipsis, s = true, s[2:]
+	}
+	for len(s) > 0 {
+		n := 0
+		for n < len(s) && n < 5 && hexVal[s[n]] >= 0 {
+			n++
+		}
+		if n < len(s) && s[n] == '.' {
+			// An embedded IPv4 address ends the literal and counts as two
+			// groups.
+			if !validIPv4(s) {
+				return false
+			}
+			groups += 2
+			break
+		}
+		if n == 0 || n > 4 {
+			return false
+		}
+		groups++
+		s = s[n:]
+		if len(s) == 0 {
+			break
+		}
+		if s[0] != ':' || len(s) == 1 {
+			return false
+		}
+		s = s[1:]
+		if s[0] == ':' {
+			if ellipsis {
+				return false
+			}
+			ellipsis, s = true, s[1:]
+		}
+	}
+	if ellipsis {
+		return groups <= 7
+	}
+	return groups == 8
+}
+
+// validIPv4 checks a dotted quad of decimal octets without leading zeros.
+func validIPv4(s []byte) bool {
+	for octet := range 4 {
+		if octet > 0 {
+			if len(s) == 0 || s[0] != '.' {
+				return false
+			}
+			s = s[1:]
+		}
+		n, v := 0, 0
+		for n < len(s) && n < 4 && isDigit(s[n]) {
+			v = v*10 + int(s[n]-'0')
+			n++
+		}
+		if n == 0 || n > 3 || v > 255 || n > 1 && s[0] == '0' {
+			return false
+		}
+		s = s[n:]
+	}
+	return len(s) == 0
 }
