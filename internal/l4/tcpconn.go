@@ -26,6 +26,11 @@ type tcpConn struct {
 	target     *balancer.Backend // whose socket backend is
 	cancelDial context.CancelFunc
 	killed     bool
+
+	// ended counts relay directions that reached EOF: the last one skips
+	// its half-close, as both sockets are closed right after anyway (one
+	// shutdown(2) less per connection).
+	ended atomic.Int32
 }
 
 // relaysTo reports whether c is connected to b.
@@ -264,6 +269,9 @@ func (c *tcpConn) pipe(dst net.Conn, src io.Reader) int64 {
 		n, err = io.Copy(dst, src)
 	}
 	if err == nil {
+		if c.ended.Add(1) == 2 {
+			return n // the other direction is done: close will send the FIN
+		}
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 			return n
 		}
