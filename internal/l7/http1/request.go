@@ -32,7 +32,10 @@ type Request struct {
 	// the body.
 	Expect100 bool
 	// Upgrade holds the Upgrade field's protocols when the request asks to
-	// switch protocols (HTTP/1.1, Connection: upgrade); otherwise nil.
+	// switch protocols (HTTP/1.1, Connection: upgrade); otherwise nil. A
+	// proxy that will not tunnel the protocol clears it, and the head
+	// writer then drops the Upgrade: h2c, for one, cannot cross a proxy,
+	// whose writer drops the HTTP2-Settings field it depends on.
 	Upgrade []byte
 
 	pathStart  int
