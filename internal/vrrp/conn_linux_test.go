@@ -7,14 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/netns"
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 )
 
 var linkSeq atomic.Int32
@@ -89,38 +88,8 @@ func newVlink(t *testing.T) *vlink {
 	return l
 }
 
-// inNetns runs fn on a thread switched into network namespace ns. Sockets
-// fn creates stay in ns for good, whichever thread uses them later.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		// A thread that cannot go back stays locked, and so exits with
-		// this goroutine instead of serving others in the wrong namespace.
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn inside network namespace ns; see netns.Do.
+func inNetns(ns string, fn func() error) error { return netns.Do(ns, fn) }
 
 type rawMode struct {
 	name    string

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,9 +28,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/netns"
 )
 
 // labSeq numbers the labs of this process; with the pid it makes every
@@ -354,39 +352,8 @@ func (p *proc) running() bool {
 	}
 }
 
-// inNetns runs fn on an OS thread switched into the namespace at
-// /run/netns/ns. Sockets fn creates stay in ns for good, whichever thread
-// uses them later.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		// A thread that cannot go back stays locked, and so exits with
-		// this goroutine instead of serving others in the wrong namespace.
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn inside network namespace ns; see netns.Do.
+func inNetns(ns string, fn func() error) error { return netns.Do(ns, fn) }
 
 // dial connects from inside the host. The connection can be used from
 // any goroutine.
