@@ -195,10 +195,11 @@ ha:
 	l, h := &link{}, &holder{held: map[string]bool{}}
 	lb1 := startHANode(t, l, h, "lb1", "192.0.2.1", yaml(freeTCP(t), backend))
 	lb2 := startHANode(t, l, h, "lb2", "192.0.2.2", yaml(freeTCP(t), ln2nd.Addr().String()))
-	waitUntil(t, "lb1 master, lb2 backup", func() bool { return haState(lb1) == "master" && haState(lb2) == "backup" })
-	if got := h.holders(); len(got) != 1 || got[0] != "lb1" {
-		t.Fatalf("VIP holders: got %v, want [lb1]", got)
-	}
+	// The state turns master before the addresses are taken: wait for both.
+	waitUntil(t, "lb1 master holding the VIP, lb2 backup", func() bool {
+		got := h.holders()
+		return haState(lb1) == "master" && haState(lb2) == "backup" && len(got) == 1 && got[0] == "lb1"
+	})
 
 	// The tracked service loses its only backend: lb1's priority drops
 	// below lb2's and lb2 preempts.
