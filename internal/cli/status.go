@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
-	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -27,18 +26,9 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show services and backends of the running node (like ipvsadm -L -n --stats)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if addr == "" {
-				addr = "127.0.0.1:9900"
-				if file != "" {
-					cfg, err := config.Load(file)
-					if err != nil {
-						return err
-					}
-					if cfg.Admin.Listen == "off" {
-						return fmt.Errorf("%s: the admin API is off", file)
-					}
-					addr = cfg.Admin.Listen
-				}
+			addr, _, err := adminTarget(addr, file, "")
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
