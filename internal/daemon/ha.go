@@ -130,9 +130,7 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 	}
 	conn, err := deps.Listen(vrrp.ConnOptions{Interface: g.Interface, Family: fam, Source: local, Peers: peers, AuthKey: key})
 	if err != nil {
-		if c, ok := ann.(interface{ Close() error }); ok {
-			c.Close()
-		}
+		closeAnnouncer(ann)
 		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
 	}
 	hg := &haGroup{
@@ -188,7 +186,13 @@ func (d *Daemon) startGroup(hg *haGroup) {
 // close releases the group's socket and announcer.
 func (hg *haGroup) close() {
 	hg.conn.Close()
-	if c, ok := hg.ann.(interface{ Close() error }); ok {
+	closeAnnouncer(hg.ann)
+}
+
+// closeAnnouncer releases an announcer's sockets, if it holds any (the
+// netif one does; fakes need not).
+func closeAnnouncer(ann vrrp.Announcer) {
+	if c, ok := ann.(interface{ Close() error }); ok {
 		c.Close()
 	}
 }
