@@ -39,6 +39,8 @@ type Backend struct {
 	failures atomic.Uint64
 	bytesIn  atomic.Uint64 // client → backend
 	bytesOut atomic.Uint64 // backend → client
+
+	req requestStats // HTTP services only
 }
 
 var _ sched.Backend = (*Backend)(nil)
