@@ -468,4 +468,3 @@ func (ex *exchange) log() {
 	e.Total = time.Since(ex.start)
 	s.accessLog(e)
 }
-
