@@ -169,12 +169,19 @@ func (ex *exchange) relay(n int) bool {
 		method = methodHEAD
 	}
 
+	if ex.reused && !retryable && ex.u.stale() && !ex.redial() {
+		// A request that cannot be sent twice is not trusted to a pooled
+		// connection the backend has closed meanwhile.
+		return ex.fail(502, true)
+	}
+	// The head's bytes stay where they are until the client's buffer
+	// reads again, which only the body does: a retry re-encodes them.
+	c.br.Discard(n)
 	for {
 		u := ex.u
 		u.tc.writeTimeout(s.bodyTimeout)
 		u.bw.Write(http1.AppendRequestHead(u.bw.AvailableBuffer(), req, &fw, http1.ConnDefault))
 		if body == http1.BodyNone {
-			c.br.Discard(n)
 			if u.bw.Flush() != nil {
 				if ex.reused && retryable && ex.redial() {
 					continue
@@ -182,7 +189,6 @@ func (ex *exchange) relay(n int) bool {
 				return ex.fail(502, true)
 			}
 		} else {
-			c.br.Discard(n)
 			if st := ex.sendBody(); st != 0 {
 				return ex.fail(st, true)
 			}
