@@ -370,9 +370,6 @@ func (ex *exchange) relayResponse() bool {
 		chunkBufs.Put(buf)
 	}
 	ex.out = n
-	if e == ioOK && c.bw.Flush() != nil {
-		e = ioWrite
-	}
 	switch e {
 	case ioRead, ioBadChunk:
 		// The backend died or garbled its body after the head went out:
@@ -384,6 +381,8 @@ func (ex *exchange) relayResponse() bool {
 		c.p.aborted.Add(1)
 		return ex.abort(true)
 	}
+	// The backend's part is over: its connection goes back to the pool
+	// before the client's last write, ready for the next request.
 	if resp.Close || resp.Body == http1.BodyUntilClose || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
@@ -393,7 +392,12 @@ func (ex *exchange) relayResponse() bool {
 	if resp.Status >= 500 {
 		ex.failed = true
 	}
-	ex.done()
+	ex.release()
+	if c.bw.Flush() != nil {
+		c.p.aborted.Add(1)
+		keep = false
+	}
+	ex.log()
 	return keep
 }
 
@@ -447,11 +451,17 @@ func (ex *exchange) abort(counted bool) bool {
 
 // done releases the backend and records the exchange.
 func (ex *exchange) done() {
+	ex.release()
+	ex.log()
+}
+
+// release ends the backend's part: its in-flight count and counters.
+func (ex *exchange) release() {
 	if ex.b != nil {
 		ex.b.Release(ex.in, ex.out)
 		ex.b.ObserveRequest(ex.failed, time.Since(ex.picked))
+		ex.b = nil
 	}
-	ex.log()
 }
 
 // log hands the exchange to the access log.
