@@ -223,6 +223,12 @@ func (c *clientConn) handle(s *snapshot, n int) bool {
 		c.finish(s, 405, true, false)
 		return false
 	}
+	if req.Upgrade != nil && equalFold(req.Upgrade, "h2c") {
+		// h2c cannot cross a proxy (its HTTP2-Settings field is hop-by-hop
+		// and dropped); the request goes on as plain HTTP/1.1, as
+		// RFC 9113 §3.2 lets a server that ignores the upgrade do.
+		req.Upgrade = nil
+	}
 	if req.Upgrade != nil && req.BodyKind() != http1.BodyNone {
 		// A tunnel must start right after the head; a body in between
 		// leaves no clean place for it to begin.
