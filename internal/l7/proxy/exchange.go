@@ -186,6 +186,7 @@ func (ex *exchange) relay(n int) bool {
 				if ex.reused && retryable && ex.redial() {
 					continue
 				}
+				ex.failed = true
 				return ex.fail(502, true)
 			}
 		} else {
@@ -195,8 +196,12 @@ func (ex *exchange) relay(n int) bool {
 		}
 
 		st, retry := ex.readResponseHead(method, retryable)
-		if retry && ex.redial() {
-			continue
+		if retry {
+			if ex.redial() {
+				continue
+			}
+			ex.failed = true
+			st = 502
 		}
 		if st != 0 {
 			return ex.fail(st, true)

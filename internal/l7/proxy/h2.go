@@ -74,7 +74,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hr := h2reqs.Get().(*h2req)
 	defer h2reqs.Put(hr)
 	c := &hr.cc
-	*c = clientConn{p: p, req: c.req, logBuf: c.logBuf[:0]}
+	// Field by field: the Request and Response inside are large, and
+	// ParseRequest and ParseResponse overwrite them anyway.
+	c.p, c.client, c.local, c.tls = p, netip.AddrPort{}, netip.AddrPort{}, false
+	c.h2.Store(nil)
+	c.entry = Entry{}
 	if parent, ok := r.Context().Value(connKey{}).(*clientConn); ok {
 		c.client, c.local, c.tls = parent.client, parent.local, parent.tls
 		if h := parent.h2.Load(); h != nil {
@@ -229,8 +233,12 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st, retry := ex.readResponseHead(method, retryable)
-		if retry && ex.redial() {
-			continue
+		if retry {
+			if ex.redial() {
+				continue
+			}
+			ex.failed = true
+			st = 502
 		}
 		if st != 0 {
 			ex.h2fail(w, st)
