@@ -33,7 +33,7 @@ type clientConn struct {
 	client, local netip.AddrPort
 	tls           bool
 	state         atomic.Int32
-	h2            atomic.Pointer[h2conn] // set for an HTTP/2 connection
+	isH2          atomic.Bool // HTTP/2: x/net/http2 owns the connection
 
 	req   http1.Request
 	resp  http1.Response
@@ -67,9 +67,8 @@ func (c *clientConn) free() {
 
 // closeIfIdle closes c if it waits for a request (Shutdown).
 func (c *clientConn) closeIfIdle() {
-	if h := c.h2.Load(); h != nil {
-		h.closeIfIdle()
-		return
+	if c.isH2.Load() {
+		return // told to go away by Shutdown through the http2 server
 	}
 	if c.state.CompareAndSwap(connIdle, connClosed) {
 		c.nc.Close()

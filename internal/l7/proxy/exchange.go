@@ -485,7 +485,7 @@ func (ex *exchange) log() {
 		e.Backend = ex.hp.addr
 	}
 	e.Proto = ex.req.Version.String()
-	if c.h2.Load() != nil {
+	if c.isH2.Load() {
 		e.Proto = "HTTP/2.0"
 	}
 	e.Status = ex.status
