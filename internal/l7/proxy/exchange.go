@@ -235,7 +235,7 @@ func (ex *exchange) sendBody() int {
 	if req.Chunked {
 		buf := chunkBufs.Get().(*[]byte)
 		c.cr.Reset(c.br, s.lim)
-		n, e = copyChunked(u.bw, c.br, &c.cr, *buf, true)
+		n, e = copyChunked(u.bw, &c.cr, *buf, true)
 		chunkBufs.Put(buf)
 	} else {
 		n, e = copyBody(u.bw, c.br, req.ContentLength)
@@ -363,7 +363,7 @@ func (ex *exchange) relayResponse() bool {
 		if resp.Chunked {
 			buf := chunkBufs.Get().(*[]byte)
 			c.cr.Reset(u.br, http1.Limits{})
-			n, e = copyChunked(c.bw, u.br, &c.cr, *buf, false)
+			n, e = copyChunked(c.bw, &c.cr, *buf, false)
 			chunkBufs.Put(buf)
 		} else {
 			n, e = copyBody(c.bw, u.br, -1)
@@ -371,7 +371,7 @@ func (ex *exchange) relayResponse() bool {
 	case http1.BodyChunked:
 		buf := chunkBufs.Get().(*[]byte)
 		c.cr.Reset(u.br, http1.Limits{})
-		n, e = copyChunked(c.bw, u.br, &c.cr, *buf, true)
+		n, e = copyChunked(c.bw, &c.cr, *buf, true)
 		chunkBufs.Put(buf)
 	}
 	ex.out = n

@@ -339,7 +339,7 @@ func listedInConnection(r *http1.Response, name []byte) bool {
 func copyToWriter(w io.Writer, fl http.Flusher, br *bufio.Reader, cr *http1.ChunkedReader, buf []byte, n int64) (int64, ioErr) {
 	var done int64
 	for n < 0 || done < n {
-		if br.Buffered() == 0 && fl != nil {
+		if fl != nil && (cr == nil && br.Buffered() == 0 || cr != nil && !cr.Ready()) {
 			fl.Flush()
 		}
 		p := buf
