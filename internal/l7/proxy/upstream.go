@@ -88,6 +88,7 @@ type upConn struct {
 	// killed: closed by CloseBackend or a forced Shutdown; its owner
 	// discards it.
 	killed atomic.Bool
+	peek   peeker
 }
 
 // get pops the most recently used idle connection, or returns nil.
