@@ -194,13 +194,15 @@ func (c *clientConn) logRejected(s *snapshot, status int) {
 	if s.accessLog == nil {
 		return
 	}
-	now := time.Now()
 	c.entry = Entry{
-		Start:   now,
+		Start:   time.Now(),
 		Client:  c.client,
 		Service: s.name,
 		Proto:   "HTTP/1.1",
 		Status:  status,
+	}
+	if c.isH2.Load() {
+		c.entry.Proto = "HTTP/2.0"
 	}
 	s.accessLog(&c.entry)
 }

@@ -394,8 +394,10 @@ func (ex *exchange) relayResponse() bool {
 		return ex.abort(true)
 	}
 	// The backend's part is over: its connection goes back to the pool
-	// before the client's last write, ready for the next request.
-	if resp.Close || resp.Body == http1.BodyUntilClose || u.br.Buffered() > 0 || u.killed.Load() {
+	// before the client's last write, ready for the next request. (A body
+	// delimited by the close has resp.Close set; a chunked one decoded for
+	// an HTTP/1.0 client leaves the connection reusable.)
+	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
 		u.hp.put(u, s.maxIdle)

@@ -279,7 +279,7 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 		// client take a truncated body for a whole one.
 		panic(http.ErrAbortHandler)
 	}
-	if resp.Close || resp.Body == http1.BodyUntilClose || u.br.Buffered() > 0 || u.killed.Load() {
+	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
 		u.hp.put(u, s.maxIdle)
