@@ -71,6 +71,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.tls = r.TLS != nil
 	}
 	p.requests.Add(1)
+	if r.Method == http.MethodConnect {
+		// Extended CONNECT (WebSocket over HTTP/2) included: not relayed.
+		p.badRequests.Add(1)
+		p.writeH2Error(w, s, 405)
+		c.logRejected(s, 405)
+		return
+	}
 
 	hr.head = appendH1Head(hr.head[:0], r)
 	req := &c.req
@@ -89,13 +96,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.reset(c, s, req)
 	if s.accessLog != nil {
 		c.noteRequest(req)
-	}
-	if r.Method == http.MethodConnect {
-		p.badRequests.Add(1)
-		p.writeH2Error(w, s, 405)
-		ex.status = 405
-		ex.log()
-		return
 	}
 	if st := ex.connect(); st != 0 {
 		p.writeH2Error(w, s, st)
