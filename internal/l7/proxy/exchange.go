@@ -32,6 +32,10 @@ type exchange struct {
 	// when the client already holds the right one.
 	setCookie []byte
 
+	// bodyCut: the backend stopped taking the request body; the client's
+	// connection cannot continue after the response.
+	bodyCut bool
+
 	status  int
 	in, out int64
 	wait    time.Duration
@@ -258,8 +262,11 @@ func (ex *exchange) sendBody() int {
 		// The client stopped sending or left: nobody to answer.
 		return -1
 	}
-	ex.failed = true
-	return 502
+	// The backend stopped reading the body. It may have answered early
+	// (413 from a size limit, 401) and closed: its answer is read next and
+	// relayed; without one the client gets 502.
+	ex.bodyCut = true
+	return 0
 }
 
 // readResponseHead reads the backend's final response head into c.resp,
@@ -322,7 +329,7 @@ func (ex *exchange) relayResponse() bool {
 		return ex.fail(502, true)
 	}
 
-	keep := !req.Close && !c.p.closing.Load()
+	keep := !req.Close && !c.p.closing.Load() && !ex.bodyCut
 	if resp.Body == http1.BodyChunked && req.Version == http1.HTTP10 {
 		// An HTTP/1.0 client knows no chunks: decode, and delimit by
 		// closing.
@@ -397,7 +404,7 @@ func (ex *exchange) relayResponse() bool {
 	// before the client's last write, ready for the next request. (A body
 	// delimited by the close has resp.Close set; a chunked one decoded for
 	// an HTTP/1.0 client leaves the connection reusable.)
-	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
+	if resp.Close || ex.bodyCut || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
 		u.hp.put(u, s.maxIdle)
