@@ -199,6 +199,8 @@ func TestAccessLog(t *testing.T) {
 		fmt.Sprintf("127.0.0.1 web %s POST shop /up 200 5 5 true", be.addr),
 		"127.0.0.1 web     400 0 0 false",
 	}
+	// The entry is written after the response: wait for it.
+	eventually(t, "two access-log entries", func() bool { return len(*entries.Load()) >= len(want) })
 	got := *entries.Load()
 	if len(got) != len(want) {
 		t.Fatalf("got %q, want %q", got, want)
