@@ -185,9 +185,9 @@ func (c *clientConn) reject(s *snapshot, status int) {
 func (c *clientConn) writeError(s *snapshot, status int, closeConn, head bool) {
 	c.tc.writeTimeout(s.bodyTimeout)
 	b := appendError(c.bw.AvailableBuffer(), s, status, closeConn, head)
+	c.p.countStatus(status)
 	c.bw.Write(b)
 	c.bw.Flush()
-	c.p.countStatus(status)
 }
 
 func (c *clientConn) logRejected(s *snapshot, status int) {
