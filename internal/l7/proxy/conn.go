@@ -24,7 +24,10 @@ const (
 // clientConn is one client connection. Its goroutine owns everything but
 // state and nc's Close, which Shutdown uses.
 type clientConn struct {
-	p  *Proxy
+	p *Proxy
+	// nc is the accepted socket, never reassigned: closing it ends any
+	// I/O of the connection, TLS or not. HTTP is spoken over tc.nc, the
+	// socket or the TLS connection over it.
 	nc net.Conn
 	tc timedConn
 	br *bufio.Reader
@@ -99,8 +102,7 @@ func (c *clientConn) goActive() bool {
 // sides keep the connection. Pipelined requests wait in br and are served
 // in order, each after the previous response is written.
 func (c *clientConn) serve() {
-	defer c.nc.Close()
-	c.tc.nc = c.nc
+	defer c.tc.nc.Close()
 	s := c.p.snap.Load()
 	size := max(s.lim.MaxHeaderBytes, http1.DefaultMaxHeaderBytes)
 	c.br = getReader(&c.tc, size)

@@ -398,3 +398,62 @@ func TestHTTP2Errors(t *testing.T) {
 		t.Errorf("a response cut by the backend reached the HTTP/2 client as complete: %q", body)
 	}
 }
+
+func TestShutdownTLSConnections(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{})
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			close(entered)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "ok")
+	})
+	svc, _ := service(t, be.addr)
+	cert, roots := selfSigned(t)
+	p := New(&Config{Name: "web", Default: svc, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Log: testLogger(t)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background(), ln)
+	dialTLS := func() *client {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(waitFor))
+		t.Cleanup(func() { c.Close() })
+		return &client{t: t, c: c, br: bufio.NewReader(c)}
+	}
+	idle := dialTLS()
+	if resp, _ := idle.roundTrip(get("/")); resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	busy := dialTLS()
+	busy.send(get("/hang"))
+	<-entered
+	// A handshake in progress when Shutdown comes.
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Errorf("Shutdown: got %v, want deadline exceeded", err)
+	}
+	if !idle.closed() || !busy.closed() {
+		t.Error("TLS client connections survived Shutdown")
+	}
+	if p.Active() != 0 {
+		t.Errorf("active after Shutdown: %d", p.Active())
+	}
+}

@@ -272,7 +272,7 @@ func (p *Proxy) serveConn(c *clientConn) {
 	s := p.snap.Load()
 	if s.tls != nil {
 		tc := tls.Server(c.nc, s.tls)
-		c.nc = tc
+		c.tc.nc = tc
 		tc.SetDeadline(time.Now().Add(s.headerTimeout))
 		if err := tc.Handshake(); err != nil {
 			tc.Close()
@@ -287,6 +287,8 @@ func (p *Proxy) serveConn(c *clientConn) {
 			p.serveH2(c, tc)
 			return
 		}
+	} else {
+		c.tc.nc = c.nc
 	}
 	c.serve()
 }
