@@ -457,3 +457,35 @@ func TestShutdownTLSConnections(t *testing.T) {
 		t.Errorf("active after Shutdown: %d", p.Active())
 	}
 }
+
+// TestCloseBackendAfterUpdate: the daemon removes a backend from the
+// configuration first and cuts its remaining requests after a grace
+// period; CloseBackend must still find them.
+func TestCloseBackendAfterUpdate(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	gone := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		entered <- struct{}{}
+		io.Copy(io.Discard, br)
+	})
+	stays := startHTTP(t, hello("stays"))
+	svc, bs := service(t, gone.addr)
+	p, addr := startProxy(t, &Config{Default: svc})
+	busy := dial(t, addr)
+	busy.send(get("/hang"))
+	<-entered
+	svc2, _ := service(t, stays.addr)
+	p.Update(&Config{Name: "web", Default: svc2})
+	if n := p.CloseBackend(bs[0]); n != 1 {
+		t.Errorf("CloseBackend after Update: got %d, want 1", n)
+	}
+	if resp, _ := busy.read("GET"); resp.StatusCode != 502 {
+		t.Errorf("cut request: got %d, want 502", resp.StatusCode)
+	}
+	if _, body := dial(t, addr).roundTrip(get("/")); body != "stays" {
+		t.Errorf("new requests: got %q", body)
+	}
+}

@@ -75,16 +75,16 @@ func (p *Proxy) Update(cfg *Config) {
 	s := p.compile(cfg)
 	p.snap.Store(s)
 	p.poolsMu.Lock()
-	var gone []*hostPool
+	defer p.poolsMu.Unlock()
 	for b, hp := range p.pools {
-		if _, ok := s.pools[b]; !ok {
-			delete(p.pools, b)
-			gone = append(gone, hp)
+		if _, ok := s.pools[b]; ok {
+			continue
 		}
-	}
-	p.poolsMu.Unlock()
-	for _, hp := range gone {
-		hp.retire()
+		// Retired, but kept while requests are in flight on its
+		// connections, so CloseBackend still finds them.
+		if hp.retire() == 0 {
+			delete(p.pools, b)
+		}
 	}
 }
 

@@ -207,8 +207,9 @@ func (hp *hostPool) closeAll() int {
 }
 
 // retire closes the idle connections and makes the pool keep no more: the
-// backend left the configuration, or the proxy shut down.
-func (hp *hostPool) retire() {
+// backend left the configuration, or the proxy shut down. It returns how
+// many connections remain open, carrying requests.
+func (hp *hostPool) retire() int {
 	hp.mu.Lock()
 	hp.retired = true
 	idle := hp.idle
@@ -216,8 +217,16 @@ func (hp *hostPool) retire() {
 	for _, u := range idle {
 		delete(hp.all, u)
 	}
+	n := len(hp.all)
 	hp.mu.Unlock()
 	for _, u := range idle {
 		u.free()
 	}
+	return n
+}
+
+func (hp *hostPool) isRetired() bool {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	return hp.retired
 }
