@@ -106,6 +106,10 @@ func (hp *hostPool) get() *upConn {
 		hp.idle = hp.idle[:n-1]
 		hp.mu.Unlock()
 		if now.Sub(u.idleAt) < upstreamMaxIdle && !u.killed.Load() {
+			if u.br == nil {
+				u.br = getReader(&u.tc, upstreamReadSize)
+				u.bw = getWriter(&u.tc)
+			}
 			return u
 		}
 		u.close()
@@ -119,8 +123,16 @@ func (hp *hostPool) get() *upConn {
 // bottom of the stack is only reached when traffic is high again, so a
 // burst's surplus connections would otherwise stay open, and the backend
 // would close them, leaving them in CLOSE_WAIT here.
+//
+// A pooled connection holds no buffers: the caller checked nothing is
+// buffered, and get takes new ones from their pools.
 func (hp *hostPool) put(u *upConn, maxIdle int) {
 	u.idleAt = time.Now()
+	if u.br != nil {
+		putReader(u.br)
+		putWriter(u.bw)
+		u.br, u.bw = nil, nil
+	}
 	var old *upConn
 	hp.mu.Lock()
 	if hp.retired || len(hp.idle) >= maxIdle || u.killed.Load() {
