@@ -489,3 +489,53 @@ func TestCloseBackendAfterUpdate(t *testing.T) {
 		t.Errorf("new requests: got %q", body)
 	}
 }
+
+// TestHTTP2StreamedUpload: an HTTP/2 request body reaches the backend as
+// the client sends it, not when it ends.
+func TestHTTP2StreamedUpload(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 4)
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		br := bufio.NewReader(r.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if line != "" {
+				got <- line
+			}
+			if err != nil {
+				break
+			}
+		}
+		io.WriteString(w, "done")
+	})
+	svc, _ := service(t, be.addr)
+	cert, roots := selfSigned(t)
+	_, addr := startProxy(t, &Config{Default: svc, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: waitFor}
+	pr, pw := io.Pipe()
+	res := make(chan error, 1)
+	go func() {
+		resp, err := hc.Post("https://"+addr+"/up", "text/plain", pr)
+		if err == nil {
+			resp.Body.Close()
+		}
+		res <- err
+	}()
+	for _, line := range []string{"first\n", "second\n"} {
+		io.WriteString(pw, line)
+		select {
+		case g := <-got:
+			if g != line {
+				t.Fatalf("backend got %q, want %q", g, line)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("%q did not reach the backend before the body ended", line)
+		}
+	}
+	pw.Close()
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+}
