@@ -180,7 +180,7 @@ func (ex *exchange) relay(n int) bool {
 	if ex.reused && !retryable && ex.u.stale() && !ex.redial() {
 		// A request that cannot be sent twice is not trusted to a pooled
 		// connection the backend has closed meanwhile.
-		return ex.fail(502, true)
+		return ex.fail(502)
 	}
 	// The head's bytes stay where they are until the client's buffer
 	// reads again, which only the body does: a retry re-encodes them.
@@ -195,11 +195,11 @@ func (ex *exchange) relay(n int) bool {
 					continue
 				}
 				ex.failed = true
-				return ex.fail(502, true)
+				return ex.fail(502)
 			}
 		} else {
 			if st := ex.sendBody(); st != 0 {
-				return ex.fail(st, true)
+				return ex.fail(st)
 			}
 		}
 
@@ -212,7 +212,7 @@ func (ex *exchange) relay(n int) bool {
 			st = 502
 		}
 		if st != 0 {
-			return ex.fail(st, true)
+			return ex.fail(st)
 		}
 		break
 	}
@@ -326,7 +326,7 @@ func (ex *exchange) relayResponse() bool {
 	if resp.Tunnel && (resp.Status != 101 || req.Upgrade == nil) {
 		// A switch nobody asked for, or a 2xx to a CONNECT never sent.
 		ex.failed = true
-		return ex.fail(502, true)
+		return ex.fail(502)
 	}
 
 	keep := !req.Close && !c.p.closing.Load() && !ex.bodyCut
@@ -425,12 +425,10 @@ func (ex *exchange) relayResponse() bool {
 // fail ends an exchange that produced no response head: answer status
 // (unless the client is gone, status < 0) and close the backend
 // connection. It reports whether the client connection may continue.
-func (ex *exchange) fail(status int, closeUpstream bool) bool {
+func (ex *exchange) fail(status int) bool {
 	c := ex.c
 	if ex.u != nil {
-		if closeUpstream {
-			ex.u.close()
-		}
+		ex.u.close()
 		ex.u = nil
 	}
 	if status < 0 {
