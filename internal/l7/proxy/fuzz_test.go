@@ -139,7 +139,9 @@ func startRig(t *testing.T) *fuzzRig {
 	return rig
 }
 
-func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) }
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
+}
 
 // FuzzProxy sends arbitrary bytes through a live proxy: it must not
 // panic, must answer or close, and everything it forwards must parse as
