@@ -181,8 +181,10 @@ func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let the last ones reach their wait
 	perConn := (int64(heap()) - int64(before)) / n
 	// A clientConn (parsed request and response arrays) and its goroutine
-	// bookkeeping stay; the 32 KiB reader and 8 KiB writer must not.
-	if perConn > 30<<10 {
+	// bookkeeping stay, about 15 KiB; with the 32 KiB reader and 8 KiB
+	// writer it was 55 KiB. The margin absorbs other tests' leftovers and
+	// the race detector.
+	if perConn > 40<<10 {
 		t.Errorf("an idle connection holds %d bytes of heap, want its buffers released", perConn)
 	}
 	t.Logf("heap per idle keep-alive connection: %d bytes", perConn)
