@@ -33,6 +33,11 @@ type HAGroup struct {
 	Priority map[string]int `yaml:"priority"`
 	// AdvertInterval, a multiple of 10ms; default 100ms.
 	AdvertInterval Duration `yaml:"advert_interval"`
+	// MasterDownAdverts is how many adverts a backup misses, plus its skew
+	// time, before it takes over from a silent master: 2-255, default 2.
+	// RFC 9568 (and keepalived) use 3; 2 fails over one interval sooner
+	// and still rides out a single lost advert.
+	MasterDownAdverts int `yaml:"master_down_adverts"`
 	// Preempt lets a higher-priority node take the VIPs back from a live
 	// master (heartbeat's auto_failback); default true, as in VRRP.
 	Preempt *bool `yaml:"preempt,omitempty"`
@@ -103,11 +108,12 @@ type SyncGroup struct {
 
 // HA defaults.
 const (
-	defaultAdvertInterval = 100 * time.Millisecond
-	defaultGARPRepeat     = 3
-	defaultGARPInterval   = 10 * time.Millisecond
-	defaultTrackInterval  = time.Second
-	defaultScriptTimeout  = 2 * time.Second
+	defaultAdvertInterval    = 100 * time.Millisecond
+	defaultMasterDownAdverts = 2
+	defaultGARPRepeat        = 3
+	defaultGARPInterval      = 10 * time.Millisecond
+	defaultTrackInterval     = time.Second
+	defaultScriptTimeout     = 2 * time.Second
 )
 
 // PreemptValue reports whether the group preempts (default true).
@@ -141,6 +147,7 @@ func (c *Config) haDefaults() {
 		g := &c.HA.Groups[i]
 		p := "ha.groups[" + strconv.Itoa(i) + "]"
 		defaultTo(c, &g.AdvertInterval, p+".advert_interval", Duration(defaultAdvertInterval))
+		defaultTo(c, &g.MasterDownAdverts, p+".master_down_adverts", defaultMasterDownAdverts)
 		defaultTo(c, &g.GARP.Repeat, p+".garp.repeat", defaultGARPRepeat)
 		defaultTo(c, &g.GARP.Interval, p+".garp.interval", Duration(defaultGARPInterval))
 		defaultTo(c, &g.Track.Interval, p+".track.interval", Duration(defaultTrackInterval))
@@ -209,6 +216,9 @@ func (k *checker) ha() {
 		}
 		if iv := g.AdvertInterval.D(); iv < 10*time.Millisecond || iv > 40950*time.Millisecond || iv%(10*time.Millisecond) != 0 {
 			k.errorf(p+".advert_interval", "want a multiple of 10ms from 10ms to 40.95s, got %s", g.AdvertInterval)
+		}
+		if n := g.MasterDownAdverts; n < 2 || n > 255 {
+			k.errorf(p+".master_down_adverts", "want 2-255 (RFC 9568 uses 3), got %d", n)
 		}
 		if g.PreemptDelay < 0 {
 			k.errorf(p+".preempt_delay", "want a non-negative duration, got %s", g.PreemptDelay)

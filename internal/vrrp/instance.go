@@ -85,6 +85,9 @@ func New(cfg Config, conn Conn, ann Announcer, log *slog.Logger) *Instance {
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
 	}
+	if cfg.DownAdverts == 0 {
+		cfg.DownAdverts = RFCDownAdverts
+	}
 	cfg.VIPs = slices.Clone(cfg.VIPs)
 	cfg.LocalAddr = cfg.LocalAddr.WithZone("")
 	if log == nil {
@@ -324,13 +327,13 @@ func (in *Instance) backupReceive(a Advert, src netip.Addr) {
 		in.masterInterval = a.MaxAdvertInterval
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, false
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		return
 	}
 	// A live master we outrank.
 	if in.cfg.PreemptDelay > 0 {
 		in.masterInterval = a.MaxAdvertInterval
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		if !in.preemptPending {
 			in.preemptPending = true
 			in.preempt.Reset(in.cfg.PreemptDelay)
@@ -505,7 +508,7 @@ func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Ad
 	in.adver.Stop()
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
-	in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+	in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 	t := in.transition(Backup, reason, master)
 	if wasMaster && !in.handingOver {
 		in.releaseVIPs(ctx)

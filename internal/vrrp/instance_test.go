@@ -13,7 +13,7 @@ import (
 const iv = 100 * time.Millisecond
 
 // md is the master-down interval of a priority-prio backup on 100ms adverts.
-func md(prio uint8) time.Duration { return masterDownInterval(iv, prio) }
+func md(prio uint8) time.Duration { return masterDownInterval(iv, prio, RFCDownAdverts) }
 
 func TestMasterDownInterval(t *testing.T) {
 	t.Parallel()
@@ -28,7 +28,7 @@ func TestMasterDownInterval(t *testing.T) {
 		{time.Second, 100, 3*time.Second + 609375*time.Microsecond},
 	}
 	for _, tt := range tests {
-		if got := masterDownInterval(tt.adver, tt.prio); got != tt.want {
+		if got := masterDownInterval(tt.adver, tt.prio, RFCDownAdverts); got != tt.want {
 			t.Errorf("masterDownInterval(%v, %d) = %v, want %v", tt.adver, tt.prio, got, tt.want)
 		}
 	}
@@ -45,6 +45,7 @@ func TestElection(t *testing.T) {
 		prio    uint8
 		preempt bool
 		delay   time.Duration
+		down    int // Config.DownAdverts
 		// The peer (10.0.0.2; we are 10.0.0.1) sends peerCount adverts of
 		// peerPrio every peerIv from the start, then a priority 0 advert
 		// if zeroAfter is set; peerCount 0 is no peer.
@@ -74,8 +75,12 @@ func TestElection(t *testing.T) {
 			wantMaster: 49*iv + md(150), wantReason: ReasonMasterDown},
 		{name: "higher priority peer stops", prio: 100, peerPrio: 200, peerIv: iv, peerCount: 30,
 			wantMaster: 29*iv + md(100), wantReason: ReasonMasterDown},
+		{name: "two missed adverts", prio: 100, down: 2, peerPrio: 200, peerIv: iv, peerCount: 30,
+			wantMaster: 29*iv + masterDownInterval(iv, 100, 2), wantReason: ReasonMasterDown},
+		{name: "two missed adverts, no peer", prio: 100, down: 2,
+			wantMaster: 2*iv + skewTime(iv, 100), wantReason: ReasonMasterDown},
 		{name: "learns the master's interval", prio: 100, peerPrio: 200, peerIv: time.Second, peerCount: 5,
-			wantMaster: 4*time.Second + masterDownInterval(time.Second, 100), wantReason: ReasonMasterDown},
+			wantMaster: 4*time.Second + masterDownInterval(time.Second, 100, RFCDownAdverts), wantReason: ReasonMasterDown},
 		{name: "peer leaves with priority 0", prio: 100, peerPrio: 200, peerIv: iv, peerCount: 20, zeroAfter: true,
 			wantMaster: 20*iv + skewTime(iv, 100), wantReason: ReasonMasterLeft},
 		{name: "priority 0 uses the learned interval", prio: 100, peerPrio: 200, peerIv: time.Second, peerCount: 3,
@@ -88,6 +93,7 @@ func TestElection(t *testing.T) {
 				n := &fakeNet{}
 				cfg := testConfig("10.0.0.1", tt.prio)
 				cfg.Preempt, cfg.PreemptDelay = tt.preempt, tt.delay
+				cfg.DownAdverts = tt.down
 				begin := time.Now()
 				me := start(t, n, cfg, nil)
 				if tt.peerCount > 0 {
@@ -780,6 +786,9 @@ func TestConfigValidate(t *testing.T) {
 		{"interval 15ms", func(c *Config) { c.Interval = 15 * time.Millisecond }, false},
 		{"interval too long", func(c *Config) { c.Interval = time.Minute }, false},
 		{"negative preempt delay", func(c *Config) { c.PreemptDelay = -time.Second }, false},
+		{"two down adverts", func(c *Config) { c.DownAdverts = 2 }, true},
+		{"one down advert", func(c *Config) { c.DownAdverts = 1 }, false},
+		{"256 down adverts", func(c *Config) { c.DownAdverts = 256 }, false},
 		{"no VIPs", func(c *Config) { c.VIPs = nil }, false},
 		{"mixed families", func(c *Config) { c.VIPs = append(c.VIPs, netip.MustParseAddr("2001:db8::1")) }, false},
 		{"duplicate VIP", func(c *Config) { c.VIPs = append(c.VIPs, c.VIPs[0]) }, false},
