@@ -183,7 +183,8 @@ func (in *Instance) Release(ctx context.Context) error {
 
 // Run runs the state machine until ctx is done, then shuts down as RFC
 // 9568 section 6.4.3 says: a master sends priority 0 and releases the
-// addresses. It returns nil then, an error if cfg is invalid or the Conn
+// addresses — once a backup has taken over (or two intervals passed with
+// none), so that shutting down is a hand-over without a gap. It returns nil then, an error if cfg is invalid or the Conn
 // closed under it. It does not close the Conn. An Instance runs once.
 func (in *Instance) Run(ctx context.Context) error {
 	if err := in.cfg.Validate(); err != nil {
@@ -218,11 +219,11 @@ func (in *Instance) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			in.shutdown(ctx)
+			in.shutdown(ctx, recv)
 			return nil
 		case p, ok := <-recv:
 			if !ok {
-				in.shutdown(ctx)
+				in.shutdown(ctx, nil)
 				if lastErr != nil && dropReason(lastErr) == DropOther {
 					return fmt.Errorf("vrrp: vrid %d: connection closed after %w", in.cfg.VRID, lastErr)
 				}
@@ -460,7 +461,7 @@ func (in *Instance) onRelease(ctx context.Context) error {
 	return nil
 }
 
-func (in *Instance) shutdown(ctx context.Context) {
+func (in *Instance) shutdown(ctx context.Context, recv <-chan Packet) {
 	wasMaster := in.State() == Master
 	in.down.Stop()
 	in.adver.Stop()
@@ -470,12 +471,41 @@ func (in *Instance) shutdown(ctx context.Context) {
 	}
 	t := in.transition(Initialize, ReasonShutdown, netip.Addr{})
 	if wasMaster || in.handingOver {
+		// Make before break, as for Release: keep the addresses until a
+		// backup has taken them and had time to announce them, so that
+		// no connection meanwhile finds nobody holding them.
+		if !in.handoverArmed {
+			in.awaitSuccessor(recv)
+		}
+		time.Sleep(handoverGrace(in.cfg.Interval))
 		in.handingOver = false
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
 		in.releaseVIPs(rctx)
 	}
 	in.notify(t)
+}
+
+// awaitSuccessor waits for the advert of a backup that took over after our
+// priority 0: its skew time, at most one interval, plus delivery. Nobody
+// within two intervals means nobody will come (a lone node).
+func (in *Instance) awaitSuccessor(recv <-chan Packet) {
+	deadline := time.NewTimer(2 * in.cfg.Interval)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return
+		case p, ok := <-recv:
+			if !ok {
+				return
+			}
+			if p.Err == nil && p.TTL == 255 && p.Advert.VRID == in.cfg.VRID && p.Advert.Priority > 0 &&
+				p.Src.WithZone("") != in.cfg.LocalAddr {
+				return
+			}
+		}
+	}
 }
 
 func (in *Instance) toMaster(ctx context.Context, reason string) {
@@ -492,12 +522,21 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 		in.status.HoldUntil = time.Time{}
 		in.mu.Unlock()
 	}
+	prev := in.Status().Master // the master last heard, while we were backup
 	t := in.transition(Master, reason, in.cfg.LocalAddr)
 	// RFC 9568 order: the advert first, so that other backups stand down
 	// at once, then the addresses and their gratuitous ARP/NA.
 	in.advertise(in.prio)
 	in.adver.Reset(in.cfg.Interval)
-	if err := in.ann.Acquire(ctx, in.cfg.VIPs); err != nil && ctx.Err() == nil {
+	var err error
+	if ho, ok := in.ann.(HandoverAnnouncer); ok && prev.IsValid() && (reason == ReasonMasterLeft || reason == ReasonPreempt) {
+		// A planned hand-over: the old master lives on and finishes its
+		// connections. (After master_down it is presumed dead.)
+		err = ho.AcquireFrom(ctx, in.cfg.VIPs, prev)
+	} else {
+		err = in.ann.Acquire(ctx, in.cfg.VIPs)
+	}
+	if err != nil && ctx.Err() == nil {
 		in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
 	}
 	in.notify(t)

@@ -137,6 +137,15 @@ func TestElection(t *testing.T) {
 					if !me.ann.holds() {
 						t.Error("master does not hold the addresses")
 					}
+					// A master that left or was preempted is alive: a
+					// hand-over; one that went silent is presumed dead.
+					var wantFrom netip.Addr
+					if tt.wantReason == ReasonMasterLeft || tt.wantReason == ReasonPreempt {
+						wantFrom = netip.MustParseAddr("10.0.0.2")
+					}
+					if acq, _ := me.ann.last("acquire"); acq.from != wantFrom {
+						t.Errorf("acquired from %v, want %v", acq.from, wantFrom)
+					}
 				}
 				me.stop(t)
 			})
@@ -229,6 +238,14 @@ func TestShutdown(t *testing.T) {
 		}
 		if d, want := took.At.Sub(stopAt), skewTime(iv, 100); d != want || took.Reason != ReasonMasterLeft {
 			t.Errorf("backup took over after %v (%s), want %v (%s)", d, took.Reason, want, ReasonMasterLeft)
+		}
+		// Make before break: the addresses stayed until the successor had
+		// them, plus the grace; the successor was told who handed over.
+		if rel, _ := a.ann.last("release"); rel.at.Sub(took.At) != handoverGrace(iv) {
+			t.Errorf("released %v after the successor took over, want the grace %v", rel.at.Sub(took.At), handoverGrace(iv))
+		}
+		if acq, _ := b.ann.last("acquire"); acq.from != netip.MustParseAddr("10.0.0.1") {
+			t.Errorf("successor acquired from %v, want 10.0.0.1 (a hand-over)", acq.from)
 		}
 		if err := a.in.Release(context.Background()); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("Release after Run: %v, want ErrNotRunning", err)
