@@ -43,6 +43,11 @@ type HAGroup struct {
 	Preempt *bool `yaml:"preempt,omitempty"`
 	// PreemptDelay waits this long before preempting a live master.
 	PreemptDelay Duration `yaml:"preempt_delay"`
+	// HandoverTimeout bounds a planned hand-over (ha release, SIGTERM,
+	// preemption): the old master keeps serving the TCP connections it has
+	// on the VIPs for up to this long, their packets relayed to it by the
+	// new master; default 10s. 0s: connections in flight are reset.
+	HandoverTimeout Duration `yaml:"handover_timeout"`
 	// UnicastPeers, if given, replaces multicast: adverts go to each peer
 	// (one per other node) and only they are heard.
 	UnicastPeers []string `yaml:"unicast_peers,omitempty"`
@@ -110,6 +115,7 @@ type SyncGroup struct {
 const (
 	defaultAdvertInterval    = 100 * time.Millisecond
 	defaultMasterDownAdverts = 2
+	defaultHandoverTimeout   = 10 * time.Second
 	defaultGARPRepeat        = 3
 	defaultGARPInterval      = 10 * time.Millisecond
 	defaultTrackInterval     = time.Second
@@ -148,6 +154,7 @@ func (c *Config) haDefaults() {
 		p := "ha.groups[" + strconv.Itoa(i) + "]"
 		defaultTo(c, &g.AdvertInterval, p+".advert_interval", Duration(defaultAdvertInterval))
 		defaultTo(c, &g.MasterDownAdverts, p+".master_down_adverts", defaultMasterDownAdverts)
+		defaultTo(c, &g.HandoverTimeout, p+".handover_timeout", Duration(defaultHandoverTimeout))
 		defaultTo(c, &g.GARP.Repeat, p+".garp.repeat", defaultGARPRepeat)
 		defaultTo(c, &g.GARP.Interval, p+".garp.interval", Duration(defaultGARPInterval))
 		defaultTo(c, &g.Track.Interval, p+".track.interval", Duration(defaultTrackInterval))

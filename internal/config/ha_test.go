@@ -33,6 +33,9 @@ func TestHADefaults(t *testing.T) {
 	t.Parallel()
 	c := mustParse(t, haConfig)
 	g := c.HA.Groups[0]
+	if g.HandoverTimeout.D() != 10*time.Second {
+		t.Errorf("handover_timeout default %s, want 10s", g.HandoverTimeout)
+	}
 	if g.AdvertInterval.D() != 100*time.Millisecond || g.MasterDownAdverts != 2 || g.GARP.Repeat != 3 || g.GARP.Interval.D() != 10*time.Millisecond {
 		t.Errorf("defaults: got interval %s master_down_adverts %d garp %+v", g.AdvertInterval, g.MasterDownAdverts, g.GARP)
 	}

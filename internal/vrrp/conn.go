@@ -59,6 +59,9 @@ type HandoverAnnouncer interface {
 	// AcquireFrom is Acquire when the previous master, prev (the address
 	// its adverts came from), is alive.
 	AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error
+	// ReleaseTo is Release when next, a live master, has taken over: the
+	// addresses may stay a while longer for the connections on them.
+	ReleaseTo(ctx context.Context, vips []netip.Addr, next netip.Addr) error
 }
 
 // Family is an address family for a Conn.

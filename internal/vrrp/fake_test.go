@@ -154,7 +154,7 @@ type fakeAnnouncer struct {
 type annCall struct {
 	op   string // acquire, release, announce
 	at   time.Time
-	from netip.Addr // the previous master of an AcquireFrom
+	from netip.Addr // the other master of an AcquireFrom or ReleaseTo
 }
 
 var _ HandoverAnnouncer = (*fakeAnnouncer)(nil)
@@ -173,6 +173,10 @@ func (f *fakeAnnouncer) recordFrom(op string, held bool, from netip.Addr) error 
 
 func (f *fakeAnnouncer) Acquire(ctx context.Context, vips []netip.Addr) error {
 	return f.record("acquire", true)
+}
+
+func (f *fakeAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, next netip.Addr) error {
+	return f.recordFrom("release", false, next)
 }
 
 func (f *fakeAnnouncer) AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error {

@@ -73,6 +73,7 @@ type Instance struct {
 	// passes without a holder: make before break.
 	handingOver   bool
 	handoverArmed bool
+	successor     netip.Addr // the new master of a hand-over, once heard
 	handover      *time.Timer
 	lastAnnounce  time.Time
 	sendFailing   bool
@@ -303,7 +304,7 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 			// The new master sends this advert just before it takes the
 			// addresses and announces them: keep ours a little longer, so
 			// that no packet sent to our MAC meanwhile is lost.
-			in.handoverArmed = true
+			in.handoverArmed, in.successor = true, src
 			in.handover.Reset(handoverGrace(in.cfg.Interval))
 		}
 		in.backupReceive(a, src)
@@ -363,7 +364,7 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 		in.heard(src, a)
 		// Make before break here too: the winner may not have announced
 		// the addresses yet; keep ours for the hand-over grace.
-		in.handingOver, in.handoverArmed = true, true
+		in.handingOver, in.handoverArmed, in.successor = true, true, src
 		in.handover.Reset(handoverGrace(in.cfg.Interval))
 		in.toBackup(ctx, ReasonHigherPriority, src)
 	default:
@@ -456,7 +457,7 @@ func (in *Instance) onRelease(ctx context.Context) error {
 	in.status.HoldUntil = in.holdUntil
 	in.mu.Unlock()
 	in.masterInterval = in.cfg.Interval
-	in.handingOver, in.handoverArmed = true, false
+	in.handingOver, in.handoverArmed, in.successor = true, false, netip.Addr{}
 	in.toBackup(ctx, ReasonRelease, netip.Addr{})
 	return nil
 }
@@ -475,7 +476,7 @@ func (in *Instance) shutdown(ctx context.Context, recv <-chan Packet) {
 		// backup has taken them and had time to announce them, so that
 		// no connection meanwhile finds nobody holding them.
 		if !in.handoverArmed {
-			in.awaitSuccessor(recv)
+			in.successor = in.awaitSuccessor(recv)
 		}
 		time.Sleep(handoverGrace(in.cfg.Interval))
 		in.handingOver = false
@@ -489,20 +490,20 @@ func (in *Instance) shutdown(ctx context.Context, recv <-chan Packet) {
 // awaitSuccessor waits for the advert of a backup that took over after our
 // priority 0: its skew time, at most one interval, plus delivery. Nobody
 // within two intervals means nobody will come (a lone node).
-func (in *Instance) awaitSuccessor(recv <-chan Packet) {
+func (in *Instance) awaitSuccessor(recv <-chan Packet) netip.Addr {
 	deadline := time.NewTimer(2 * in.cfg.Interval)
 	defer deadline.Stop()
 	for {
 		select {
 		case <-deadline.C:
-			return
+			return netip.Addr{}
 		case p, ok := <-recv:
 			if !ok {
-				return
+				return netip.Addr{}
 			}
-			if p.Err == nil && p.TTL == 255 && p.Advert.VRID == in.cfg.VRID && p.Advert.Priority > 0 &&
-				p.Src.WithZone("") != in.cfg.LocalAddr {
-				return
+			src := p.Src.WithZone("")
+			if p.Err == nil && p.TTL == 255 && p.Advert.VRID == in.cfg.VRID && p.Advert.Priority > 0 && src != in.cfg.LocalAddr {
+				return src
 			}
 		}
 	}
@@ -572,7 +573,15 @@ func (in *Instance) toFault(ctx context.Context) {
 }
 
 func (in *Instance) releaseVIPs(ctx context.Context) {
-	if err := in.ann.Release(ctx, in.cfg.VIPs); err != nil {
+	next := in.successor
+	in.successor = netip.Addr{}
+	var err error
+	if ho, ok := in.ann.(HandoverAnnouncer); ok && next.IsValid() {
+		err = ho.ReleaseTo(ctx, in.cfg.VIPs, next)
+	} else {
+		err = in.ann.Release(ctx, in.cfg.VIPs)
+	}
+	if err != nil {
 		in.log.Error("releasing virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
 	}
 }

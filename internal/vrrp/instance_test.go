@@ -241,8 +241,8 @@ func TestShutdown(t *testing.T) {
 		}
 		// Make before break: the addresses stayed until the successor had
 		// them, plus the grace; the successor was told who handed over.
-		if rel, _ := a.ann.last("release"); rel.at.Sub(took.At) != handoverGrace(iv) {
-			t.Errorf("released %v after the successor took over, want the grace %v", rel.at.Sub(took.At), handoverGrace(iv))
+		if rel, _ := a.ann.last("release"); rel.at.Sub(took.At) != handoverGrace(iv) || rel.from != netip.MustParseAddr("10.0.0.2") {
+			t.Errorf("released %v after the successor took over, to %v; want the grace %v, to 10.0.0.2", rel.at.Sub(took.At), rel.from, handoverGrace(iv))
 		}
 		if acq, _ := b.ann.last("acquire"); acq.from != netip.MustParseAddr("10.0.0.1") {
 			t.Errorf("successor acquired from %v, want 10.0.0.1 (a hand-over)", acq.from)
@@ -640,6 +640,9 @@ func TestRelease(t *testing.T) {
 		synctest.Wait()
 		if a.ann.holds() {
 			t.Fatalf("after the hand-over grace: still holding the addresses")
+		}
+		if rel, _ := a.ann.last("release"); rel.from != netip.MustParseAddr("10.0.0.2") {
+			t.Errorf("released to %v, want the new master 10.0.0.2", rel.from)
 		}
 		if d := b.in.Status().Since.Sub(releasedAt); d != skewTime(iv, 100) {
 			t.Errorf("peer took over after %v, want its skew time %v", d, skewTime(iv, 100))
