@@ -688,3 +688,53 @@ func TestExampleHAProxyFloatingIP(t *testing.T) {
 	c.waitMaster("floating", vip, "primary", 5*time.Second)
 	roundRobin(primary)
 }
+
+// TestExampleLVSMon runs examples/lvs-mon.yaml on a single director, the
+// VIP configured by hand as the tutorial's eth0:1, and does the
+// tutorial's mon test: stop a real server and it leaves the table (`fulcrum
+// status` says so, as `ipvsadm -l` did), start it and it is back.
+func TestExampleLVSMon(t *testing.T) {
+	t.Parallel()
+	cfg := exampleConfig(t, "lvs-mon.yaml")
+	l := newLabOn(t, netip.MustParsePrefix("192.168.0.0/16")) // NETMASK=255.255.0.0
+	url := "http://192.168.0.218/"
+	client := l.host("client", netip.MustParseAddr("192.168.0.50"))
+	r1 := startRealServer(l.host("real1", netip.MustParseAddr("192.168.0.216")), "real1", 80)
+	startRealServer(l.host("real2", netip.MustParseAddr("192.168.0.217")), "real2", 80)
+	director := l.host("redirect", netip.MustParseAddr("192.168.0.215"))
+	l.ip("-n", director.ns, "addr", "add", "192.168.0.218/16", "dev", director.ifname) // ifcfg-eth0:1
+
+	c := &cluster{t: t, nodes: map[string]*lbNode{}}
+	c.start("redirect", director, cfg)
+	if got := tally(t, client, url, 10); got["real1"] != 5 || got["real2"] != 5 {
+		t.Errorf("both up: answers %v, want 5 each (rr)", got)
+	}
+
+	// mon's check every 10 s finds real1 down.
+	r1.stop()
+	c.waitBackend("web", r1.addr, false, 25*time.Second)
+	if got := tally(t, client, url, 6); got["real2"] != 6 {
+		t.Errorf("real1 stopped: answers %v, want all from real2", got)
+	}
+	status := director.Run(binary, "status")
+	if line := lineWith(status, r1.addr); !strings.Contains(line, " down ") {
+		t.Errorf("fulcrum status on the director, line of %s: %q, want it down\n%s", r1.addr, line, status)
+	}
+
+	// Back: the next check adds it again.
+	r1.start()
+	c.waitBackend("web", r1.addr, true, 25*time.Second)
+	if got := tally(t, client, url, 10); got["real1"] != 5 || got["real2"] != 5 {
+		t.Errorf("real1 back: answers %v, want 5 each (rr)", got)
+	}
+}
+
+// lineWith is the first line of s containing sub, "" if none.
+func lineWith(s, sub string) string {
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			return strings.TrimRight(line, "\n")
+		}
+	}
+	return ""
+}
