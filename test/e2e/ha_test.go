@@ -266,8 +266,16 @@ func (l *haLab) probe(timeout time.Duration) *prober {
 // node (the backend saw node's address).
 func (l *haLab) servedBy(p *prober, node string, since time.Time, timeout time.Duration) {
 	l.t.Helper()
-	want := "from=" + l.lbs[node].addr.String()
-	waitUntil(l.t, timeout, "a request served through "+node, func() (bool, string) {
+	waitProxiedBy(l.t, p, l.lbs[node], since, timeout)
+}
+
+// waitProxiedBy waits until a request of p completed after since was
+// proxied by balancer (its answer ends in "from=" and balancer's address,
+// the source the backend saw).
+func waitProxiedBy(t *testing.T, p *prober, balancer *host, since time.Time, timeout time.Duration) {
+	t.Helper()
+	want := "from=" + balancer.addr.String()
+	waitUntil(t, timeout, "a request served through "+balancer.name, func() (bool, string) {
 		res := p.results()
 		for _, r := range slices.Backward(res) {
 			if r.end.Before(since) {

@@ -63,12 +63,25 @@ type lab struct {
 // reaches every port).
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireLab(t)
 	n := labSeq.Add(1)
+	return openLab(t, n, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n), 0}), 24))
+}
+
+// newLabOn is newLab with the hosts in prefix. The lab is closed off in
+// its namespaces, so any prefix will do, even one the machine itself
+// uses: the examples' tests run the tutorials' own addresses.
+func newLabOn(t *testing.T, prefix netip.Prefix) *lab {
+	t.Helper()
+	return openLab(t, labSeq.Add(1), prefix)
+}
+
+func openLab(t *testing.T, n int32, prefix netip.Prefix) *lab {
+	t.Helper()
+	requireLab(t)
 	l := &lab{
 		t:      t,
 		id:     fmt.Sprintf("%d-%d", os.Getpid(), n),
-		prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n), 0}), 24),
+		prefix: prefix,
 		hosts:  map[string]*host{},
 	}
 	l.sw = "fulcrum-e2e-" + l.id + "-sw"
@@ -137,11 +150,18 @@ func (l *lab) host(name string, addr netip.Addr) *host {
 	if !l.prefix.Contains(addr) {
 		l.t.Fatalf("host %s: address %v outside the lab's %v", name, addr, l.prefix)
 	}
+	return l.hostOn(name, netip.PrefixFrom(addr, l.prefix.Bits()))
+}
+
+// hostOn is host with an address in any subnet: several subnets can share
+// the lab's switch, as a back-end network beside the front one.
+func (l *lab) hostOn(name string, addr netip.Prefix) *host {
+	l.t.Helper()
 	h := &host{
 		lab:    l,
 		name:   name,
 		ns:     "fulcrum-e2e-" + l.id + "-" + name,
-		addr:   addr,
+		addr:   addr.Addr(),
 		ifname: "eth0",
 		port:   "p-" + name,
 	}
@@ -163,7 +183,7 @@ func (l *lab) host(name string, addr netip.Addr) *host {
 	// solicitations or MLD reports on the test LAN.
 	l.ip("-n", h.ns, "link", "set", h.ifname, "addrgenmode", "none")
 	l.ip("-n", h.ns, "link", "set", "lo", "up")
-	l.ip("-n", h.ns, "addr", "add", addr.String()+"/"+strconv.Itoa(l.prefix.Bits()), "dev", h.ifname)
+	l.ip("-n", h.ns, "addr", "add", addr.String(), "dev", h.ifname)
 	l.ip("-n", h.ns, "link", "set", h.ifname, "up")
 	h.mac = h.linkField(h.ifname, "address")
 	h.waitCarrier()
