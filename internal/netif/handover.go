@@ -20,7 +20,12 @@ import (
 //     sees it as new — is one of the old master's connections. It is
 //     copied to the old master unchanged (nft's dup, the destination still
 //     the VIP, which the old master still holds) and dropped here, instead
-//     of being answered with a reset.
+//     of being answered with a reset. So is a FIN or RST that conntrack
+//     cannot place (it does not pick up a connection from its FIN): the
+//     end of one of the old master's connections, which it must see to
+//     close it. (A FIN or RST of one of our own connections that conntrack
+//     finds out of its window would go too; the old master, knowing no such
+//     connection, at worst resets one that was ending anyway.)
 //   - Quiet, on the old master while it keeps the VIPs for those
 //     connections: it sends no ARP with a VIP as the sender address and no
 //     neighbour advertisement for a VIP, so no neighbour moves back to it.
@@ -78,6 +83,7 @@ table %[1]s %[2]s {
 	chain prerouting {
 		type filter hook prerouting priority -150; policy accept;
 		%[3]s { %[4]s } ct state new tcp flags & syn == 0 dup to %[5]s device %[6]q drop
+		%[3]s { %[4]s } ct state invalid tcp flags & (fin | rst) != 0 dup to %[5]s device %[6]q drop
 	}
 }
 `, fam, table, match, addrList(vips), prev.WithZone(""), h.ifname)

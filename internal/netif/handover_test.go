@@ -38,6 +38,7 @@ func TestHandoverRules(t *testing.T) {
 			"table ip fulcrum_relay_if" + itoa(lo.Index) + "_vrid7 {",
 			"delete table ip fulcrum_relay_",
 			`ip daddr { 10.0.0.100, 10.0.0.101 } ct state new tcp flags & syn == 0 dup to 10.0.0.2 device "lo" drop`,
+			`ip daddr { 10.0.0.100, 10.0.0.101 } ct state invalid tcp flags & (fin | rst) != 0 dup to 10.0.0.2 device "lo" drop`,
 		}},
 		{"relay v6 to a link-local master", func() error { return h.Relay(ctx, v6, netip.MustParseAddr("fe80::2%lo")) }, []string{
 			"table ip6 fulcrum_relay_",

@@ -550,6 +550,10 @@ type prober struct {
 	url      string
 	interval time.Duration
 	max      int
+	// upload, if set, makes each request a POST whose body is sent in two
+	// parts this far apart: the client has data in flight the whole time,
+	// as an upload does, so a connection cut under it fails for sure.
+	upload time.Duration
 
 	stop chan struct{}
 	done chan struct{}
@@ -566,7 +570,14 @@ type probeResult struct {
 // startProber begins requesting url from h every interval, at most max
 // requests, each bounded by timeout.
 func startProber(t *testing.T, h *host, url string, interval, timeout time.Duration, max int) *prober {
+	return startUploadProber(t, h, url, interval, timeout, max, 0)
+}
+
+// startUploadProber is startProber whose requests upload a body in two
+// parts upload apart (see prober.upload).
+func startUploadProber(t *testing.T, h *host, url string, interval, timeout time.Duration, max int, upload time.Duration) *prober {
 	p := &prober{
+		upload:   upload,
 		client:   h.httpClient(timeout),
 		url:      url,
 		interval: interval,
@@ -590,7 +601,13 @@ func (p *prober) run() {
 		go func() {
 			defer wg.Done()
 			r := probeResult{start: time.Now()}
-			resp, err := p.client.Get(p.url)
+			var resp *http.Response
+			var err error
+			if p.upload > 0 {
+				resp, err = p.client.Post(p.url, "text/plain", &pausingReader{pause: p.upload})
+			} else {
+				resp, err = p.client.Get(p.url)
+			}
 			if err == nil {
 				var b []byte
 				b, err = io.ReadAll(resp.Body)
@@ -611,6 +628,24 @@ func (p *prober) run() {
 		case <-tick.C:
 		}
 	}
+}
+
+// pausingReader yields "part1", waits pause, yields "part2", then EOF.
+type pausingReader struct {
+	pause time.Duration
+	n     int
+}
+
+func (r *pausingReader) Read(b []byte) (int, error) {
+	r.n++
+	switch r.n {
+	case 1:
+		return copy(b, "part1"), nil
+	case 2:
+		time.Sleep(r.pause)
+		return copy(b, "part2"), nil
+	}
+	return 0, io.EOF
 }
 
 // finish stops issuing requests, waits for those in flight and returns
