@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,18 +33,22 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func TestRenderStatus(t *testing.T) {
-	t.Parallel()
+// testStatus is a node's status at now.
+func testStatus(now time.Time) *admin.Status {
 	started := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	st := &admin.Status{
-		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started,
+	return &admin.Status{
+		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started, Time: now,
 		Reloads: admin.Reloads{OK: 2, Failed: 1, LastError: "fulcrum.yaml:7:16: services[0].backends[0].address: want ip:port\nmore"},
 		HA: []admin.HAGroup{
 			{Name: "web", Interface: "eth0", VRID: 51, VIPs: []string{"192.168.0.105/24"}, State: "master", Since: started.Add(time.Hour),
-				Priority: 100, ConfiguredPriority: 150, AdvertsSent: 36000, AdvertsReceived: 2,
+				Priority: 100, ConfiguredPriority: 150, AdvertsSent: 36000, AdvertsReceived: 2, VIPsHeld: 1,
 				Track: []admin.TrackItem{{Kind: "service", Name: "web", OK: true}, {Kind: "interface", Name: "eth1", Weight: 50, Detail: "link down"}}},
 			{Name: "db", Interface: "eth0", VRID: 52, VIPs: []string{"192.168.0.106/24"}, State: "backup", Since: started,
-				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000},
+				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000, VIPsHeld: 1,
+				Peers: []admin.HAPeer{
+					{Address: "192.168.0.2", Priority: 150, LastHeard: now.Add(-300 * time.Millisecond), Adverts: 54000},
+					{Address: "192.168.0.3", Priority: 0, LastHeard: now.Add(-time.Hour), Adverts: 12},
+				}},
 		},
 		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
 			{Name: "lvs.alert", Sent: 4},
@@ -68,11 +73,47 @@ func TestRenderStatus(t *testing.T) {
 				Name: "dns", Protocol: "udp", Listen: "[2001:db8::5]:53", Scheduler: "rr",
 				Backends: []admin.Backend{{Address: "[2001:db8::10]:53", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
 			},
+			{
+				Name: "api", Protocol: "http", Listen: "192.168.0.105:8080", Scheduler: "rr",
+				Backends: []admin.Backend{
+					{Address: "192.168.0.111:8080", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 3, Requests: 1200, Errors: 4},
+				},
+			},
 		},
 	}
+}
+
+func TestRenderStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 21, 11, 30, 5, 0, time.UTC)
+	st := testStatus(now)
+	// Two seconds earlier: 20 more connections to .101, none to .102,
+	// .104 not there yet; 3 more datagram sessions; 100 more requests.
+	prev := testStatus(now.Add(-2 * time.Second))
+	web := prev.Services[0].Backends
+	web[0].Total, web[1].Total = 380, 830
+	prev.Services[0].Backends = append(web[:2:2], web[3:]...)
+	prev.Services[1].Backends[0].Total = 4
+	prev.Services[2].Backends[0].Requests = 1100
 	var buf bytes.Buffer
-	renderStatus(&buf, st, started.Add(90*time.Minute+5*time.Second))
+	renderStatus(&buf, st, prev, now)
 	golden(t, "status.golden", buf.Bytes())
+}
+
+// TestRenderStatusNoRate: a single snapshot has no rates to show.
+func TestRenderStatusNoRate(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 21, 11, 30, 5, 0, time.UTC)
+	var buf bytes.Buffer
+	renderStatus(&buf, testStatus(now), nil, now)
+	for line := range strings.Lines(buf.String()) {
+		if !strings.HasPrefix(line, "  -> ") || strings.HasPrefix(line, "  -> RemoteAddress") {
+			continue
+		}
+		if f := strings.Fields(line); f[8] != "-" {
+			t.Errorf("Req/s without an earlier snapshot: got %q, want -, in %q", f[8], line)
+		}
+	}
 }
 
 func TestHumanBytes(t *testing.T) {
