@@ -2,10 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"flag"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,6 +132,73 @@ func TestHumanBytes(t *testing.T) {
 	for _, tc := range tests {
 		if got := humanBytes(tc.in); got != tc.want {
 			t.Errorf("humanBytes(%d): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// countingSource is a node whose one backend takes 25 connections between
+// two reads of its status.
+type countingSource struct{ reads atomic.Int64 }
+
+func (c *countingSource) Status() admin.Status {
+	n := c.reads.Add(1)
+	st := *testStatus(time.Now())
+	st.Services = []admin.Service{{Name: "web", Protocol: "tcp", Listen: "127.0.0.1:80", Scheduler: "rr",
+		Backends: []admin.Backend{{Address: "127.0.0.1:81", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: uint64(25 * n)}}}}
+	return st
+}
+
+// TestStatusRateFlag runs `fulcrum status --rate` against a real admin
+// listener: two snapshots, a rate from their difference.
+func TestStatusRateFlag(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSource{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- admin.New(admin.Options{Source: src, Log: slog.New(slog.DiscardHandler)}).Serve(ctx, ln)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for _, tc := range []struct {
+		args  []string
+		reads int64
+		rate  func(float64) bool
+	}{
+		{[]string{"--rate=500ms"}, 2, func(r float64) bool { return r > 0 && r <= 50 }}, // 25 connections in at least 0.5s
+		{nil, 1, nil},
+	} {
+		src.reads.Store(0)
+		var out bytes.Buffer
+		cmd := newStatusCmd()
+		cmd.SetOut(&out)
+		cmd.SetArgs(append([]string{"--admin", ln.Addr().String()}, tc.args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := src.reads.Load(); got != tc.reads {
+			t.Errorf("%v: status read %d times, want %d", tc.args, got, tc.reads)
+		}
+		var cell string
+		for line := range strings.Lines(out.String()) {
+			if strings.HasPrefix(line, "  -> 127.0.0.1:81 ") {
+				cell = strings.Fields(line)[8]
+			}
+		}
+		if tc.rate == nil {
+			if cell != "-" {
+				t.Errorf("%v: Req/s %q, want -", tc.args, cell)
+			}
+			continue
+		}
+		if r, err := strconv.ParseFloat(cell, 64); err != nil || !tc.rate(r) {
+			t.Errorf("%v: Req/s %q, want a rate in (0, 50]:\n%s", tc.args, cell, out.String())
 		}
 	}
 }
