@@ -77,8 +77,9 @@ func metricsStatus() Status {
 	}
 }
 
-// serveMetrics runs a server for src on loopback and returns its address.
-func serveMetrics(t *testing.T, src Source) string {
+// serveTest runs a server for src on loopback until the test ends and returns
+// its address.
+func serveTest(t *testing.T, src Source) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -103,7 +104,7 @@ func serveMetrics(t *testing.T, src Source) string {
 // it).
 func TestMetricsExposition(t *testing.T) {
 	t.Parallel()
-	addr := serveMetrics(t, fakeSource{metricsStatus()})
+	addr := serveTest(t, fakeSource{metricsStatus()})
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
