@@ -109,7 +109,7 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 	switch svc.Protocol {
 	case "tcp":
 		ab.Lifetimes = histogram(b.ConnectionLifetimes())
-	case "udp":
+	case "udp": // sessions end by idle timeout: their lifetimes say little
 	default: // the L7 engine's services count requests
 		r := b.RequestStats()
 		ab.Requests, ab.Errors, ab.Latency = r.Requests, r.Errors, histogram(r.Latency)
