@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -199,5 +201,35 @@ func TestMetricsEmpty(t *testing.T) {
 	t.Parallel()
 	if n := testutil.CollectAndCount(newCollector(fakeSource{Status{Version: "v1"}})); n != 5 {
 		t.Errorf("got %d metrics from an empty status, want 5 (info, reloads ok and failed, last reload, alert queue drops)", n)
+	}
+}
+
+// BenchmarkScrape renders /metrics for 20 HTTP services of 10 backends
+// each, with health checks: the cost of one scrape, paid by the scraper's
+// request goroutine, never by the data path.
+func BenchmarkScrape(b *testing.B) {
+	one := metricsStatus()
+	st := one
+	st.Services = nil
+	for i := range 20 {
+		s := one.Services[0]
+		s.Name = fmt.Sprintf("svc%d", i)
+		s.Backends = nil
+		for j := range 10 {
+			be := one.Services[0].Backends[0]
+			be.Address = fmt.Sprintf("10.0.%d.%d:80", i, j)
+			s.Backends = append(s.Backends, be)
+		}
+		st.Services = append(st.Services, s)
+	}
+	h := metricsHandler(fakeSource{st}, slog.New(slog.DiscardHandler))
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
 	}
 }
