@@ -295,6 +295,7 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 	}
 	in.mu.Lock()
 	in.status.AdvertsReceived++
+	in.status.hearPeer(src, a, time.Now())
 	in.mu.Unlock()
 	in.checkAddrs(a, src)
 
@@ -537,8 +538,12 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	} else {
 		err = in.ann.Acquire(ctx, in.cfg.VIPs)
 	}
-	if err != nil && ctx.Err() == nil {
-		in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+	if err != nil {
+		if ctx.Err() == nil {
+			in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+		}
+	} else {
+		in.setVIPsHeld(len(in.cfg.VIPs))
 	}
 	in.notify(t)
 }
@@ -583,7 +588,15 @@ func (in *Instance) releaseVIPs(ctx context.Context) {
 	}
 	if err != nil {
 		in.log.Error("releasing virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+		return
 	}
+	in.setVIPsHeld(0)
+}
+
+func (in *Instance) setVIPsHeld(n int) {
+	in.mu.Lock()
+	in.status.VIPsHeld = n
+	in.mu.Unlock()
 }
 
 // transition records a state change; notify, called once the addresses

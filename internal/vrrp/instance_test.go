@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -881,5 +882,67 @@ func TestStrings(t *testing.T) {
 	}
 	if r := dropReason(errors.New("socket gone")); r != DropOther {
 		t.Errorf("dropReason of a foreign error: %v, want other", r)
+	}
+}
+
+// TestPeersAndVIPsHeld checks what Status says about the routers heard and
+// the addresses held, through a failover.
+func TestPeersAndVIPsHeld(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := &fakeNet{}
+		a := start(t, n, testConfig("10.0.0.1", 200), nil)
+		b := start(t, n, testConfig("10.0.0.2", 100), nil)
+		time.Sleep(2 * time.Second)
+		sa, sb := a.in.Status(), b.in.Status()
+		if sa.VIPsHeld != len(testVIPs) || sb.VIPsHeld != 0 {
+			t.Errorf("VIPs held: master %d, backup %d; want %d and 0", sa.VIPsHeld, sb.VIPsHeld, len(testVIPs))
+		}
+		if len(sa.Peers) != 0 {
+			t.Errorf("master heard %+v, want nobody (the backup is silent)", sa.Peers)
+		}
+		if len(sb.Peers) != 1 {
+			t.Fatalf("backup heard %+v, want the master only", sb.Peers)
+		}
+		p := sb.Peers[0]
+		if p.Addr != a.conn.addr || p.Priority != 200 || p.Interval != iv || p.Adverts != sb.AdvertsReceived || time.Since(p.LastHeard) > iv {
+			t.Errorf("backup's peer %+v, want 10.0.0.1 at priority 200 every %v, heard within an interval, %d adverts", p, iv, sb.AdvertsReceived)
+		}
+		a.stop(t)
+		time.Sleep(time.Second)
+		sa, sb = a.in.Status(), b.in.Status()
+		if sa.VIPsHeld != 0 || sb.VIPsHeld != len(testVIPs) {
+			t.Errorf("after failover VIPs held: old master %d, new master %d; want 0 and %d", sa.VIPsHeld, sb.VIPsHeld, len(testVIPs))
+		}
+		if len(sb.Peers) != 1 || sb.Peers[0].Priority != 0 {
+			t.Errorf("new master's peers %+v, want the old master's last advert, priority 0", sb.Peers)
+		}
+		b.stop(t)
+	})
+}
+
+func TestPeersBounded(t *testing.T) {
+	t.Parallel()
+	var s Status
+	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	for i := range MaxPeers + 1 {
+		s.hearPeer(netip.AddrFrom4([4]byte{10, 0, 0, byte(100 - i)}), Advert{Priority: 100}, t0.Add(time.Duration(i)*time.Second))
+	}
+	s.hearPeer(netip.MustParseAddr("10.0.0.99"), Advert{Priority: 50}, t0.Add(time.Hour))
+	if len(s.Peers) != MaxPeers {
+		t.Fatalf("got %d peers, want %d", len(s.Peers), MaxPeers)
+	}
+	if !slices.IsSortedFunc(s.Peers, func(a, b Peer) int { return a.Addr.Compare(b.Addr) }) {
+		t.Errorf("peers not sorted: %+v", s.Peers)
+	}
+	for _, p := range s.Peers {
+		switch p.Addr.String() {
+		case "10.0.0.100":
+			t.Errorf("the peer heard least recently was kept: %+v", p)
+		case "10.0.0.99":
+			if p.Priority != 50 || p.Adverts != 2 {
+				t.Errorf("peer heard twice: %+v, want priority 50 and 2 adverts", p)
+			}
+		}
 	}
 }
