@@ -197,7 +197,7 @@ admin: { listen: %s }
 services: [ { name: web, listen: %s, backends: [ { address: 127.0.0.1:9 } ] } ]
 ha:
   groups:
-    - { name: web, interface: eth0, vrid: 51, vips: [192.0.2.100/24], priority: { lb1: 150, lb2: 100 }, advert_interval: 50ms }
+    - { name: web, interface: eth0, vrid: 51, vips: [192.0.2.100/24], priority: { lb1: 150, lb2: 100 }, advert_interval: 100ms, master_down_adverts: 3 }
 `, adminAddr, freeTCP(t))
 	}
 	a1, a2 := freeTCP(t), freeTCP(t)
@@ -206,7 +206,8 @@ ha:
 	waitUntil(t, "lb1 master holding the VIP, lb2 backup hearing it", func() bool {
 		m1, m2 := scrape(t, a1), scrape(t, a2)
 		return m1.sum("fulcrum_ha_state", "state", "master") == 1 && m1.sum("fulcrum_ha_vips_held") == 1 &&
-			m2.sum("fulcrum_ha_state", "state", "backup") == 1 && m2.has("fulcrum_ha_peer_priority", "peer", "192.0.2.1")
+			m2.sum("fulcrum_ha_state", "state", "backup") == 1 && m2.sum("fulcrum_ha_vips_held") == 0 &&
+			m2.has("fulcrum_ha_peer_priority", "peer", "192.0.2.1")
 	})
 	m1, m2 := scrape(t, a1), scrape(t, a2)
 	for _, c := range []struct {
