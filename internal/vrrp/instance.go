@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,7 @@ type Instance struct {
 	handingOver   bool
 	handoverArmed bool
 	successor     netip.Addr // the new master of a hand-over, once heard
+	downArms      int        // times the master-down timer was (re)armed
 	handover      *time.Timer
 	lastAnnounce  time.Time
 	sendFailing   bool
@@ -233,6 +235,13 @@ func (in *Instance) Run(ctx context.Context) error {
 			lastErr = p.Err
 			in.receive(ctx, p)
 		case <-in.down.C:
+			// A goroutine that was kept from running can find the timer
+			// and the master's advert ready at once, and select picks at
+			// random: read what has arrived first, and take over only if
+			// none of it re-armed the timer.
+			if in.receivedMeanwhile(ctx, recv) {
+				continue
+			}
 			in.onMasterDown(ctx)
 		case <-in.adver.C:
 			in.advertise(in.prio)
@@ -323,20 +332,20 @@ func (in *Instance) backupReceive(a Advert, src netip.Addr) {
 		// shortest skew) takes over first.
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, true
-		in.down.Reset(skewTime(in.masterInterval, in.prio))
+		in.armDown(skewTime(in.masterInterval, in.prio))
 		return
 	}
 	if !in.mayPreempt() || a.Priority >= in.prio {
 		in.masterInterval = a.MaxAdvertInterval
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, false
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
+		in.armDown(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		return
 	}
 	// A live master we outrank.
 	if in.cfg.PreemptDelay > 0 {
 		in.masterInterval = a.MaxAdvertInterval
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
+		in.armDown(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		if !in.preemptPending {
 			in.preemptPending = true
 			in.preempt.Reset(in.cfg.PreemptDelay)
@@ -383,6 +392,34 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 			}
 		}
 	}
+}
+
+// armDown (re)starts the master-down timer.
+func (in *Instance) armDown(d time.Duration) {
+	in.downArms++
+	in.down.Reset(d)
+}
+
+// receivedMeanwhile processes the packets already waiting in recv, at
+// most a bounded number, and reports whether one re-armed the
+// master-down timer.
+func (in *Instance) receivedMeanwhile(ctx context.Context, recv <-chan Packet) bool {
+	arms := in.downArms
+	// Let the connection's reader hand over a packet the kernel already
+	// has: it may have been kept from running just as we were.
+	runtime.Gosched()
+	for range 64 {
+		select {
+		case p, ok := <-recv:
+			if !ok {
+				return in.downArms != arms // Run sees the close next
+			}
+			in.receive(ctx, p)
+		default:
+			return in.downArms != arms
+		}
+	}
+	return in.downArms != arms
 }
 
 func (in *Instance) onMasterDown(ctx context.Context) {
@@ -553,7 +590,7 @@ func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Ad
 	in.adver.Stop()
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
-	in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
+	in.armDown(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 	t := in.transition(Backup, reason, master)
 	if wasMaster && !in.handingOver {
 		in.releaseVIPs(ctx)
