@@ -183,6 +183,31 @@ func (f *fakeAnnouncer) AcquireFrom(ctx context.Context, vips []netip.Addr, prev
 	return f.recordFrom("acquire", true, prev)
 }
 
+// first returns the first call of op, and whether there was one.
+func (f *fakeAnnouncer) first(op string) (annCall, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c.op == op {
+			return c, true
+		}
+	}
+	return annCall{}, false
+}
+
+// countFrom counts the calls of op naming the other master from.
+func (f *fakeAnnouncer) countFrom(op string, from netip.Addr) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c.op == op && c.from == from {
+			n++
+		}
+	}
+	return n
+}
+
 // last returns the last call of op, and whether there was one.
 func (f *fakeAnnouncer) last(op string) (annCall, bool) {
 	f.mu.Lock()

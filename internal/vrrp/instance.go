@@ -76,6 +76,8 @@ type Instance struct {
 	handoverArmed bool
 	successor     netip.Addr // the new master of a hand-over, once heard
 	downArms      int        // times the master-down timer was (re)armed
+	downDeadline  time.Time  // when the master-down timer is due
+	downLate      bool       // the timer was re-armed once for firing late
 	handover      *time.Timer
 	lastAnnounce  time.Time
 	sendFailing   bool
@@ -242,6 +244,15 @@ func (in *Instance) Run(ctx context.Context) error {
 			if in.receivedMeanwhile(ctx, recv) {
 				continue
 			}
+			if in.starved(time.Now()) {
+				// The timer fired far behind time: this process was not
+				// running, so the master's silence may be ours. Listen
+				// one more interval before taking over.
+				in.log.Warn("master-down timer fired late; listening one more interval", "late", time.Since(in.downDeadline).Round(time.Millisecond))
+				in.armDown(in.masterInterval)
+				in.downLate = true
+				continue
+			}
 			in.onMasterDown(ctx)
 		case <-in.adver.C:
 			in.advertise(in.prio)
@@ -387,7 +398,15 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 			in.log.Info("another master outranked, re-announcing", "peer", src, "peer_priority", a.Priority)
 			in.advertise(in.prio)
 			in.adver.Reset(in.cfg.Interval)
-			if err := in.ann.Announce(ctx, in.cfg.VIPs); err != nil && ctx.Err() == nil {
+			var err error
+			if ho, ok := in.ann.(HandoverAnnouncer); ok {
+				// The other master is alive and will yield: take its
+				// connections' packets over as from a released master.
+				err = ho.AcquireFrom(ctx, in.cfg.VIPs, src)
+			} else {
+				err = in.ann.Announce(ctx, in.cfg.VIPs)
+			}
+			if err != nil && ctx.Err() == nil {
 				in.log.Error("re-announce failed", "err", err)
 			}
 		}
@@ -397,7 +416,17 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 // armDown (re)starts the master-down timer.
 func (in *Instance) armDown(d time.Duration) {
 	in.downArms++
+	in.downLate = false
+	in.downDeadline = time.Now().Add(d)
 	in.down.Reset(d)
+}
+
+// starved reports whether the master-down timer, firing at now, fired so
+// late (half an advert interval or more) that we, not the master, were
+// likely the silent one — once per timer: a second late firing in a row
+// is taken at its word.
+func (in *Instance) starved(now time.Time) bool {
+	return !in.downLate && now.Sub(in.downDeadline) >= in.masterInterval/2
 }
 
 // receivedMeanwhile processes the packets already waiting in recv, at

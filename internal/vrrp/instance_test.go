@@ -144,7 +144,7 @@ func TestElection(t *testing.T) {
 					if tt.wantReason == ReasonMasterLeft || tt.wantReason == ReasonPreempt {
 						wantFrom = netip.MustParseAddr("10.0.0.2")
 					}
-					if acq, _ := me.ann.last("acquire"); acq.from != wantFrom {
+					if acq, _ := me.ann.first("acquire"); acq.from != wantFrom {
 						t.Errorf("acquired from %v, want %v", acq.from, wantFrom)
 					}
 				}
@@ -443,10 +443,16 @@ func TestSplitBrain(t *testing.T) {
 				if lose.ann.holds() || !win.ann.holds() {
 					t.Errorf("addresses held: winner %v, loser %v", win.ann.holds(), lose.ann.holds())
 				}
-				if got := win.ann.count("announce"); got != 1 {
-					t.Errorf("winner announced %d times, want once", got)
+				// The winner announces once more, as taking the loser's
+				// connections over (AcquireFrom the loser).
+				loser := netip.MustParseAddr("10.0.0.1")
+				if tt.winner == "10.0.0.1" {
+					loser = netip.MustParseAddr("10.0.0.2")
 				}
-				if got := lose.ann.count("announce"); got != 0 {
+				if got := win.ann.countFrom("acquire", loser); got != 1 {
+					t.Errorf("winner re-acquired from the loser %d times, want once", got)
+				}
+				if got := lose.ann.count("announce") + lose.ann.countFrom("acquire", win.conn.addr); got != 0 {
 					t.Errorf("loser announced %d times, want never", got)
 				}
 				// The loser yields on the winner's first advert after the heal.
@@ -945,4 +951,30 @@ func TestPeersBounded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStarvedTimer: a master-down timer that fires half an interval or
+// more behind time is forgiven once — this process was not running, the
+// master may well have been — and taken at its word the next time.
+func TestStarvedTimer(t *testing.T) {
+	in := New(testConfig("10.0.0.1", 100), nil, nil, nil)
+	in.down = stoppedTimer()
+	in.masterInterval = iv
+	in.armDown(time.Hour)
+	due := in.downDeadline
+	if in.starved(due.Add(iv/2 - time.Millisecond)) {
+		t.Error("a timer less than half an interval late counted as starved")
+	}
+	if !in.starved(due.Add(iv / 2)) {
+		t.Error("a timer half an interval late not counted as starved")
+	}
+	in.downLate = true // re-armed once already
+	if in.starved(due.Add(time.Second)) {
+		t.Error("a second late firing in a row forgiven too")
+	}
+	in.armDown(time.Hour) // an advert re-arms it: forgiveness again
+	if !in.starved(in.downDeadline.Add(time.Second)) {
+		t.Error("after an advert re-armed the timer, a late firing not forgiven")
+	}
+	in.down.Stop()
 }
