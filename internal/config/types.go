@@ -27,6 +27,10 @@ type Config struct {
 	Admin    Admin     `yaml:"admin"`
 	Log      Log       `yaml:"log"`
 	Shutdown Shutdown  `yaml:"shutdown"`
+	// Autoreload watches this file and reloads it when it changes, like
+	// ldirectord's autoreload=yes; default false (SIGHUP or `fulcrum
+	// reload` only). An invalid file is rejected as on SIGHUP.
+	Autoreload bool `yaml:"autoreload"`
 	Services []Service `yaml:"services"`
 	// Alerts are hooks run on every event (a backend going up or down).
 	Alerts []Alert `yaml:"alerts,omitempty"`
