@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -116,7 +117,8 @@ func call(ctx context.Context, method, addr, token, path string, in, out any) er
 		case resp.StatusCode == http.StatusUnprocessableEntity && len(e.Errors) > 0:
 			return &RejectedError{Errors: e.Errors}
 		case e.Error != "":
-			return fmt.Errorf("%s %s: %s", method, path, e.Error)
+			// The server's message says what and why; the CLI prints it as is.
+			return errors.New(e.Error)
 		}
 		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,26 +14,22 @@ import (
 
 func newHACmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "ha", Short: "Control the VRRP groups of the running node"}
-	var addr, file, tokenFile string
+	var tg target
 	release := &cobra.Command{
 		Use:   "release GROUP",
 		Short: "Hand the group's VIPs over to a peer gracefully (this node stays backup for a while)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, token, err := adminTarget(addr, file, tokenFile)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-			defer cancel()
-			if err := admin.ReleaseGroup(ctx, a, token, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "released %s: a peer takes over its VIPs\n", args[0])
-			return nil
+			return tg.run(cmd, func(ctx context.Context, addr, token string) error {
+				if err := admin.ReleaseGroup(ctx, addr, token, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "released %s: a peer takes over its VIPs\n", args[0])
+				return nil
+			})
 		},
 	}
-	adminFlags(release, &addr, &file, &tokenFile)
+	tg.flags(release)
 	cmd.AddCommand(release)
 	return cmd
 }

@@ -127,8 +127,8 @@ func TestStatusCommand(t *testing.T) {
 	}
 	for _, re := range []string{
 		`(?m)^TCP  ` + regexp.QuoteMeta(listen) + ` web rr  \[conns 3 active 0 no-backend 0 connect-failures 0\]$`,
-		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[0].addr) + `\s+primary\s+up\s+1\s+-\s+0\s+3\s`,
-		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[1].addr) + `\s+primary\s+quiesced\s+0\s+-\s+0\s+0\s`,
+		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[0].addr) + `\s+primary\s+up\s+ready\s+1\s+-\s+0\s+3\s`,
+		`(?m)^\s+-> ` + regexp.QuoteMeta(bs[1].addr) + `\s+primary\s+quiesced\s+ready\s+0\s+-\s+0\s+0\s`,
 	} {
 		if !regexp.MustCompile(re).Match(out) {
 			t.Errorf("status output does not match %s:\n%s", re, out)
