@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
@@ -43,18 +44,18 @@ func adminFlags(cmd *cobra.Command, addr, file, tokenFile *string) {
 // adminTarget works out where the admin API is and which token to send.
 func adminTarget(addr, file, tokenFile string) (string, string, error) {
 	if file != "" {
-		cfg, err := config.Load(file)
+		adm, err := adminSection(file)
 		if err != nil {
 			return "", "", err
 		}
 		if addr == "" {
-			if cfg.Admin.Listen == "off" {
+			if adm.Listen == "off" {
 				return "", "", fmt.Errorf("%s: the admin API is off", file)
 			}
-			addr = cfg.Admin.Listen
+			addr = adm.Listen
 		}
 		if tokenFile == "" {
-			tokenFile = cfg.Admin.TokenFile
+			tokenFile = adm.TokenFile
 		}
 	}
 	if addr == "" {
@@ -69,4 +70,26 @@ func adminTarget(addr, file, tokenFile string) (string, string, error) {
 		token = strings.TrimSpace(string(b))
 	}
 	return addr, token, nil
+}
+
+// adminSection reads the admin settings of a config file. A file that
+// does not validate (the one `fulcrum reload` is about to be told about,
+// say) still names the admin API: its admin section is read leniently,
+// so that the running node can answer with every error.
+func adminSection(file string) (config.Admin, error) {
+	cfg, err := config.Load(file)
+	if err == nil {
+		return cfg.Admin, nil
+	}
+	data, rerr := os.ReadFile(file)
+	if rerr != nil {
+		return config.Admin{}, err
+	}
+	var loose struct {
+		Admin config.Admin `yaml:"admin"`
+	}
+	if yaml.Unmarshal(data, &loose) != nil {
+		return config.Admin{}, err
+	}
+	return loose.Admin, nil
 }

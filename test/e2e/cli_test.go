@@ -195,3 +195,119 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendAndReloadCommands drives runtime control through the real
+// binary: drain keeps the established connection and sends no new ones,
+// a runtime weight shows in status, and `fulcrum reload` applies a valid
+// file (keeping the drain) and rejects an invalid one with its errors.
+func TestBackendAndReloadCommands(t *testing.T) {
+	t.Parallel()
+	bs := startBackends(t, 3)
+	listen := freeAddr(t, "tcp")
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tokenFile, []byte("e2e-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withToken := func(cfg string) string {
+		return strings.Replace(cfg, "admin: { listen: ADMIN }", "admin: { listen: ADMIN, token_file: "+tokenFile+" }", 1)
+	}
+	n := startNode(t, withToken(tcpConfig(listen, "rr", "", bs[:2], nil)))
+	fulcrum := func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(binary, args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String(), code
+	}
+
+	c, err := net.DialTimeout("tcp", listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	x, err := askOn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drained, other := bs[0], bs[1]
+	if x == bs[1].name {
+		drained, other = bs[1], bs[0]
+	}
+
+	// Without the token the node refuses.
+	if _, stderr, code := fulcrum("backend", "drain", "web", drained.addr, "--admin", n.admin); code != 1 || !strings.Contains(stderr, "bearer token") {
+		t.Fatalf("drain without a token: exit %d, %q", code, stderr)
+	}
+	out, stderr, code := fulcrum("backend", "drain", "web", drained.addr, "-c", n.config)
+	if code != 0 || !strings.HasPrefix(out, "web "+drained.addr+": drain,") {
+		t.Fatalf("backend drain: exit %d, %q %q", code, out, stderr)
+	}
+	if got, err := askOn(c); err != nil || got != drained.name {
+		t.Errorf("established connection after drain: %q, %v; want %s", got, err, drained.name)
+	}
+	for range 4 {
+		if got, err := ask(listen); err != nil || got != other.name {
+			t.Fatalf("new connection after drain: %q, %v; want %s", got, err, other.name)
+		}
+	}
+	if out, stderr, code = fulcrum("backend", "weight", "web", other.addr, "3", "-c", n.config); code != 0 {
+		t.Fatalf("backend weight: exit %d, %q", code, stderr)
+	}
+	out, _, _ = fulcrum("status", "-c", n.config)
+	for _, re := range []string{
+		`(?m)^\s+-> ` + regexp.QuoteMeta(drained.addr) + `\s+primary\s+up\s+drain\s+1\s`,
+		`(?m)^\s+-> ` + regexp.QuoteMeta(other.addr) + `\s+primary\s+up\s+ready \(weight\)\s+3\s`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("status does not match %s:\n%s", re, out)
+		}
+	}
+
+	// A valid file: the third backend arrives, the runtime weight goes,
+	// the drain stays.
+	n.writeConfig(withToken(tcpConfig(listen, "rr", "", bs, nil)))
+	out, stderr, code = fulcrum("reload", "-c", n.config)
+	if code != 0 || !strings.HasPrefix(out, "reloaded: config ") {
+		t.Fatalf("reload: exit %d, %q %q", code, out, stderr)
+	}
+	st := n.status()
+	if len(st.Services[0].Backends) != 3 {
+		t.Fatalf("after reload: %d backends, want 3", len(st.Services[0].Backends))
+	}
+	for _, b := range st.Services[0].Backends {
+		want := "ready"
+		if b.Address == drained.addr {
+			want = "drain"
+		}
+		if b.AdminState != want || b.Weight != 1 || b.Runtime != "" {
+			t.Errorf("after reload: %s admin_state %s weight %d runtime %q, want %s, 1, none", b.Address, b.AdminState, b.Weight, b.Runtime, want)
+		}
+	}
+	hash := st.ConfigHash
+
+	// An invalid file: every error, from the node, and nothing changes.
+	n.writeConfig(withToken(tcpConfig(listen, "rrr", "", bs, []int{1, 1, 70000})))
+	out, stderr, code = fulcrum("reload", "-c", n.config)
+	if code != 1 || out != "" {
+		t.Errorf("invalid reload: exit %d, stdout %q; want 1 and nothing", code, out)
+	}
+	for _, want := range []string{"rejected", "the running config is unchanged", "scheduler", "weight"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("invalid reload: stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if st := n.status(); st.ConfigHash != hash || st.Reloads.Failed != 1 {
+		t.Errorf("after the invalid reload: hash %s failed %d; want %s and 1", st.ConfigHash, st.Reloads.Failed, hash)
+	}
+	if got, err := askOn(c); err != nil || got != drained.name {
+		t.Errorf("established connection at the end: %q, %v", got, err)
+	}
+}
