@@ -149,12 +149,12 @@ const (
 
 // Backend is one real server of a service.
 type Backend struct {
-	Address         string `json:"address"`
-	Role            string `json:"role"`
-	Weight          int    `json:"weight"`
-	MaxConnections  int    `json:"max_connections"`
-	Healthy         bool   `json:"healthy"`
-	Available       bool   `json:"available"`
+	Address        string `json:"address"`
+	Role           string `json:"role"`
+	Weight         int    `json:"weight"`
+	MaxConnections int    `json:"max_connections"`
+	Healthy        bool   `json:"healthy"`
+	Available      bool   `json:"available"`
 	// AdminState is the operator's decision: "ready", "drain" (no new
 	// connections, established ones continue) or "maint" (no traffic;
 	// established connections go as from a backend that is down). Health
@@ -163,7 +163,7 @@ type Backend struct {
 	// Runtime says how the backend differs from the config file, until
 	// the next reload: "added" at runtime, or its "weight" set at
 	// runtime; "" when it is as in the file.
-	Runtime string `json:"runtime,omitempty"`
+	Runtime         string `json:"runtime,omitempty"`
 	Active          int64  `json:"active"`
 	Total           uint64 `json:"total"`
 	ConnectFailures uint64 `json:"connect_failures"`

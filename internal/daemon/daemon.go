@@ -47,7 +47,7 @@ type Daemon struct {
 	log *slog.Logger
 
 	reloadc chan chan error
-	ctlc    chan func() // runtime changes, run by the Run goroutine
+	ctlc    chan func()    // runtime changes, run by the Run goroutine
 	wg      sync.WaitGroup // serve loops and draining frontends
 	holds   sync.WaitGroup // HA groups keeping their VIPs for a hand-over
 
