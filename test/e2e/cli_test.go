@@ -264,7 +264,7 @@ func TestBackendAndReloadCommands(t *testing.T) {
 	out, _, _ = fulcrum("status", "-c", n.config)
 	for _, re := range []string{
 		`(?m)^\s+-> ` + regexp.QuoteMeta(drained.addr) + `\s+primary\s+up\s+drain\s+1\s`,
-		`(?m)^\s+-> ` + regexp.QuoteMeta(other.addr) + `\s+primary\s+up\s+ready \(weight\)\s+3\s`,
+		`(?m)^\s+-> ` + regexp.QuoteMeta(other.addr) + `\s+primary\s+up\s+ready,weight\s+3\s`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("status does not match %s:\n%s", re, out)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -833,7 +834,7 @@ func TestHAConfigHashAcrossPeers(t *testing.T) {
 		return h == st1.ConfigHash[:16], desc + " hash " + h
 	})
 	out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin)
-	if want := fmt.Sprintf("peer %s priority 150: same config", lb1Addr); !strings.Contains(out, want) {
+	if want := regexp.MustCompile(`peers heard: ` + regexp.QuoteMeta(lb1Addr) + ` priority 150 \S+ ago \(same config\)`); !want.MatchString(out) {
 		t.Errorf("lb2's status lacks %q:\n%s", want, out)
 	}
 
