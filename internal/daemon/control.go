@@ -93,6 +93,9 @@ func (o overlay) marks() (map[backendKey]string, map[string][]string) {
 	}
 	removed := map[string][]string{}
 	for k := range o.removed {
+		if m[k] == "added" {
+			continue // removed, then added back with new settings
+		}
 		removed[k.service] = append(removed[k.service], k.addr.String())
 	}
 	for _, r := range removed {
@@ -331,10 +334,7 @@ func (d *Daemon) applyOverlay(next overlay) error {
 	if err := eff.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", err, admin.ErrInvalid)
 	}
-	if err := d.apply(eff, d.file, next); err != nil {
-		return err
-	}
-	return nil
+	return d.apply(eff, d.file, next)
 }
 
 // backendJSON is b as the status shows it.

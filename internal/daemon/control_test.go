@@ -283,6 +283,19 @@ services:
 	if _, err := td.d.RemoveBackend(ctx(t), "web", b1); !errors.Is(err, admin.ErrNotFound) {
 		t.Errorf("removing b1 twice: got %v, want ErrNotFound", err)
 	}
+	// Added back with another weight: an added backend, not a removed one.
+	if b, err := td.d.AddBackend(ctx(t), "web", admin.NewBackend{Address: b1, Weight: &w}); err != nil || b.Runtime != "added" || b.Weight != 2 {
+		t.Fatalf("adding b1 back: %+v, %v", b, err)
+	}
+	if st := td.d.Status().Services[0]; len(st.Removed) != 0 {
+		t.Errorf("b1 added back, yet status lists it removed: %v", st.Removed)
+	}
+	if _, err := td.d.RemoveBackend(ctx(t), "web", b1); err != nil {
+		t.Fatal(err)
+	}
+	if st := td.d.Status().Services[0]; len(st.Removed) != 1 {
+		t.Errorf("b1 removed again: status removed %v, want it", st.Removed)
+	}
 	if _, err := td.d.RemoveBackend(ctx(t), "web", dead); err != nil {
 		t.Fatal(err)
 	}
