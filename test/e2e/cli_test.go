@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
 )
 
 func TestUDPService(t *testing.T) {
@@ -309,5 +311,49 @@ func TestBackendAndReloadCommands(t *testing.T) {
 	}
 	if got, err := askOn(c); err != nil || got != drained.name {
 		t.Errorf("established connection at the end: %q, %v", got, err)
+	}
+}
+
+// TestAutoreload: with autoreload: true the real binary picks up a
+// rewritten file without a signal, and keeps running on an invalid one.
+func TestAutoreload(t *testing.T) {
+	t.Parallel()
+	bs := startBackends(t, 2)
+	listen := freeAddr(t, "tcp")
+	n := startNode(t, "autoreload: true\n"+tcpConfig(listen, "rr", "", bs[:1], nil))
+	waitReloads := func(what string, done func(admin.Reloads) bool) admin.Reloads {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := n.status().Reloads
+			if done(r) {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: reloads %+v after 10s", what, r)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	n.writeConfig("autoreload: true\n" + tcpConfig(listen, "rr", "", bs, nil))
+	waitReloads("valid rewrite", func(r admin.Reloads) bool { return r.OK == 1 })
+	seen := map[string]bool{}
+	for range 4 {
+		name, err := ask(listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[name] = true
+	}
+	if !seen[bs[0].name] || !seen[bs[1].name] {
+		t.Errorf("after autoreload: answers from %v, want both backends", seen)
+	}
+	n.writeConfig("autoreload: true\n" + tcpConfig(listen, "nope", "", bs, nil))
+	r := waitReloads("invalid rewrite", func(r admin.Reloads) bool { return r.Failed == 1 })
+	if !strings.Contains(r.LastError, "scheduler") || !strings.Contains(n.Logs(), "reload rejected") {
+		t.Errorf("invalid rewrite: last error %q; the log should say the reload was rejected", r.LastError)
+	}
+	if _, err := ask(listen); err != nil {
+		t.Errorf("service after the invalid rewrite: %v", err)
 	}
 }
