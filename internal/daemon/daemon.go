@@ -47,6 +47,7 @@ type Daemon struct {
 	log *slog.Logger
 
 	reloadc chan chan error
+	ctlc    chan func()    // runtime changes, run by the Run goroutine
 	wg      sync.WaitGroup // serve loops and draining frontends
 	holds   sync.WaitGroup // HA groups keeping their VIPs for a hand-over
 
@@ -62,6 +63,8 @@ type Daemon struct {
 	persist   map[string]*balancer.Persistence
 	listeners map[listenKey]*listener
 	adminSrv  *adminListener
+	file      *config.Config // the file as last applied, without the overlay
+	overlay   overlay        // runtime changes on top of file
 
 	ha         map[string]*haGroup // owned by Run
 	haGroups   atomic.Pointer[map[string]*haGroup]
@@ -74,6 +77,7 @@ type Daemon struct {
 
 	reloadsOK, reloadsFailed atomic.Uint64
 	lastReload               atomic.Pointer[reloadResult]
+	seen                     atomic.Pointer[fileStamp] // the config file as last read; see autoreload
 }
 
 type reloadResult struct {
@@ -83,8 +87,10 @@ type reloadResult struct {
 
 // snapshot is what Status reads: the applied config and its frontends.
 type snapshot struct {
-	cfg      *config.Config
-	hash     string
+	cfg      *config.Config // effective: the file with the runtime overlay
+	hash     string         // the file's, without the overlay
+	runtime  map[backendKey]string
+	removed  map[string][]string // service → addresses removed at runtime
 	services []*balancer.Service
 	fronts   map[string]*listener // by service name
 }
@@ -122,6 +128,7 @@ func New(opt Options) *Daemon {
 		opt:       opt,
 		log:       opt.Log.With("component", "daemon"),
 		reloadc:   make(chan chan error),
+		ctlc:      make(chan func()),
 		backends:  map[backendKey]*balancer.Backend{},
 		persist:   map[string]*balancer.Persistence{},
 		listeners: map[listenKey]*listener{},
@@ -155,7 +162,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 // up to shutdown.drain_timeout. hup delivers reload requests (SIGHUP).
 func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	d.started = time.Now()
-	cfg, err := d.opt.Load()
+	cfg, err := d.load()
 	if err != nil {
 		return err
 	}
@@ -173,7 +180,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		defer d.wg.Done()
 		_ = d.alerts.Run(serveCtx)
 	}()
-	if err := d.apply(cfg); err != nil {
+	if err := d.apply(cfg, cfg, overlay{}); err != nil {
 		stopServing()
 		d.wg.Wait()
 		return err
@@ -183,6 +190,11 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	}
 	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.autoreload(serveCtx)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -194,6 +206,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			_ = d.reload()
 		case done := <-d.reloadc:
 			done <- d.reload()
+		case f := <-d.ctlc:
+			f()
 		case <-sweep.C:
 			for _, p := range d.persist {
 				p.Sweep()
@@ -203,9 +217,11 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 }
 
 func (d *Daemon) reload() error {
-	cfg, err := d.opt.Load()
+	cfg, err := d.load()
 	if err == nil {
-		err = d.apply(cfg)
+		// The file replaces runtime weights and added or removed
+		// backends; admin states stay on the backends that remain.
+		err = d.apply(cfg, cfg, overlay{})
 	}
 	res := &reloadResult{at: time.Now()}
 	if err != nil {
@@ -222,8 +238,9 @@ func (d *Daemon) reload() error {
 
 // apply makes cfg the running config, or changes nothing and returns why
 // not. Order matters: everything that can fail (planning, binding new
-// sockets) happens before anything running is touched.
-func (d *Daemon) apply(cfg *config.Config) error {
+// sockets) happens before anything running is touched. cfg is file with
+// the runtime changes ov on top (cfg == file when there are none).
+func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	p, err := buildPlan(cfg, d.backends, d.persist)
 	if err != nil {
 		return err
@@ -326,9 +343,12 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	d.backends = p.backends
 	d.persist = p.persist
-	d.snap.Store(&snapshot{cfg: cfg, hash: cfg.Hash(), services: p.services, fronts: fronts})
+	d.file, d.overlay = file, ov
+	marks, removed := ov.marks()
+	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts})
 	// Last: a group tracking a service must find it in the snapshot.
 	d.commitHA(cfg, nextHA)
+	d.advertiseHash()
 	return nil
 }
 

@@ -49,6 +49,7 @@ func (d *Daemon) Status() admin.Status {
 			Listen:    svc.Listen.String(),
 			Scheduler: svc.Scheduler,
 			Backends:  []admin.Backend{},
+			Removed:   snap.removed[svc.Name],
 		}
 		if p := svc.Persistence(); p != nil {
 			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
@@ -57,10 +58,14 @@ func (d *Daemon) Status() admin.Status {
 			s.Counters = l.counters()
 		}
 		for _, b := range svc.Primary() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RolePrimary, probes, svc))
+			bs := backendStatus(b, admin.RolePrimary, probes, svc)
+			bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+			s.Backends = append(s.Backends, bs)
 		}
 		for _, b := range svc.Backup() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleBackup, probes, svc))
+			bs := backendStatus(b, admin.RoleBackup, probes, svc)
+			bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+			s.Backends = append(s.Backends, bs)
 		}
 		if b := svc.Fallback(); b != nil {
 			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback, nil, svc))
@@ -98,6 +103,7 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 		MaxConnections:  s.MaxConnections,
 		Healthy:         s.Healthy,
 		Available:       b.Available(),
+		AdminState:      b.AdminState().String(),
 		Active:          s.Active,
 		Total:           s.Total,
 		ConnectFailures: s.ConnectFailed,
@@ -177,7 +183,7 @@ func (d *Daemon) haStatus() []admin.HAGroup {
 			g.Peers = append(g.Peers, admin.HAPeer{
 				Address: p.Addr.String(), Priority: int(p.Priority),
 				IntervalMS: float64(p.Interval.Microseconds()) / 1000,
-				LastHeard:  p.LastHeard, Adverts: p.Adverts,
+				LastHeard:  p.LastHeard, Adverts: p.Adverts, ConfigHash: p.ConfigHash,
 			})
 		}
 		if vs.Master.IsValid() {

@@ -315,7 +315,7 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 	}
 	in.mu.Lock()
 	in.status.AdvertsReceived++
-	in.status.hearPeer(src, a, time.Now())
+	in.status.hearPeer(src, a, p.ConfigHash, time.Now())
 	in.mu.Unlock()
 	in.checkAddrs(a, src)
 

@@ -404,6 +404,45 @@ func TestAuthenticatedPair(t *testing.T) {
 	})
 }
 
+// TestPeerConfigHash: authenticated adverts carry the master's config
+// hash to the backup, which lists the master among its peers with it;
+// plain adverts carry none.
+func TestPeerConfigHash(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		key  []byte
+		want string
+	}{
+		{"authenticated", []byte("0123456789abcdef0123456789abcdef"), "abcdef0123456789"},
+		{"plain", nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				n := &fakeNet{}
+				a := start(t, n, testConfig("10.0.0.1", 100), tt.key)
+				b := start(t, n, testConfig("10.0.0.2", 200), tt.key)
+				b.conn.SetConfigHash([]byte{0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xff})
+				time.Sleep(5 * time.Second)
+				synctest.Wait()
+				peers := a.in.Status().Peers
+				if len(peers) != 1 || peers[0].Addr != netip.MustParseAddr("10.0.0.2") || peers[0].Priority != 200 {
+					t.Fatalf("backup's peers: got %+v, want 10.0.0.2 at priority 200", peers)
+				}
+				if peers[0].ConfigHash != tt.want {
+					t.Errorf("peer config hash: got %q, want %q", peers[0].ConfigHash, tt.want)
+				}
+				if p := b.in.Status().Peers; len(p) != 0 {
+					t.Errorf("master's peers: got %+v, want none (backups are silent)", p)
+				}
+				a.stop(t)
+				b.stop(t)
+			})
+		})
+	}
+}
+
 // TestSplitBrain partitions two nodes until both are master, heals the
 // link and checks that exactly one stays master, at once, and that the
 // winner re-announces the addresses.
@@ -932,9 +971,9 @@ func TestPeersBounded(t *testing.T) {
 	var s Status
 	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 	for i := range MaxPeers + 1 {
-		s.hearPeer(netip.AddrFrom4([4]byte{10, 0, 0, byte(100 - i)}), Advert{Priority: 100}, t0.Add(time.Duration(i)*time.Second))
+		s.hearPeer(netip.AddrFrom4([4]byte{10, 0, 0, byte(100 - i)}), Advert{Priority: 100}, "", t0.Add(time.Duration(i)*time.Second))
 	}
-	s.hearPeer(netip.MustParseAddr("10.0.0.99"), Advert{Priority: 50}, t0.Add(time.Hour))
+	s.hearPeer(netip.MustParseAddr("10.0.0.99"), Advert{Priority: 50}, "", t0.Add(time.Hour))
 	if len(s.Peers) != MaxPeers {
 		t.Fatalf("got %d peers, want %d", len(s.Peers), MaxPeers)
 	}
