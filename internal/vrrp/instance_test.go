@@ -165,7 +165,9 @@ func TestTwoNodes(t *testing.T) {
 		wantMasterIs string
 	}{
 		{name: "higher priority wins", a: 200, b: 100, wantMasterIs: "10.0.0.1"},
-		{name: "equal priority, higher address wins", a: 100, b: 100, wantMasterIs: "10.0.0.2"},
+		// At equal priority a backup accepts any master (RFC 9568 6.4.2);
+		// the higher address wins only between two masters (TestSplitBrain).
+		{name: "equal priority, the first to take over stays", a: 100, b: 100, startBAfter: 10 * time.Millisecond, wantMasterIs: "10.0.0.1"},
 		{name: "late higher priority, no preempt", a: 100, b: 200, startBAfter: 5 * time.Second, wantMasterIs: "10.0.0.1"},
 		{name: "late higher priority, preempt", a: 100, b: 200, preempt: true, startBAfter: 5 * time.Second, wantMasterIs: "10.0.0.2"},
 		{name: "late equal priority, preempt", a: 100, b: 100, preempt: true, startBAfter: 5 * time.Second, wantMasterIs: "10.0.0.1"},
