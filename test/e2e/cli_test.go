@@ -350,6 +350,11 @@ func TestAutoreload(t *testing.T) {
 	}
 	n.writeConfig("autoreload: true\n" + tcpConfig(listen, "nope", "", bs, nil))
 	r := waitReloads("invalid rewrite", func(r admin.Reloads) bool { return r.Failed == 1 })
+	// The status may count the failure a moment before the log line is
+	// written.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(n.Logs(), "reload rejected") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(r.LastError, "scheduler") || !strings.Contains(n.Logs(), "reload rejected") {
 		t.Errorf("invalid rewrite: last error %q; the log should say the reload was rejected", r.LastError)
 	}
