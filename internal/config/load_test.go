@@ -195,6 +195,7 @@ func TestDefaults(t *testing.T) {
 						Connect: Duration(5e9), Idle: Duration(15 * 60e9), ProxyHeader: Duration(5e9),
 					},
 					MaxSessions:  65536,
+					Quiescent:    ptr(true),
 					RemovalGrace: Duration(defaultRemovalGrace),
 				}},
 				File: "f.yaml",
