@@ -36,6 +36,13 @@ type Options struct {
 	Version string
 	// Ready, if set, is called once every listener is bound.
 	Ready func()
+	// Reloading and Reloaded, if set, are called when a reload starts and
+	// when it ends, with the config running after it and the reload's
+	// error (systemd's RELOADING=1, then READY=1). Stopping, if set, is
+	// called when shutdown begins. All three run on the Run goroutine.
+	Reloading func()
+	Reloaded  func(running *config.Config, err error)
+	Stopping  func()
 	// HA overrides the privileged pieces of VRRP (tests); zero fields
 	// take the real ones.
 	HA HADeps
@@ -157,6 +164,12 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 }
 
+// Alive returns nil once the Run loop has answered, proving it is not
+// stuck (systemd's watchdog), or ctx's error.
+func (d *Daemon) Alive(ctx context.Context) error {
+	return d.do(ctx, func() error { return nil })
+}
+
 // Run loads the config, binds every listener and serves until ctx is
 // done; then it stops accepting and drains established connections for
 // up to shutdown.drain_timeout. hup delivers reload requests (SIGHUP).
@@ -198,6 +211,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if d.opt.Stopping != nil {
+				d.opt.Stopping()
+			}
 			d.shutdown()
 			stopServing()
 			d.wg.Wait()
@@ -217,6 +233,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 }
 
 func (d *Daemon) reload() error {
+	if d.opt.Reloading != nil {
+		d.opt.Reloading()
+	}
 	cfg, err := d.load()
 	if err == nil {
 		// The file replaces runtime weights and added or removed
@@ -233,6 +252,9 @@ func (d *Daemon) reload() error {
 		d.log.Info("reloaded", "services", len(cfg.Services), "config_hash", cfg.Hash())
 	}
 	d.lastReload.Store(res)
+	if d.opt.Reloaded != nil {
+		d.opt.Reloaded(d.snap.Load().cfg, err)
+	}
 	return err
 }
 
