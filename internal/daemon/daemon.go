@@ -244,14 +244,18 @@ func (d *Daemon) reload() error {
 	}
 	res := &reloadResult{at: time.Now()}
 	if err != nil {
-		d.reloadsFailed.Add(1)
 		res.err = err.Error()
+	}
+	// The result before the counters: a reader that sees a counter move
+	// (the status, a test waiting for the reload) finds its error.
+	d.lastReload.Store(res)
+	if err != nil {
+		d.reloadsFailed.Add(1)
 		d.log.Error("reload rejected, running config unchanged", "error", err)
 	} else {
 		d.reloadsOK.Add(1)
 		d.log.Info("reloaded", "services", len(cfg.Services), "config_hash", cfg.Hash())
 	}
-	d.lastReload.Store(res)
 	if d.opt.Reloaded != nil {
 		d.opt.Reloaded(d.snap.Load().cfg, err)
 	}
