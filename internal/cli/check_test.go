@@ -81,3 +81,33 @@ func TestCheckHelpMentionsEffective(t *testing.T) {
 		t.Errorf("check --help lacks --effective:\n%s", stdout.String())
 	}
 }
+
+// TestCheckEffectiveExamples: the effective config of every example reads
+// back to the same config hash.
+func TestCheckEffectiveExamples(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	if len(files) == 0 {
+		t.Skip("no examples/*.yaml")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			orig, err := loadChecked(f)
+			if err != nil {
+				t.Skipf("not a valid config on this branch: %v", err)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := Main([]string{"check", "-c", f, "--effective"}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			again, err := config.Parse("effective.yaml", stdout.Bytes())
+			if err != nil {
+				t.Fatalf("the effective config does not load: %v\n%s", err, stdout.String())
+			}
+			if got, want := again.Hash(), orig.Hash(); got != want {
+				t.Errorf("hash of the effective config: got %.12s, want %.12s", got, want)
+			}
+		})
+	}
+}
