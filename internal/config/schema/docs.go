@@ -94,5 +94,10 @@ func (d Docs) field(typ, goName, key string) string {
 		return ""
 	}
 	re := regexp.MustCompile(`^` + regexp.QuoteMeta(goName) + `\b`)
-	return re.ReplaceAllLiteralString(t, "`"+key+"`")
+	t = re.ReplaceAllLiteralString(t, "`"+key+"`")
+	return strings.TrimSpace(goNoteRE.ReplaceAllString(t, ""))
 }
+
+// goNoteRE matches the notes for Go readers about a field's type ("A
+// pointer so that 0 can be given."), which mean nothing in a YAML file.
+var goNoteRE = regexp.MustCompile(`\s*A pointer so that [^.]*\.`)
