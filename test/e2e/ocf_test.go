@@ -279,3 +279,16 @@ func TestOCFMetaData(t *testing.T) {
 		}
 	}
 }
+
+// TestOCFAgentLint runs shellcheck on the agent as POSIX sh: the agent
+// must work with dash and busybox sh, not only bash.
+func TestOCFAgentLint(t *testing.T) {
+	t.Parallel()
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("shellcheck not installed (apt-get install shellcheck); skipping the lint of dist/ocf/fulcrum")
+	}
+	if out, err := exec.Command(sc, "-s", "sh", ocfAgent).CombinedOutput(); err != nil {
+		t.Errorf("shellcheck -s sh %s: %v\n%s", ocfAgent, err, out)
+	}
+}
