@@ -90,12 +90,12 @@ func runDaemon(cmd *cobra.Command, cfg *config.Config, load func() (*config.Conf
 		Log:     log,
 		Level:   level,
 		Version: version(),
-		Ready:   func() { tell(notify.Ready(servingStatus(cfg))) },
+		Ready:   func() { tell(notify.Ready(servingStatus(len(cfg.Services), cfg.Hash()))) },
 		Reloading: func() {
 			tell(notify.Reloading("reloading " + cfg.File))
 		},
-		Reloaded: func(running *config.Config, err error) {
-			st := servingStatus(running)
+		Reloaded: func(running *config.Config, hash string, err error) {
+			st := servingStatus(len(running.Services), hash)
 			if err != nil {
 				line, _, _ := strings.Cut(err.Error(), "\n")
 				st = "reload failed, running the previous config (" + line + "); " + st
@@ -125,6 +125,6 @@ func runDaemon(cmd *cobra.Command, cfg *config.Config, load func() (*config.Conf
 }
 
 // servingStatus is the line `systemctl status` shows while fulcrum runs.
-func servingStatus(cfg *config.Config) string {
-	return fmt.Sprintf("serving %d services, config hash %.12s", len(cfg.Services), cfg.Hash())
+func servingStatus(services int, hash string) string {
+	return fmt.Sprintf("serving %d services, config hash %.12s", services, hash)
 }

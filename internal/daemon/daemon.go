@@ -37,11 +37,12 @@ type Options struct {
 	// Ready, if set, is called once every listener is bound.
 	Ready func()
 	// Reloading and Reloaded, if set, are called when a reload starts and
-	// when it ends, with the config running after it and the reload's
-	// error (systemd's RELOADING=1, then READY=1). Stopping, if set, is
+	// when it ends, with the config running after it, the hash of its
+	// file (as status shows it) and the reload's error (systemd's
+	// RELOADING=1, then READY=1). Stopping, if set, is
 	// called when shutdown begins. All three run on the Run goroutine.
 	Reloading func()
-	Reloaded  func(running *config.Config, err error)
+	Reloaded  func(running *config.Config, hash string, err error)
 	Stopping  func()
 	// HA overrides the privileged pieces of VRRP (tests); zero fields
 	// take the real ones.
@@ -257,7 +258,8 @@ func (d *Daemon) reload() error {
 		d.log.Info("reloaded", "services", len(cfg.Services), "config_hash", cfg.Hash())
 	}
 	if d.opt.Reloaded != nil {
-		d.opt.Reloaded(d.snap.Load().cfg, err)
+		snap := d.snap.Load()
+		d.opt.Reloaded(snap.cfg, snap.hash, err)
 	}
 	return err
 }

@@ -42,7 +42,7 @@ func TestLifecycleHooks(t *testing.T) {
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:     func() { record("ready") },
 		Reloading: func() { record("reloading") },
-		Reloaded: func(running *config.Config, err error) {
+		Reloaded: func(running *config.Config, _ string, err error) {
 			record(fmt.Sprintf("reloaded %d services err=%v", len(running.Services), err != nil))
 		},
 		Stopping: func() { record("stopping") },
