@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin/ui"
 )
 
 // Source supplies the state the API shows. Status is called from the API's
@@ -84,8 +86,14 @@ func New(opt Options) *Server {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	dashboard := ui.Handler()
+	mux.Handle("GET /{$}", dashboard)
+	mux.Handle("GET /ui/", dashboard)
 	s.srv = &http.Server{
-		Handler:           mux,
+		// Cross-origin protection: a page on another site that the
+		// operator's browser visits must not be able to POST to a
+		// loopback admin API (a "simple" request needs no preflight).
+		Handler:           http.NewCrossOriginProtection().Handler(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

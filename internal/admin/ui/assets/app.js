@@ -1,0 +1,353 @@
+// fulcrum dashboard: renders GET /api/v1/status and calls the admin API's
+// backend actions. Plain DOM, no framework, no inline script (the page is
+// served with a Content-Security-Policy that forbids it). Every string from
+// the API goes into the page through textContent, never as HTML.
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'fulcrum.admin.token';
+  const STATUS_URL = '/api/v1/status';
+  const FETCH_TIMEOUT_MS = 5000;
+
+  const $ = (id) => document.getElementById(id);
+
+  // el builds an element: attrs sets properties and data-*/aria-* attributes;
+  // children are nodes or strings (text).
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else if (k.startsWith('data-') || k.startsWith('aria-') || ['title', 'scope', 'colspan', 'role'].includes(k)) e.setAttribute(k, v);
+      else e[k] = v;
+    }
+    for (const c of children.flat()) {
+      if (c === undefined || c === null || c === false) continue;
+      e.append(c instanceof Node ? c : String(c));
+    }
+    return e;
+  }
+
+  // ---- formatting ----
+
+  const num = (n) => (n === undefined || n === null) ? '—' : Number(n).toLocaleString('en-US');
+
+  function bytes(n) {
+    if (n === undefined || n === null) return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    let v = Number(n), i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return (i === 0 ? String(v) : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)) + ' ' + units[i];
+  }
+
+  // validTime: the API omits zero times, but be lenient with Go's zero value.
+  function validTime(s) {
+    if (!s) return null;
+    const t = new Date(s);
+    if (isNaN(t) || t.getUTCFullYear() <= 1) return null;
+    return t;
+  }
+
+  function duration(ms) {
+    let s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + 's';
+    const d = Math.floor(s / 86400); s -= d * 86400;
+    const h = Math.floor(s / 3600); s -= h * 3600;
+    const m = Math.floor(s / 60); s -= m * 60;
+    if (d > 0) return d + 'd' + h + 'h';
+    if (h > 0) return h + 'h' + m + 'm';
+    return m + 'm' + s + 's';
+  }
+
+  function ago(s) {
+    const t = validTime(s);
+    return t ? duration(Date.now() - t.getTime()) + ' ago' : '';
+  }
+
+  const fullTime = (s) => { const t = validTime(s); return t ? t.toISOString() : ''; };
+
+  // ---- token ----
+
+  function token() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+  }
+
+  function setToken(v) {
+    try {
+      if (v) sessionStorage.setItem(TOKEN_KEY, v); else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) {
+      message('error', 'cannot keep the token: session storage is unavailable (' + e.message + ')');
+    }
+    showTokenState();
+  }
+
+  function showTokenState() {
+    $('token-state').textContent = token() ? 'token set for this tab' : 'no token';
+    $('token-forget').disabled = !token();
+  }
+
+  // ---- messages ----
+
+  function message(kind, text) {
+    const close = el('button', { type: 'button', class: 'close', title: 'dismiss', 'aria-label': 'dismiss', text: '×' });
+    const m = el('div', { class: 'banner ' + kind, role: kind === 'error' ? 'alert' : 'status' }, el('span', { class: 'text', text }), close);
+    close.addEventListener('click', () => m.remove());
+    $('messages').prepend(m);
+    // Successes fade on their own; errors stay until dismissed.
+    if (kind !== 'error') setTimeout(() => m.remove(), 6000);
+    while ($('messages').childElementCount > 6) $('messages').lastElementChild.remove();
+  }
+
+  // ---- status polling ----
+
+  let last = null;        // the last status received
+  let lastAt = null;      // when
+  let timer = null;
+  let holding = false;    // a pointer is down in the services: don't swap the buttons under it
+  let pendingRender = false;
+  const busy = new Set(); // "service|address" with an action in flight
+
+  async function poll() {
+    clearTimeout(timer);
+    timer = null;
+    const ctl = new AbortController();
+    const to = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const resp = await fetch(STATUS_URL, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal });
+      if (!resp.ok) throw new Error('HTTP ' + resp.status + ' ' + resp.statusText);
+      last = await resp.json();
+      lastAt = new Date();
+      $('fetch-error').hidden = true;
+      document.body.classList.remove('stale');
+      render();
+    } catch (e) {
+      const why = e.name === 'AbortError' ? 'no answer within ' + FETCH_TIMEOUT_MS / 1000 + 's' : e.message;
+      $('fetch-error').textContent = 'Cannot read ' + STATUS_URL + ': ' + why +
+        (lastAt ? '. Showing data from ' + lastAt.toLocaleTimeString() + '.' : '.');
+      $('fetch-error').hidden = false;
+      document.body.classList.add('stale');
+    } finally {
+      clearTimeout(to);
+      schedule();
+    }
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    const every = Number($('refresh').value);
+    timer = every > 0 && !document.hidden ? setTimeout(poll, every) : null;
+  }
+
+  // ---- rendering ----
+
+  function render() {
+    if (!last) return;
+    if (holding) { pendingRender = true; return; }
+    pendingRender = false;
+    renderAbout(last);
+    renderHA(last.ha || []);
+    renderServices(last.services || []);
+    $('updated').textContent = 'updated ' + lastAt.toLocaleTimeString();
+  }
+
+  function renderAbout(st) {
+    $('node').textContent = st.node || '(unnamed node)';
+    document.title = (st.node ? st.node + ' · ' : '') + 'fulcrum';
+    const items = [['version', st.version || '—']];
+    if (st.config_hash) items.push(['config', st.config_hash.slice(0, 12), st.config_hash]);
+    if (st.config_file) items.push(['file', st.config_file]);
+    const started = validTime(st.started);
+    if (started) items.push(['up', duration(Date.now() - started.getTime()), 'started ' + started.toISOString()]);
+    const r = st.reloads || {};
+    let reloads = num(r.ok || 0) + ' ok';
+    if (r.failed) reloads += ', ' + num(r.failed) + ' failed';
+    items.push(['reloads', reloads, r.last_error ? 'last error: ' + r.last_error : fullTime(r.last)]);
+    const dl = $('about');
+    dl.replaceChildren(...items.flatMap(([k, v, title]) => [el('dt', { text: k }), el('dd', { text: v, title, class: k === 'reloads' && r.failed ? 'warn' : '' })]));
+    if (r.last_error) dl.append(el('dt', { text: 'last reload' }), el('dd', { class: 'bad', text: r.last_error }));
+  }
+
+  function cell(text, cls, title) { return el('td', { class: cls, title, text: String(text) }); }
+
+  function renderHA(groups) {
+    $('ha-section').hidden = groups.length === 0;
+    const head = el('tr', {}, ['Group', 'Interface', 'VRID', 'VIPs', 'State', 'Priority', 'Master', 'Preempt', 'Transitions', 'Adverts sent / received', 'Dropped', 'Tracking']
+      .map((h) => el('th', { scope: 'col', text: h })));
+    const rows = groups.map((g) => {
+      const dropped = Object.entries(g.dropped || {});
+      const droppedSum = dropped.reduce((a, [, v]) => a + v, 0);
+      let master = g.master || '—';
+      if (g.master && g.master_priority) master += ' (prio ' + g.master_priority + (g.master_interval_ms ? ', ' + g.master_interval_ms + ' ms' : '') + ')';
+      const prio = g.priority === g.configured_priority ? String(g.priority) : g.priority + ' (configured ' + g.configured_priority + ')';
+      const track = el('td', { class: 'track' }, (g.track || []).map((t) =>
+        el('span', { class: 'tag ' + (t.ok ? 'ok' : 'bad'), title: (t.detail || '') + (t.weight ? ' weight ' + t.weight : ' fault on failure'), text: t.kind + ':' + t.name })));
+      return el('tr', { 'data-group': g.name, class: 'ha-' + g.state },
+        cell(g.name, 'name'), cell(g.interface || '—'), cell(g.vrid, 'n'), cell((g.vips || []).join(' ') || '—'),
+        el('td', { class: 'state' }, el('span', { class: 'pill ' + g.state, text: g.state }), ' ', el('span', { class: 'muted', title: fullTime(g.since), text: ago(g.since) })),
+        cell(prio, 'n'), cell(master), cell(g.preempt ? 'yes' : 'no'), cell(num(g.transitions), 'n'),
+        cell(num(g.adverts_sent) + ' / ' + num(g.adverts_received), 'n'),
+        cell(num(droppedSum), 'n' + (droppedSum ? ' warn' : ''), dropped.map(([k, v]) => k + ': ' + v).join(', ')),
+        track);
+    });
+    $('ha').replaceChildren(el('thead', {}, head), el('tbody', {}, rows));
+  }
+
+  // Columns that only appear when the API reports them (the HTTP engine's
+  // request counters).
+  const optional = [
+    ['requests', 'Requests'],
+    ['errors', 'Errors'],
+  ];
+
+  function renderServices(services) {
+    if (services.length === 0) {
+      $('services').replaceChildren(el('p', { class: 'muted', text: 'No services configured.' }));
+      return;
+    }
+    $('services').replaceChildren(...services.map(renderService));
+  }
+
+  function renderService(s) {
+    const c = s.counters || {};
+    const extra = optional.filter(([k]) => (s.backends || []).some((b) => k in b));
+    const bits = [s.protocol, 'listen ' + s.listen, s.scheduler];
+    if (s.persistence) bits.push('persistence ' + s.persistence.timeout_seconds + 's (' + num(s.persistence.entries) + ' entries)');
+    const counters = [['accepted', c.accepted], ['active', c.active], ['no backend', c.no_backend], ['connect failures', c.connect_failures], ['idle timeouts', c.idle_timeouts]];
+    for (const [k, label] of [['proxy_header_errors', 'PROXY header errors'], ['dropped', 'dropped'], ['send_errors', 'send errors']]) {
+      if (c[k]) counters.push([label, c[k]]);
+    }
+    const up = (s.backends || []).filter((b) => b.role !== 'fallback' && b.available).length;
+    const total = (s.backends || []).filter((b) => b.role !== 'fallback').length;
+
+    const cols = ['Backend', 'Role', 'Health', 'Admin', 'Weight', 'Max conns', 'Active', 'Total', 'Connect fail', ...extra.map(([, h]) => h), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
+    const table = el('table', { class: 'grid backends' },
+      el('thead', {}, el('tr', {}, cols.map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, (s.backends || []).map((b) => renderBackend(s, b, extra))));
+    return el('section', { class: 'service', 'data-service': s.name },
+      el('h3', {}, el('span', { class: 'name', text: s.name }), ' ', el('span', { class: 'muted', text: bits.join(' · ') }),
+        ' ', el('span', { class: 'pill ' + (up === 0 ? 'down' : up < total ? 'partial' : 'up'), text: up + '/' + total + ' available' })),
+      el('p', { class: 'counters' }, counters.map(([k, v]) => el('span', { class: 'counter' }, el('span', { class: 'muted', text: k + ' ' }), num(v || 0)))),
+      table);
+  }
+
+  function renderBackend(s, b, extra) {
+    const key = s.name + '|' + b.address;
+    const h = b.health;
+    let health, healthCls;
+    if (h) {
+      health = h.state;
+      healthCls = h.state === 'up' ? 'up' : 'down';
+    } else {
+      health = b.healthy ? 'up (no check)' : 'down';
+      healthCls = b.healthy ? 'up' : 'down';
+    }
+    const admin = b.admin_state || '—';
+    const rowCls = ['role-' + b.role, 'admin-' + (b.admin_state || 'unknown'), healthCls, b.available ? 'available' : 'unavailable'];
+
+    const healthCell = el('td', { class: 'health' }, el('span', { class: 'pill ' + healthCls, text: health }));
+    if (h) healthCell.append(' ', el('span', { class: 'muted', title: fullTime(h.since), text: ago(h.since) }));
+    if (b.slow_start) healthCell.append(' ', el('span', { class: 'tag', text: 'slow start' }));
+    if (!b.available && b.healthy && admin === 'ready') healthCell.append(' ', el('span', { class: 'tag warn', text: 'full' }));
+
+    let check = el('td', { class: 'check muted', text: h ? 'not run yet' : 'no health check' });
+    if (h && validTime(h.last_check)) {
+      const detail = h.check + ' ' + (h.last_ok ? 'OK' : 'failed') + (h.last_reason ? ': ' + h.last_reason : '') +
+        ' in ' + Number(h.last_duration_ms || 0).toFixed(1) + ' ms, ' + ago(h.last_check);
+      check = el('td', {
+        class: 'check ' + (h.last_ok ? 'ok' : 'bad'),
+        title: num(h.checks) + ' checks, ' + num(h.failures) + ' failures, ' + num(h.flaps) + ' flaps' + (h.shared > 1 ? ', probe shared by ' + h.shared : ''),
+        text: detail,
+      });
+    }
+
+    const actions = el('td', { class: 'actions' });
+    if (b.role !== 'fallback') {
+      for (const [action, label, state, hint] of [
+        ['drain', 'Drain', 'drain', 'no new connections; open ones continue'],
+        ['disable', 'Disable', 'maint', 'maintenance: no traffic, health checks continue'],
+        ['enable', 'Enable', 'ready', 'back into service'],
+      ]) {
+        actions.append(el('button', {
+          type: 'button', class: 'action ' + action, text: label, title: hint,
+          disabled: busy.has(key) || b.admin_state === state,
+          'data-action': action, 'data-service': s.name, 'data-backend': b.address,
+        }));
+      }
+    }
+
+    return el('tr', { class: rowCls.join(' '), 'data-service': s.name, 'data-backend': b.address },
+      cell(b.address, 'name'), cell(b.role), healthCell,
+      el('td', { class: 'admin-state' }, el('span', { class: 'pill admin ' + admin, text: admin })),
+      cell(num(b.weight), 'n'), cell(b.max_connections ? num(b.max_connections) : '∞', 'n'),
+      cell(num(b.active), 'n'), cell(num(b.total), 'n'), cell(num(b.connect_failures), 'n' + (b.connect_failures ? ' warn' : '')),
+      extra.map(([k]) => cell(num(b[k]), 'n')),
+      cell(bytes(b.bytes_in), 'n', num(b.bytes_in) + ' B'), cell(bytes(b.bytes_out), 'n', num(b.bytes_out) + ' B'),
+      check, actions);
+  }
+
+  // ---- actions ----
+
+  const hints = {
+    401: 'enter the admin token (admin.token_file) above',
+    403: 'no admin.token_file is configured, so actions are only accepted from the balancer host itself',
+    404: 'the service or backend is gone (reloaded?)',
+    501: 'this node does not support the action',
+  };
+
+  async function act(action, service, address) {
+    const key = service + '|' + address;
+    const what = action + ' ' + address + ' in ' + service;
+    const url = '/api/v1/services/' + encodeURIComponent(service) + '/backends/' + encodeURIComponent(address) + '/' + action;
+    const headers = { Accept: 'application/json' };
+    if (token()) headers.Authorization = 'Bearer ' + token();
+    busy.add(key);
+    render();
+    try {
+      const resp = await fetch(url, { method: 'POST', headers, cache: 'no-store' });
+      let body = null;
+      try { body = await resp.json(); } catch { /* not JSON: reported by status */ }
+      if (!resp.ok) {
+        const why = (body && body.error) || resp.statusText;
+        message('error', what + ' failed: HTTP ' + resp.status + ' ' + why + (hints[resp.status] ? ' — ' + hints[resp.status] : ''));
+        return;
+      }
+      message('ok', what + ': admin state is now ' + ((body && body.admin_state) || 'changed'));
+    } catch (e) {
+      message('error', what + ' failed: ' + e.message);
+    } finally {
+      busy.delete(key);
+      poll();
+    }
+  }
+
+  // ---- wiring ----
+
+  function init() {
+    showTokenState();
+    $('token-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const v = $('token').value.trim();
+      $('token').value = '';
+      if (!v) { message('error', 'the token field is empty'); return; }
+      setToken(v);
+      message('ok', 'token kept for this browser tab');
+    });
+    $('token-forget').addEventListener('click', () => { setToken(''); message('ok', 'token forgotten'); });
+    $('refresh').addEventListener('change', () => (Number($('refresh').value) > 0 ? poll() : schedule()));
+    const services = $('services');
+    services.addEventListener('click', (ev) => {
+      const btn = ev.target.closest('button[data-action]');
+      if (btn && !btn.disabled) act(btn.dataset.action, btn.dataset.service, btn.dataset.backend);
+    });
+    services.addEventListener('pointerdown', () => { holding = true; });
+    document.addEventListener('pointerup', () => setTimeout(() => {
+      holding = false;
+      if (pendingRender) render();
+    }, 0));
+    document.addEventListener('visibilitychange', () => (document.hidden ? schedule() : poll()));
+    poll();
+  }
+
+  init();
+})();
