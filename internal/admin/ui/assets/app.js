@@ -96,7 +96,7 @@
     $('messages').prepend(m);
     // Successes fade on their own; errors stay until dismissed.
     if (kind !== 'error') setTimeout(() => m.remove(), 6000);
-    while ($('messages').childElementCount > 6) $('messages').lastElementChild.remove();
+    while ($('messages').childElementCount > 4) $('messages').lastElementChild.remove();
   }
 
   // ---- status polling ----
@@ -146,7 +146,7 @@
     if (holding) { pendingRender = true; return; }
     pendingRender = false;
     renderAbout(last);
-    renderHA(last.ha || []);
+    renderHA(last.ha || [], last.config_hash || '');
     renderServices(last.services || []);
     $('updated').textContent = 'updated ' + lastAt.toLocaleTimeString();
   }
@@ -170,9 +170,28 @@
 
   function cell(text, cls, title) { return el('td', { class: cls, title, text: String(text) }); }
 
-  function renderHA(groups) {
+  // peerCell lists the peers heard in a group; a peer whose adverts carry
+  // another config hash than ours is flagged, as `fulcrum status` does.
+  function peerCell(peers, ours) {
+    const td = el('td', { class: 'peers' });
+    for (const p of peers) {
+      let cls = 'tag', note = '';
+      if (p.config_hash && ours && !ours.startsWith(p.config_hash)) {
+        cls += ' bad';
+        note = ' — runs config ' + p.config_hash.slice(0, 12) + ', this node ' + ours.slice(0, 12);
+      }
+      td.append(el('span', {
+        class: cls, text: p.address + ' (' + p.priority + ')' + (note ? ' different config' : ''),
+        title: 'last heard ' + ago(p.last_heard) + (p.config_hash ? ', config ' + p.config_hash : '') + note,
+      }));
+    }
+    if (peers.length === 0) td.append(el('span', { class: 'muted', text: 'none heard' }));
+    return td;
+  }
+
+  function renderHA(groups, ours) {
     $('ha-section').hidden = groups.length === 0;
-    const head = el('tr', {}, ['Group', 'Interface', 'VRID', 'VIPs', 'State', 'Priority', 'Master', 'Preempt', 'Transitions', 'Adverts sent / received', 'Dropped', 'Tracking']
+    const head = el('tr', {}, ['Group', 'Interface', 'VRID', 'VIPs', 'State', 'Priority', 'Master', 'Peers', 'Preempt', 'Transitions', 'Adverts sent / received', 'Dropped', 'Tracking']
       .map((h) => el('th', { scope: 'col', text: h })));
     const rows = groups.map((g) => {
       const dropped = Object.entries(g.dropped || {});
@@ -185,7 +204,7 @@
       return el('tr', { 'data-group': g.name, class: 'ha-' + g.state },
         cell(g.name, 'name'), cell(g.interface || '—'), cell(g.vrid, 'n'), cell((g.vips || []).join(' ') || '—'),
         el('td', { class: 'state' }, el('span', { class: 'pill ' + g.state, text: g.state }), ' ', el('span', { class: 'muted', title: fullTime(g.since), text: ago(g.since) })),
-        cell(prio, 'n'), cell(master), cell(g.preempt ? 'yes' : 'no'), cell(num(g.transitions), 'n'),
+        cell(prio, 'n'), cell(master), peerCell(g.peers || [], ours), cell(g.preempt ? 'yes' : 'no'), cell(num(g.transitions), 'n'),
         cell(num(g.adverts_sent) + ' / ' + num(g.adverts_received), 'n'),
         cell(num(droppedSum), 'n' + (droppedSum ? ' warn' : ''), dropped.map(([k, v]) => k + ': ' + v).join(', ')),
         track);
@@ -220,7 +239,7 @@
     const up = (s.backends || []).filter((b) => b.role !== 'fallback' && b.available).length;
     const total = (s.backends || []).filter((b) => b.role !== 'fallback').length;
 
-    const cols = ['Backend', 'Role', 'Health', 'Admin', 'Weight', 'Max conns', 'Active', 'Total', 'Connect fail', ...extra.map(([, h]) => h), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
+    const cols = ['Backend', 'Role', 'Health', 'Admin', 'Weight', 'Max', 'Active', 'Total', 'Conn fail', ...extra.map(([, h]) => h), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
     const table = el('table', { class: 'grid backends' },
       el('thead', {}, el('tr', {}, cols.map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, (s.backends || []).map((b) => renderBackend(s, b, extra))));
@@ -228,7 +247,7 @@
       el('h3', {}, el('span', { class: 'name', text: s.name }), ' ', el('span', { class: 'muted', text: bits.join(' · ') }),
         ' ', el('span', { class: 'pill ' + (up === 0 ? 'down' : up < total ? 'partial' : 'up'), text: up + '/' + total + ' available' })),
       el('p', { class: 'counters' }, counters.map(([k, v]) => el('span', { class: 'counter' }, el('span', { class: 'muted', text: k + ' ' }), num(v || 0)))),
-      table);
+      el('div', { class: 'scroll' }, table));
   }
 
   function renderBackend(s, b, extra) {
@@ -252,13 +271,13 @@
 
     let check = el('td', { class: 'check muted', text: h ? 'not run yet' : 'no health check' });
     if (h && validTime(h.last_check)) {
-      const detail = h.check + ' ' + (h.last_ok ? 'OK' : 'failed') + (h.last_reason ? ': ' + h.last_reason : '') +
-        ' in ' + Number(h.last_duration_ms || 0).toFixed(1) + ' ms, ' + ago(h.last_check);
       check = el('td', {
         class: 'check ' + (h.last_ok ? 'ok' : 'bad'),
         title: num(h.checks) + ' checks, ' + num(h.failures) + ' failures, ' + num(h.flaps) + ' flaps' + (h.shared > 1 ? ', probe shared by ' + h.shared : ''),
-        text: detail,
-      });
+      },
+      el('span', { class: 'verdict', text: h.check + ' ' + (h.last_ok ? 'OK' : 'failed') }),
+      el('span', { class: 'muted', text: ' ' + Number(h.last_duration_ms || 0).toFixed(1) + ' ms, ' + ago(h.last_check) }),
+      h.last_reason ? el('div', { class: 'reason', text: h.last_reason }) : null);
     }
 
     const actions = el('td', { class: 'actions' });
@@ -278,7 +297,8 @@
 
     return el('tr', { class: rowCls.join(' '), 'data-service': s.name, 'data-backend': b.address },
       cell(b.address, 'name'), cell(b.role), healthCell,
-      el('td', { class: 'admin-state' }, el('span', { class: 'pill admin ' + admin, text: admin })),
+      el('td', { class: 'admin-state' }, el('span', { class: 'pill admin ' + admin, text: admin }),
+        b.runtime ? el('span', { class: 'tag warn', title: 'changed at runtime; the next reload restores the config file', text: b.runtime === 'added' ? 'added at runtime' : b.runtime + ' set at runtime' }) : null),
       cell(num(b.weight), 'n'), cell(b.max_connections ? num(b.max_connections) : '∞', 'n'),
       cell(num(b.active), 'n'), cell(num(b.total), 'n'), cell(num(b.connect_failures), 'n' + (b.connect_failures ? ' warn' : '')),
       extra.map(([k]) => cell(num(b[k]), 'n')),
