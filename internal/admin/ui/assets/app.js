@@ -104,7 +104,9 @@
   let last = null;        // the last status received
   let lastAt = null;      // when
   let timer = null;
-  let holding = false;    // a pointer is down in the services: don't swap the buttons under it
+  // While a pointer is down on the services, a re-render would swap the
+  // button under it and lose the click; wait (at most a second) instead.
+  let holdingSince = 0;
   let pendingRender = false;
   const busy = new Set(); // "service|address" with an action in flight
 
@@ -143,7 +145,7 @@
 
   function render() {
     if (!last) return;
-    if (holding) { pendingRender = true; return; }
+    if (Date.now() - holdingSince < 1000) { pendingRender = true; return; }
     pendingRender = false;
     renderAbout(last);
     renderHA(last.ha || [], last.config_hash || '');
@@ -360,11 +362,13 @@
       const btn = ev.target.closest('button[data-action]');
       if (btn && !btn.disabled) act(btn.dataset.action, btn.dataset.service, btn.dataset.backend);
     });
-    services.addEventListener('pointerdown', () => { holding = true; });
-    document.addEventListener('pointerup', () => setTimeout(() => {
-      holding = false;
+    services.addEventListener('pointerdown', () => { holdingSince = Date.now(); });
+    const release = () => setTimeout(() => {
+      holdingSince = 0;
       if (pendingRender) render();
-    }, 0));
+    }, 0);
+    document.addEventListener('pointerup', release);
+    document.addEventListener('pointercancel', release);
     document.addEventListener('visibilitychange', () => (document.hidden ? schedule() : poll()));
     poll();
   }
