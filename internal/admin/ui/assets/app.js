@@ -214,12 +214,15 @@
     $('ha').replaceChildren(el('thead', {}, head), el('tbody', {}, rows));
   }
 
-  // Columns that only appear when the API reports them (the HTTP engine's
-  // request counters).
-  const optional = [
-    ['requests', 'Requests'],
-    ['errors', 'Errors'],
-  ];
+  // requestsOf reads a backend's request counters, which only backends of
+  // HTTP services have: either an object {requests, errors, mean_ms} or
+  // flat "requests" and "errors" numbers. null when there are none.
+  function requestsOf(b) {
+    const r = b.requests;
+    if (r && typeof r === 'object') return { requests: r.requests, errors: r.errors, mean: r.mean_ms };
+    if (typeof r === 'number') return { requests: r, errors: b.errors };
+    return null;
+  }
 
   function renderServices(services) {
     if (services.length === 0) {
@@ -229,31 +232,65 @@
     $('services').replaceChildren(...services.map(renderService));
   }
 
-  function renderService(s) {
-    const c = s.counters || {};
-    const extra = optional.filter(([k]) => (s.backends || []).some((b) => k in b));
-    const bits = [s.protocol, 'listen ' + s.listen, s.scheduler];
-    if (s.persistence) bits.push('persistence ' + s.persistence.timeout_seconds + 's (' + num(s.persistence.entries) + ' entries)');
-    const counters = [['accepted', c.accepted], ['active', c.active], ['no backend', c.no_backend], ['connect failures', c.connect_failures], ['idle timeouts', c.idle_timeouts]];
-    for (const [k, label] of [['proxy_header_errors', 'PROXY header errors'], ['dropped', 'dropped'], ['send_errors', 'send errors']]) {
-      if (c[k]) counters.push([label, c[k]]);
-    }
-    const up = (s.backends || []).filter((b) => b.role !== 'fallback' && b.available).length;
-    const total = (s.backends || []).filter((b) => b.role !== 'fallback').length;
-
-    const cols = ['Backend', 'Role', 'Health', 'Admin', 'Weight', 'Max', 'Active', 'Total', 'Conn fail', ...extra.map(([, h]) => h), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
-    const table = el('table', { class: 'grid backends' },
-      el('thead', {}, el('tr', {}, cols.map((h) => el('th', { scope: 'col', text: h })))),
-      el('tbody', {}, (s.backends || []).map((b) => renderBackend(s, b, extra))));
-    return el('section', { class: 'service', 'data-service': s.name },
-      el('h3', {}, el('span', { class: 'name', text: s.name }), ' ', el('span', { class: 'muted', text: bits.join(' · ') }),
-        ' ', el('span', { class: 'pill ' + (up === 0 ? 'down' : up < total ? 'partial' : 'up'), text: up + '/' + total + ' available' })),
-      el('p', { class: 'counters' }, counters.map(([k, v]) => el('span', { class: 'counter' }, el('span', { class: 'muted', text: k + ' ' }), num(v || 0)))),
-      el('div', { class: 'scroll' }, table));
+  function counterList(counters) {
+    return el('p', { class: 'counters' }, counters.map(([k, v, cls]) =>
+      el('span', { class: 'counter ' + (cls || '') }, el('span', { class: 'muted', text: k + ' ' }), num(v || 0))));
   }
 
-  function renderBackend(s, b, extra) {
-    const key = s.name + '|' + b.address;
+  function renderService(s) {
+    const c = s.counters || {};
+    const bits = [s.protocol, 'listen ' + s.listen, s.scheduler];
+    if (s.persistence) bits.push('persistence ' + s.persistence.timeout_seconds + 's (' + num(s.persistence.entries) + ' entries)');
+    const counters = [['accepted', c.accepted], ['active', c.active], ['no backend', c.no_backend, c.no_backend ? 'warn' : ''],
+      ['connect failures', c.connect_failures, c.connect_failures ? 'warn' : ''], ['idle timeouts', c.idle_timeouts]];
+    for (const [k, label] of [['proxy_header_errors', 'PROXY header errors'], ['dropped', 'dropped'], ['send_errors', 'send errors']]) {
+      if (c[k]) counters.push([label, c[k], 'warn']);
+    }
+    const pools = [{ name: s.name, backends: s.backends || [] },
+      ...(s.routes || []).map((r) => ({ route: r, name: r.name, backends: r.backends || [] }))];
+    const all = pools.flatMap((p) => p.backends).filter((b) => b.role !== 'fallback');
+    const up = all.filter((b) => b.available).length;
+
+    const section = el('section', { class: 'service', 'data-service': s.name },
+      el('h3', {}, el('span', { class: 'name', text: s.name }), ' ', el('span', { class: 'muted', text: bits.join(' · ') }),
+        ' ', el('span', { class: 'pill ' + (up === 0 ? 'down' : up < all.length ? 'partial' : 'up'), text: up + '/' + all.length + ' available' })),
+      counterList(counters));
+    const h = s.http;
+    if (h) {
+      section.append(counterList([['requests', h.requests], ['bad requests', h.bad_requests, h.bad_requests ? 'warn' : ''],
+        ['1xx', h.status_1xx], ['2xx', h.status_2xx], ['3xx', h.status_3xx], ['4xx', h.status_4xx], ['5xx', h.status_5xx, h.status_5xx ? 'warn' : ''],
+        ['aborted', h.aborted, h.aborted ? 'warn' : ''], ['upstream connects', h.upstream_connects], ['reuses', h.upstream_reuses]]));
+    }
+    for (const p of pools) {
+      if (p.route) {
+        const r = p.route;
+        const match = [r.host ? 'host ' + r.host : '', r.path_prefix ? 'path ' + r.path_prefix + '*' : ''].filter(Boolean).join(', ') || 'everything';
+        section.append(el('h4', { 'data-route': r.name }, el('span', { class: 'name', text: 'route ' + r.name }), ' ',
+          el('span', { class: 'muted', text: [match, r.scheduler].join(' · ') })));
+      } else if (s.routes && s.routes.length > 0) {
+        section.append(el('h4', {}, el('span', { class: 'name', text: 'default pool' }), ' ', el('span', { class: 'muted', text: 'requests no route matches' })));
+      }
+      section.append(backendTable(p.name, p.backends));
+    }
+    return section;
+  }
+
+  // backendTable renders one pool; pool is the name actions address: the
+  // service, or SERVICE/ROUTE for a route's pool.
+  function backendTable(pool, backends) {
+    const reqs = backends.map(requestsOf);
+    const hasReqs = reqs.some(Boolean);
+    const hasMean = reqs.some((r) => r && r.mean !== undefined);
+    const cols = ['Backend', 'Role', 'Health', 'Admin', 'Weight', 'Max', 'Active', 'Total', 'Conn fail',
+      ...(hasReqs ? ['Requests', 'Errors'] : []), ...(hasMean ? ['Mean'] : []), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
+    const table = el('table', { class: 'grid backends', 'data-pool': pool },
+      el('thead', {}, el('tr', {}, cols.map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, backends.map((b, i) => renderBackend(pool, b, hasReqs ? reqs[i] || {} : null, hasMean))));
+    return el('div', { class: 'scroll' }, table);
+  }
+
+  function renderBackend(pool, b, reqs, hasMean) {
+    const key = pool + '|' + b.address;
     const h = b.health;
     let health, healthCls;
     if (h) {
@@ -292,18 +329,19 @@
         actions.append(el('button', {
           type: 'button', class: 'action ' + action, text: label, title: hint,
           disabled: busy.has(key) || b.admin_state === state,
-          'data-action': action, 'data-service': s.name, 'data-backend': b.address,
+          'data-action': action, 'data-service': pool, 'data-backend': b.address,
         }));
       }
     }
 
-    return el('tr', { class: rowCls.join(' '), 'data-service': s.name, 'data-backend': b.address },
+    return el('tr', { class: rowCls.join(' '), 'data-service': pool, 'data-backend': b.address },
       cell(b.address, 'name'), cell(b.role), healthCell,
       el('td', { class: 'admin-state' }, el('span', { class: 'pill admin ' + admin, text: admin }),
-        b.runtime ? el('span', { class: 'tag warn', title: 'changed at runtime; the next reload restores the config file', text: b.runtime === 'added' ? 'added at runtime' : b.runtime + ' set at runtime' }) : null),
-      cell(num(b.weight), 'n'), cell(b.max_connections ? num(b.max_connections) : '∞', 'n'),
+        b.runtime ? ' ' : null, b.runtime ? el('span', { class: 'tag warn', title: 'changed at runtime; the next reload restores the config file', text: b.runtime === 'added' ? 'added at runtime' : b.runtime + ' set at runtime' }) : null),
+      cell(num(b.weight), 'n', b.configured_weight !== undefined && b.configured_weight !== b.weight ? 'configured ' + b.configured_weight + ' (slow start)' : undefined), cell(b.max_connections ? num(b.max_connections) : '∞', 'n'),
       cell(num(b.active), 'n'), cell(num(b.total), 'n'), cell(num(b.connect_failures), 'n' + (b.connect_failures ? ' warn' : '')),
-      extra.map(([k]) => cell(num(b[k]), 'n')),
+      reqs ? [cell(num(reqs.requests), 'n'), cell(num(reqs.errors), 'n' + (reqs.errors ? ' warn' : ''))] : null,
+      hasMean ? cell(reqs.mean === undefined ? '—' : Number(reqs.mean).toFixed(1) + ' ms', 'n') : null,
       cell(bytes(b.bytes_in), 'n', num(b.bytes_in) + ' B'), cell(bytes(b.bytes_out), 'n', num(b.bytes_out) + ' B'),
       check, actions);
   }
