@@ -262,6 +262,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A wrong token is refused too.
 	must(p.Type(ctx, "#token", "wrong-token-wrong-token"))
 	must(p.Click(ctx, "#token-save"))
+	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
 	must(p.Click(ctx, button("disable", "127.0.0.1:81")))
 	must(p.WaitFor(ctx, `document.querySelectorAll("#messages .banner.error").length === 2`))
 
@@ -269,6 +270,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// address must be escaped in the URL.
 	must(p.Type(ctx, "#token", dashToken))
 	must(p.Click(ctx, "#token-save"))
+	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
 	must(p.Click(ctx, button("drain", "127.0.0.1:81")))
 	waitState("127.0.0.1:81", "drain")
 	must(p.WaitFor(ctx, `document.querySelector(`+"`"+`tr[data-backend="127.0.0.1:81"] button[data-action="drain"]`+"`"+`).disabled`))

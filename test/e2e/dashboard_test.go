@@ -102,6 +102,7 @@ services:
 
 	must(p.Type(ctx, "#token", token))
 	must(p.Click(ctx, "#token-save"))
+	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
 	must(p.Click(ctx, row(bs[0].addr)+` button[data-action="drain"]`))
 
 	// The API reports the new admin state...
