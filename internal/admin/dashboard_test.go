@@ -78,7 +78,7 @@ func dashStatus() Status {
 		Node: "lb1", Version: "v0.9.0", ConfigHash: "0123456789abcdef0123", Started: now.Add(-2 * time.Hour),
 		HA: []HAGroup{{
 			Name: "web", Interface: "eth0", VRID: 51, VIPs: []string{"192.0.2.10/24"}, State: "master", Since: now.Add(-time.Hour),
-			Priority: 150, ConfiguredPriority: 150, Preempt: true, Master: "192.0.2.1", Transitions: 2, AdvertsSent: 3600,
+			Priority: 150, ConfiguredPriority: 150, Preempt: true, Master: "192.0.2.1", Transitions: 2, AdvertsSent: 3600, VIPsHeld: 1,
 			Peers: []HAPeer{{Address: "192.0.2.2", Priority: 100, LastHeard: now, ConfigHash: "ffffeeee"}},
 		}},
 		Services: []Service{
@@ -241,7 +241,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// What the page shows.
 	var text string
 	must(p.Eval(ctx, `document.body.innerText`, &text))
-	for _, want := range []string{"lb1", "v0.9.0", "0123456789ab", "master", "192.0.2.2 (100) different config", "127.0.0.1:83", "connect: connection refused", "1,234", "9.42 MiB", "<img src=x id=xss>"} {
+	for _, want := range []string{"lb1", "v0.9.0", "0123456789ab", "master", "192.0.2.2 (100) different config", "held 1/1", "127.0.0.1:83", "connect: connection refused", "1,234", "9.42 MiB", "<img src=x id=xss>"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page lacks %q; it shows:\n%s", want, text)
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,9 +37,17 @@ func TestRendersStatusShapes(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", Handler())
 	mux.Handle("GET /ui/", Handler())
+	// Each poll sees one more second on the status's clock and ten more
+	// connections to 10.0.0.1:8080: the page must show 10 conn/s.
+	var polls atomic.Int64
+	base := time.Date(2026, 1, 2, 5, 0, 0, 0, time.UTC)
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		n := polls.Add(1)
+		body := strings.Replace(string(status), `"total": 10, "connect_failures": 0, "bytes_in": 2048`,
+			fmt.Sprintf(`"total": %d, "connect_failures": 0, "bytes_in": 2048`, 10*n), 1)
+		body = strings.Replace(body, `"reloads":`, fmt.Sprintf(`"time": %q, "reloads":`, base.Add(time.Duration(n)*time.Second).Format(time.RFC3339)), 1)
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(status)
+		w.Write([]byte(body))
 	})
 	mux.HandleFunc("POST /api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -96,8 +106,8 @@ func TestRendersStatusShapes(t *testing.T) {
 	var headers []string
 	must(p.Eval(ctx, `[...document.querySelectorAll('table[data-pool="db"] th')].map(e => e.textContent)`, &headers))
 	ri, ei := slices.Index(headers, "Requests"), slices.Index(headers, "Errors")
-	if ri < 0 || ei != ri+1 || slices.Contains(headers, "Mean") {
-		t.Fatalf("db headers: got %q, want Requests, Errors and no Mean", headers)
+	if ri < 0 || ei != ri+2 || headers[ri+1] != "Req/s" || slices.Contains(headers, "Mean") {
+		t.Fatalf("db headers: got %q, want Requests, Req/s, Errors and no Mean", headers)
 	}
 	row := `tr[data-service="db"][data-backend="10.0.0.3:5432"]`
 	var cells []string
@@ -105,9 +115,16 @@ func TestRendersStatusShapes(t *testing.T) {
 	if len(cells) != len(headers) || cells[ri] != "77" || cells[ei] != "5" {
 		t.Errorf("db backend cells: got %q under %q, want 77 requests and 5 errors", cells, headers)
 	}
-	if got := cellText(row + ` td:nth-child(5)`); got != "2" {
-		t.Errorf("effective weight: got %q, want 2", got)
+	if wi := slices.Index(headers, "Weight"); wi < 0 || cells[wi] != "2" {
+		t.Errorf("effective weight: got %q under %q, want 2", cells, headers)
 	}
+	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.name`); got != "127.0.0.1:5433 fallback" {
+		t.Errorf("fallback name cell: got %q, want the address and its role", got)
+	}
+	// Rates: the refresh selector set to 1 s brings a second sample.
+	must(p.Eval(ctx, `(() => { const s = document.getElementById("refresh"); s.value = "1000"; s.dispatchEvent(new Event("change")); })()`, nil))
+	must(p.WaitFor(ctx, `document.querySelector('tr[data-service="web"][data-backend="10.0.0.1:8080"] td.rate')?.textContent === "10"`))
+
 	// The fallback has no buttons; the HA table is hidden with no groups.
 	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.actions`); got != "" {
 		t.Errorf("fallback actions: got %q, want none", got)

@@ -102,6 +102,8 @@
   // ---- status polling ----
 
   let last = null;        // the last status received
+  let prevCounts = new Map(); // "pool|address" → counters of the status before, for rates
+  let lastCounts = new Map();
   let lastAt = null;      // when
   let timer = null;
   // While a pointer is down on the services, a re-render would swap the
@@ -120,6 +122,8 @@
       if (!resp.ok) throw new Error('HTTP ' + resp.status + ' ' + resp.statusText);
       last = await resp.json();
       lastAt = new Date();
+      prevCounts = lastCounts;
+      lastCounts = countsOf(last, lastAt);
       $('fetch-error').hidden = true;
       document.body.classList.remove('stale');
       render();
@@ -142,6 +146,35 @@
   }
 
   // ---- rendering ----
+
+  // countsOf indexes a status's cumulative backend counters by pool and
+  // address, with the time they were taken (the status's own "time" when
+  // it has one), so that the next render can show rates.
+  function countsOf(st, fallback) {
+    const at = (validTime(st.time) || fallback).getTime();
+    const m = new Map();
+    for (const s of st.services || []) {
+      const pools = [{ name: s.name, backends: s.backends || [] }, ...(s.routes || []).map((r) => ({ name: r.name, backends: r.backends || [] }))];
+      for (const p of pools) {
+        for (const b of p.backends) {
+          const r = requestsOf(b);
+          m.set(p.name + '|' + b.address, { at, total: b.total, requests: r ? r.requests : undefined });
+        }
+      }
+    }
+    return m;
+  }
+
+  // rate is the per-second increase of a counter since the status before;
+  // '' when unknown (first sample, counter reset by a reload).
+  function rate(key, field, value) {
+    const now = lastCounts.get(key), before = prevCounts.get(key);
+    if (!now || !before || value === undefined || before[field] === undefined) return '';
+    const dt = (now.at - before.at) / 1000;
+    if (dt <= 0 || value < before[field]) return '';
+    const r = (value - before[field]) / dt;
+    return r === 0 ? '0' : r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString('en-US');
+  }
 
   function render() {
     if (!last) return;
@@ -184,7 +217,8 @@
       }
       td.append(el('span', {
         class: cls, text: p.address + ' (' + p.priority + ')' + (note ? ' different config' : ''),
-        title: 'last heard ' + ago(p.last_heard) + (p.config_hash ? ', config ' + p.config_hash : '') + note,
+        title: 'last heard ' + ago(p.last_heard) + (p.interval_ms ? ', every ' + p.interval_ms + ' ms' : '') +
+          (p.adverts ? ', ' + num(p.adverts) + ' adverts' : '') + (p.config_hash ? ', config ' + p.config_hash : '') + note,
       }));
     }
     if (peers.length === 0) td.append(el('span', { class: 'muted', text: 'none heard' }));
@@ -204,10 +238,11 @@
       const track = el('td', { class: 'track' }, (g.track || []).map((t) =>
         el('span', { class: 'tag ' + (t.ok ? 'ok' : 'bad'), title: (t.detail || '') + (t.weight ? ' weight ' + t.weight : ' fault on failure'), text: t.kind + ':' + t.name })));
       return el('tr', { 'data-group': g.name, class: 'ha-' + g.state },
-        cell(g.name, 'name'), cell(g.interface || '—'), cell(g.vrid, 'n'), cell((g.vips || []).join(' ') || '—'),
+        cell(g.name, 'name'), cell(g.interface || '—'), cell(g.vrid, 'n'), el('td', {}, (g.vips || []).join(' ') || '—', ' ', g.vips_held !== undefined && g.vips && g.vips.length ?
+          el('span', { class: 'tag' + (g.state === 'master' && g.vips_held < g.vips.length ? ' warn' : ''), title: 'VIPs this node holds', text: 'held ' + g.vips_held + '/' + g.vips.length }) : null),
         el('td', { class: 'state' }, el('span', { class: 'pill ' + g.state, text: g.state }), ' ', el('span', { class: 'muted', title: fullTime(g.since), text: ago(g.since) })),
         cell(prio, 'n'), cell(master), peerCell(g.peers || [], ours), cell(g.preempt ? 'yes' : 'no'), cell(num(g.transitions), 'n'),
-        cell(num(g.adverts_sent) + ' / ' + num(g.adverts_received), 'n'),
+        cell(num(g.adverts_sent) + ' / ' + num(g.adverts_received) + (g.send_errors ? ' (' + num(g.send_errors) + ' send errors)' : ''), 'n' + (g.send_errors ? ' warn' : '')),
         cell(num(droppedSum), 'n' + (droppedSum ? ' warn' : ''), dropped.map(([k, v]) => k + ': ' + v).join(', ')),
         track);
     });
@@ -270,19 +305,20 @@
       } else if (s.routes && s.routes.length > 0) {
         section.append(el('h4', {}, el('span', { class: 'name', text: 'default pool' }), ' ', el('span', { class: 'muted', text: 'requests no route matches' })));
       }
-      section.append(backendTable(p.name, p.backends));
+      section.append(backendTable(p.name, p.backends, s.protocol));
     }
     return section;
   }
 
   // backendTable renders one pool; pool is the name actions address: the
   // service, or SERVICE/ROUTE for a route's pool.
-  function backendTable(pool, backends) {
+  function backendTable(pool, backends, protocol) {
     const reqs = backends.map(requestsOf);
-    const hasReqs = reqs.some(Boolean);
+    // Request columns for HTTP services, or wherever requests were counted.
+    const hasReqs = reqs.some(Boolean) && (/^http/.test(protocol) || reqs.some((r) => r && (r.requests || r.errors)));
     const hasMean = reqs.some((r) => r && r.mean !== undefined);
-    const cols = ['Backend', 'Role', 'Health', 'Admin', 'Weight', 'Max', 'Active', 'Total', 'Conn fail',
-      ...(hasReqs ? ['Requests', 'Errors'] : []), ...(hasMean ? ['Mean'] : []), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
+    const cols = ['Backend', 'Health', 'Admin', 'Weight', 'Max', 'Active', 'Total', 'Conn/s', 'Conn fail',
+      ...(hasReqs ? ['Requests', 'Req/s', 'Errors'] : []), ...(hasMean ? ['Mean'] : []), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
     const table = el('table', { class: 'grid backends', 'data-pool': pool },
       el('thead', {}, el('tr', {}, cols.map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, backends.map((b, i) => renderBackend(pool, b, hasReqs ? reqs[i] || {} : null, hasMean))));
@@ -335,12 +371,13 @@
     }
 
     return el('tr', { class: rowCls.join(' '), 'data-service': pool, 'data-backend': b.address },
-      cell(b.address, 'name'), cell(b.role), healthCell,
+      el('td', { class: 'name' }, b.address, b.role !== 'primary' ? [' ', el('span', { class: 'tag role', text: b.role })] : null), healthCell,
       el('td', { class: 'admin-state' }, el('span', { class: 'pill admin ' + admin, text: admin }),
         b.runtime ? ' ' : null, b.runtime ? el('span', { class: 'tag warn', title: 'changed at runtime; the next reload restores the config file', text: b.runtime === 'added' ? 'added at runtime' : b.runtime + ' set at runtime' }) : null),
       cell(num(b.weight), 'n', b.configured_weight !== undefined && b.configured_weight !== b.weight ? 'configured ' + b.configured_weight + ' (slow start)' : undefined), cell(b.max_connections ? num(b.max_connections) : '∞', 'n'),
-      cell(num(b.active), 'n'), cell(num(b.total), 'n'), cell(num(b.connect_failures), 'n' + (b.connect_failures ? ' warn' : '')),
-      reqs ? [cell(num(reqs.requests), 'n'), cell(num(reqs.errors), 'n' + (reqs.errors ? ' warn' : ''))] : null,
+      cell(num(b.active), 'n'), cell(num(b.total), 'n'), cell(rate(key, 'total', b.total), 'n rate'),
+      cell(num(b.connect_failures), 'n' + (b.connect_failures ? ' warn' : '')),
+      reqs ? [cell(num(reqs.requests), 'n'), cell(rate(key, 'requests', reqs.requests), 'n rate'), cell(num(reqs.errors), 'n' + (reqs.errors ? ' warn' : ''))] : null,
       hasMean ? cell(reqs.mean === undefined ? '—' : Number(reqs.mean).toFixed(1) + ' ms', 'n') : null,
       cell(bytes(b.bytes_in), 'n', num(b.bytes_in) + ' B'), cell(bytes(b.bytes_out), 'n', num(b.bytes_out) + ' B'),
       check, actions);
