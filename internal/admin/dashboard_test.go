@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -172,7 +173,13 @@ func TestCrossSiteActionsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Errorf("answer %d is not JSON: %v", resp.StatusCode, err)
+		} else if resp.StatusCode != http.StatusOK && !strings.Contains(fmt.Sprint(body["error"]), "cross-origin request refused") {
+			t.Errorf("answer %d: got %v, want a cross-origin error", resp.StatusCode, body)
+		}
 		return resp.StatusCode
 	}
 	if got := post(map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}); got != http.StatusForbidden {
