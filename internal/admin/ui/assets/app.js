@@ -106,6 +106,7 @@
   let lastCounts = new Map();
   let lastAt = null;      // when
   let timer = null;
+  let seq = 0;            // the newest poll; an older answer arriving late is dropped
   // While a pointer is down on the services, a re-render would swap the
   // button under it and lose the click; wait (at most a second) instead.
   let holdingSince = 0;
@@ -115,19 +116,26 @@
   async function poll() {
     clearTimeout(timer);
     timer = null;
+    const mine = ++seq;
     const ctl = new AbortController();
     const to = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
     try {
       const resp = await fetch(STATUS_URL, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal });
       if (!resp.ok) throw new Error('HTTP ' + resp.status + ' ' + resp.statusText);
-      last = await resp.json();
+      const st = await resp.json();
+      if (mine !== seq) return;
+      last = st;
       lastAt = new Date();
-      prevCounts = lastCounts;
-      lastCounts = countsOf(last, lastAt);
+      const counts = countsOf(last, lastAt);
+      // A poll right after another (an action asks for one) would make
+      // rates over a few milliseconds: keep measuring from the older one.
+      if (!lastCounts.at || counts.at - lastCounts.at >= 500) prevCounts = lastCounts;
+      lastCounts = counts;
       $('fetch-error').hidden = true;
       document.body.classList.remove('stale');
       render();
     } catch (e) {
+      if (mine !== seq) return;
       const why = e.name === 'AbortError' ? 'no answer within ' + FETCH_TIMEOUT_MS / 1000 + 's' : e.message;
       $('fetch-error').textContent = 'Cannot read ' + STATUS_URL + ': ' + why +
         (lastAt ? '. Showing data from ' + lastAt.toLocaleTimeString() + '.' : '.');
@@ -135,7 +143,7 @@
       document.body.classList.add('stale');
     } finally {
       clearTimeout(to);
-      schedule();
+      if (mine === seq) schedule();
     }
   }
 
@@ -153,6 +161,7 @@
   function countsOf(st, fallback) {
     const at = (validTime(st.time) || fallback).getTime();
     const m = new Map();
+    m.at = at;
     for (const s of st.services || []) {
       const pools = [{ name: s.name, backends: s.backends || [] }, ...(s.routes || []).map((r) => ({ name: r.name, backends: r.backends || [] }))];
       for (const p of pools) {
