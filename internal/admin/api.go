@@ -17,6 +17,10 @@ type Status struct {
 	Services   []Service `json:"services"`
 	Alerts     Alerts    `json:"alerts"`
 	HA         []HAGroup `json:"ha"`
+
+	// Time is when this status was taken: rates are computed between two
+	// of them.
+	Time time.Time `json:"time"`
 }
 
 // HAGroup is one VRRP group on this node.
@@ -42,6 +46,29 @@ type HAGroup struct {
 	AdvertsReceived  uint64            `json:"adverts_received"`
 	Dropped          map[string]uint64 `json:"dropped,omitempty"`
 	Track            []TrackItem       `json:"track,omitempty"`
+
+	SendErrors uint64 `json:"send_errors"`
+	// VIPsHeld is how many of VIPs this node holds: all on a master, none
+	// on a backup once a hand-over is complete.
+	VIPsHeld int `json:"vips_held"`
+	// Peers are the other nodes heard on the link, by address.
+	Peers []HAPeer `json:"peers,omitempty"`
+}
+
+// HAPeer is another node heard advertising for a group.
+type HAPeer struct {
+	Address string `json:"address"`
+	// Priority and IntervalMS are from its last advert; priority 0 means
+	// it was leaving.
+	Priority   int       `json:"priority"`
+	IntervalMS float64   `json:"interval_ms"`
+	LastHeard  time.Time `json:"last_heard"`
+	Adverts    uint64    `json:"adverts"`
+	// ConfigHash is the first 16 hex digits of the peer's config hash,
+	// carried only by authenticated adverts (auth_key_file) and so known
+	// only from nodes that send them (the master); "" otherwise. Compare
+	// with Status.ConfigHash.
+	ConfigHash string `json:"config_hash,omitempty"`
 }
 
 // TrackItem is one thing an HA group tracks.
@@ -89,6 +116,9 @@ type Service struct {
 	Persistence *Persistence `json:"persistence,omitempty"`
 	Counters    Counters     `json:"counters"`
 	Backends    []Backend    `json:"backends"`
+	// Removed lists the file's backends removed at runtime (until the
+	// next reload).
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Persistence describes a service's client → backend table.
@@ -119,12 +149,21 @@ const (
 
 // Backend is one real server of a service.
 type Backend struct {
-	Address         string `json:"address"`
-	Role            string `json:"role"`
-	Weight          int    `json:"weight"`
-	MaxConnections  int    `json:"max_connections"`
-	Healthy         bool   `json:"healthy"`
-	Available       bool   `json:"available"`
+	Address        string `json:"address"`
+	Role           string `json:"role"`
+	Weight         int    `json:"weight"`
+	MaxConnections int    `json:"max_connections"`
+	Healthy        bool   `json:"healthy"`
+	Available      bool   `json:"available"`
+	// AdminState is the operator's decision: "ready", "drain" (no new
+	// connections, established ones continue) or "maint" (no traffic;
+	// established connections go as from a backend that is down). Health
+	// checks run in every state.
+	AdminState string `json:"admin_state"`
+	// Runtime says how the backend differs from the config file, until
+	// the next reload: "added" at runtime, or its "weight" set at
+	// runtime; "" when it is as in the file.
+	Runtime         string `json:"runtime,omitempty"`
 	Active          int64  `json:"active"`
 	Total           uint64 `json:"total"`
 	ConnectFailures uint64 `json:"connect_failures"`
@@ -134,6 +173,29 @@ type Backend struct {
 	SlowStart bool `json:"slow_start,omitempty"`
 	// Health is nil when the backend has no health check.
 	Health *Health `json:"health,omitempty"`
+
+	// ConfiguredWeight is the configured (or admin-set) weight; Weight is
+	// the effective one, lowered during a slow start.
+	ConfiguredWeight int `json:"configured_weight"`
+	// Requests relayed to the backend and how many failed (connect
+	// failure, timeout, broken response, 5xx): HTTP services only.
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
+	// Histograms for /metrics, too bulky for the JSON: request latency
+	// (HTTP services) and connection lifetimes (TCP services); nil where
+	// they do not apply.
+	Latency   *Histogram `json:"-"`
+	Lifetimes *Histogram `json:"-"`
+}
+
+// Histogram is a distribution of durations: Counts[i] observations were
+// at most Bounds[i] and above Bounds[i-1]; the last count, one more than
+// there are bounds, is above every bound.
+type Histogram struct {
+	Bounds []time.Duration
+	Counts []uint64
+	Count  uint64
+	Sum    time.Duration
 }
 
 // Health is a backend's health checking.
@@ -153,4 +215,7 @@ type Health struct {
 	Flaps uint64 `json:"flaps"`
 	// Shared is how many (service, backend) pairs this one probe serves.
 	Shared int `json:"shared"`
+
+	// Durations of the probe's checks, for /metrics.
+	Durations *Histogram `json:"-"`
 }

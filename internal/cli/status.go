@@ -17,14 +17,22 @@ import (
 
 func newStatusCmd() *cobra.Command {
 	var (
-		addr, file string
-		asJSON     bool
-		watch      time.Duration
+		addr, file  string
+		asJSON      bool
+		watch, rate time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show services and backends of the running node (like ipvsadm -L -n --stats)",
-		Args:  cobra.NoArgs,
+		Long: `Show the node, its HA groups and every service and backend.
+
+Req/s is requests per second for HTTP services and new connections per
+second for TCP and UDP services (ipvsadm --rate's CPS), measured between two
+snapshots: between refreshes with --watch, over --rate (1s by default)
+before a single table, else not shown ("-"). Errors counts failed requests
+for HTTP services (connect failures, timeouts, broken responses, 5xx) and
+failed connect attempts for TCP and UDP services.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr, _, err := adminTarget(addr, file, "")
 			if err != nil {
@@ -33,6 +41,17 @@ func newStatusCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			out := cmd.OutOrStdout()
+			var prev *admin.Status
+			if rate > 0 && watch <= 0 && !asJSON {
+				if prev, err = fetch(ctx, addr); err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(rate):
+				}
+			}
 			for {
 				st, err := fetch(ctx, addr)
 				if err != nil {
@@ -48,11 +67,12 @@ func newStatusCmd() *cobra.Command {
 						return err
 					}
 				} else {
-					renderStatus(out, st, time.Now())
+					renderStatus(out, st, prev, time.Now())
 				}
 				if watch <= 0 {
 					return nil
 				}
+				prev = st
 				select {
 				case <-ctx.Done():
 					return nil
@@ -66,17 +86,25 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON status")
 	cmd.Flags().DurationVarP(&watch, "watch", "w", 0, "refresh in place at this interval (e.g. 2s)")
 	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
+	cmd.Flags().DurationVar(&rate, "rate", 0, "measure Req/s over this long before printing (e.g. 1s); --watch measures between refreshes")
+	cmd.Flags().Lookup("rate").NoOptDefVal = "1s"
 	return cmd
 }
 
 func fetch(ctx context.Context, addr string) (*admin.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return admin.FetchStatus(ctx, addr)
+	st, err := admin.FetchStatus(ctx, addr)
+	if err == nil && st.Time.IsZero() {
+		st.Time = time.Now() // a daemon older than the time field
+	}
+	return st, err
 }
 
 // renderStatus prints st as tables in the spirit of ipvsadm -L -n --stats.
-func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
+// Rates are computed against prev, an earlier status of the same node, when
+// there is one.
+func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	fmt.Fprintf(w, "Node %s  fulcrum %s  up %s  config %.12s", st.Node, st.Version, now.Sub(st.Started).Round(time.Second), st.ConfigHash)
 	if st.Reloads.OK+st.Reloads.Failed > 0 {
 		fmt.Fprintf(w, "  reloads %d ok, %d failed", st.Reloads.OK, st.Reloads.Failed)
@@ -105,6 +133,23 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 			}
 			fmt.Fprintf(w, "  adverts %d sent %d received", g.AdvertsSent, g.AdvertsReceived)
 			fmt.Fprintln(w)
+			switch {
+			case g.State == "master" && g.VIPsHeld < len(g.VIPs):
+				fmt.Fprintf(w, "    holds %d of %d VIPs: adding them failed (see the log)\n", g.VIPsHeld, len(g.VIPs))
+			case g.State != "master" && g.VIPsHeld > 0:
+				fmt.Fprintf(w, "    still holds %d of %d VIPs (handing over, or removing them failed)\n", g.VIPsHeld, len(g.VIPs))
+			}
+			if len(g.Peers) > 0 {
+				peers := make([]string, len(g.Peers))
+				for i, p := range g.Peers {
+					peers[i] = fmt.Sprintf("%s priority %d %s ago", p.Address, p.Priority, now.Sub(p.LastHeard).Round(100*time.Millisecond))
+					if p.ConfigHash != "" && strings.HasPrefix(st.ConfigHash, p.ConfigHash) {
+						peers[i] += " (same config)"
+					}
+				}
+				fmt.Fprintf(w, "    peers heard: %s\n", strings.Join(peers, ", "))
+			}
+			peerConfigs(w, g, st.ConfigHash)
 			for _, it := range g.Track {
 				if !it.OK {
 					effect := fmt.Sprintf("-%d", it.Weight)
@@ -118,16 +163,41 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	}
 	// Like ipvsadm: a line per service, its backends indented below it,
 	// the backend columns aligned across all services.
-	rows := [][]string{{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes", "Health"}}
+	rates := newRater(st, prev)
+	columns := []struct {
+		head string
+		cell func(s admin.Service, b admin.Backend) string
+	}{
+		{"  -> RemoteAddress:Port", func(_ admin.Service, b admin.Backend) string { return "  -> " + b.Address }},
+		{"Role", func(_ admin.Service, b admin.Backend) string { return b.Role }},
+		{"State", func(_ admin.Service, b admin.Backend) string { return backendState(b) }},
+		{"Admin", func(_ admin.Service, b admin.Backend) string { return adminCell(b) }},
+		{"Weight", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Weight) }},
+		{"Max", func(_ admin.Service, b admin.Backend) string {
+			if b.MaxConnections > 0 {
+				return fmt.Sprint(b.MaxConnections)
+			}
+			return "-"
+		}},
+		{"Active", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Active) }},
+		{"Conns", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Total) }},
+		{"Req/s", rates.cell},
+		{"Errors", func(s admin.Service, b admin.Backend) string { return fmt.Sprint(backendErrors(s, b)) }},
+		{"InBytes", func(_ admin.Service, b admin.Backend) string { return humanBytes(b.BytesIn) }},
+		{"OutBytes", func(_ admin.Service, b admin.Backend) string { return humanBytes(b.BytesOut) }},
+		{"Health", func(_ admin.Service, b admin.Backend) string { return healthSummary(b.Health, now) }},
+	}
+	rows := [][]string{make([]string, len(columns))}
+	for i, c := range columns {
+		rows[0][i] = c.head
+	}
 	for _, s := range st.Services {
 		for _, b := range s.Backends {
-			max := "-"
-			if b.MaxConnections > 0 {
-				max = fmt.Sprint(b.MaxConnections)
+			row := make([]string, len(columns))
+			for i, c := range columns {
+				row[i] = c.cell(s, b)
 			}
-			rows = append(rows, []string{"  -> " + b.Address, b.Role, backendState(b), fmt.Sprint(b.Weight), max,
-				fmt.Sprint(b.Active), fmt.Sprint(b.Total), fmt.Sprint(b.ConnectFailures), humanBytes(b.BytesIn), humanBytes(b.BytesOut),
-				healthSummary(b.Health, now)})
+			rows = append(rows, row)
 		}
 	}
 	widths := make([]int, len(rows[0]))
@@ -168,6 +238,12 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 			line(rows[next])
 			next++
 		}
+		if len(s.Removed) > 0 {
+			fmt.Fprintf(w, "  -- removed at runtime: %s\n", strings.Join(s.Removed, ", "))
+		}
+	}
+	if runtimeChanged(st) {
+		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
 	}
 	if len(st.Alerts.Hooks) > 0 {
 		fmt.Fprintln(w)
@@ -182,18 +258,111 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	}
 }
 
+// countsRequests reports whether a service's backends count requests
+// (the HTTP engine) rather than only connections.
+func countsRequests(s admin.Service) bool { return s.Protocol != "tcp" && s.Protocol != "udp" }
+
+// backendRequests is what Req/s counts: requests for HTTP services, new
+// connections for TCP and UDP ones.
+func backendRequests(s admin.Service, b admin.Backend) uint64 {
+	if countsRequests(s) {
+		return b.Requests
+	}
+	return b.Total
+}
+
+// backendErrors is the Errors column: failed requests, or failed connect
+// attempts where there are no requests.
+func backendErrors(s admin.Service, b admin.Backend) uint64 {
+	if countsRequests(s) {
+		return b.Errors
+	}
+	return b.ConnectFailures
+}
+
+// rater computes Req/s between two statuses.
+type rater struct {
+	prev    map[[2]string]uint64 // (service, address) → requests
+	seconds float64
+}
+
+func newRater(st, prev *admin.Status) rater {
+	if prev == nil || !st.Time.After(prev.Time) {
+		return rater{}
+	}
+	r := rater{prev: map[[2]string]uint64{}, seconds: st.Time.Sub(prev.Time).Seconds()}
+	for _, s := range prev.Services {
+		for _, b := range s.Backends {
+			r.prev[[2]string{s.Name, b.Address}] = backendRequests(s, b)
+		}
+	}
+	return r
+}
+
+// cell is the rate of b, or "-" without an earlier count to compare (no
+// earlier status, a backend just added, counters restarted).
+func (r rater) cell(s admin.Service, b admin.Backend) string {
+	before, ok := r.prev[[2]string{s.Name, b.Address}]
+	now := backendRequests(s, b)
+	if !ok || now < before {
+		return "-"
+	}
+	v := float64(now-before) / r.seconds
+	if v < 10 {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
 func backendState(b admin.Backend) string {
 	switch {
 	case !b.Healthy:
 		return "down"
 	case b.Weight == 0:
 		return "quiesced"
-	case !b.Available:
+	case !b.Available && (b.AdminState == "" || b.AdminState == "ready"):
 		return "full"
 	case b.SlowStart:
 		return "slow-start"
 	default:
 		return "up"
+	}
+}
+
+// adminCell is the operator's state of a backend and how it differs from
+// the config file; the fallback server has none.
+func adminCell(b admin.Backend) string {
+	if b.Role == admin.RoleFallback || b.AdminState == "" {
+		return "-"
+	}
+	if b.Runtime != "" {
+		return b.AdminState + "," + b.Runtime // one word, for awk
+	}
+	return b.AdminState
+}
+
+func runtimeChanged(st *admin.Status) bool {
+	for _, s := range st.Services {
+		if len(s.Removed) > 0 {
+			return true
+		}
+		for _, b := range s.Backends {
+			if b.Runtime != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// peerConfigs warns about peers whose adverts carry another config hash
+// than ours (only authenticated adverts carry one; "peers heard" marks
+// those that agree).
+func peerConfigs(w io.Writer, g admin.HAGroup, ours string) {
+	for _, p := range g.Peers {
+		if p.ConfigHash != "" && !strings.HasPrefix(ours, p.ConfigHash) {
+			fmt.Fprintf(w, "    WARNING: peer %s runs config %.12s, this node %.12s\n", p.Address, p.ConfigHash, ours)
+		}
 	}
 }
 

@@ -69,6 +69,10 @@ func (c *Config) applyDefaults() {
 		if s.Health != nil {
 			c.healthDefaults(s.Health, p+".health")
 		}
+		if s.Quiescent == nil {
+			// Spelled out so that the effective config shows it.
+			s.Quiescent = ptr(true)
+		}
 		defaultTo(c, &s.RemovalGrace, p+".removal_grace", Duration(defaultRemovalGrace))
 		if ps := s.Persistence; ps != nil {
 			pp := p + ".persistence"

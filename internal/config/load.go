@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -96,12 +97,17 @@ func (c *Config) Marshal() ([]byte, error) {
 }
 
 // Hash is the hex SHA-256 of the effective configuration, leaving out
-// node.name, which is the one setting meant to differ between the nodes of
-// a cluster. Two nodes whose files differ only in layout, comments or
-// spelled-out defaults have the same hash.
+// what is meant to differ between the nodes of a cluster: node.name, and
+// each HA group's unicast_peers (every node lists the others). Two nodes
+// whose files differ only in layout, comments, spelled-out defaults or
+// those settings have the same hash; peers compare it (docs/operations.md).
 func (c *Config) Hash() string {
 	shared := *c
 	shared.Node.Name = ""
+	shared.HA.Groups = slices.Clone(c.HA.Groups)
+	for i := range shared.HA.Groups {
+		shared.HA.Groups[i].UnicastPeers = nil
+	}
 	b, err := shared.Marshal()
 	if err != nil {
 		// Every schema type encodes; failing here is a programming error.

@@ -7,6 +7,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"slices"
 	"strings"
+	"time"
 )
 
 var _ admin.Source = (*Daemon)(nil)
@@ -14,7 +15,7 @@ var _ admin.Source = (*Daemon)(nil)
 // Status reports the running state for the admin API. It reads only the
 // published snapshot and atomics, so it is safe from any goroutine.
 func (d *Daemon) Status() admin.Status {
-	st := admin.Status{Version: d.opt.Version, Started: d.started}
+	st := admin.Status{Version: d.opt.Version, Started: d.started, Time: time.Now()}
 	snap := d.snap.Load()
 	if snap == nil {
 		return st
@@ -48,6 +49,7 @@ func (d *Daemon) Status() admin.Status {
 			Listen:    svc.Listen.String(),
 			Scheduler: svc.Scheduler,
 			Backends:  []admin.Backend{},
+			Removed:   snap.removed[svc.Name],
 		}
 		if p := svc.Persistence(); p != nil {
 			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
@@ -56,23 +58,27 @@ func (d *Daemon) Status() admin.Status {
 			s.Counters = l.counters()
 		}
 		for _, b := range svc.Primary() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RolePrimary, probes, svc.Name))
+			bs := backendStatus(b, admin.RolePrimary, probes, svc)
+			bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+			s.Backends = append(s.Backends, bs)
 		}
 		for _, b := range svc.Backup() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleBackup, probes, svc.Name))
+			bs := backendStatus(b, admin.RoleBackup, probes, svc)
+			bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+			s.Backends = append(s.Backends, bs)
 		}
 		if b := svc.Fallback(); b != nil {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback, nil, ""))
+			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback, nil, svc))
 		}
 		st.Services = append(st.Services, s)
 	}
 	return st
 }
 
-func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, service string) admin.Backend {
+func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, svc *balancer.Service) admin.Backend {
 	s := b.Stats()
 	var h *admin.Health
-	if ps, ok := probes[watchID(service, b.Addr)]; ok {
+	if ps, ok := probes[watchID(svc.Name, b.Addr)]; ok {
 		h = &admin.Health{
 			Check:          ps.Check,
 			State:          ps.State.String(),
@@ -85,9 +91,10 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 			Failures:       ps.Failures,
 			Flaps:          ps.Flaps,
 			Shared:         ps.Shared,
+			Durations:      histogram(ps.Durations),
 		}
 	}
-	return admin.Backend{
+	ab := admin.Backend{
 		SlowStart:       s.Ramping,
 		Health:          h,
 		Address:         b.Addr.String(),
@@ -96,12 +103,30 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 		MaxConnections:  s.MaxConnections,
 		Healthy:         s.Healthy,
 		Available:       b.Available(),
+		AdminState:      b.AdminState().String(),
 		Active:          s.Active,
 		Total:           s.Total,
 		ConnectFailures: s.ConnectFailed,
 		BytesIn:         s.BytesIn,
 		BytesOut:        s.BytesOut,
+
+		ConfiguredWeight: b.ConfiguredWeight(),
 	}
+	switch svc.Protocol {
+	case "tcp":
+		ab.Lifetimes = histogram(b.ConnectionLifetimes())
+	case "udp": // sessions end by idle timeout: their lifetimes say little
+	default: // the L7 engine's services count requests
+		r := b.RequestStats()
+		ab.Requests, ab.Errors, ab.Latency = r.Requests, r.Errors, histogram(r.Latency)
+	}
+	return ab
+}
+
+// histogram converts a balancer histogram for the API; the bounds are
+// shared, not copied.
+func histogram(s balancer.HistogramSnapshot) *admin.Histogram {
+	return &admin.Histogram{Bounds: balancer.LatencyBounds[:], Counts: s.Counts[:], Count: s.Count, Sum: s.Sum}
 }
 
 // AdminAddr is the admin API's bound address, or "" when it is off.
@@ -151,6 +176,15 @@ func (d *Daemon) haStatus() []admin.HAGroup {
 			Transitions:        vs.Transitions,
 			AdvertsSent:        vs.AdvertsSent,
 			AdvertsReceived:    vs.AdvertsReceived,
+			SendErrors:         vs.SendErrors,
+			VIPsHeld:           vs.VIPsHeld,
+		}
+		for _, p := range vs.Peers {
+			g.Peers = append(g.Peers, admin.HAPeer{
+				Address: p.Addr.String(), Priority: int(p.Priority),
+				IntervalMS: float64(p.Interval.Microseconds()) / 1000,
+				LastHeard:  p.LastHeard, Adverts: p.Adverts, ConfigHash: p.ConfigHash,
+			})
 		}
 		if vs.Master.IsValid() {
 			g.Master = vs.Master.String()

@@ -31,6 +31,16 @@ type Packet struct {
 	// Err is why the packet is not a valid advert (wrapping one of the
 	// package's sentinel errors); Advert is then zero.
 	Err error
+	// ConfigHash is the hex of the config hash prefix an authenticated
+	// advert carried; "" when none.
+	ConfigHash string
+}
+
+// ConfigHasher is a Conn whose adverts can carry the sender's config
+// hash to its peers (the authenticated ones). SetConfigHash may be called
+// from any goroutine, at any time.
+type ConfigHasher interface {
+	SetConfigHash(h []byte)
 }
 
 // Announcer takes and gives up the virtual addresses. The netif package
@@ -47,6 +57,21 @@ type Announcer interface {
 	// Announce re-sends gratuitous ARP/NA for addresses already held: the
 	// winner of a split brain corrects the neighbours' caches with it.
 	Announce(ctx context.Context, vips []netip.Addr) error
+}
+
+// A HandoverAnnouncer can keep a previous master's connections alive
+// across a planned hand-over: when we take the addresses from a master
+// that is still up (it released them or shut down, or we preempted it), it
+// goes on serving the connections it has on them for a while, and we pass
+// it their packets, which the neighbours now send to us.
+type HandoverAnnouncer interface {
+	Announcer
+	// AcquireFrom is Acquire when the previous master, prev (the address
+	// its adverts came from), is alive.
+	AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error
+	// ReleaseTo is Release when next, a live master, has taken over: the
+	// addresses may stay a while longer for the connections on them.
+	ReleaseTo(ctx context.Context, vips []netip.Addr, next netip.Addr) error
 }
 
 // Family is an address family for a Conn.
