@@ -36,6 +36,7 @@ type exchange struct {
 	// connection cannot continue after the response.
 	bodyCut bool
 
+	end     time.Time // when the backend's part ended
 	status  int
 	in, out int64
 	wait    time.Duration
@@ -98,12 +99,17 @@ func (ex *exchange) connect() int {
 				return 503
 			}
 		}
-		ex.picked = time.Now()
+		// The clock is read as rarely as possible (it shows in profiles):
+		// the first pick happens at the start, for all it matters.
+		ex.picked = ex.start
+		if attempt > 0 {
+			ex.picked = time.Now()
+		}
 		// Acquired before the dial so least-connection schedulers count
 		// requests still connecting.
 		b.Acquire()
 		hp := c.p.pool(s, b)
-		u, reused, err := c.p.upstream(s, hp, false)
+		u, reused, err := c.p.upstream(s, hp, false, ex.picked)
 		if err == nil {
 			ex.b, ex.hp, ex.u, ex.reused = b, hp, u, reused
 			break
@@ -130,9 +136,9 @@ func (ex *exchange) connect() int {
 }
 
 // upstream returns a pooled connection to hp's backend, or a new one.
-func (p *Proxy) upstream(s *snapshot, hp *hostPool, fresh bool) (*upConn, bool, error) {
+func (p *Proxy) upstream(s *snapshot, hp *hostPool, fresh bool, now time.Time) (*upConn, bool, error) {
 	if !fresh {
-		if u := hp.get(); u != nil {
+		if u := hp.get(now); u != nil {
 			p.upstreamReuses.Add(1)
 			return u, true, nil
 		}
@@ -224,7 +230,7 @@ func (ex *exchange) relay(n int) bool {
 // a new one to the same backend.
 func (ex *exchange) redial() bool {
 	ex.u.close()
-	u, _, err := ex.c.p.upstream(ex.s, ex.hp, true)
+	u, _, err := ex.c.p.upstream(ex.s, ex.hp, true, ex.picked)
 	if err != nil {
 		ex.u = nil
 		ex.b.ConnectFailed()
@@ -313,7 +319,9 @@ func (ex *exchange) readResponseHead(method []byte, retryable bool) (status int,
 			u.br.Discard(n)
 			continue
 		}
-		ex.wait = time.Since(ex.start)
+		if s.accessLog != nil {
+			ex.wait = time.Since(ex.start)
+		}
 		u.br.Discard(n)
 		return 0, false
 	}
@@ -401,6 +409,7 @@ func (ex *exchange) relayResponse() bool {
 		c.p.aborted.Add(1)
 		return ex.abort(true)
 	}
+	ex.end = time.Now()
 	// The backend's part is over: its connection goes back to the pool
 	// before the client's last write, ready for the next request. (A body
 	// delimited by the close has resp.Close set; a chunked one decoded for
@@ -408,7 +417,7 @@ func (ex *exchange) relayResponse() bool {
 	if resp.Close || ex.bodyCut || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
-		u.hp.put(u, s.maxIdle)
+		u.hp.put(u, s.maxIdle, ex.end)
 	}
 	ex.u = nil
 	if resp.Status >= 500 {
@@ -487,8 +496,11 @@ func (ex *exchange) done() {
 // release ends the backend's part: its in-flight count and counters.
 func (ex *exchange) release() {
 	if ex.b != nil {
+		if ex.end.IsZero() {
+			ex.end = time.Now()
+		}
 		ex.b.Release(ex.in, ex.out)
-		ex.b.ObserveRequest(ex.failed, time.Since(ex.picked))
+		ex.b.ObserveRequest(ex.failed, ex.end.Sub(ex.picked))
 		ex.b = nil
 	}
 }
@@ -515,6 +527,9 @@ func (ex *exchange) log() {
 	e.Status = ex.status
 	e.BytesIn, e.BytesOut = ex.in, ex.out
 	e.Wait = ex.wait
-	e.Total = time.Since(ex.start)
+	if ex.end.IsZero() {
+		ex.end = time.Now()
+	}
+	e.Total = ex.end.Sub(ex.start)
 	s.accessLog(e)
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -286,10 +287,11 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 		// client take a truncated body for a whole one.
 		panic(http.ErrAbortHandler)
 	}
+	ex.end = time.Now()
 	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
-		u.hp.put(u, s.maxIdle)
+		u.hp.put(u, s.maxIdle, ex.end)
 	}
 	ex.u = nil
 	if resp.Status >= 500 {

@@ -91,9 +91,9 @@ type upConn struct {
 	peek   peeker
 }
 
-// get pops the most recently used idle connection, or returns nil.
-func (hp *hostPool) get() *upConn {
-	now := time.Now()
+// get pops the most recently used idle connection, or returns nil. now
+// is about the current time, to tell aged-out connections.
+func (hp *hostPool) get(now time.Time) *upConn {
 	for {
 		hp.mu.Lock()
 		n := len(hp.idle)
@@ -126,8 +126,8 @@ func (hp *hostPool) get() *upConn {
 //
 // A pooled connection holds no buffers: the caller checked nothing is
 // buffered, and get takes new ones from their pools.
-func (hp *hostPool) put(u *upConn, maxIdle int) {
-	u.idleAt = time.Now()
+func (hp *hostPool) put(u *upConn, maxIdle int, now time.Time) {
+	u.idleAt = now
 	if u.br != nil {
 		putReader(u.br)
 		putWriter(u.bw)

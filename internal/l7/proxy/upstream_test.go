@@ -30,19 +30,19 @@ func TestHostPool(t *testing.T) {
 	}
 	// Bounded: the fourth put finds the pool full and closes.
 	for _, u := range us {
-		hp.put(u, 3)
+		hp.put(u, 3, time.Now())
 	}
 	if len(hp.idle) != 3 || len(hp.all) != 3 {
 		t.Fatalf("idle %d, open %d; want 3 and 3", len(hp.idle), len(hp.all))
 	}
 	// LIFO: the warmest first.
-	if got := hp.get(); got != us[2] {
+	if got := hp.get(time.Now()); got != us[2] {
 		t.Errorf("get: got connection %p, want the last put (%p)", got, us[2])
 	}
 	// Aged out at the bottom: pruned by the next put.
 	hp.idle[0].idleAt = time.Now().Add(-2 * upstreamMaxIdle)
 	oldest := hp.idle[0]
-	hp.put(us[2], 3)
+	hp.put(us[2], 3, time.Now())
 	for _, u := range hp.idle {
 		if u == oldest {
 			t.Error("an aged-out idle connection was kept")
@@ -55,7 +55,7 @@ func TestHostPool(t *testing.T) {
 	for _, u := range hp.idle {
 		u.idleAt = time.Now().Add(-2 * upstreamMaxIdle)
 	}
-	if got := hp.get(); got != nil {
+	if got := hp.get(time.Now()); got != nil {
 		t.Errorf("get returned an aged-out connection")
 	}
 	if len(hp.all) != 0 {
@@ -64,7 +64,7 @@ func TestHostPool(t *testing.T) {
 	// Retired: nothing is pooled any more.
 	u, _ := fakeUp(t, hp)
 	hp.retire()
-	hp.put(u, 3)
+	hp.put(u, 3, time.Now())
 	if len(hp.idle) != 0 || len(hp.all) != 0 {
 		t.Errorf("retired pool kept a connection")
 	}
