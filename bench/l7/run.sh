@@ -44,6 +44,8 @@
 #                       here; "-" = stdout only
 #   PORT_BASE [18080]   first of 8 consecutive loopback ports; moved up by
 #                       100 until all 8 are free
+#   KEEP [0]            1: keep the work directory (configs, logs, every wrk
+#                       output) and print its path
 #   QUIET_WAIT [30]     before each run, wait until other programs use less
 #                       than QUIET_BUSY [25] % of a core; at most QUIET_WAIT
 #                       seconds in total per invocation
@@ -76,6 +78,7 @@ TARGETS=${TARGETS:-"direct fulcrum haproxy nginx caddy"}
 PORT_BASE=${PORT_BASE:-18080}
 QUIET_WAIT=${QUIET_WAIT:-30}
 QUIET_BUSY=${QUIET_BUSY:-25}
+KEEP=${KEEP:-0}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -119,7 +122,7 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null || true
 	done
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	if [[ $KEEP == 1 ]]; then log "work directory kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 129' HUP
