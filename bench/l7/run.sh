@@ -99,6 +99,7 @@ for v in WARMUP QUIET_WAIT QUIET_BUSY; do
 done
 for c in $CONNS; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "CONNS: $c is not a positive integer"; done
 [[ -n ${CONNS// /} ]] || die "CONNS is empty"
+[[ $PIN == auto || $PIN == 0 ]] || die "PIN=$PIN: want auto or 0"
 [[ $HAPROXY_REUSE =~ ^(never|safe|aggressive|always)$ ]] || die "HAPROXY_REUSE=$HAPROXY_REUSE: want never, safe, aggressive or always"
 ((BODY_BYTES >= 32 && BODY_BYTES <= 4000)) || die "BODY_BYTES=$BODY_BYTES: want 32..4000"
 all_targets="direct fulcrum haproxy nginx caddy"
@@ -111,8 +112,10 @@ has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 work=$(mktemp -d /tmp/fulcrum-l7bench.XXXXXX)
 chmod 755 "$work" # nginx workers run as nobody
 pids=()
+wrk_pid=""
 cleanup() {
 	local p i
+	if [[ -n $wrk_pid ]]; then kill -TERM "$wrk_pid" 2>/dev/null || true; fi
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do
 		for ((i = 0; i < 30; i++)); do
@@ -197,8 +200,6 @@ if [[ $PIN == auto ]] && ((ncpu > CPUS)); then
 	proxy_cpus=0 load_cpus=$CPUS
 	if ((CPUS > 1)); then proxy_cpus="0-$((CPUS - 1))"; fi
 	if ((ncpu - 1 > CPUS)); then load_cpus="$CPUS-$((ncpu - 1))"; fi
-elif [[ $PIN != 0 && $PIN != auto ]]; then
-	die "PIN=$PIN: want auto or 0"
 fi
 BACKEND_CPUS=${BACKEND_CPUS:-$load_cpus}
 WRK_CPUS=${WRK_CPUS:-$load_cpus}
@@ -623,8 +624,12 @@ wait_quiet() {
 run_wrk() {
 	local t=$1 c=$2 d=$3 threads=$WRK_THREADS
 	((threads <= c)) || threads=$c
+	# In the background so that a signal ends the script at once (bash runs
+	# traps only after a foreground child ends); cleanup kills wrk_pid.
 	(on_cpus "$WRK_CPUS" timeout -k 5 $((d + 30)) wrk -t "$threads" -c "$c" -d "${d}s" \
-		--timeout "$WRK_TIMEOUT" --latency -s "$work/report.lua" "http://${addr_of[$t]}/") >"$4" 2>&1
+		--timeout "$WRK_TIMEOUT" --latency -s "$work/report.lua" "http://${addr_of[$t]}/") >"$4" 2>&1 &
+	wrk_pid=$!
+	wait "$wrk_pid"
 }
 
 mkdir -p "$work/res" "$work/wrk"
