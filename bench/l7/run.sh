@@ -42,10 +42,15 @@
 #   FULCRUM_BIN         use this fulcrum binary instead of building one
 #   OUT [bench/l7/results-<UTC date and time>.md]  also write the report
 #                       here; "-" = stdout only
-#   PORT_BASE [18080]   first of 8 consecutive loopback ports; moved up by
-#                       100 until all 8 are free
+#   PORT_BASE [18080]   first of 6 consecutive loopback ports; moved up by
+#                       100 until all 6 are free
 #   KEEP [0]            1: keep the work directory (configs, logs, every wrk
 #                       output) and print its path
+#   NICE [0]            run the bench (proxies, backends, wrk) at this
+#                       priority, e.g. -10 on a shared machine; with
+#                       autogroup scheduling the script re-runs itself in a
+#                       session of its own and sets that session's autogroup
+#                       nice (bench/lib.sh)
 #   QUIET_WAIT [30]     before each run, wait until other programs use less
 #                       than QUIET_BUSY [25] % of a core; at most QUIET_WAIT
 #                       seconds in total per invocation
@@ -79,6 +84,7 @@ PORT_BASE=${PORT_BASE:-18080}
 QUIET_WAIT=${QUIET_WAIT:-30}
 QUIET_BUSY=${QUIET_BUSY:-25}
 KEEP=${KEEP:-0}
+NICE=${NICE:-0}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -90,6 +96,9 @@ die() {
 	log "$*"
 	exit 1
 }
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
+bench_nice_session "${BASH_SOURCE[0]}" "$@"
 
 for v in DURATION REPEAT CPUS BODY_BYTES BACKEND_WORKERS UPSTREAM_IDLE PORT_BASE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: want a positive integer"
@@ -109,29 +118,10 @@ read -r -a targets <<<"$TARGETS"
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 # ---- cleanup: every process started here is recorded and killed on exit ----
-work=$(mktemp -d /tmp/fulcrum-l7bench.XXXXXX)
+bench_start fulcrum-l7bench
 chmod 755 "$work" # nginx workers run as nobody
-pids=()
 wrk_pid=""
-cleanup() {
-	local p i
-	if [[ -n $wrk_pid ]]; then kill -TERM "$wrk_pid" 2>/dev/null || true; fi
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do
-		for ((i = 0; i < 30; i++)); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	if [[ $KEEP == 1 ]]; then log "work directory kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 141' PIPE
-trap 'exit 143' TERM
+bench_before_cleanup() { if [[ -n $wrk_pid ]]; then kill -TERM "$wrk_pid" 2>/dev/null; fi; }
 
 # 512 connections through a proxy need ~1100 descriptors in one process.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -151,16 +141,7 @@ for cmd in nginx wrk curl; do command -v "$cmd" >/dev/null || need+=("${pkg_of[$
 for cmd in haproxy caddy; do
 	if has_target "$cmd" && ! command -v "$cmd" >/dev/null; then need+=("${pkg_of[$cmd]}"); fi
 done
-if ((${#need[@]} > 0)); then
-	log "installing ${need[*]} with apt-get (waits up to 10 min for the dpkg lock)"
-	export DEBIAN_FRONTEND=noninteractive
-	apt=(apt-get -o DPkg::Lock::Timeout=600)
-	for p in "${need[@]}"; do
-		"${apt[@]}" install -y --no-install-recommends "$p" >&2 ||
-			{ "${apt[@]}" update >&2 && "${apt[@]}" install -y --no-install-recommends "$p" >&2; } ||
-			log "cannot install $p"
-	done
-fi
+for p in "${need[@]}"; do bench_apt_install "$p" || log "cannot install $p"; done
 for cmd in nginx wrk curl; do command -v "$cmd" >/dev/null || die "$cmd is missing and could not be installed"; done
 for cmd in haproxy caddy; do
 	if has_target "$cmd" && ! command -v "$cmd" >/dev/null; then set_na "$cmd" "$cmd is not installed and apt-get could not install it"; fi
@@ -170,24 +151,7 @@ nginx -V 2>&1 | grep -q http_stub_status_module || die "this nginx has no stub_s
 # ---- build fulcrum ----
 fulcrum_version=""
 if has_target fulcrum; then
-	if [[ -n ${FULCRUM_BIN:-} ]]; then
-		cp "$FULCRUM_BIN" "$work/fulcrum" || die "cannot copy FULCRUM_BIN=$FULCRUM_BIN"
-		fulcrum_from=$FULCRUM_BIN
-	else
-		src=$root
-		fulcrum_from="working tree at $(git -C "$root" describe --always --dirty 2>/dev/null || echo "an unknown commit")"
-		if [[ -n ${FULCRUM_REV:-} ]]; then
-			src=$work/src
-			mkdir -p "$src"
-			git -C "$root" archive "$FULCRUM_REV" | tar -x -C "$src" || die "cannot export revision $FULCRUM_REV"
-			fulcrum_from="$FULCRUM_REV = $(git -C "$root" rev-parse --short "$FULCRUM_REV")"
-		fi
-		log "building fulcrum ($fulcrum_from)"
-		if ! (cd "$src" && timeout 600 go build -o "$work/fulcrum" ./cmd/fulcrum) >"$work/fulcrum-build.log" 2>&1; then
-			cat "$work/fulcrum-build.log" >&2
-			set_na fulcrum "build failed: $(grep -v '^#' "$work/fulcrum-build.log" | head -1)"
-		fi
-	fi
+	build_fulcrum "$root" || set_na fulcrum "build failed: $fulcrum_build_error"
 	if [[ -z ${na[fulcrum]:-} ]]; then
 		fulcrum_version="$("$work/fulcrum" version 2>&1 | sed -n 1p || true) ($fulcrum_from)"
 	fi
@@ -221,22 +185,9 @@ if [[ -n $proxy_cpus ]]; then
 else
 	placement="not pinned (PIN=$PIN, nproc=$ncpu, CPUS=$CPUS)"
 fi
-on_cpus() { # on_cpus CPULIST CMD... — exec CMD pinned to CPULIST ("" = anywhere)
-	local cpus=$1
-	shift
-	if [[ -n $cpus ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
-}
 
 # ---- ports ----
-port_free() { [[ -z $(ss -Htanl "( sport = :$1 )" 2>/dev/null) ]]; }
-base=$PORT_BASE
-for ((try = 1; ; try++)); do
-	ok=1
-	for i in 0 1 2 3 4 5 6 7; do port_free $((base + i)) || { ok=0; break; }; done
-	((ok)) && break
-	((try < 10)) || die "no 8 consecutive free ports found from $PORT_BASE"
-	base=$((base + 100))
-done
+base=$(bench_ports 6)
 ip=127.0.0.1
 be1=$ip:$base be2=$ip:$((base + 1))
 declare -A addr_of=(
@@ -715,17 +666,6 @@ for ((r = 1; r <= REPEAT; r++)); do
 done
 
 # ---- report ----
-median() { # median FILE — "-" when FILE is missing or empty
-	if [[ ! -s $1 ]]; then
-		echo -
-		return
-	fi
-	sort -g "$1" | awk '{a[NR]=$1} END{if(NR%2)print a[(NR+1)/2];else print (a[NR/2]+a[NR/2+1])/2}'
-}
-sum() { if [[ -s $1 ]]; then awk '{s+=$1} END{print s+0}' "$1"; else echo -; fi; }
-spread() { sort -g "$1" | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}'; }
-fmt0() { awk -v v="$1" 'BEGIN{if(v=="-")print "-";else printf "%.0f\n", v}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(a=="-"||b=="-"||b==0)print "-";else printf "%.2f\n", a/b}'; }
 md_escape() { sed 's/|/\\|/g'; }
 
 report() {
@@ -743,7 +683,7 @@ report() {
 	if [[ -n $caddy_version ]]; then echo "- Caddy $caddy_version: GOMAXPROCS=$CPUS, reverse_proxy round_robin, $UPSTREAM_IDLE idle conns per backend"; fi
 	echo "- backends: 2 × nginx $nginx_version (worker_processes $BACKEND_WORKERS each), GET / → 200 with a $BODY_BYTES-byte body, keep-alive, no access log"
 	echo "- load: $(wrk -v 2>&1 | sed -n '1s/ \[.*//p'), $WRK_THREADS thread(s), keep-alive, --timeout $WRK_TIMEOUT"
-	echo "- placement: $placement"
+	echo "- placement: $placement$( ((NICE == 0)) || echo ", nice $NICE")"
 	echo "- median of $REPEAT runs of ${DURATION}s each, each after a discarded ${WARMUP}s warm-up; runs interleaved across targets"
 	echo
 	echo "| target | conns | req/s | p50 ms | p99 ms | proxy CPU % | req per proxy CPU-s | new upstream conns | errors |"
@@ -764,18 +704,18 @@ report() {
 	echo
 	if has_target fulcrum && has_target haproxy; then
 		for c in "${conns[@]}"; do
-			local f="$work/res/fulcrum.$c" h="$work/res/haproxy.$c" rr pr er
+			local f="$work/res/fulcrum.$c" h="$work/res/haproxy.$c"
 			if [[ -n ${na[fulcrum]:-} || -n ${na[haproxy]:-} ]]; then
 				echo "fulcrum / HAProxy at $c connections: n/a (fulcrum: ${na[fulcrum]:-ok}; haproxy: ${na[haproxy]:-ok})" | md_escape
 				echo
 				continue
 			fi
-			rr=$(ratio "$(median "$f.rps")" "$(median "$h.rps")")
-			pr=$(ratio "$(median "$f.p99")" "$(median "$h.p99")")
-			er=$(ratio "$(median "$f.eff")" "$(median "$h.eff")")
-			printf 'fulcrum / HAProxy at %s connections: req/s **%s×**, p99 **%s×**; req per proxy CPU-second %s×' "$c" "$rr" "$pr" "$er"
-			if [[ $c == 64 && $rr != - && $pr != - ]]; then
-				if awk -v r="$rr" -v p="$pr" 'BEGIN{exit !(r >= 1.0 && p <= 1.25)}'; then
+			local frps hrps fp99 hp99
+			frps=$(median "$f.rps") hrps=$(median "$h.rps") fp99=$(median "$f.p99") hp99=$(median "$h.p99")
+			printf 'fulcrum / HAProxy at %s connections: req/s **%s**, p99 **%s**; req per proxy CPU-second %s' "$c" \
+				"$(ratio "$frps" "$hrps")" "$(ratio "$fp99" "$hp99")" "$(ratio "$(median "$f.eff")" "$(median "$h.eff")")"
+			if [[ $c == 64 && $frps != - && $hrps != - && $fp99 != - && $hp99 != - ]]; then
+				if awk -v fr="$frps" -v hr="$hrps" -v fp="$fp99" -v hp="$hp99" 'BEGIN{exit !(fr >= hr && fp <= 1.25 * hp)}'; then
 					printf ' — goal (≥ 1.0× req/s, p99 ≤ 1.25×) met'
 				else
 					printf ' — goal (≥ 1.0× req/s, p99 ≤ 1.25×) not met'
