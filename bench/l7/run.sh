@@ -639,8 +639,10 @@ measure() {
 	echo "$errs" >>"$work/res/$key.err"
 	echo "$newconns" >>"$work/res/$key.conns"
 	if [[ -n $proxy_cpus ]]; then echo $((pbusy - ${cpu:-0})) >>"$work/res/other"; fi
-	log "$(printf '%-7s c=%-4s %8s req/s p50=%sms p99=%sms proxy_cpu=%s%% cpus(proxy/load)=%s%%/%s%% new_upstream_conns=%s errors=%s' \
-		"$t" "$c" "$rps" "$(ms "$p50")" "$(ms "$p99")" "${cpu:--}" "${proxy_cpus:+$pbusy}" "${load_cpus:+$lbusy}" "$newconns" "$errs")"
+	local busy="cpus(proxy/load)=$pbusy%/$lbusy%"
+	if [[ -z $proxy_cpus ]]; then busy="cpus(all)=$pbusy%"; fi
+	log "$(printf '%-7s c=%-4s %8s req/s p50=%sms p99=%sms proxy_cpu=%s%% %s new_upstream_conns=%s errors=%s' \
+		"$t" "$c" "$rps" "$(ms "$p50")" "$(ms "$p99")" "${cpu:--}" "$busy" "$newconns" "$errs")"
 	# The backends must have served every request wrk counted.
 	if ((breq < req)); then
 		log "WARNING: $t: wrk counted $req responses but the backends served only $breq requests"
