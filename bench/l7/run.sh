@@ -135,11 +135,11 @@ set_na() {
 }
 
 # ---- install what is missing ----
-declare -A pkg_of=([nginx]=nginx [wrk]=wrk [curl]=curl [haproxy]=haproxy [caddy]=caddy)
+# (Each command comes in the Debian package of the same name.)
 need=()
-for cmd in nginx wrk curl; do command -v "$cmd" >/dev/null || need+=("${pkg_of[$cmd]}"); done
+for cmd in nginx wrk curl; do command -v "$cmd" >/dev/null || need+=("$cmd"); done
 for cmd in haproxy caddy; do
-	if has_target "$cmd" && ! command -v "$cmd" >/dev/null; then need+=("${pkg_of[$cmd]}"); fi
+	if has_target "$cmd" && ! command -v "$cmd" >/dev/null; then need+=("$cmd"); fi
 done
 for p in "${need[@]}"; do bench_apt_install "$p" || log "cannot install $p"; done
 for cmd in nginx wrk curl; do command -v "$cmd" >/dev/null || die "$cmd is missing and could not be installed"; done
@@ -223,7 +223,6 @@ body_of() {
 	head -c $((BODY_BYTES - ${#head})) /dev/zero | tr '\0' x
 }
 body1=$(body_of 1) body2=$(body_of 2)
-backend_pids=()
 for n in 1 2; do
 	baddr=$be1 body=$body1
 	if ((n == 2)); then baddr=$be2 body=$body2; fi
@@ -258,7 +257,6 @@ http {
 }
 EOF
 	(on_cpus "$BACKEND_CPUS" nginx -e "$work/be$n/error.log" -p "$work/be$n" -c "$work/be$n/nginx.conf") >"$work/be$n/out.log" 2>&1 &
-	backend_pids+=("$!")
 	pids+=("$!")
 	wait_http "$baddr" "$!" "$work/be$n/error.log" || die "backend $n (nginx on $baddr) did not start"
 	got=$(curl -s --max-time 2 "http://$baddr/") || die "backend $n does not answer"
