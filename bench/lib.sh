@@ -1,7 +1,8 @@
 # bench/lib.sh — shell helpers shared by the bench/*/run.sh scripts: a work
 # directory whose processes are killed on exit, a session of its own for
 # NICE, CPU pinning, free loopback ports, apt-get installs, fulcrum built
-# from the tree, a revision or a binary, and medians of result files.
+# from the tree, a revision or a binary, waiting for a quiet machine, and
+# medians of result files.
 #
 # Source it after `set -euo pipefail` and after defining log and die.
 # shellcheck shell=bash
@@ -120,6 +121,23 @@ build_fulcrum() {
 		fulcrum_build_error=$(grep -v '^#' "$work/fulcrum-build.log" | head -1)
 		return 1
 	fi
+}
+
+# wait_quiet — wait until other programs use less than QUIET_BUSY % of a
+# core, as the script's busy_probe prints it (one probe takes ~0.5 s),
+# within a budget of QUIET_WAIT seconds per invocation.
+wait_quiet() {
+	local busy
+	: "${quiet_left:=$((QUIET_WAIT * 2))}"
+	while :; do
+		busy=$(busy_probe)
+		awk -v b="$busy" -v m="$QUIET_BUSY" 'BEGIN{exit !(b+0 < m+0)}' && return 0
+		if ((quiet_left <= 0)); then
+			log "other programs keep ${busy}% of a core busy; measuring anyway"
+			return 0
+		fi
+		quiet_left=$((quiet_left - 1))
+	done
 }
 
 # median FILE — the median of the numbers in FILE, one a line; "-" when

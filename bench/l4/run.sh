@@ -239,21 +239,8 @@ read -r -a targets <<<"$TARGETS"
 mkdir -p "$work/res"
 retries=0 noisy=0
 
-# wait_quiet — wait for other programs to calm down, within what is left of
-# the QUIET_WAIT budget.
-quiet_left=$((QUIET_WAIT * 2)) # in 0.5 s probes
-wait_quiet() {
-	local busy
-	while :; do
-		busy=$("$work/loadgen" -mode idle -d 0.5s | json_num busy_pct)
-		lt "$busy" "$QUIET_BUSY" && return 0
-		if ((quiet_left <= 0)); then
-			log "other programs keep ${busy}% of a core busy; measuring anyway"
-			return 0
-		fi
-		quiet_left=$((quiet_left - 1))
-	done
-}
+# busy_probe — % of a core that other programs use, over 0.5 s (wait_quiet).
+busy_probe() { "$work/loadgen" -mode idle -d 0.5s | json_num busy_pct; }
 
 # run_loadgen MODE TARGET — one measurement; prints loadgen's JSON line.
 run_loadgen() {

@@ -550,23 +550,13 @@ backend_counts() {
 	echo "$acc $req"
 }
 
-# wait_quiet — wait for other programs to calm down, within what is left of
-# the QUIET_WAIT budget (0.5 s probes).
-quiet_left=$((QUIET_WAIT * 2))
-wait_quiet() {
-	local s0 s1 busy
-	while :; do
-		s0=$(cpu_snap)
-		sleep 0.5
-		s1=$(cpu_snap)
-		busy=$(busy_pct "$s0" "$s1" "")
-		((busy < QUIET_BUSY)) && return 0
-		if ((quiet_left <= 0)); then
-			log "other programs keep ${busy}% of a core busy; measuring anyway"
-			return 0
-		fi
-		quiet_left=$((quiet_left - 1))
-	done
+# busy_probe — % of a core all programs use over 0.5 s (wait_quiet; between
+# runs everything started here is idle).
+busy_probe() {
+	local s0
+	s0=$(cpu_snap)
+	sleep 0.5
+	busy_pct "$s0" "$(cpu_snap)" ""
 }
 
 # run_wrk T C SECONDS OUTFILE — one wrk run, bounded in time.
