@@ -40,6 +40,11 @@
 #   FULCRUM_REV         build fulcrum from this git revision (git archive)
 #                       instead of the working tree, e.g. HEAD or l7engine
 #   FULCRUM_BIN         use this fulcrum binary instead of building one
+#   FULCRUM_MAX_IDLE    set fulcrum's http.max_idle_per_backend (its
+#                       default, 64, makes it open and close upstream
+#                       connections at 512 connections; UPSTREAM_IDLE
+#                       matches what nginx and Caddy get); unset: the
+#                       minimal config, fulcrum's defaults
 #   OUT [bench/l7/results-<UTC date and time>.md]  also write the report
 #                       here; "-" = stdout only
 #   PORT_BASE [18080]   first of 6 consecutive loopback ports; moved up by
@@ -79,6 +84,7 @@ BODY_BYTES=${BODY_BYTES:-200}
 BACKEND_WORKERS=${BACKEND_WORKERS:-1}
 HAPROXY_REUSE=${HAPROXY_REUSE:-always}
 UPSTREAM_IDLE=${UPSTREAM_IDLE:-1024}
+FULCRUM_MAX_IDLE=${FULCRUM_MAX_IDLE:-}
 TARGETS=${TARGETS:-"direct fulcrum haproxy nginx caddy"}
 PORT_BASE=${PORT_BASE:-18080}
 QUIET_WAIT=${QUIET_WAIT:-30}
@@ -103,6 +109,7 @@ bench_nice_session "${BASH_SOURCE[0]}" "$@"
 for v in DURATION REPEAT CPUS BODY_BYTES BACKEND_WORKERS UPSTREAM_IDLE PORT_BASE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: want a positive integer"
 done
+[[ -z $FULCRUM_MAX_IDLE || $FULCRUM_MAX_IDLE =~ ^[1-9][0-9]*$ ]] || die "FULCRUM_MAX_IDLE=$FULCRUM_MAX_IDLE: want a positive integer"
 for v in WARMUP QUIET_WAIT QUIET_BUSY; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v}: want a number"
 done
@@ -408,6 +415,9 @@ services:
       - { address: $be1 }
       - { address: $be2 }
 EOF
+	if [[ -n $FULCRUM_MAX_IDLE ]]; then
+		printf '    http: { max_idle_per_backend: %s }\n' "$FULCRUM_MAX_IDLE" >>"$work/fulcrum.yaml"
+	fi
 	if ! "$work/fulcrum" check -c "$work/fulcrum.yaml" >"$work/fulcrum.log" 2>&1; then
 		set_na fulcrum "$(grep -v '^$' "$work/fulcrum.log" | head -1 | sed "s|^$work/fulcrum.yaml:[0-9:]* *||")"
 	else
@@ -666,7 +676,11 @@ report() {
 	echo
 	echo "- machine: $ncpu CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)), Linux $(uname -r)"
 	if has_target fulcrum; then
-		if [[ -n $fulcrum_version ]]; then echo "- fulcrum: $fulcrum_version, GOMAXPROCS=$CPUS"; else echo "- fulcrum: n/a"; fi
+		if [[ -n $fulcrum_version ]]; then
+			echo "- fulcrum: $fulcrum_version, GOMAXPROCS=$CPUS; config: listen, protocol http, scheduler rr, the 2 backends$([[ -z $FULCRUM_MAX_IDLE ]] || echo ", http.max_idle_per_backend $FULCRUM_MAX_IDLE")"
+		else
+			echo "- fulcrum: n/a"
+		fi
 	fi
 	if [[ -n $haproxy_version ]]; then echo "- ${haproxy_version%% - *}: nbthread $CPUS, http-reuse $HAPROXY_REUSE, option forwardfor, keep-alive both sides"; fi
 	if has_target nginx; then echo "- nginx $nginx_version as proxy: worker_processes $CPUS, upstream keepalive $UPSTREAM_IDLE"; fi
