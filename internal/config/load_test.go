@@ -148,7 +148,17 @@ func TestDefaults(t *testing.T) {
 		{
 			name: "http idle timeout is tcp's",
 			yaml: strings.Replace(minimal, "listen:", "protocol: http\n    listen:", 1),
-			want: func(c *Config) { c.Services[0].Protocol = ProtoHTTP },
+			want: func(c *Config) {
+				c.Services[0].Protocol = ProtoHTTP
+				c.Services[0].HTTP = &HTTP{
+					Forwarded: Forwarded{XForwardedFor: ptr(true), XForwardedProto: ptr(true), XForwardedHost: ptr(true)},
+					Limits:    Limits{MaxRequestLine: 8192, MaxHeaderBytes: 32768, MaxHeaders: 100},
+					Timeouts: HTTPTimeouts{
+						Header: Duration(10e9), KeepAlive: Duration(60e9), Body: Duration(60e9), Response: Duration(60e9),
+					},
+					MaxIdlePerBackend: 64,
+				}
+			},
 		},
 		{
 			name: "persistence present takes its defaults",
