@@ -21,9 +21,9 @@ type HTTP struct {
 	// and a request matching none goes to the service's backends.
 	Routes []Route `yaml:"routes,omitempty"`
 	// Cookie, when present, pins a browser to its backend with a cookie.
-	Cookie    *Cookie   `yaml:"cookie,omitempty"`
-	Forwarded Forwarded `yaml:"forwarded"`
-	Limits    Limits    `yaml:"limits"`
+	Cookie    *Cookie      `yaml:"cookie,omitempty"`
+	Forwarded Forwarded    `yaml:"forwarded"`
+	Limits    Limits       `yaml:"limits"`
 	Timeouts  HTTPTimeouts `yaml:"timeouts"`
 	// MaxIdlePerBackend bounds the reusable upstream connections kept per
 	// backend; default 64.
