@@ -1,12 +1,16 @@
 package daemon
 
 import (
-	"github.com/fulcrum-lb/fulcrum/internal/admin"
-	"github.com/fulcrum-lb/fulcrum/internal/balancer"
-	"github.com/fulcrum-lb/fulcrum/internal/health"
-	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
+	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
 )
 
 var _ admin.Source = (*Daemon)(nil)
@@ -52,21 +56,83 @@ func (d *Daemon) Status() admin.Status {
 		if p := svc.Persistence(); p != nil {
 			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
 		}
-		if l := snap.fronts[svc.Name]; l != nil {
+		l := snap.fronts[svc.Name]
+		if l != nil {
 			s.Counters = l.counters()
 		}
-		for _, b := range svc.Primary() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RolePrimary, probes, svc.Name))
-		}
-		for _, b := range svc.Backup() {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleBackup, probes, svc.Name))
-		}
-		if b := svc.Fallback(); b != nil {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback, nil, ""))
+		isHTTP := l != nil && l.http != nil
+		s.Backends = poolStatus(svc, probes, isHTTP)
+		if isHTTP {
+			s.HTTP = httpCounters(l.http.Stats())
+			s.Routes = routeStatus(snap.cfg.Service(svc.Name), snap.pools[svc.Name], probes)
 		}
 		st.Services = append(st.Services, s)
 	}
 	return st
+}
+
+// poolStatus lists the backends of one pool (a service or an http
+// route's): primaries, backups, then the fallback. requests adds the
+// per-request counters of http pools.
+func poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus, requests bool) []admin.Backend {
+	out := []admin.Backend{}
+	for _, b := range svc.Primary() {
+		out = append(out, backendStatus(b, admin.RolePrimary, probes, svc.Name))
+	}
+	for _, b := range svc.Backup() {
+		out = append(out, backendStatus(b, admin.RoleBackup, probes, svc.Name))
+	}
+	if b := svc.Fallback(); b != nil {
+		out = append(out, backendStatus(b, admin.RoleFallback, nil, ""))
+	}
+	if requests {
+		backends := append(append(append([]*balancer.Backend(nil), svc.Primary()...), svc.Backup()...), svc.Fallback())
+		for i := range out {
+			rs := backends[i].RequestStats()
+			rc := &admin.RequestCounters{Requests: rs.Requests, Errors: rs.Errors}
+			if rs.Latency.Count > 0 {
+				rc.MeanMS = float64((rs.Latency.Sum / time.Duration(rs.Latency.Count)).Microseconds()) / 1000
+			}
+			out[i].Requests = rc
+		}
+	}
+	return out
+}
+
+// routeStatus lists the route pools of the http service sc.
+func routeStatus(sc *config.Service, pools []*balancer.Service, probes map[string]health.ProbeStatus) []admin.Route {
+	if sc == nil || sc.HTTP == nil || len(pools) != len(sc.HTTP.Routes) {
+		return nil
+	}
+	out := make([]admin.Route, len(pools))
+	for r, pool := range pools {
+		rc := &sc.HTTP.Routes[r]
+		out[r] = admin.Route{
+			Name:       pool.Name,
+			Host:       rc.Host,
+			PathPrefix: rc.PathPrefix,
+			Scheduler:  pool.Scheduler,
+			Backends:   poolStatus(pool, probes, true),
+		}
+		if p := pool.Persistence(); p != nil {
+			out[r].Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
+		}
+	}
+	return out
+}
+
+func httpCounters(s proxy.Stats) *admin.HTTPCounters {
+	return &admin.HTTPCounters{
+		Requests:         s.Requests,
+		BadRequests:      s.BadRequests,
+		Status1xx:        s.Status[1],
+		Status2xx:        s.Status[2],
+		Status3xx:        s.Status[3],
+		Status4xx:        s.Status[4],
+		Status5xx:        s.Status[5],
+		UpstreamConnects: s.UpstreamConnects,
+		UpstreamReuses:   s.UpstreamReuses,
+	}
 }
 
 func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, service string) admin.Backend {
@@ -111,9 +177,13 @@ func (d *Daemon) AdminAddr() string {
 
 func (l *listener) counters() admin.Counters {
 	var s l4.Stats
-	if l.udp != nil {
+	switch {
+	case l.udp != nil:
 		s = l.udp.Stats()
-	} else {
+	case l.http != nil:
+		hs := l.http.Stats()
+		return admin.Counters{Accepted: hs.Connections, Active: int64(hs.ActiveConnections)}
+	default:
 		s = l.tcp.Stats()
 	}
 	return admin.Counters{
