@@ -17,6 +17,9 @@ type Forwarding struct {
 	// as nginx's $proxy_add_x_forwarded_for does) and replaces
 	// X-Forwarded-Proto and X-Forwarded-Host.
 	XForwarded bool
+	// XForwardedFor, XForwardedProto and XForwardedHost each do one third
+	// of what XForwarded does, for a service that wants only some of them.
+	XForwardedFor, XForwardedProto, XForwardedHost bool
 	// Forwarded appends an RFC 7239 Forwarded element.
 	Forwarded bool
 	// RealIP replaces X-Real-IP with the client address.
@@ -67,6 +70,9 @@ func AppendRequestHead(dst []byte, r *Request, f *Forwarding, conn Conn) []byte 
 	if f != nil {
 		fw = *f
 	}
+	if fw.XForwarded {
+		fw.XForwardedFor, fw.XForwardedProto, fw.XForwardedHost = true, true, true
+	}
 	dst = append(dst, r.Method...)
 	dst = append(dst, ' ')
 	dst = appendOriginTarget(dst, r)
@@ -78,8 +84,16 @@ func AppendRequestHead(dst []byte, r *Request, f *Forwarding, conn Conn) []byte 
 		k := r.kinds[i]
 		switch k &^ kindListed {
 		case kindOther:
-		case kindXForwardedFor, kindXForwardedProto, kindXForwardedHost:
-			if fw.XForwarded {
+		case kindXForwardedFor:
+			if fw.XForwardedFor {
+				continue
+			}
+		case kindXForwardedProto:
+			if fw.XForwardedProto {
+				continue
+			}
+		case kindXForwardedHost:
+			if fw.XForwardedHost {
 				continue
 			}
 		case kindForwarded:
@@ -113,7 +127,7 @@ func AppendRequestHead(dst []byte, r *Request, f *Forwarding, conn Conn) []byte 
 		dst = append(dst, "TE: trailers\r\n"...)
 	}
 
-	if fw.XForwarded {
+	if fw.XForwardedFor {
 		dst = append(dst, "X-Forwarded-For: "...)
 		for i := range r.nf {
 			if r.kinds[i] == kindXForwardedFor && len(r.fields[i].Value) > 0 {
@@ -122,12 +136,15 @@ func AppendRequestHead(dst []byte, r *Request, f *Forwarding, conn Conn) []byte 
 			}
 		}
 		dst = appendAddr(dst, fw.Client)
-		dst = append(dst, "\r\nX-Forwarded-Proto: "...)
+		dst = append(dst, "\r\n"...)
+	}
+	if fw.XForwardedProto {
+		dst = append(dst, "X-Forwarded-Proto: "...)
 		dst = append(dst, scheme(fw.TLS)...)
 		dst = append(dst, "\r\n"...)
-		if len(r.Host) > 0 {
-			dst = appendField(dst, []byte("X-Forwarded-Host"), r.Host)
-		}
+	}
+	if fw.XForwardedHost && len(r.Host) > 0 {
+		dst = appendField(dst, []byte("X-Forwarded-Host"), r.Host)
 	}
 	if fw.Forwarded {
 		dst = append(dst, "Forwarded: "...)

@@ -1,0 +1,389 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http2"
+
+	"github.com/fulcrum-lb/fulcrum/internal/l7/http1"
+)
+
+// h2conn is the HTTP/2 side of a client connection: x/net/http2 runs the
+// connection and calls ServeHTTP per stream.
+type h2conn struct {
+	nc       net.Conn
+	inflight atomic.Int32
+}
+
+// closeIfIdle closes the connection if no request is in flight
+// (Shutdown); a request in flight closes it when it ends.
+func (h *h2conn) closeIfIdle() {
+	if h.inflight.Load() == 0 {
+		h.nc.Close()
+	}
+}
+
+type connKey struct{}
+
+// serveH2 runs an HTTP/2 connection negotiated by ALPN.
+func (p *Proxy) serveH2(c *clientConn, tc *tls.Conn) {
+	h := &h2conn{nc: tc}
+	c.h2.Store(h)
+	if p.closing.Load() {
+		return
+	}
+	s := p.snap.Load()
+	srv := &http2.Server{IdleTimeout: s.idleTimeout}
+	ctx := context.WithValue(context.Background(), connKey{}, c)
+	srv.ServeConn(tc, &http2.ServeConnOpts{
+		Context: ctx,
+		Handler: p,
+		BaseConfig: &http.Server{
+			ReadHeaderTimeout: s.headerTimeout,
+		},
+	})
+}
+
+// h2req is the per-stream state of ServeHTTP, pooled: HTTP/2 requests run
+// concurrently on one connection, so they cannot share the clientConn's.
+type h2req struct {
+	cc   clientConn // carries req, resp, tried, the exchange and the entry
+	head []byte
+}
+
+var h2reqs = sync.Pool{New: func() any { return new(h2req) }}
+
+// ServeHTTP relays one request received over HTTP/2 (or any net/http
+// server) through the same routing, balancing and upstream pools as the
+// HTTP/1.1 path. The request is re-encoded as an HTTP/1.1 head and parsed
+// with the same strictness as a request read from the wire; hop-by-hop
+// fields are dropped both ways.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := p.snap.Load()
+	hr := h2reqs.Get().(*h2req)
+	defer h2reqs.Put(hr)
+	c := &hr.cc
+	*c = clientConn{p: p, req: c.req, logBuf: c.logBuf[:0]}
+	if parent, ok := r.Context().Value(connKey{}).(*clientConn); ok {
+		c.client, c.local, c.tls = parent.client, parent.local, parent.tls
+		if h := parent.h2.Load(); h != nil {
+			c.h2.Store(h)
+			h.inflight.Add(1)
+			defer func() {
+				if h.inflight.Add(-1) == 0 && p.closing.Load() {
+					h.nc.Close()
+				}
+			}()
+		}
+	} else {
+		c.client, _ = netip.ParseAddrPort(r.RemoteAddr)
+		c.tls = r.TLS != nil
+	}
+	if c.h2.Load() == nil {
+		c.h2.Store(&h2conn{})
+	}
+	p.requests.Add(1)
+
+	hr.head = appendH1Head(hr.head[:0], r)
+	req := &c.req
+	if _, err := http1.ParseRequest(hr.head, req, s.lim); err != nil {
+		status := 400
+		var e *http1.Error
+		if errors.As(err, &e) {
+			status = e.Status
+		}
+		p.badRequests.Add(1)
+		p.writeH2Error(w, s, status)
+		c.logRejected(s, status)
+		return
+	}
+	ex := &c.ex
+	ex.reset(c, s, req)
+	if s.accessLog != nil {
+		c.noteRequest(req)
+	}
+	if r.Method == http.MethodConnect {
+		p.badRequests.Add(1)
+		p.writeH2Error(w, s, 405)
+		ex.status = 405
+		ex.log()
+		return
+	}
+	if st := ex.connect(); st != 0 {
+		p.writeH2Error(w, s, st)
+		ex.status = st
+		ex.log()
+		return
+	}
+	ex.relayH2(w, r)
+}
+
+// appendH1Head renders r's head as HTTP/1.1, without hop-by-hop fields,
+// framed by what net/http knows of the body.
+func appendH1Head(dst []byte, r *http.Request) []byte {
+	dst = append(dst, r.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.URL.RequestURI()...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, r.Host...)
+	dst = append(dst, "\r\n"...)
+	for k, vs := range r.Header {
+		if hopByHop(k) {
+			continue
+		}
+		for _, v := range vs {
+			dst = append(dst, k...)
+			dst = append(dst, ": "...)
+			dst = append(dst, v...)
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	switch {
+	case r.ContentLength > 0 && len(r.Trailer) == 0:
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, r.ContentLength, 10)
+		dst = append(dst, "\r\n"...)
+	case r.ContentLength < 0 || len(r.Trailer) > 0:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH":
+		dst = append(dst, "Content-Length: 0\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// hopByHop reports fields that belong to one connection (RFC 9110 §7.6.1)
+// or that the re-encoding writes itself.
+func hopByHop(k string) bool {
+	switch http.CanonicalHeaderKey(k) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding",
+		"Upgrade", "Trailer", "Content-Length", "Host", "Http2-Settings":
+		return true
+	}
+	return false
+}
+
+// relayH2 is relay for a request from ServeHTTP: body from r.Body,
+// response into w.
+func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
+	c, s, req := ex.c, ex.s, ex.req
+	var fw http1.Forwarding
+	fw = s.fw
+	fw.Client, fw.TLS = c.client.Addr(), c.tls
+	retryable := req.BodyKind() == http1.BodyNone && idempotent(req.Method)
+	method := methodGET
+	if ex.isHead {
+		method = methodHEAD
+	}
+	for {
+		u := ex.u
+		u.tc.writeTimeout(s.bodyTimeout)
+		u.bw.Write(http1.AppendRequestHead(u.bw.AvailableBuffer(), req, &fw, http1.ConnDefault))
+		var err error
+		switch req.BodyKind() {
+		case http1.BodyLength:
+			var n int64
+			n, err = io.CopyN(u.bw, r.Body, req.ContentLength)
+			ex.in = n
+		case http1.BodyChunked:
+			cw := http1.NewChunkedWriter(u.bw)
+			var n int64
+			n, err = io.Copy(cw, r.Body)
+			ex.in = n
+			if err == nil {
+				var tr []http1.Field
+				for k, vs := range r.Trailer {
+					for _, v := range vs {
+						tr = append(tr, http1.Field{Name: []byte(k), Value: []byte(v)})
+					}
+				}
+				err = cw.CloseWithTrailers(tr)
+			}
+		}
+		if err != nil {
+			// Which side failed hardly matters: the stream is reset.
+			ex.u.close()
+			ex.u = nil
+			ex.failed = true
+			p := c.p
+			p.writeH2Error(w, s, 502)
+			ex.status = 502
+			ex.done()
+			return
+		}
+		if u.bw.Flush() != nil {
+			if ex.reused && retryable && ex.redial() {
+				continue
+			}
+			ex.h2fail(w, 502)
+			return
+		}
+		st, retry := ex.readResponseHead(method, retryable)
+		if retry && ex.redial() {
+			continue
+		}
+		if st != 0 {
+			ex.h2fail(w, st)
+			return
+		}
+		break
+	}
+
+	u := ex.u
+	resp := &c.resp
+	if resp.Tunnel {
+		ex.failed = true
+		ex.h2fail(w, 502)
+		return
+	}
+	h := w.Header()
+	for _, f := range resp.Fields() {
+		name := string(f.Name)
+		if hopByHop(name) || listedInConnection(resp, f.Name) {
+			continue
+		}
+		h.Add(name, string(f.Value))
+	}
+	if resp.Body == http1.BodyLength {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	if ex.setCookie != nil {
+		h.Add("Set-Cookie", ex.rt.cookieFor(ex.b).value)
+		h.Set("Cache-Control", "private")
+	}
+	w.WriteHeader(resp.Status)
+	ex.status = resp.Status
+	c.p.countStatus(resp.Status)
+
+	u.tc.readTimeout(s.bodyTimeout)
+	fl, _ := w.(http.Flusher)
+	var n int64
+	var e ioErr
+	bufp := chunkBufs.Get().(*[]byte)
+	switch resp.Body {
+	case http1.BodyLength:
+		n, e = copyToWriter(w, fl, u.br, nil, *bufp, resp.ContentLength)
+	case http1.BodyUntilClose:
+		n, e = copyToWriter(w, fl, u.br, nil, *bufp, -1)
+	case http1.BodyChunked:
+		c.cr.Reset(u.br, http1.Limits{})
+		n, e = copyToWriter(w, fl, u.br, &c.cr, *bufp, -1)
+		if e == ioOK {
+			for _, f := range c.cr.Trailers() {
+				h.Add(http.TrailerPrefix+string(f.Name), string(f.Value))
+			}
+		}
+	}
+	chunkBufs.Put(bufp)
+	ex.out = n
+	if e != ioOK {
+		if e != ioWrite {
+			ex.failed = true
+		}
+		c.p.aborted.Add(1)
+		u.close()
+		ex.u = nil
+		ex.done()
+		// The stream cannot be completed: reset it rather than let the
+		// client take a truncated body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+	if resp.Close || resp.Body == http1.BodyUntilClose || u.br.Buffered() > 0 || u.killed.Load() {
+		u.close()
+	} else {
+		u.hp.put(u, s.maxIdle)
+	}
+	ex.u = nil
+	if resp.Status >= 500 {
+		ex.failed = true
+	}
+	ex.done()
+}
+
+// h2fail answers status on a stream whose request reached no response.
+func (ex *exchange) h2fail(w http.ResponseWriter, status int) {
+	if ex.u != nil {
+		ex.u.close()
+		ex.u = nil
+	}
+	ex.c.p.writeH2Error(w, ex.s, status)
+	ex.status = status
+	ex.done()
+}
+
+func (p *Proxy) writeH2Error(w http.ResponseWriter, s *snapshot, status int) {
+	var body []byte
+	ctype := "text/plain; charset=utf-8"
+	if status >= 502 && status <= 504 {
+		body, ctype = s.pages[status-502], s.pageTypes[status-502]
+	} else {
+		body = []byte(builtinPage(status))
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(status)
+	w.Write(body)
+	p.countStatus(status)
+}
+
+// listedInConnection reports whether name is named by a Connection field
+// of r, which makes it hop-by-hop.
+func listedInConnection(r *http1.Response, name []byte) bool {
+	for _, f := range r.Fields() {
+		if !equalFold(f.Name, "connection") {
+			continue
+		}
+		for e := range bytes.SplitSeq(f.Value, []byte(",")) {
+			if bytes.EqualFold(bytes.TrimSpace(e), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyToWriter copies a response body from br (through cr when chunked)
+// to w, flushing whenever the next read would block.
+func copyToWriter(w io.Writer, fl http.Flusher, br *bufio.Reader, cr *http1.ChunkedReader, buf []byte, n int64) (int64, ioErr) {
+	var done int64
+	for n < 0 || done < n {
+		if br.Buffered() == 0 && fl != nil {
+			fl.Flush()
+		}
+		p := buf
+		if n >= 0 && int64(len(p)) > n-done {
+			p = p[:n-done]
+		}
+		var k int
+		var err error
+		if cr != nil {
+			k, err = cr.Read(p)
+		} else {
+			k, err = br.Read(p)
+		}
+		if k > 0 {
+			if _, werr := w.Write(p[:k]); werr != nil {
+				return done, ioWrite
+			}
+			done += int64(k)
+		}
+		if err == io.EOF && n < 0 {
+			return done, ioOK
+		}
+		if err != nil {
+			return done, ioRead
+		}
+	}
+	return done, ioOK
+}

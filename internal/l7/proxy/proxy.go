@@ -1,0 +1,280 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+)
+
+// Proxy is the HTTP engine of one service: it accepts client connections,
+// reads requests, picks a backend per request and relays the exchange over
+// a pool of reusable backend connections.
+//
+// All methods are safe for concurrent use. Update may be called at any
+// time, Serve once per listener (several listeners may share a proxy),
+// Shutdown once at the end.
+type Proxy struct {
+	snap atomic.Pointer[snapshot]
+	counters
+
+	// mu guards the sets below. Connection goroutines take it when they
+	// start and end and when they go idle between requests only if
+	// Shutdown is pending; the per-request path never does.
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*clientConn]struct{}
+	closing   atomic.Bool   // Shutdown was called: refuse new connections
+	drained   chan struct{} // closed once closing and conns is empty
+
+	// dialCtx is cancelled by a forced Shutdown, ending dials in progress.
+	// It is the proxy's lifetime, not a request's, hence kept here.
+	dialCtx    context.Context
+	cancelDial context.CancelFunc
+	killed     atomic.Bool
+
+	// pools are the upstream connection pools by backend. They outlive
+	// Update so a reload keeps warm connections to the backends it keeps.
+	poolsMu sync.Mutex
+	pools   map[*balancer.Backend]*hostPool
+}
+
+// New returns a proxy for cfg.
+func New(cfg *Config) *Proxy {
+	p := &Proxy{
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*clientConn]struct{}{},
+		drained:   make(chan struct{}),
+		pools:     map[*balancer.Backend]*hostPool{},
+	}
+	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
+	p.snap.Store(p.compile(cfg))
+	return p
+}
+
+// Update makes cfg the configuration of new requests. Requests in flight
+// finish with the one they started with; pooled connections to backends
+// that cfg no longer names are closed.
+func (p *Proxy) Update(cfg *Config) {
+	s := p.compile(cfg)
+	p.snap.Store(s)
+	p.poolsMu.Lock()
+	var gone []*hostPool
+	for b, hp := range p.pools {
+		if _, ok := s.pools[b]; !ok {
+			delete(p.pools, b)
+			gone = append(gone, hp)
+		}
+	}
+	p.poolsMu.Unlock()
+	for _, hp := range gone {
+		hp.retire()
+	}
+}
+
+// Stats reads the proxy's counters.
+func (p *Proxy) Stats() Stats { return p.counters.stats() }
+
+// Active is the number of client connections open.
+func (p *Proxy) Active() int { return int(p.active.Load()) }
+
+// Serve accepts connections on ln and serves each in its own goroutine
+// until ctx is done, ln is closed or Shutdown is called; then it returns
+// nil, closing ln. Temporary accept errors (out of file descriptors) are
+// retried with a backoff, as net/http does; any other is returned.
+// Connections outlive Serve: Shutdown drains them.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
+	if !p.addListener(ln) {
+		return nil
+	}
+	defer p.removeListener(ln)
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || p.closing.Load() {
+				return nil
+			}
+			var te interface{ Temporary() bool }
+			if !errors.As(err, &te) || !te.Temporary() {
+				return fmt.Errorf("l7: accept on %v: %w", ln.Addr(), err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.snap.Load().log.Warn("accept failed, retrying", "error", err, "delay", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		p.accepted.Add(1)
+		c := newClientConn(p, conn)
+		if !p.track(c) {
+			conn.Close()
+			c.free()
+			continue
+		}
+		go p.serveConn(c)
+	}
+}
+
+// Shutdown stops accepting (closing every listener given to Serve), closes
+// client connections idle between requests, lets requests in flight finish
+// (their connections close after the response) and then closes the pooled
+// backend connections. When ctx ends first it closes everything, waits for
+// the connection goroutines and returns ctx.Err().
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closing.Store(true)
+	for ln := range p.listeners {
+		ln.Close()
+	}
+	for c := range p.conns {
+		c.closeIfIdle()
+	}
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+
+	var err error
+	select {
+	case <-p.drained:
+	case <-ctx.Done():
+		p.killed.Store(true)
+		p.cancelDial()
+		p.mu.Lock()
+		n := len(p.conns)
+		for c := range p.conns {
+			c.kill()
+		}
+		p.mu.Unlock()
+		p.killUpstreams()
+		p.snap.Load().log.Info("drain deadline passed, closed remaining connections", "connections", n)
+		<-p.drained
+		err = ctx.Err()
+	}
+	p.poolsMu.Lock()
+	pools := make([]*hostPool, 0, len(p.pools))
+	for _, hp := range p.pools {
+		pools = append(pools, hp)
+	}
+	p.poolsMu.Unlock()
+	for _, hp := range pools {
+		hp.retire()
+	}
+	return err
+}
+
+// CloseBackend closes every connection to b, pooled or carrying a request
+// (a backend removed without quiescence), and returns how many it closed.
+// A client whose request was in flight on one sees its connection closed,
+// or a 502 if no byte of the response had reached it.
+func (p *Proxy) CloseBackend(b *balancer.Backend) int {
+	p.poolsMu.Lock()
+	hp := p.pools[b]
+	p.poolsMu.Unlock()
+	if hp == nil {
+		return 0
+	}
+	return hp.closeAll()
+}
+
+// killUpstreams closes every backend connection, in use or not.
+func (p *Proxy) killUpstreams() {
+	p.poolsMu.Lock()
+	pools := make([]*hostPool, 0, len(p.pools))
+	for _, hp := range p.pools {
+		pools = append(pools, hp)
+	}
+	p.poolsMu.Unlock()
+	for _, hp := range pools {
+		hp.closeAll()
+	}
+}
+
+func (p *Proxy) addListener(ln net.Listener) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing.Load() {
+		return false
+	}
+	p.listeners[ln] = struct{}{}
+	return true
+}
+
+func (p *Proxy) removeListener(ln net.Listener) {
+	p.mu.Lock()
+	delete(p.listeners, ln)
+	p.mu.Unlock()
+}
+
+// track registers c, or refuses it once Shutdown has begun.
+func (p *Proxy) track(c *clientConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing.Load() {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	p.active.Add(1)
+	return true
+}
+
+func (p *Proxy) untrack(c *clientConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.active.Add(-1)
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+}
+
+func (p *Proxy) checkDrainedLocked() {
+	if !p.closing.Load() || len(p.conns) > 0 {
+		return
+	}
+	select {
+	case <-p.drained:
+	default:
+		close(p.drained)
+	}
+}
+
+// serveConn serves one accepted connection from start to close.
+func (p *Proxy) serveConn(c *clientConn) {
+	defer p.untrack(c)
+	defer c.free()
+	s := p.snap.Load()
+	if s.tls != nil {
+		tc := tls.Server(c.nc, s.tls)
+		c.nc = tc
+		tc.SetDeadline(time.Now().Add(s.headerTimeout))
+		if err := tc.Handshake(); err != nil {
+			tc.Close()
+			if s.log.Enabled(context.Background(), slog.LevelDebug) {
+				s.log.Debug("TLS handshake failed", "client", c.client, "error", err)
+			}
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		c.tls = true
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			p.serveH2(c, tc)
+			return
+		}
+	}
+	c.serve()
+}

@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/http1"
+)
+
+// upstreamMaxIdle is how long a pooled backend connection may sit unused
+// before it is closed instead of reused: below the keep-alive timeout of
+// common servers (nginx 75s, Go 90s... Apache's 5s is covered by the retry
+// of a failed reuse) so a reused connection is rarely one the server is
+// closing at that very moment.
+const upstreamMaxIdle = 50 * time.Second
+
+// Buffer sizes. An upstream reader must hold a whole response head.
+const (
+	upstreamReadSize  = http1.DefaultMaxHeaderBytes
+	upstreamWriteSize = 8 << 10
+	clientWriteSize   = 8 << 10
+)
+
+var (
+	readerPool32k = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, http1.DefaultMaxHeaderBytes) }}
+	writerPool8k  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
+)
+
+func getReader(r *timedConn, size int) *bufio.Reader {
+	if size != http1.DefaultMaxHeaderBytes {
+		return bufio.NewReaderSize(r, size)
+	}
+	br := readerPool32k.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	if br.Size() == http1.DefaultMaxHeaderBytes {
+		br.Reset(nil)
+		readerPool32k.Put(br)
+	}
+}
+
+func getWriter(w *timedConn) *bufio.Writer {
+	bw := writerPool8k.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writerPool8k.Put(bw)
+}
+
+// hostPool holds the idle keep-alive connections to one backend, most
+// recently used first (the warmest socket, and the idle ones at the bottom
+// age out), and knows every open connection so CloseBackend can close
+// those carrying requests too.
+type hostPool struct {
+	p    *Proxy
+	b    *balancer.Backend
+	addr string // b.Addr as a string, once: for dialling and access logs
+
+	mu      sync.Mutex
+	idle    []*upConn
+	all     map[*upConn]struct{}
+	retired bool // no longer in the config, or shut down: pool nothing more
+}
+
+func newHostPool(p *Proxy, b *balancer.Backend) *hostPool {
+	return &hostPool{p: p, b: b, addr: b.Addr.String(), all: map[*upConn]struct{}{}}
+}
+
+// upConn is one connection to a backend. The goroutine relaying a request
+// over it owns it; while it is idle the pool does.
+type upConn struct {
+	hp     *hostPool
+	tc     timedConn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+	// killed: closed by CloseBackend or a forced Shutdown; its owner
+	// discards it.
+	killed atomic.Bool
+}
+
+// get pops the most recently used idle connection, or returns nil.
+func (hp *hostPool) get() *upConn {
+	now := time.Now()
+	for {
+		hp.mu.Lock()
+		n := len(hp.idle)
+		if n == 0 {
+			hp.mu.Unlock()
+			return nil
+		}
+		u := hp.idle[n-1]
+		hp.idle[n-1] = nil
+		hp.idle = hp.idle[:n-1]
+		hp.mu.Unlock()
+		if now.Sub(u.idleAt) < upstreamMaxIdle && !u.killed.Load() {
+			return u
+		}
+		u.close()
+	}
+}
+
+// put returns u to the pool, or closes it when the pool is full or
+// retired.
+func (hp *hostPool) put(u *upConn, maxIdle int) {
+	u.idleAt = time.Now()
+	hp.mu.Lock()
+	if hp.retired || len(hp.idle) >= maxIdle || u.killed.Load() {
+		hp.mu.Unlock()
+		u.close()
+		return
+	}
+	hp.idle = append(hp.idle, u)
+	hp.mu.Unlock()
+}
+
+// dial opens a new connection to the backend.
+func (hp *hostPool) dial(ctx context.Context, timeout time.Duration) (*upConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// No TCP keep-alive probes (as HAProxy without option tcpka): the
+	// idle bound of the pool ends unused connections.
+	d := net.Dialer{KeepAlive: -1}
+	nc, err := d.DialContext(ctx, "tcp", hp.addr)
+	if err != nil {
+		return nil, err
+	}
+	u := &upConn{hp: hp}
+	u.tc.nc = nc
+	u.br = getReader(&u.tc, upstreamReadSize)
+	u.bw = getWriter(&u.tc)
+	hp.mu.Lock()
+	if hp.retired && hp.p.closing.Load() {
+		hp.mu.Unlock()
+		u.free()
+		return nil, net.ErrClosed
+	}
+	hp.all[u] = struct{}{}
+	hp.mu.Unlock()
+	return u, nil
+}
+
+// close closes u and forgets it. Only its owner calls it.
+func (u *upConn) close() {
+	hp := u.hp
+	hp.mu.Lock()
+	delete(hp.all, u)
+	hp.mu.Unlock()
+	u.free()
+}
+
+func (u *upConn) free() {
+	u.tc.nc.Close()
+	if u.br != nil {
+		putReader(u.br)
+		putWriter(u.bw)
+		u.br, u.bw = nil, nil
+	}
+}
+
+// closeAll closes every connection of the pool and returns how many. The
+// idle ones are freed here; the owners of the others see their I/O fail.
+func (hp *hostPool) closeAll() int {
+	hp.mu.Lock()
+	n := len(hp.all)
+	idle := hp.idle
+	hp.idle = nil
+	for u := range hp.all {
+		u.killed.Store(true)
+		u.tc.nc.Close()
+	}
+	for _, u := range idle {
+		delete(hp.all, u)
+	}
+	hp.mu.Unlock()
+	for _, u := range idle {
+		u.free()
+	}
+	return n
+}
+
+// retire closes the idle connections and makes the pool keep no more: the
+// backend left the configuration, or the proxy shut down.
+func (hp *hostPool) retire() {
+	hp.mu.Lock()
+	hp.retired = true
+	idle := hp.idle
+	hp.idle = nil
+	for _, u := range idle {
+		delete(hp.all, u)
+	}
+	hp.mu.Unlock()
+	for _, u := range idle {
+		u.free()
+	}
+}
