@@ -112,6 +112,9 @@ type HTTPCounters struct {
 	// request on a pooled one.
 	UpstreamConnects uint64 `json:"upstream_connects"`
 	UpstreamReuses   uint64 `json:"upstream_reuses"`
+	// Aborted responses were cut short after their head was sent (the
+	// backend died mid-body, the client stopped reading).
+	Aborted uint64 `json:"aborted"`
 }
 
 // Route is one routing rule of an http service and its pool, named

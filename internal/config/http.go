@@ -303,7 +303,7 @@ func (k *checker) http(i int) {
 			k.errorf(p+".timeouts."+t.key, "want a duration above 0, got %s", t.d)
 		}
 	}
-	k.intRange(p+".max_idle_per_backend", h.MaxIdlePerBackend, 0, 65536)
+	k.intRange(p+".max_idle_per_backend", h.MaxIdlePerBackend, 1, 65536)
 
 	h.ErrorBodies = nil
 	for _, code := range slices.Sorted(maps.Keys(h.ErrorPages)) {

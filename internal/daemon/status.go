@@ -132,6 +132,7 @@ func httpCounters(s proxy.Stats) *admin.HTTPCounters {
 		Status5xx:        s.Status[5],
 		UpstreamConnects: s.UpstreamConnects,
 		UpstreamReuses:   s.UpstreamReuses,
+		Aborted:          s.Aborted,
 	}
 }
 
