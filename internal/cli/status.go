@@ -117,20 +117,89 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 		}
 	}
 	// Like ipvsadm: a line per service, its backends indented below it,
-	// the backend columns aligned across all services.
-	rows := [][]string{{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes", "Health"}}
+	// the backend columns aligned across all services. An http service's
+	// route pools follow its own backends, each under a route line. The
+	// request columns appear when some service is http.
+	anyHTTP := false
 	for _, s := range st.Services {
-		for _, b := range s.Backends {
+		anyHTTP = anyHTTP || s.HTTP != nil
+	}
+	head := []string{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes"}
+	if anyHTTP {
+		head = append(head, "Reqs", "ReqErr")
+	}
+	head = append(head, "Health")
+	// out is what to print in order: a line as is, or a backend row.
+	type printed struct {
+		text string
+		row  []string
+	}
+	var out []printed
+	rows := [][]string{head}
+	addBackends := func(bs []admin.Backend) {
+		for _, b := range bs {
 			max := "-"
 			if b.MaxConnections > 0 {
 				max = fmt.Sprint(b.MaxConnections)
 			}
-			rows = append(rows, []string{"  -> " + b.Address, b.Role, backendState(b), fmt.Sprint(b.Weight), max,
-				fmt.Sprint(b.Active), fmt.Sprint(b.Total), fmt.Sprint(b.ConnectFailures), humanBytes(b.BytesIn), humanBytes(b.BytesOut),
-				healthSummary(b.Health, now)})
+			r := []string{"  -> " + b.Address, b.Role, backendState(b), fmt.Sprint(b.Weight), max,
+				fmt.Sprint(b.Active), fmt.Sprint(b.Total), fmt.Sprint(b.ConnectFailures), humanBytes(b.BytesIn), humanBytes(b.BytesOut)}
+			if anyHTTP {
+				if q := b.Requests; q != nil {
+					r = append(r, fmt.Sprint(q.Requests), fmt.Sprint(q.Errors))
+				} else {
+					r = append(r, "-", "-")
+				}
+			}
+			r = append(r, healthSummary(b.Health, now))
+			rows = append(rows, r)
+			out = append(out, printed{row: r})
 		}
 	}
-	widths := make([]int, len(rows[0]))
+	for _, s := range st.Services {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%-4s %s %s %s", strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler)
+		if p := s.Persistence; p != nil {
+			fmt.Fprintf(&b, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
+		}
+		c := s.Counters
+		if h := s.HTTP; h != nil {
+			fmt.Fprintf(&b, "  [conns %d active %d requests %d 2xx %d 3xx %d 4xx %d 5xx %d bad %d", c.Accepted, c.Active,
+				h.Requests, h.Status2xx, h.Status3xx, h.Status4xx, h.Status5xx, h.BadRequests)
+			if h.Aborted > 0 {
+				fmt.Fprintf(&b, " aborted %d", h.Aborted)
+			}
+			fmt.Fprintf(&b, " upstream %d new %d reused", h.UpstreamConnects, h.UpstreamReuses)
+		} else {
+			fmt.Fprintf(&b, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
+		}
+		if c.ProxyHeaderError > 0 {
+			fmt.Fprintf(&b, " proxy-header-errors %d", c.ProxyHeaderError)
+		}
+		if c.Dropped > 0 {
+			fmt.Fprintf(&b, " dropped %d", c.Dropped)
+		}
+		b.WriteString("]")
+		out = append(out, printed{text: b.String()})
+		addBackends(s.Backends)
+		for _, r := range s.Routes {
+			var b strings.Builder
+			fmt.Fprintf(&b, "     route %s", r.Name)
+			if r.Host != "" {
+				fmt.Fprintf(&b, " host %s", r.Host)
+			}
+			if r.PathPrefix != "" {
+				fmt.Fprintf(&b, " path %s*", r.PathPrefix)
+			}
+			fmt.Fprintf(&b, " %s", r.Scheduler)
+			if p := r.Persistence; p != nil {
+				fmt.Fprintf(&b, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
+			}
+			out = append(out, printed{text: b.String()})
+			addBackends(r.Backends)
+		}
+	}
+	widths := make([]int, len(head))
 	for _, r := range rows {
 		for i, c := range r {
 			widths[i] = max(widths[i], len(c))
@@ -148,25 +217,12 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Prot LocalAddress:Port Service Scheduler Flags")
-	line(rows[0])
-	next := 1
-	for _, s := range st.Services {
-		fmt.Fprintf(w, "%-4s %s %s %s", strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler)
-		if p := s.Persistence; p != nil {
-			fmt.Fprintf(w, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
-		}
-		c := s.Counters
-		fmt.Fprintf(w, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
-		if c.ProxyHeaderError > 0 {
-			fmt.Fprintf(w, " proxy-header-errors %d", c.ProxyHeaderError)
-		}
-		if c.Dropped > 0 {
-			fmt.Fprintf(w, " dropped %d", c.Dropped)
-		}
-		fmt.Fprintln(w, "]")
-		for range s.Backends {
-			line(rows[next])
-			next++
+	line(head)
+	for _, o := range out {
+		if o.row != nil {
+			line(o.row)
+		} else {
+			fmt.Fprintln(w, o.text)
 		}
 	}
 	if len(st.Alerts.Hooks) > 0 {
