@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"errors"
-	"os"
 	"net"
+	"os"
 	"time"
 )
 

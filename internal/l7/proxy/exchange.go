@@ -420,6 +420,11 @@ func (ex *exchange) fail(status int, closeUpstream bool) bool {
 // abort ends an exchange whose response can no longer be completed: the
 // client connection closes.
 func (ex *exchange) abort(counted bool) bool {
+	if ex.status != 0 && ex.c.bw != nil {
+		// What was relayed goes out, so the client sees a truncated body
+		// rather than nothing.
+		ex.c.bw.Flush()
+	}
 	if ex.u != nil {
 		ex.u.close()
 		ex.u = nil
@@ -468,4 +473,3 @@ func (ex *exchange) log() {
 	e.Total = time.Since(ex.start)
 	s.accessLog(e)
 }
-

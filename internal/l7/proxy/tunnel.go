@@ -27,7 +27,7 @@ func tunnel(c *clientConn, u *upConn, idle time.Duration) (in, out int64) {
 // activity is the time of a tunnel's last progress in either direction.
 type activity struct{ at atomic.Int64 }
 
-func (a *activity) touch()            { a.at.Store(time.Now().UnixNano()) }
+func (a *activity) touch()               { a.at.Store(time.Now().UnixNano()) }
 func (a *activity) since() time.Duration { return time.Duration(time.Now().UnixNano() - a.at.Load()) }
 
 // pump copies src (whose first bytes may wait in br) to dst until EOF,
