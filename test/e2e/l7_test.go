@@ -696,6 +696,41 @@ func TestHTTPFallbackAndErrorPage(t *testing.T) {
 	}
 }
 
+// TestHTTPErrorAnswerIsSentOnce checks that a request the balancer answers
+// itself (503: no backend) on a kept-alive connection is answered once and
+// consumed: the next bytes on the connection are the next request's.
+func TestHTTPErrorAnswerIsSentOnce(t *testing.T) {
+	t.Parallel()
+	dead := startL7Backend(t, "dead", nil)
+	listen := freeAddr(t, "tcp")
+	n := startNode(t, httpService(listen, "    health: { type: tcp, port: 1, interval: 100ms, initial: down }\n", dead))
+	c, err := net.DialTimeout("tcp", listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 503 {
+		t.Fatalf("got %d, want 503", resp.StatusCode)
+	}
+	// Nothing more may arrive before the next request.
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if b, err := br.ReadByte(); err == nil {
+		rest, _ := br.Peek(br.Buffered())
+		t.Errorf("after the 503, unasked bytes arrived: %q", append([]byte{b}, rest...))
+	}
+	if h := n.status().Services[0].HTTP; h == nil || h.Requests != 1 || h.Status5xx != 1 {
+		t.Errorf("http counters: got %+v, want 1 request answered 503 once", h)
+	}
+}
+
 func TestHTTPRoutingByHostAndPath(t *testing.T) {
 	t.Parallel()
 	main, api, static, wild := startL7Backend(t, "main", nil), startL7Backend(t, "api", nil), startL7Backend(t, "static", nil), startL7Backend(t, "wild", nil)
