@@ -114,6 +114,8 @@ func (c *clientConn) serve() {
 			return
 		}
 		first = false
+		// The request may have waited through an Update.
+		s = c.p.snap.Load()
 		if !c.handle(s, n) {
 			return
 		}
@@ -231,7 +233,10 @@ func (c *clientConn) handle(s *snapshot, n int) bool {
 
 	status := ex.connect()
 	if status != 0 {
+		// Without a body the connection stays at a request boundary; with
+		// one, unread, it cannot.
 		keep := req.BodyKind() == http1.BodyNone && !req.Close && !c.p.closing.Load()
+		c.br.Discard(n)
 		c.finish(s, status, !keep, ex.isHead)
 		return keep
 	}

@@ -169,12 +169,19 @@ func (ex *exchange) relay(n int) bool {
 		method = methodHEAD
 	}
 
+	if ex.reused && !retryable && ex.u.stale() && !ex.redial() {
+		// A request that cannot be sent twice is not trusted to a pooled
+		// connection the backend has closed meanwhile.
+		return ex.fail(502, true)
+	}
+	// The head's bytes stay where they are until the client's buffer
+	// reads again, which only the body does: a retry re-encodes them.
+	c.br.Discard(n)
 	for {
 		u := ex.u
 		u.tc.writeTimeout(s.bodyTimeout)
 		u.bw.Write(http1.AppendRequestHead(u.bw.AvailableBuffer(), req, &fw, http1.ConnDefault))
 		if body == http1.BodyNone {
-			c.br.Discard(n)
 			if u.bw.Flush() != nil {
 				if ex.reused && retryable && ex.redial() {
 					continue
@@ -182,7 +189,6 @@ func (ex *exchange) relay(n int) bool {
 				return ex.fail(502, true)
 			}
 		} else {
-			c.br.Discard(n)
 			if st := ex.sendBody(); st != 0 {
 				return ex.fail(st, true)
 			}
@@ -364,9 +370,6 @@ func (ex *exchange) relayResponse() bool {
 		chunkBufs.Put(buf)
 	}
 	ex.out = n
-	if e == ioOK && c.bw.Flush() != nil {
-		e = ioWrite
-	}
 	switch e {
 	case ioRead, ioBadChunk:
 		// The backend died or garbled its body after the head went out:
@@ -378,6 +381,8 @@ func (ex *exchange) relayResponse() bool {
 		c.p.aborted.Add(1)
 		return ex.abort(true)
 	}
+	// The backend's part is over: its connection goes back to the pool
+	// before the client's last write, ready for the next request.
 	if resp.Close || resp.Body == http1.BodyUntilClose || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
@@ -387,7 +392,12 @@ func (ex *exchange) relayResponse() bool {
 	if resp.Status >= 500 {
 		ex.failed = true
 	}
-	ex.done()
+	ex.release()
+	if c.bw.Flush() != nil {
+		c.p.aborted.Add(1)
+		keep = false
+	}
+	ex.log()
 	return keep
 }
 
@@ -441,11 +451,17 @@ func (ex *exchange) abort(counted bool) bool {
 
 // done releases the backend and records the exchange.
 func (ex *exchange) done() {
+	ex.release()
+	ex.log()
+}
+
+// release ends the backend's part: its in-flight count and counters.
+func (ex *exchange) release() {
 	if ex.b != nil {
 		ex.b.Release(ex.in, ex.out)
 		ex.b.ObserveRequest(ex.failed, time.Since(ex.picked))
+		ex.b = nil
 	}
-	ex.log()
 }
 
 // log hands the exchange to the access log.

@@ -259,9 +259,10 @@ func TestBackendDiesMidResponse(t *testing.T) {
 	if st := p.Stats(); st.Aborted != 1 {
 		t.Errorf("aborted responses: got %d, want 1", st.Aborted)
 	}
-	if rs := bs[0].RequestStats(); rs.Requests != 1 || rs.Errors != 1 {
-		t.Errorf("backend request stats: got %+v, want 1 request, 1 error", rs)
-	}
+	eventually(t, "1 request, 1 error on the backend", func() bool {
+		rs := bs[0].RequestStats()
+		return rs.Requests == 1 && rs.Errors == 1
+	})
 }
 
 func TestMalformedBackendResponse(t *testing.T) {

@@ -1,0 +1,302 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "fulcrum test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"shop.example"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+}
+
+func TestHTTP2OverTLS(t *testing.T) {
+	t.Parallel()
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "must not cross")
+		w.Header().Set("Trailer", "X-Sum")
+		fmt.Fprintf(w, "%s %s proto=%s xfp=%s xff=%s body=%s", r.Method, r.URL.RequestURI(), r.Proto,
+			r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-For"), body)
+		w.Header().Set("X-Sum", "7")
+	})
+	svc, _ := service(t, be.addr)
+	cert, roots := selfSigned(t)
+	var protos atomic.Pointer[string]
+	_, addr := startProxy(t, &Config{
+		Default: svc,
+		TLS:     &tls.Config{Certificates: []tls.Certificate{cert}},
+		Forward: Forwarding{XForwardedFor: true, XForwardedProto: true},
+		AccessLog: func(e *Entry) {
+			p := e.Proto
+			protos.Store(&p)
+		},
+	})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: waitFor}
+
+	resp, err := hc.Post("https://"+addr+"/up?x=1", "text/plain", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("client spoke %s, want HTTP/2", resp.Proto)
+	}
+	want := "POST /up?x=1 proto=HTTP/1.1 xfp=https xff=127.0.0.1 body=payload"
+	if resp.StatusCode != 200 || string(body) != want {
+		t.Errorf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+	}
+	if resp.Header.Get("X-Hop") != "" {
+		t.Error("a field named by Connection crossed the proxy")
+	}
+	if resp.Trailer.Get("X-Sum") != "7" {
+		t.Errorf("trailer: got %q, want 7", resp.Trailer.Get("X-Sum"))
+	}
+	if p := protos.Load(); p == nil || *p != "HTTP/2.0" {
+		t.Errorf("access log proto: got %v, want HTTP/2.0", p)
+	}
+
+	// Several streams at once share the backend pool.
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			resp, err := hc.Get(fmt.Sprintf("https://%s/s%d", addr, i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.HasPrefix(string(b), fmt.Sprintf("GET /s%d ", i)) {
+				err = fmt.Errorf("stream %d: got %q", i, b)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+
+	// HTTP/1.1 over TLS takes the fast path.
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /h1 HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	r1, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := io.ReadAll(r1.Body)
+	if !strings.HasPrefix(string(b1), "GET /h1 proto=HTTP/1.1 xfp=https") {
+		t.Errorf("HTTP/1.1 over TLS: got %q", b1)
+	}
+}
+
+func TestShutdownWaitsForRequestInFlight(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(entered)
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	svc, _ := service(t, be.addr)
+	p := New(&Config{Name: "web", Default: svc})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(context.Background(), ln) }()
+	addr := ln.Addr().String()
+
+	idle := dial(t, addr)
+	idle.roundTrip(get("/"))
+	busy := dial(t, addr)
+	busy.send(get("/slow"))
+	<-entered
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		shut <- p.Shutdown(ctx)
+	}()
+	if !idle.closed() {
+		t.Error("idle client connection not closed by Shutdown")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	resp, body := busy.read("GET")
+	if resp.StatusCode != 200 || body != "done" || !resp.Close {
+		t.Errorf("in-flight request: got %d %q close=%v, want 200 done with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if p.Active() != 0 {
+		t.Errorf("active connections after Shutdown: %d", p.Active())
+	}
+}
+
+func TestShutdownForcedAtDeadline(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	svc, _ := service(t, be.addr)
+	p := New(&Config{Name: "web", Default: svc})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background(), ln)
+	c := dial(t, ln.Addr().String())
+	c.send(get("/hang"))
+	eventually(t, "the request to reach the backend", func() bool { return be.conns.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Errorf("Shutdown: got %v, want deadline exceeded", err)
+	}
+	if !c.closed() {
+		t.Error("client connection survived a forced Shutdown")
+	}
+}
+
+func TestCloseBackend(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	be := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path == "/hang" {
+				entered <- struct{}{}
+				io.Copy(io.Discard, br) // until closed
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	svc, bs := service(t, be.addr)
+	p, addr := startProxy(t, &Config{Default: svc})
+	// One connection carrying a request...
+	busy := dial(t, addr)
+	busy.send(get("/hang"))
+	<-entered
+	// ...and one pooled.
+	idle := dial(t, addr)
+	idle.roundTrip(get("/"))
+	if n := p.CloseBackend(bs[0]); n != 2 {
+		t.Errorf("CloseBackend: got %d, want 2", n)
+	}
+	resp, _ := busy.read("GET")
+	if resp.StatusCode != 502 {
+		t.Errorf("request in flight: got %d, want 502", resp.StatusCode)
+	}
+	// The pool is empty: the next request connects anew.
+	before := p.Stats().UpstreamConnects
+	if resp, _ := idle.roundTrip(get("/")); resp.StatusCode != 200 {
+		t.Errorf("after CloseBackend: got %d", resp.StatusCode)
+	}
+	if got := p.Stats().UpstreamConnects; got != before+1 {
+		t.Errorf("connects: got %d, want %d", got, before+1)
+	}
+}
+
+func TestUpdateRetiresRemovedBackends(t *testing.T) {
+	t.Parallel()
+	var closedA atomic.Int64
+	a := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		defer closedA.Add(1)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+		}
+	})
+	b := startHTTP(t, hello("b"))
+	svcA, _ := service(t, a.addr)
+	svcB, _ := service(t, b.addr)
+	p, addr := startProxy(t, &Config{Default: svcA})
+	c := dial(t, addr)
+	if _, body := c.roundTrip(get("/")); body != "a" {
+		t.Fatalf("got %q", body)
+	}
+	p.Update(&Config{Name: "web", Default: svcB})
+	if _, body := c.roundTrip(get("/")); body != "b" {
+		t.Fatalf("after Update: got %q, want b", body)
+	}
+	eventually(t, "the removed backend's pooled connection to close", func() bool { return closedA.Load() == 1 })
+}
