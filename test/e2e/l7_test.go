@@ -817,7 +817,8 @@ func TestHTTPAccessLog(t *testing.T) {
 	b := startL7Backend(t, "b0", nil)
 	listen := freeAddr(t, "tcp")
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	startNode(t, httpService(listen, "    http: { access_log: { path: "+logPath+" } }\n", b))
+	cfg := httpService(listen, "    http: { access_log: { path: "+logPath+" } }\n", b)
+	n := startNode(t, cfg)
 	c := client()
 	for i := range 3 {
 		getBody(t, c, newRequest(t, "GET", fmt.Sprintf("http://%s/logged/%d?q=1", listen, i), nil))
@@ -850,5 +851,128 @@ func TestHTTPAccessLog(t *testing.T) {
 	}
 	if !strings.Contains(lines[3], `" 400 `) || !strings.Contains(lines[3], `"web" "-" `) {
 		t.Errorf("malformed request line: got %q, want status 400 and no backend", lines[3])
+	}
+
+	// logrotate: rename the file, then SIGHUP; new lines go to a new file.
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.reload(cfg); r.LastError != "" {
+		t.Fatalf("reload: %s", r.LastError)
+	}
+	getBody(t, client(), newRequest(t, "GET", "http://"+listen+"/rotated", nil))
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(logPath)
+		if strings.Contains(string(data), "GET /rotated ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the reopen: new file holds %q, want the request to /rotated", data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if old, _ := os.ReadFile(logPath + ".1"); strings.Count(string(old), "\n") != 4 {
+		t.Errorf("rotated file: got %q, want the 4 lines from before", old)
+	}
+}
+
+// TestHTTPStreamsAsTheBackendWrites checks that a response is relayed as
+// it is produced (server-sent events, long polling, progress output):
+// the backend writes its second line only after the client got the first.
+func TestHTTPStreamsAsTheBackendWrites(t *testing.T) {
+	t.Parallel()
+	got := make(chan struct{})
+	var once sync.Once
+	b := startL7Backend(t, "b0", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "data: second\n\n")
+	})
+	t.Cleanup(func() { once.Do(func() { close(got) }) })
+	listen := freeAddr(t, "tcp")
+	startNode(t, httpService(listen, "", b))
+	start := time.Now()
+	resp, err := client().Do(newRequest(t, "GET", "http://"+listen+"/x/events", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "data: first\n" {
+		t.Fatalf("first event: got %q, %v", line, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("first event arrived after %v; want it relayed as soon as the backend flushed it", took)
+	}
+	once.Do(func() { close(got) })
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "\ndata: second\n\n" {
+		t.Errorf("rest: got %q", rest)
+	}
+}
+
+// TestHTTPRemovedBackendLosesItsConnections checks quiescent: false on an
+// http service: a backend that goes down has its in-flight response cut
+// after removal_grace instead of running to its end.
+func TestHTTPRemovedBackendLosesItsConnections(t *testing.T) {
+	t.Parallel()
+	b := startL7Backend(t, "b0", func(w http.ResponseWriter, r *http.Request) {
+		for range 400 { // 20 s if nothing cuts it
+			if _, err := io.WriteString(w, "tick\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	// The check goes to a port of its own, so that closing it takes the
+	// backend down while its data port keeps serving.
+	check, err := net.Listen("tcp", strings.Split(b.addr, ":")[0]+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	go func() {
+		for {
+			c, err := check.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := check.Addr().(*net.TCPAddr).Port
+	listen := freeAddr(t, "tcp")
+	n := startNode(t, httpService(listen, fmt.Sprintf("    quiescent: false\n    removal_grace: 300ms\n    health: { type: tcp, port: %d, interval: 100ms, timeout: 500ms, rise: 1, fall: 1 }\n", port), b))
+
+	start := time.Now()
+	go func() {
+		for len(b.seen()) == 0 && time.Since(start) < 10*time.Second {
+			time.Sleep(10 * time.Millisecond)
+		}
+		check.Close() // the backend's check fails from now on
+	}()
+	// Cut before the head reached the client, the answer is a 502; after,
+	// the body ends with an error. Either way not after the 20 s the
+	// backend would take.
+	resp, err := client().Do(newRequest(t, "GET", "http://"+listen+"/x/slow", nil))
+	if err == nil {
+		if resp.StatusCode == 200 {
+			_, err = io.Copy(io.Discard, resp.Body)
+		}
+		resp.Body.Close()
+	}
+	if took := time.Since(start); took > 10*time.Second || (err == nil && resp.StatusCode == 200) {
+		t.Errorf("the response ran %v and ended with %v; want it cut soon after the backend went down", took, err)
+	}
+	if !strings.Contains(n.Logs(), "closed connections of a removed backend") {
+		t.Errorf("no log line about closing the removed backend's connections")
 	}
 }
