@@ -126,3 +126,51 @@ func TestHTTPAccessLogUnwritableRejectsReload(t *testing.T) {
 		t.Errorf("after the rejected reload: got %q, want main", got)
 	}
 }
+
+func TestHTTPRouteBackendsAreHealthChecked(t *testing.T) {
+	t.Parallel()
+	main, api := httpBackend(t, "main"), httpBackend(t, "api")
+	_, apiPort, _ := strings.Cut(api, ":")
+	web := freeTCP(t)
+	// The service's check goes to port 1 (closed): the main backend stays
+	// down. The route's backend overrides the port with its own: up.
+	td := startDaemon(t, fmt.Sprintf(`admin: { listen: "off" }
+services:
+  - name: web
+    listen: %s
+    protocol: http
+    health: { type: tcp, port: 1, interval: 50ms, rise: 1, fall: 1, initial: down }
+    backends: [{ address: %s }]
+    http:
+      routes:
+        - name: api
+          path_prefix: /api/
+          backends: [{ address: %s, health: { port: %s } }]
+`, web, main, api, apiPort))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := td.d.Status().Services[0]
+		rb := st.Routes[0].Backends[0]
+		if rb.Health != nil && rb.Health.State == "up" && rb.Healthy {
+			if mb := st.Backends[0]; mb.Health == nil || mb.Health.State != "down" || mb.Healthy {
+				t.Fatalf("main backend: got %+v, want checked and down", mb)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("route backend: got %+v, want checked and up", rb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := get(t, "http://"+web+"/api/x"); got != "api" {
+		t.Errorf("GET /api/x: got %q, want api", got)
+	}
+	resp, err := http.Get("http://" + web + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("GET / with the main backend down: got %d, want 503", resp.StatusCode)
+	}
+}
