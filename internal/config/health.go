@@ -410,7 +410,7 @@ func (k *checker) alerts() {
 			k.oneOf(fmt.Sprintf("%s.events[%d]", p, j), e, alertEvents)
 		}
 		for j, name := range a.Services {
-			if k.c.Service(name) == nil {
+			if k.c.Service(name) == nil && !k.c.isPool(name) {
 				k.errorf(fmt.Sprintf("%s.services[%d]", p, j), "no service named %q", name)
 			}
 		}

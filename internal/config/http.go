@@ -198,6 +198,21 @@ func (s *Service) CookieKey() []byte {
 // cannot contain '/', so pool names never collide with service names.
 func (s *Service) PoolName(r int) string { return s.Name + "/" + s.HTTP.Routes[r].Name }
 
+// isPool reports whether name is an http route's pool, SERVICE/ROUTE.
+func (c *Config) isPool(name string) bool {
+	svc, route, ok := strings.Cut(name, "/")
+	s := c.Service(svc)
+	if !ok || s == nil || s.HTTP == nil || s.Protocol != ProtoHTTP {
+		return false
+	}
+	for r := range s.HTTP.Routes {
+		if s.HTTP.Routes[r].Name == route {
+			return true
+		}
+	}
+	return false
+}
+
 // FilePath resolves a file named in the config: a relative path is taken
 // relative to the directory of the config file.
 func (c *Config) FilePath(name string) string {

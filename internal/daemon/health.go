@@ -223,13 +223,23 @@ func (d *Daemon) nodeName() string {
 func alertHooks(cfg *config.Config) []alert.Hook {
 	hooks := make([]alert.Hook, 0, len(cfg.Alerts))
 	for _, a := range cfg.Alerts {
+		// Events of an http route's backends name the pool (web/api): a
+		// hook for the service hears its routes too.
+		services := a.Services
+		for _, name := range a.Services {
+			if sc := cfg.Service(name); sc != nil && sc.HTTP != nil && sc.Protocol == config.ProtoHTTP {
+				for r := range sc.HTTP.Routes {
+					services = append(services[:len(services):len(services)], sc.PoolName(r))
+				}
+			}
+		}
 		hooks = append(hooks, alert.Hook{
 			Name:         a.Name,
 			Exec:         a.Exec,
 			Webhook:      a.Webhook,
 			Timeout:      a.Timeout.D(),
 			Kinds:        a.Events,
-			Services:     a.Services,
+			Services:     services,
 			MaxPerMinute: a.MaxPerMinute,
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
 // httpBackend answers every request with its name.
@@ -173,4 +175,40 @@ services:
 	if resp.StatusCode != 503 {
 		t.Errorf("GET / with the main backend down: got %d, want 503", resp.StatusCode)
 	}
+}
+
+func TestAlertHooksHearRoutePools(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse("f.yaml", []byte(`services:
+  - name: web
+    listen: 10.0.0.1:80
+    protocol: http
+    backends: [{ address: 10.0.0.11:80 }]
+    http: { routes: [{ name: api, path_prefix: /api/, backends: [{ address: 10.0.0.12:80 }] }] }
+alerts:
+  - { name: all-web, exec: [/bin/true], services: [web] }
+  - { name: api-only, exec: [/bin/true], services: [web/api] }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := alertHooks(cfg)
+	if got := strings.Join(hooks[0].Services, ","); got != "web,web/api" {
+		t.Errorf("hook for the service: got services %q, want web,web/api", got)
+	}
+	if got := strings.Join(hooks[1].Services, ","); got != "web/api" {
+		t.Errorf("hook for the pool: got services %q, want web/api", got)
+	}
+	if _, err := config.Parse("f.yaml", []byte(strings.Replace(string(mustRead(t, cfg)), "web/api", "web/nope", 1))); err == nil {
+		t.Errorf("alert on an unknown pool: got no error")
+	}
+}
+
+func mustRead(t *testing.T, c *config.Config) []byte {
+	t.Helper()
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
