@@ -33,7 +33,7 @@ type clientConn struct {
 	client, local netip.AddrPort
 	tls           bool
 	state         atomic.Int32
-	h2            atomic.Pointer[h2conn] // set for an HTTP/2 connection
+	isH2          atomic.Bool // HTTP/2: x/net/http2 owns the connection
 
 	req   http1.Request
 	resp  http1.Response
@@ -67,9 +67,8 @@ func (c *clientConn) free() {
 
 // closeIfIdle closes c if it waits for a request (Shutdown).
 func (c *clientConn) closeIfIdle() {
-	if h := c.h2.Load(); h != nil {
-		h.closeIfIdle()
-		return
+	if c.isH2.Load() {
+		return // told to go away by Shutdown through the http2 server
 	}
 	if c.state.CompareAndSwap(connIdle, connClosed) {
 		c.nc.Close()
@@ -222,6 +221,12 @@ func (c *clientConn) handle(s *snapshot, n int) bool {
 		c.p.badRequests.Add(1)
 		c.finish(s, 405, true, false)
 		return false
+	}
+	if req.Upgrade != nil && equalFold(req.Upgrade, "h2c") {
+		// h2c cannot cross a proxy (its HTTP2-Settings field is hop-by-hop
+		// and dropped); the request goes on as plain HTTP/1.1, as
+		// RFC 9113 §3.2 lets a server that ignores the upgrade do.
+		req.Upgrade = nil
 	}
 	if req.Upgrade != nil && req.BodyKind() != http1.BodyNone {
 		// A tunnel must start right after the head; a body in between

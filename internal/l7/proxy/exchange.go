@@ -186,6 +186,7 @@ func (ex *exchange) relay(n int) bool {
 				if ex.reused && retryable && ex.redial() {
 					continue
 				}
+				ex.failed = true
 				return ex.fail(502, true)
 			}
 		} else {
@@ -195,8 +196,12 @@ func (ex *exchange) relay(n int) bool {
 		}
 
 		st, retry := ex.readResponseHead(method, retryable)
-		if retry && ex.redial() {
-			continue
+		if retry {
+			if ex.redial() {
+				continue
+			}
+			ex.failed = true
+			st = 502
 		}
 		if st != 0 {
 			return ex.fail(st, true)
@@ -480,7 +485,7 @@ func (ex *exchange) log() {
 		e.Backend = ex.hp.addr
 	}
 	e.Proto = ex.req.Version.String()
-	if c.h2.Load() != nil {
+	if c.isH2.Load() {
 		e.Proto = "HTTP/2.0"
 	}
 	e.Status = ex.status

@@ -7,52 +7,37 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/net/http2"
 
 	"github.com/fulcrum-lb/fulcrum/internal/l7/http1"
 )
 
-// h2conn is the HTTP/2 side of a client connection: x/net/http2 runs the
-// connection and calls ServeHTTP per stream.
-type h2conn struct {
-	nc       net.Conn
-	inflight atomic.Int32
-}
-
-// closeIfIdle closes the connection if no request is in flight
-// (Shutdown); a request in flight closes it when it ends.
-func (h *h2conn) closeIfIdle() {
-	if h.inflight.Load() == 0 {
-		h.nc.Close()
-	}
-}
-
 type connKey struct{}
+
+// newH2 builds the HTTP/2 server of a proxy. It is registered with an
+// http.Server that serves nothing itself: its Shutdown is how x/net/http2
+// is told to send GOAWAY on every connection and close each once its
+// streams are done.
+func newH2(s *snapshot) (*http2.Server, *http.Server) {
+	base := &http.Server{ReadHeaderTimeout: s.headerTimeout, IdleTimeout: s.idleTimeout}
+	srv := &http2.Server{IdleTimeout: s.idleTimeout}
+	http2.ConfigureServer(base, srv)
+	return srv, base
+}
 
 // serveH2 runs an HTTP/2 connection negotiated by ALPN.
 func (p *Proxy) serveH2(c *clientConn, tc *tls.Conn) {
-	h := &h2conn{nc: tc}
-	c.h2.Store(h)
+	c.isH2.Store(true)
 	if p.closing.Load() {
 		return
 	}
-	s := p.snap.Load()
-	srv := &http2.Server{IdleTimeout: s.idleTimeout}
 	ctx := context.WithValue(context.Background(), connKey{}, c)
-	srv.ServeConn(tc, &http2.ServeConnOpts{
-		Context: ctx,
-		Handler: p,
-		BaseConfig: &http.Server{
-			ReadHeaderTimeout: s.headerTimeout,
-		},
-	})
+	p.h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, Handler: p, BaseConfig: p.h2base})
 }
 
 // h2req is the per-stream state of ServeHTTP, pooled: HTTP/2 requests run
@@ -74,24 +59,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hr := h2reqs.Get().(*h2req)
 	defer h2reqs.Put(hr)
 	c := &hr.cc
-	*c = clientConn{p: p, req: c.req, logBuf: c.logBuf[:0]}
+	// Field by field: the Request and Response inside are large, and
+	// ParseRequest and ParseResponse overwrite them anyway.
+	c.p, c.client, c.local, c.tls = p, netip.AddrPort{}, netip.AddrPort{}, false
+	c.isH2.Store(true)
+	c.entry = Entry{}
 	if parent, ok := r.Context().Value(connKey{}).(*clientConn); ok {
 		c.client, c.local, c.tls = parent.client, parent.local, parent.tls
-		if h := parent.h2.Load(); h != nil {
-			c.h2.Store(h)
-			h.inflight.Add(1)
-			defer func() {
-				if h.inflight.Add(-1) == 0 && p.closing.Load() {
-					h.nc.Close()
-				}
-			}()
-		}
 	} else {
 		c.client, _ = netip.ParseAddrPort(r.RemoteAddr)
 		c.tls = r.TLS != nil
-	}
-	if c.h2.Load() == nil {
-		c.h2.Store(&h2conn{})
 	}
 	p.requests.Add(1)
 
@@ -229,8 +206,12 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st, retry := ex.readResponseHead(method, retryable)
-		if retry && ex.redial() {
-			continue
+		if retry {
+			if ex.redial() {
+				continue
+			}
+			ex.failed = true
+			st = 502
 		}
 		if st != 0 {
 			ex.h2fail(w, st)

@@ -300,3 +300,57 @@ func TestUpdateRetiresRemovedBackends(t *testing.T) {
 	}
 	eventually(t, "the removed backend's pooled connection to close", func() bool { return closedA.Load() == 1 })
 }
+
+func TestShutdownHTTP2InFlight(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(entered)
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	svc, _ := service(t, be.addr)
+	cert, roots := selfSigned(t)
+	p := New(&Config{Name: "web", Default: svc, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background(), ln)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: waitFor}
+	got := make(chan string, 1)
+	go func() {
+		resp, err := hc.Get("https://" + ln.Addr().String() + "/slow")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- resp.Proto + " " + string(b)
+	}()
+	<-entered
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		shut <- p.Shutdown(ctx)
+	}()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with an HTTP/2 request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if g := <-got; g != "HTTP/2.0 done" {
+		t.Errorf("in-flight HTTP/2 request: got %q", g)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 )
@@ -40,6 +43,10 @@ type Proxy struct {
 	cancelDial context.CancelFunc
 	killed     atomic.Bool
 
+	// h2 serves HTTP/2 connections; h2base.Shutdown makes it drain them.
+	h2     *http2.Server
+	h2base *http.Server
+
 	// pools are the upstream connection pools by backend. They outlive
 	// Update so a reload keeps warm connections to the backends it keeps.
 	poolsMu sync.Mutex
@@ -55,7 +62,9 @@ func New(cfg *Config) *Proxy {
 		pools:     map[*balancer.Backend]*hostPool{},
 	}
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
-	p.snap.Store(p.compile(cfg))
+	s := p.compile(cfg)
+	p.snap.Store(s)
+	p.h2, p.h2base = newH2(s)
 	return p
 }
 
@@ -149,6 +158,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.checkDrainedLocked()
 	p.mu.Unlock()
+	// GOAWAY to HTTP/2 clients; each connection closes once its streams
+	// are done. Returns at once: it tracks no connection itself.
+	p.h2base.Shutdown(ctx)
 
 	var err error
 	select {
