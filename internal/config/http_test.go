@@ -108,3 +108,34 @@ func TestCookieKey(t *testing.T) {
 		t.Errorf("tcp service: got an http block or a cookie key")
 	}
 }
+
+func TestHashCoversHTTPFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	page := filepath.Join(dir, "503.html")
+	file := filepath.Join(dir, "f.yaml")
+	data := `services:
+  - name: web
+    listen: 10.0.0.1:80
+    protocol: http
+    backends: [{ address: 10.0.0.11:80 }]
+    http: { error_pages: { 503: 503.html } }
+`
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hashWith := func(content string) string {
+		if err := os.WriteFile(page, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Hash()
+	}
+	a, again, b := hashWith("one"), hashWith("one"), hashWith("two")
+	if a != again || a == b {
+		t.Errorf("hashes: %s, %s after no change, %s after editing the page; want equal, then different", a, again, b)
+	}
+}
