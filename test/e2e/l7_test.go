@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -979,5 +980,49 @@ func TestHTTPRemovedBackendLosesItsConnections(t *testing.T) {
 			t.Fatalf("no log line about closing the removed backend's connections")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHTTPSIGTERMDrains checks that SIGTERM lets a request in flight on an
+// http service finish, then exits.
+func TestHTTPSIGTERMDrains(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 1)
+	b := startL7Backend(t, "b0", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		time.Sleep(time.Second)
+		io.WriteString(w, "finished")
+	})
+	listen := freeAddr(t, "tcp")
+	n := startNode(t, httpService(listen, "", b))
+	type result struct {
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := client().Do(newRequest(t, "GET", "http://"+listen+"/x/slow", nil))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		done <- result{string(body), err}
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request did not reach the backend")
+	}
+	n.signal(syscall.SIGTERM)
+	if r := <-done; r.err != nil || r.body != "finished" {
+		t.Errorf("request in flight at SIGTERM: got %q, %v; want it finished", r.body, r.err)
+	}
+	if err := n.waitExit(10 * time.Second); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
+		t.Errorf("the listener still accepts after SIGTERM")
 	}
 }
