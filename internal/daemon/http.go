@@ -136,7 +136,7 @@ func (al accessLogs) open(p *plan) (fresh []*accesslog.Writer, err error) {
 			for _, w := range fresh {
 				w.Close()
 			}
-			return nil, fmt.Errorf("service %s: access log: %w", hp.cfg.Name, err)
+			return nil, fmt.Errorf("service %s: %w", hp.cfg.Name, err)
 		}
 		seen[path] = true
 		fresh = append(fresh, w)

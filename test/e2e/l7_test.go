@@ -498,17 +498,30 @@ func TestHTTPOverTLSWithH2AndSNI(t *testing.T) {
 	c1, k1 := writeCert(t, ca, dir, "www", "www.example.test", "127.0.0.1")
 	c2, k2 := writeCert(t, ca, dir, "api", "api.example.test")
 	listen := freeAddr(t, "tcp")
-	tlsBlock := fmt.Sprintf("    http:\n      tls:\n        certificates:\n          - { cert: %s, key: %s }\n          - { cert: %s, key: %s }\n", c1, k1, c2, k2)
+	api := startL7Backend(t, "api", nil)
+	logPath := filepath.Join(dir, "access.log")
+	tlsBlock := fmt.Sprintf(`    http:
+      tls:
+        certificates:
+          - { cert: %s, key: %s }
+          - { cert: %s, key: %s }
+      routes:
+        - { name: api, host: api.example.test, backends: [{ address: %s }] }
+      access_log: { path: %s, format: json }
+`, c1, k1, c2, k2, api.addr, logPath)
 	n := startNode(t, httpService(listen, tlsBlock, b))
 
+	// The Host (HTTP/2's :authority) routes as over HTTP/1.1: the SNI
+	// name is also the Host here.
 	tests := []struct {
 		name, serverName string
 		h2               bool
 		wantProto        int
+		wantBody         string
 	}{
-		{name: "h2", serverName: "www.example.test", h2: true, wantProto: 2},
-		{name: "h2 with SNI", serverName: "api.example.test", h2: true, wantProto: 2},
-		{name: "http/1.1 over TLS", serverName: "www.example.test", wantProto: 1},
+		{name: "h2", serverName: "www.example.test", h2: true, wantProto: 2, wantBody: "b0"},
+		{name: "h2 with SNI", serverName: "api.example.test", h2: true, wantProto: 2, wantBody: "api"},
+		{name: "http/1.1 over TLS", serverName: "www.example.test", wantProto: 1, wantBody: "b0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -523,9 +536,11 @@ func TestHTTPOverTLSWithH2AndSNI(t *testing.T) {
 			c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 			defer tr.CloseIdleConnections()
 			for i := range 3 {
-				resp, body := getBody(t, c, newRequest(t, "GET", "https://"+listen+"/tls/"+strconv.Itoa(i), nil))
-				if resp.StatusCode != 200 || body != "b0" {
-					t.Fatalf("got %d %q, want 200 b0", resp.StatusCode, body)
+				req := newRequest(t, "GET", "https://"+listen+"/tls/"+strconv.Itoa(i), nil)
+				req.Host = tt.serverName
+				resp, body := getBody(t, c, req)
+				if resp.StatusCode != 200 || body != tt.wantBody {
+					t.Fatalf("got %d %q, want 200 %s", resp.StatusCode, body, tt.wantBody)
 				}
 				if resp.ProtoMajor != tt.wantProto {
 					t.Errorf("protocol: got %s, want HTTP/%d", resp.Proto, tt.wantProto)
@@ -545,6 +560,17 @@ func TestHTTPOverTLSWithH2AndSNI(t *testing.T) {
 	}
 	if h := n.status().Services[0].HTTP; h == nil || h.Status2xx != 9 {
 		t.Errorf("http counters: got %+v, want 9 2xx", h)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(logPath)
+		if strings.Count(string(data), `"proto":"HTTP/2.0"`) == 6 && strings.Count(string(data), `"proto":"HTTP/1.1"`) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access log: got %q, want 6 HTTP/2.0 and 3 HTTP/1.1 requests", data)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
