@@ -13,6 +13,7 @@ cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-600}
 BUSY=${BUSY:-1} # busy loops pinned to CPU 0 (the "other core busy")
+ADVERTS=${ADVERTS:-} # master_down_adverts; empty: fulcrum's default (2)
 [ "$(id -u)" = 0 ] || { echo "soak: needs root (network namespaces)" >&2; exit 1; }
 
 id=$$
@@ -61,6 +62,7 @@ ha:
       vips: [10.216.0.100/24]
       priority: { lb1: 150, lb2: 100 }
 EOF
+	if [ -n "$ADVERTS" ]; then echo "      master_down_adverts: $ADVERTS"; fi
 }
 conf lb1 >"$work/lb1.yaml"
 conf lb2 >"$work/lb2.yaml"
@@ -92,5 +94,5 @@ read -r sb2 tb2 <<<"$(state "$b")"
 flaps=$(((ta2 - ta) + (tb2 - tb)))
 adverts=$(ip netns exec "$b" "$work/fulcrum" status --json --admin 127.0.0.1:9900 |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["ha"][0]["adverts_received"])')
-echo "| $(date -u +%Y-%m-%d) | ${DURATION}s | $BUSY | $adverts | lb1 $sa2, lb2 $sb2 | $flaps |"
+echo "| $(date -u +%Y-%m-%d) | ${DURATION}s | $BUSY | ${ADVERTS:-2 (default)} | $(cut -d' ' -f1-3 /proc/loadavg) | $adverts | lb1 $sa2, lb2 $sb2 | $flaps |"
 [ "$flaps" = 0 ]

@@ -17,6 +17,10 @@ type Status struct {
 	Services   []Service `json:"services"`
 	Alerts     Alerts    `json:"alerts"`
 	HA         []HAGroup `json:"ha"`
+
+	// Time is when this status was taken: rates are computed between two
+	// of them.
+	Time time.Time `json:"time"`
 }
 
 // HAGroup is one VRRP group on this node.
@@ -42,6 +46,24 @@ type HAGroup struct {
 	AdvertsReceived  uint64            `json:"adverts_received"`
 	Dropped          map[string]uint64 `json:"dropped,omitempty"`
 	Track            []TrackItem       `json:"track,omitempty"`
+
+	SendErrors uint64 `json:"send_errors"`
+	// VIPsHeld is how many of VIPs this node holds: all on a master, none
+	// on a backup once a hand-over is complete.
+	VIPsHeld int `json:"vips_held"`
+	// Peers are the other nodes heard on the link, by address.
+	Peers []HAPeer `json:"peers,omitempty"`
+}
+
+// HAPeer is another node heard advertising for a group.
+type HAPeer struct {
+	Address string `json:"address"`
+	// Priority and IntervalMS are from its last advert; priority 0 means
+	// it was leaving.
+	Priority   int       `json:"priority"`
+	IntervalMS float64   `json:"interval_ms"`
+	LastHeard  time.Time `json:"last_heard"`
+	Adverts    uint64    `json:"adverts"`
 }
 
 // TrackItem is one thing an HA group tracks.
@@ -128,17 +150,6 @@ type Route struct {
 	Backends    []Backend    `json:"backends"`
 }
 
-// RequestCounters are an http backend's requests since it was added.
-type RequestCounters struct {
-	Requests uint64 `json:"requests"`
-	// Errors: connect failures, timeouts, broken or invalid responses and
-	// 5xx statuses.
-	Errors uint64 `json:"errors"`
-	// MeanMS is the mean time from picking the backend to the end of the
-	// response.
-	MeanMS float64 `json:"mean_ms"`
-}
-
 // Persistence describes a service's client → backend table.
 type Persistence struct {
 	TimeoutSeconds float64 `json:"timeout_seconds"`
@@ -182,8 +193,29 @@ type Backend struct {
 	SlowStart bool `json:"slow_start,omitempty"`
 	// Health is nil when the backend has no health check.
 	Health *Health `json:"health,omitempty"`
-	// Requests is set for backends of http services.
-	Requests *RequestCounters `json:"requests,omitempty"`
+
+	// ConfiguredWeight is the configured (or admin-set) weight; Weight is
+	// the effective one, lowered during a slow start.
+	ConfiguredWeight int `json:"configured_weight"`
+	// Requests relayed to the backend and how many failed (connect
+	// failure, timeout, broken response, 5xx): HTTP services only.
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
+	// Histograms for /metrics, too bulky for the JSON: request latency
+	// (HTTP services) and connection lifetimes (TCP services); nil where
+	// they do not apply.
+	Latency   *Histogram `json:"-"`
+	Lifetimes *Histogram `json:"-"`
+}
+
+// Histogram is a distribution of durations: Counts[i] observations were
+// at most Bounds[i] and above Bounds[i-1]; the last count, one more than
+// there are bounds, is above every bound.
+type Histogram struct {
+	Bounds []time.Duration
+	Counts []uint64
+	Count  uint64
+	Sum    time.Duration
 }
 
 // Health is a backend's health checking.
@@ -203,4 +235,7 @@ type Health struct {
 	Flaps uint64 `json:"flaps"`
 	// Shared is how many (service, backend) pairs this one probe serves.
 	Shared int `json:"shared"`
+
+	// Durations of the probe's checks, for /metrics.
+	Durations *Histogram `json:"-"`
 }

@@ -56,6 +56,7 @@ func New(opt Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("POST /api/v1/ha/{group}/release", s.mutation(s.release))
+	mux.Handle("GET /metrics", metricsHandler(opt.Source, s.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

@@ -2,8 +2,6 @@ package admin
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -27,23 +25,9 @@ func TestStatusRoundTrip(t *testing.T) {
 			Backends:    []Backend{{Address: "127.0.0.1:81", Role: RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 10}},
 		}},
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- New(Options{Source: fakeSource{want}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Serve(ctx, ln)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	addr := serveTest(t, fakeSource{want})
 
-	got, err := FetchStatus(context.Background(), ln.Addr().String())
+	got, err := FetchStatus(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +35,7 @@ func TestStatusRoundTrip(t *testing.T) {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
 	// Only GET is served on the status endpoint.
-	resp, err := http.Post("http://"+ln.Addr().String()+"/api/v1/status", "text/plain", nil)
+	resp, err := http.Post("http://"+addr+"/api/v1/status", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,9 @@ type Backend struct {
 	bytesOut atomic.Uint64 // backend → client
 
 	req requestStats // HTTP services only
+	// lifetimes of TCP connections relayed to the backend, from connect
+	// to close
+	lifetimes Histogram
 }
 
 var _ sched.Backend = (*Backend)(nil)

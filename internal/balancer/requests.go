@@ -97,3 +97,11 @@ func (b *Backend) RequestStats() RequestStats {
 		Latency:  b.req.latency.Snapshot(),
 	}
 }
+
+// ObserveConnection records how long a relayed TCP connection lived, from
+// the backend's connect to the close of both directions. Connections
+// longer than the last bound (10s) are counted in the overflow bucket.
+func (b *Backend) ObserveConnection(d time.Duration) { b.lifetimes.Observe(d) }
+
+// ConnectionLifetimes is a copy of the histogram ObserveConnection fills.
+func (b *Backend) ConnectionLifetimes() HistogramSnapshot { return b.lifetimes.Snapshot() }

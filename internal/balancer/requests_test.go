@@ -44,6 +44,19 @@ func TestObserveRequest(t *testing.T) {
 	}
 }
 
+func TestObserveConnection(t *testing.T) {
+	b := NewBackend(netip.MustParseAddrPort("10.0.0.1:80"), 1, 0)
+	b.ObserveConnection(3 * time.Millisecond)
+	b.ObserveConnection(time.Hour)
+	s := b.ConnectionLifetimes()
+	if s.Count != 2 || s.Counts[3] != 1 || s.Counts[len(LatencyBounds)] != 1 || s.Sum != time.Hour+3*time.Millisecond {
+		t.Fatalf("ConnectionLifetimes = %+v", s)
+	}
+	if r := b.RequestStats(); r.Latency.Count != 0 {
+		t.Errorf("request latency got %d observations from connections, want 0", r.Latency.Count)
+	}
+}
+
 func BenchmarkObserveRequest(b *testing.B) {
 	be := NewBackend(netip.MustParseAddrPort("10.0.0.1:80"), 1, 0)
 	b.ReportAllocs()

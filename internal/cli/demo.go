@@ -39,8 +39,9 @@ func newDemoCmd() *cobra.Command {
 			fmt.Fprintf(out, `Try, in another terminal:
   for i in 1 2 3 4 5 6; do curl -s http://%[1]s/; done   # weighted round robin 1:2:3
   echo hi | nc -u -w1 %[2]s                           # UDP, one session per client port
-  go run ./cmd/fulcrum status --admin %[3]s             # live table of services and backends
+  go run ./cmd/fulcrum status --admin %[3]s --watch     # live table of services and backends
   curl -s http://%[3]s/api/v1/status                  # the same as JSON
+  curl -s http://%[3]s/metrics                        # Prometheus metrics
 Press Ctrl-C to stop.
 
 `, a.Web, hostPortSpaced(a.UDP), a.Admin)

@@ -17,14 +17,22 @@ import (
 
 func newStatusCmd() *cobra.Command {
 	var (
-		addr, file string
-		asJSON     bool
-		watch      time.Duration
+		addr, file  string
+		asJSON      bool
+		watch, rate time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show services and backends of the running node (like ipvsadm -L -n --stats)",
-		Args:  cobra.NoArgs,
+		Long: `Show the node, its HA groups and every service and backend.
+
+Req/s is requests per second for HTTP services and new connections per
+second for TCP and UDP services (ipvsadm --rate's CPS), measured between two
+snapshots: between refreshes with --watch, over --rate (1s by default)
+before a single table, else not shown ("-"). Errors counts failed requests
+for HTTP services (connect failures, timeouts, broken responses, 5xx) and
+failed connect attempts for TCP and UDP services.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr, _, err := adminTarget(addr, file, "")
 			if err != nil {
@@ -33,6 +41,17 @@ func newStatusCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			out := cmd.OutOrStdout()
+			var prev *admin.Status
+			if rate > 0 && watch <= 0 && !asJSON {
+				if prev, err = fetch(ctx, addr); err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(rate):
+				}
+			}
 			for {
 				st, err := fetch(ctx, addr)
 				if err != nil {
@@ -48,11 +67,12 @@ func newStatusCmd() *cobra.Command {
 						return err
 					}
 				} else {
-					renderStatus(out, st, time.Now())
+					renderStatus(out, st, prev, time.Now())
 				}
 				if watch <= 0 {
 					return nil
 				}
+				prev = st
 				select {
 				case <-ctx.Done():
 					return nil
@@ -66,17 +86,25 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON status")
 	cmd.Flags().DurationVarP(&watch, "watch", "w", 0, "refresh in place at this interval (e.g. 2s)")
 	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
+	cmd.Flags().DurationVar(&rate, "rate", 0, "measure Req/s over this long before printing (e.g. 1s); --watch measures between refreshes")
+	cmd.Flags().Lookup("rate").NoOptDefVal = "1s"
 	return cmd
 }
 
 func fetch(ctx context.Context, addr string) (*admin.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return admin.FetchStatus(ctx, addr)
+	st, err := admin.FetchStatus(ctx, addr)
+	if err == nil && st.Time.IsZero() {
+		st.Time = time.Now() // a daemon older than the time field
+	}
+	return st, err
 }
 
 // renderStatus prints st as tables in the spirit of ipvsadm -L -n --stats.
-func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
+// Rates are computed against prev, an earlier status of the same node, when
+// there is one.
+func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	fmt.Fprintf(w, "Node %s  fulcrum %s  up %s  config %.12s", st.Node, st.Version, now.Sub(st.Started).Round(time.Second), st.ConfigHash)
 	if st.Reloads.OK+st.Reloads.Failed > 0 {
 		fmt.Fprintf(w, "  reloads %d ok, %d failed", st.Reloads.OK, st.Reloads.Failed)
@@ -105,6 +133,19 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 			}
 			fmt.Fprintf(w, "  adverts %d sent %d received", g.AdvertsSent, g.AdvertsReceived)
 			fmt.Fprintln(w)
+			switch {
+			case g.State == "master" && g.VIPsHeld < len(g.VIPs):
+				fmt.Fprintf(w, "    holds %d of %d VIPs: adding them failed (see the log)\n", g.VIPsHeld, len(g.VIPs))
+			case g.State != "master" && g.VIPsHeld > 0:
+				fmt.Fprintf(w, "    still holds %d of %d VIPs (handing over, or removing them failed)\n", g.VIPsHeld, len(g.VIPs))
+			}
+			if len(g.Peers) > 0 {
+				peers := make([]string, len(g.Peers))
+				for i, p := range g.Peers {
+					peers[i] = fmt.Sprintf("%s priority %d %s ago", p.Address, p.Priority, now.Sub(p.LastHeard).Round(100*time.Millisecond))
+				}
+				fmt.Fprintf(w, "    peers heard: %s\n", strings.Join(peers, ", "))
+			}
 			for _, it := range g.Track {
 				if !it.OK {
 					effect := fmt.Sprintf("-%d", it.Weight)
@@ -118,17 +159,36 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	}
 	// Like ipvsadm: a line per service, its backends indented below it,
 	// the backend columns aligned across all services. An http service's
-	// route pools follow its own backends, each under a route line. The
-	// request columns appear when some service is http.
-	anyHTTP := false
-	for _, s := range st.Services {
-		anyHTTP = anyHTTP || s.HTTP != nil
+	// route pools follow its own backends, each under a route line.
+	rates := newRater(st, prev)
+	columns := []struct {
+		head string
+		cell func(s admin.Service, b admin.Backend) string
+	}{
+		{"  -> RemoteAddress:Port", func(_ admin.Service, b admin.Backend) string { return "  -> " + b.Address }},
+		{"Role", func(_ admin.Service, b admin.Backend) string { return b.Role }},
+		{"State", func(_ admin.Service, b admin.Backend) string { return backendState(b) }},
+		// An operator's admin state (drain, maint) belongs here, beside
+		// the state health checking gives.
+		{"Weight", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Weight) }},
+		{"Max", func(_ admin.Service, b admin.Backend) string {
+			if b.MaxConnections > 0 {
+				return fmt.Sprint(b.MaxConnections)
+			}
+			return "-"
+		}},
+		{"Active", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Active) }},
+		{"Conns", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Total) }},
+		{"Req/s", rates.cell},
+		{"Errors", func(s admin.Service, b admin.Backend) string { return fmt.Sprint(backendErrors(s, b)) }},
+		{"InBytes", func(_ admin.Service, b admin.Backend) string { return humanBytes(b.BytesIn) }},
+		{"OutBytes", func(_ admin.Service, b admin.Backend) string { return humanBytes(b.BytesOut) }},
+		{"Health", func(_ admin.Service, b admin.Backend) string { return healthSummary(b.Health, now) }},
 	}
-	head := []string{"  -> RemoteAddress:Port", "Role", "State", "Weight", "Max", "Active", "Conns", "ConnFail", "InBytes", "OutBytes"}
-	if anyHTTP {
-		head = append(head, "Reqs", "ReqErr")
+	head := make([]string, len(columns))
+	for i, c := range columns {
+		head[i] = c.head
 	}
-	head = append(head, "Health")
 	// out is what to print in order: a line as is, or a backend row.
 	type printed struct {
 		text string
@@ -136,24 +196,14 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 	}
 	var out []printed
 	rows := [][]string{head}
-	addBackends := func(bs []admin.Backend) {
+	addBackends := func(s admin.Service, bs []admin.Backend) {
 		for _, b := range bs {
-			max := "-"
-			if b.MaxConnections > 0 {
-				max = fmt.Sprint(b.MaxConnections)
+			row := make([]string, len(columns))
+			for i, c := range columns {
+				row[i] = c.cell(s, b)
 			}
-			r := []string{"  -> " + b.Address, b.Role, backendState(b), fmt.Sprint(b.Weight), max,
-				fmt.Sprint(b.Active), fmt.Sprint(b.Total), fmt.Sprint(b.ConnectFailures), humanBytes(b.BytesIn), humanBytes(b.BytesOut)}
-			if anyHTTP {
-				if q := b.Requests; q != nil {
-					r = append(r, fmt.Sprint(q.Requests), fmt.Sprint(q.Errors))
-				} else {
-					r = append(r, "-", "-")
-				}
-			}
-			r = append(r, healthSummary(b.Health, now))
-			rows = append(rows, r)
-			out = append(out, printed{row: r})
+			rows = append(rows, row)
+			out = append(out, printed{row: row})
 		}
 	}
 	for _, s := range st.Services {
@@ -181,7 +231,7 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 		}
 		b.WriteString("]")
 		out = append(out, printed{text: b.String()})
-		addBackends(s.Backends)
+		addBackends(s, s.Backends)
 		for _, r := range s.Routes {
 			var b strings.Builder
 			fmt.Fprintf(&b, "     route %s", r.Name)
@@ -196,7 +246,7 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 				fmt.Fprintf(&b, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
 			}
 			out = append(out, printed{text: b.String()})
-			addBackends(r.Backends)
+			addBackends(routeAsService(s, r), r.Backends)
 		}
 	}
 	widths := make([]int, len(head))
@@ -236,6 +286,74 @@ func renderStatus(w io.Writer, st *admin.Status, now time.Time) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// routeAsService views an http route's pool as a service of its own for
+// the backend columns: its rates are keyed by the pool's name.
+func routeAsService(s admin.Service, r admin.Route) admin.Service {
+	return admin.Service{Name: r.Name, Protocol: s.Protocol, Scheduler: r.Scheduler, Backends: r.Backends}
+}
+
+// countsRequests reports whether a service's backends count requests
+// (the HTTP engine) rather than only connections.
+func countsRequests(s admin.Service) bool { return s.Protocol != "tcp" && s.Protocol != "udp" }
+
+// backendRequests is what Req/s counts: requests for HTTP services, new
+// connections for TCP and UDP ones.
+func backendRequests(s admin.Service, b admin.Backend) uint64 {
+	if countsRequests(s) {
+		return b.Requests
+	}
+	return b.Total
+}
+
+// backendErrors is the Errors column: failed requests, or failed connect
+// attempts where there are no requests.
+func backendErrors(s admin.Service, b admin.Backend) uint64 {
+	if countsRequests(s) {
+		return b.Errors
+	}
+	return b.ConnectFailures
+}
+
+// rater computes Req/s between two statuses.
+type rater struct {
+	prev    map[[2]string]uint64 // (service, address) → requests
+	seconds float64
+}
+
+func newRater(st, prev *admin.Status) rater {
+	if prev == nil || !st.Time.After(prev.Time) {
+		return rater{}
+	}
+	r := rater{prev: map[[2]string]uint64{}, seconds: st.Time.Sub(prev.Time).Seconds()}
+	for _, s := range prev.Services {
+		for _, b := range s.Backends {
+			r.prev[[2]string{s.Name, b.Address}] = backendRequests(s, b)
+		}
+		for _, rt := range s.Routes {
+			ps := routeAsService(s, rt)
+			for _, b := range rt.Backends {
+				r.prev[[2]string{ps.Name, b.Address}] = backendRequests(ps, b)
+			}
+		}
+	}
+	return r
+}
+
+// cell is the rate of b, or "-" without an earlier count to compare (no
+// earlier status, a backend just added, counters restarted).
+func (r rater) cell(s admin.Service, b admin.Backend) string {
+	before, ok := r.prev[[2]string{s.Name, b.Address}]
+	now := backendRequests(s, b)
+	if !ok || now < before {
+		return "-"
+	}
+	v := float64(now-before) / r.seconds
+	if v < 10 {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func backendState(b admin.Backend) string {

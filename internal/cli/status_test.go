@@ -2,9 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"flag"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,18 +38,22 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func TestRenderStatus(t *testing.T) {
-	t.Parallel()
+// testStatus is a node's status at now.
+func testStatus(now time.Time) *admin.Status {
 	started := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	st := &admin.Status{
-		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started,
+	return &admin.Status{
+		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started, Time: now,
 		Reloads: admin.Reloads{OK: 2, Failed: 1, LastError: "fulcrum.yaml:7:16: services[0].backends[0].address: want ip:port\nmore"},
 		HA: []admin.HAGroup{
 			{Name: "web", Interface: "eth0", VRID: 51, VIPs: []string{"192.168.0.105/24"}, State: "master", Since: started.Add(time.Hour),
-				Priority: 100, ConfiguredPriority: 150, AdvertsSent: 36000, AdvertsReceived: 2,
+				Priority: 100, ConfiguredPriority: 150, AdvertsSent: 36000, AdvertsReceived: 2, VIPsHeld: 1,
 				Track: []admin.TrackItem{{Kind: "service", Name: "web", OK: true}, {Kind: "interface", Name: "eth1", Weight: 50, Detail: "link down"}}},
 			{Name: "db", Interface: "eth0", VRID: 52, VIPs: []string{"192.168.0.106/24"}, State: "backup", Since: started,
-				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000},
+				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000, VIPsHeld: 1,
+				Peers: []admin.HAPeer{
+					{Address: "192.168.0.2", Priority: 150, LastHeard: now.Add(-300 * time.Millisecond), Adverts: 54000},
+					{Address: "192.168.0.3", Priority: 0, LastHeard: now.Add(-time.Hour), Adverts: 12},
+				}},
 		},
 		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
 			{Name: "lvs.alert", Sent: 4},
@@ -68,10 +78,30 @@ func TestRenderStatus(t *testing.T) {
 				Name: "dns", Protocol: "udp", Listen: "[2001:db8::5]:53", Scheduler: "rr",
 				Backends: []admin.Backend{{Address: "[2001:db8::10]:53", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
 			},
+			{
+				Name: "api", Protocol: "http", Listen: "192.168.0.105:8080", Scheduler: "rr",
+				Backends: []admin.Backend{
+					{Address: "192.168.0.111:8080", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 3, Requests: 1200, Errors: 4},
+				},
+			},
 		},
 	}
+}
+
+func TestRenderStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 21, 11, 30, 5, 0, time.UTC)
+	st := testStatus(now)
+	// Two seconds earlier: 20 more connections to .101, none to .102,
+	// .104 not there yet; 3 more datagram sessions; 100 more requests.
+	prev := testStatus(now.Add(-2 * time.Second))
+	web := prev.Services[0].Backends
+	web[0].Total, web[1].Total = 380, 830
+	prev.Services[0].Backends = append(web[:2:2], web[3:]...)
+	prev.Services[1].Backends[0].Total = 4
+	prev.Services[2].Backends[0].Requests = 1100
 	var buf bytes.Buffer
-	renderStatus(&buf, st, started.Add(90*time.Minute+5*time.Second))
+	renderStatus(&buf, st, prev, now)
 	golden(t, "status.golden", buf.Bytes())
 }
 
@@ -88,16 +118,15 @@ func TestRenderStatusHTTP(t *testing.T) {
 					Aborted: 1, UpstreamConnects: 64, UpstreamReuses: 11936},
 				Backends: []admin.Backend{
 					{Address: "192.168.0.101:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Active: 2, Total: 40, BytesOut: 3 << 20,
-						Requests: &admin.RequestCounters{Requests: 7000, Errors: 2, MeanMS: 1.5}},
-					{Address: "127.0.0.1:8080", Role: admin.RoleFallback, Weight: 1, Healthy: true, Available: true,
-						Requests: &admin.RequestCounters{}},
+						Requests: 7000, Errors: 2},
+					{Address: "127.0.0.1:8080", Role: admin.RoleFallback, Weight: 1, Healthy: true, Available: true},
 				},
 				Routes: []admin.Route{{
 					Name: "web/api", Host: "api.example.com", PathPrefix: "/v1/", Scheduler: "rr",
 					Persistence: &admin.Persistence{TimeoutSeconds: 360, Entries: 4},
 					Backends: []admin.Backend{
 						{Address: "192.168.0.111:8080", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 24,
-							Requests: &admin.RequestCounters{Requests: 4990, Errors: 5, MeanMS: 3.25}},
+							Requests: 4990, Errors: 5},
 					},
 				}},
 			},
@@ -107,9 +136,32 @@ func TestRenderStatusHTTP(t *testing.T) {
 			},
 		},
 	}
+	st.Time = started.Add(time.Hour)
+	// Ten seconds earlier: 100 requests less on each pool's backend.
+	prev := &admin.Status{Time: st.Time.Add(-10 * time.Second), Services: []admin.Service{{
+		Name: "web", Protocol: "http",
+		Backends: []admin.Backend{{Address: "192.168.0.101:80", Requests: 6900}},
+		Routes:   []admin.Route{{Name: "web/api", Backends: []admin.Backend{{Address: "192.168.0.111:8080", Requests: 4890}}}},
+	}}}
 	var buf bytes.Buffer
-	renderStatus(&buf, st, started.Add(time.Hour))
+	renderStatus(&buf, st, prev, st.Time)
 	golden(t, "status-http.golden", buf.Bytes())
+}
+
+// TestRenderStatusNoRate: a single snapshot has no rates to show.
+func TestRenderStatusNoRate(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 21, 11, 30, 5, 0, time.UTC)
+	var buf bytes.Buffer
+	renderStatus(&buf, testStatus(now), nil, now)
+	for line := range strings.Lines(buf.String()) {
+		if !strings.HasPrefix(line, "  -> ") || strings.HasPrefix(line, "  -> RemoteAddress") {
+			continue
+		}
+		if f := strings.Fields(line); f[8] != "-" {
+			t.Errorf("Req/s without an earlier snapshot: got %q, want -, in %q", f[8], line)
+		}
+	}
 }
 
 func TestHumanBytes(t *testing.T) {
@@ -123,6 +175,73 @@ func TestHumanBytes(t *testing.T) {
 	for _, tc := range tests {
 		if got := humanBytes(tc.in); got != tc.want {
 			t.Errorf("humanBytes(%d): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// countingSource is a node whose one backend takes 25 connections between
+// two reads of its status.
+type countingSource struct{ reads atomic.Int64 }
+
+func (c *countingSource) Status() admin.Status {
+	n := c.reads.Add(1)
+	st := *testStatus(time.Now())
+	st.Services = []admin.Service{{Name: "web", Protocol: "tcp", Listen: "127.0.0.1:80", Scheduler: "rr",
+		Backends: []admin.Backend{{Address: "127.0.0.1:81", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: uint64(25 * n)}}}}
+	return st
+}
+
+// TestStatusRateFlag runs `fulcrum status --rate` against a real admin
+// listener: two snapshots, a rate from their difference.
+func TestStatusRateFlag(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSource{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- admin.New(admin.Options{Source: src, Log: slog.New(slog.DiscardHandler)}).Serve(ctx, ln)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for _, tc := range []struct {
+		args  []string
+		reads int64
+		rate  func(float64) bool
+	}{
+		{[]string{"--rate=500ms"}, 2, func(r float64) bool { return r > 0 && r <= 50 }}, // 25 connections in at least 0.5s
+		{nil, 1, nil},
+	} {
+		src.reads.Store(0)
+		var out bytes.Buffer
+		cmd := newStatusCmd()
+		cmd.SetOut(&out)
+		cmd.SetArgs(append([]string{"--admin", ln.Addr().String()}, tc.args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := src.reads.Load(); got != tc.reads {
+			t.Errorf("%v: status read %d times, want %d", tc.args, got, tc.reads)
+		}
+		var cell string
+		for line := range strings.Lines(out.String()) {
+			if strings.HasPrefix(line, "  -> 127.0.0.1:81 ") {
+				cell = strings.Fields(line)[8]
+			}
+		}
+		if tc.rate == nil {
+			if cell != "-" {
+				t.Errorf("%v: Req/s %q, want -", tc.args, cell)
+			}
+			continue
+		}
+		if r, err := strconv.ParseFloat(cell, 64); err != nil || !tc.rate(r) {
+			t.Errorf("%v: Req/s %q, want a rate in (0, 50]:\n%s", tc.args, cell, out.String())
 		}
 	}
 }

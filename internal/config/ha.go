@@ -33,11 +33,21 @@ type HAGroup struct {
 	Priority map[string]int `yaml:"priority"`
 	// AdvertInterval, a multiple of 10ms; default 100ms.
 	AdvertInterval Duration `yaml:"advert_interval"`
+	// MasterDownAdverts is how many adverts a backup misses, plus its skew
+	// time, before it takes over from a silent master: 2-255, default 2.
+	// RFC 9568 (and keepalived) use 3; 2 fails over one interval sooner
+	// and still rides out a single lost advert.
+	MasterDownAdverts int `yaml:"master_down_adverts"`
 	// Preempt lets a higher-priority node take the VIPs back from a live
 	// master (heartbeat's auto_failback); default true, as in VRRP.
 	Preempt *bool `yaml:"preempt,omitempty"`
 	// PreemptDelay waits this long before preempting a live master.
 	PreemptDelay Duration `yaml:"preempt_delay"`
+	// HandoverTimeout bounds a planned hand-over (ha release, SIGTERM,
+	// preemption): the old master keeps serving the TCP connections it has
+	// on the VIPs for up to this long, their packets relayed to it by the
+	// new master; default 10s. 0s: connections in flight are reset.
+	HandoverTimeout Duration `yaml:"handover_timeout"`
 	// UnicastPeers, if given, replaces multicast: adverts go to each peer
 	// (one per other node) and only they are heard.
 	UnicastPeers []string `yaml:"unicast_peers,omitempty"`
@@ -103,11 +113,13 @@ type SyncGroup struct {
 
 // HA defaults.
 const (
-	defaultAdvertInterval = 100 * time.Millisecond
-	defaultGARPRepeat     = 3
-	defaultGARPInterval   = 10 * time.Millisecond
-	defaultTrackInterval  = time.Second
-	defaultScriptTimeout  = 2 * time.Second
+	defaultAdvertInterval    = 100 * time.Millisecond
+	defaultMasterDownAdverts = 2
+	defaultHandoverTimeout   = 10 * time.Second
+	defaultGARPRepeat        = 3
+	defaultGARPInterval      = 10 * time.Millisecond
+	defaultTrackInterval     = time.Second
+	defaultScriptTimeout     = 2 * time.Second
 )
 
 // PreemptValue reports whether the group preempts (default true).
@@ -141,6 +153,8 @@ func (c *Config) haDefaults() {
 		g := &c.HA.Groups[i]
 		p := "ha.groups[" + strconv.Itoa(i) + "]"
 		defaultTo(c, &g.AdvertInterval, p+".advert_interval", Duration(defaultAdvertInterval))
+		defaultTo(c, &g.MasterDownAdverts, p+".master_down_adverts", defaultMasterDownAdverts)
+		defaultTo(c, &g.HandoverTimeout, p+".handover_timeout", Duration(defaultHandoverTimeout))
 		defaultTo(c, &g.GARP.Repeat, p+".garp.repeat", defaultGARPRepeat)
 		defaultTo(c, &g.GARP.Interval, p+".garp.interval", Duration(defaultGARPInterval))
 		defaultTo(c, &g.Track.Interval, p+".track.interval", Duration(defaultTrackInterval))
@@ -209,6 +223,9 @@ func (k *checker) ha() {
 		}
 		if iv := g.AdvertInterval.D(); iv < 10*time.Millisecond || iv > 40950*time.Millisecond || iv%(10*time.Millisecond) != 0 {
 			k.errorf(p+".advert_interval", "want a multiple of 10ms from 10ms to 40.95s, got %s", g.AdvertInterval)
+		}
+		if n := g.MasterDownAdverts; n < 2 || n > 255 {
+			k.errorf(p+".master_down_adverts", "want 2-255 (RFC 9568 uses 3), got %d", n)
 		}
 		if g.PreemptDelay < 0 {
 			k.errorf(p+".preempt_delay", "want a non-negative duration, got %s", g.PreemptDelay)

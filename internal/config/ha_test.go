@@ -33,8 +33,11 @@ func TestHADefaults(t *testing.T) {
 	t.Parallel()
 	c := mustParse(t, haConfig)
 	g := c.HA.Groups[0]
-	if g.AdvertInterval.D() != 100*time.Millisecond || g.GARP.Repeat != 3 || g.GARP.Interval.D() != 10*time.Millisecond {
-		t.Errorf("defaults: got interval %s garp %+v", g.AdvertInterval, g.GARP)
+	if g.HandoverTimeout.D() != 10*time.Second {
+		t.Errorf("handover_timeout default %s, want 10s", g.HandoverTimeout)
+	}
+	if g.AdvertInterval.D() != 100*time.Millisecond || g.MasterDownAdverts != 2 || g.GARP.Repeat != 3 || g.GARP.Interval.D() != 10*time.Millisecond {
+		t.Errorf("defaults: got interval %s master_down_adverts %d garp %+v", g.AdvertInterval, g.MasterDownAdverts, g.GARP)
 	}
 	if g.PreemptValue() || !c.HA.Groups[1].PreemptValue() {
 		t.Errorf("preempt: got %v %v, want false as given and true by default", g.PreemptValue(), c.HA.Groups[1].PreemptValue())
@@ -57,7 +60,7 @@ ha:
   groups:
     - { name: web, interface: eth0, vrid: 300, vips: [192.168.0.105/24, "2001:db8::1", nope], priority: { lb1: 150, lb2: 0 }, advert_interval: 15ms }
     - { name: web, interface: eth0, vrid: 51, vips: [10.0.0.1], priority: { lb3: 100 }, unicast_peers: ["2001:db8::2"], track: { services: [nope], weight: 300 } }
-    - { name: other, interface: eth0, vrid: 51, vips: [10.0.0.2], priority: { lb3: 100 } }
+    - { name: other, interface: eth0, vrid: 51, vips: [10.0.0.2], priority: { lb3: 100 }, master_down_adverts: 1 }
   sync_groups:
     - { name: s, groups: [web2] }
 `,
@@ -73,6 +76,7 @@ ha:
 				`f.yaml:6:141: ha.groups[1].track.services[0]: no service named "nope"`,
 				`f.yaml:6:156: ha.groups[1].track.weight: want 0 (fault) to 254, got 300`,
 				`f.yaml:7:45: ha.groups[2].vrid: vrid 51 on eth0 is already used by ha.groups[1]`,
+				`f.yaml:7:112: ha.groups[2].master_down_adverts: want 2-255 (RFC 9568 uses 3), got 1`,
 				`f.yaml:9:26: ha.sync_groups[0].groups: want at least two groups to keep together`,
 				`f.yaml:9:27: ha.sync_groups[0].groups[0]: no ha group named "web2"`,
 			},

@@ -49,6 +49,7 @@ type Daemon struct {
 
 	reloadc chan chan error
 	wg      sync.WaitGroup // serve loops and draining frontends
+	holds   sync.WaitGroup // HA groups keeping their VIPs for a hand-over
 
 	monitor  *health.Monitor
 	alerts   *alert.Dispatcher
@@ -439,6 +440,15 @@ func (l *listener) closeSocket() {
 	// closed by the proxy's Shutdown once they are drained.
 }
 
+// active is the number of connections in flight (TCP; a UDP session is
+// not one a hand-over must keep).
+func (l *listener) active() int {
+	if l.tcp != nil {
+		return l.tcp.Active()
+	}
+	return 0
+}
+
 // close releases a socket that never served.
 func (l *listener) close() {
 	if l.ln != nil {
@@ -466,8 +476,12 @@ func (d *Daemon) shutdown() {
 	cfg := d.snap.Load().cfg
 	drain := cfg.Shutdown.DrainTimeout.D()
 	// The VIPs go first, so that a peer takes the traffic over while the
-	// established connections drain here.
+	// established connections drain here. A group handed over to a peer
+	// keeps its VIPs, and the listeners stay open, until the connections
+	// on them are done or its handover_timeout passed: the peer relays
+	// their packets to us meanwhile.
 	d.stopHA()
+	d.holds.Wait()
 	d.log.Info("shutting down: listeners closed, draining connections", "drain_timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()

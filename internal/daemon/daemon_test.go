@@ -73,6 +73,13 @@ func (td *testDaemon) reload(yaml string) error {
 
 func echoBackend(t *testing.T, name string) string {
 	t.Helper()
+	return echoListener(t, name).Addr().String()
+}
+
+// echoListener answers each line with name:line until it is closed (at
+// cleanup, or earlier by the test).
+func echoListener(t *testing.T, name string) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +104,7 @@ func echoBackend(t *testing.T, name string) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
+	return ln
 }
 
 func ask(t *testing.T, addr string) string {

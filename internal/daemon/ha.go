@@ -32,6 +32,10 @@ type HADeps struct {
 	PrimaryAddr func(ifname string, f vrrp.Family) (netip.Addr, error)
 	// LinkUp reports whether a tracked interface is up.
 	LinkUp func(ifname string) (bool, error)
+	// Handover builds a group's hand-over rules (relay and quiet); nil
+	// with a fake Announcer means none: connections in flight at a
+	// hand-over are then reset, as without nftables.
+	Handover func(g *config.HAGroup) Handover
 }
 
 // ErrNoGroup is returned by ReleaseGroup for an unknown group.
@@ -114,6 +118,7 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 		VRID:         uint8(g.VRID),
 		Priority:     uint8(g.Priority[cfg.Node.Name]),
 		Interval:     g.AdvertInterval.D(),
+		DownAdverts:  g.MasterDownAdverts,
 		Preempt:      g.PreemptValue(),
 		PreemptDelay: g.PreemptDelay.D(),
 		VIPs:         addrs,
@@ -127,6 +132,16 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 	ann, err := deps.Announcer(g, log)
 	if err != nil {
 		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
+	}
+	if deps.Handover != nil {
+		ann = &handoverAnnouncer{
+			Announcer: ann,
+			ho:        deps.Handover(g),
+			busy:      d.vipBusy(vips),
+			timeout:   g.HandoverTimeout.D(),
+			log:       log,
+			holds:     &d.holds,
+		}
 	}
 	conn, err := deps.Listen(vrrp.ConnOptions{Interface: g.Interface, Family: fam, Source: local, Peers: peers, AuthKey: key})
 	if err != nil {
@@ -163,6 +178,9 @@ func (d *Daemon) startGroup(hg *haGroup) {
 		}
 		if err := hg.ann.Release(ctx, addrs); err != nil {
 			d.log.Warn("removing leftover VIPs", "group", hg.name, "error", err)
+		}
+		if ho, ok := hg.ann.(*handoverAnnouncer); ok {
+			ho.clear(ctx)
 		}
 		if err := hg.inst.Run(ctx); err != nil {
 			d.log.Error("ha group stopped", "group", hg.name, "error", err)
@@ -202,6 +220,28 @@ func closeAnnouncer(ann vrrp.Announcer) {
 func (hg *haGroup) stop() {
 	hg.cancel()
 	<-hg.done
+}
+
+// vipBusy reports whether connections to the VIPs are in flight on this
+// node: a service listening on one of them, or on every address, has one.
+func (d *Daemon) vipBusy(vips []netip.Prefix) func() bool {
+	return func() bool {
+		snap := d.snap.Load()
+		if snap == nil {
+			return false
+		}
+		for _, l := range snap.fronts {
+			a := l.key.addr.Addr().Unmap()
+			on := a.IsUnspecified()
+			for _, v := range vips {
+				on = on || v.Addr() == a
+			}
+			if on && l.active() > 0 {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // haEvents turns the instance's transitions into alerts and notify runs.

@@ -19,6 +19,11 @@ func (h HADeps) withDefaults() HADeps {
 	}
 	if h.Announcer == nil {
 		h.Announcer = netifAnnouncer
+		// Only with the real announcer: a test's fake addresses must not
+		// become nft rules on the machine.
+		if h.Handover == nil {
+			h.Handover = func(g *config.HAGroup) Handover { return netif.NewHandover(g.Interface, uint8(g.VRID)) }
+		}
 	}
 	if h.LinkUp == nil {
 		h.LinkUp = netif.LinkUp

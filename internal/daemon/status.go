@@ -18,7 +18,7 @@ var _ admin.Source = (*Daemon)(nil)
 // Status reports the running state for the admin API. It reads only the
 // published snapshot and atomics, so it is safe from any goroutine.
 func (d *Daemon) Status() admin.Status {
-	st := admin.Status{Version: d.opt.Version, Started: d.started}
+	st := admin.Status{Version: d.opt.Version, Started: d.started, Time: time.Now()}
 	snap := d.snap.Load()
 	if snap == nil {
 		return st
@@ -61,7 +61,7 @@ func (d *Daemon) Status() admin.Status {
 			s.Counters = l.counters()
 		}
 		isHTTP := l != nil && l.http != nil
-		s.Backends = poolStatus(svc, probes, isHTTP)
+		s.Backends = poolStatus(svc, probes)
 		if isHTTP {
 			s.HTTP = httpCounters(l.http.Stats())
 			s.Routes = routeStatus(snap.cfg.Service(svc.Name), snap.pools[svc.Name], probes)
@@ -72,29 +72,17 @@ func (d *Daemon) Status() admin.Status {
 }
 
 // poolStatus lists the backends of one pool (a service or an http
-// route's): primaries, backups, then the fallback. requests adds the
-// per-request counters of http pools.
-func poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus, requests bool) []admin.Backend {
+// route's): primaries, backups, then the fallback.
+func poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus) []admin.Backend {
 	out := []admin.Backend{}
 	for _, b := range svc.Primary() {
-		out = append(out, backendStatus(b, admin.RolePrimary, probes, svc.Name))
+		out = append(out, backendStatus(b, admin.RolePrimary, probes, svc))
 	}
 	for _, b := range svc.Backup() {
-		out = append(out, backendStatus(b, admin.RoleBackup, probes, svc.Name))
+		out = append(out, backendStatus(b, admin.RoleBackup, probes, svc))
 	}
 	if b := svc.Fallback(); b != nil {
-		out = append(out, backendStatus(b, admin.RoleFallback, nil, ""))
-	}
-	if requests {
-		backends := append(append(append([]*balancer.Backend(nil), svc.Primary()...), svc.Backup()...), svc.Fallback())
-		for i := range out {
-			rs := backends[i].RequestStats()
-			rc := &admin.RequestCounters{Requests: rs.Requests, Errors: rs.Errors}
-			if rs.Latency.Count > 0 {
-				rc.MeanMS = float64((rs.Latency.Sum / time.Duration(rs.Latency.Count)).Microseconds()) / 1000
-			}
-			out[i].Requests = rc
-		}
+		out = append(out, backendStatus(b, admin.RoleFallback, nil, svc))
 	}
 	return out
 }
@@ -112,7 +100,7 @@ func routeStatus(sc *config.Service, pools []*balancer.Service, probes map[strin
 			Host:       rc.Host,
 			PathPrefix: rc.PathPrefix,
 			Scheduler:  pool.Scheduler,
-			Backends:   poolStatus(pool, probes, true),
+			Backends:   poolStatus(pool, probes),
 		}
 		if p := pool.Persistence(); p != nil {
 			out[r].Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
@@ -136,10 +124,10 @@ func httpCounters(s proxy.Stats) *admin.HTTPCounters {
 	}
 }
 
-func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, service string) admin.Backend {
+func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, svc *balancer.Service) admin.Backend {
 	s := b.Stats()
 	var h *admin.Health
-	if ps, ok := probes[watchID(service, b.Addr)]; ok {
+	if ps, ok := probes[watchID(svc.Name, b.Addr)]; ok {
 		h = &admin.Health{
 			Check:          ps.Check,
 			State:          ps.State.String(),
@@ -152,9 +140,10 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 			Failures:       ps.Failures,
 			Flaps:          ps.Flaps,
 			Shared:         ps.Shared,
+			Durations:      histogram(ps.Durations),
 		}
 	}
-	return admin.Backend{
+	ab := admin.Backend{
 		SlowStart:       s.Ramping,
 		Health:          h,
 		Address:         b.Addr.String(),
@@ -168,7 +157,24 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 		ConnectFailures: s.ConnectFailed,
 		BytesIn:         s.BytesIn,
 		BytesOut:        s.BytesOut,
+
+		ConfiguredWeight: b.ConfiguredWeight(),
 	}
+	switch svc.Protocol {
+	case "tcp":
+		ab.Lifetimes = histogram(b.ConnectionLifetimes())
+	case "udp": // sessions end by idle timeout: their lifetimes say little
+	default: // the L7 engine's services count requests
+		r := b.RequestStats()
+		ab.Requests, ab.Errors, ab.Latency = r.Requests, r.Errors, histogram(r.Latency)
+	}
+	return ab
+}
+
+// histogram converts a balancer histogram for the API; the bounds are
+// shared, not copied.
+func histogram(s balancer.HistogramSnapshot) *admin.Histogram {
+	return &admin.Histogram{Bounds: balancer.LatencyBounds[:], Counts: s.Counts[:], Count: s.Count, Sum: s.Sum}
 }
 
 // AdminAddr is the admin API's bound address, or "" when it is off.
@@ -222,6 +228,15 @@ func (d *Daemon) haStatus() []admin.HAGroup {
 			Transitions:        vs.Transitions,
 			AdvertsSent:        vs.AdvertsSent,
 			AdvertsReceived:    vs.AdvertsReceived,
+			SendErrors:         vs.SendErrors,
+			VIPsHeld:           vs.VIPsHeld,
+		}
+		for _, p := range vs.Peers {
+			g.Peers = append(g.Peers, admin.HAPeer{
+				Address: p.Addr.String(), Priority: int(p.Priority),
+				IntervalMS: float64(p.Interval.Microseconds()) / 1000,
+				LastHeard:  p.LastHeard, Adverts: p.Adverts,
+			})
 		}
 		if vs.Master.IsValid() {
 			g.Master = vs.Master.String()

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 )
 
 // State is a probe's verdict.
@@ -71,6 +73,10 @@ type ProbeStatus struct {
 	Checks       uint64
 	Failures     uint64
 	Flaps        uint64 // transitions since the probe started
+	// Durations counts the active checks' durations since the probe
+	// started (a probe shared by several watches reports the same
+	// histogram for each).
+	Durations balancer.HistogramSnapshot
 	// Shared is how many watches the probe serves, this one included.
 	Shared int
 }
@@ -333,6 +339,7 @@ func (m *Monitor) Status() []ProbeStatus {
 			Checks:       st.checks,
 			Failures:     st.failures,
 			Flaps:        st.flaps,
+			Durations:    mem.p.durations.Snapshot(),
 			Shared:       mem.shared,
 		})
 	}

@@ -262,6 +262,9 @@ func TestStatusFields(t *testing.T) {
 			LastCheck: t0.Add(10*time.Second + 300*time.Millisecond), LastDuration: 200 * time.Millisecond,
 			LastOK: false, LastReason: "boom", Checks: 2, Failures: 1, Flaps: 1, Shared: 1,
 		}
+		// 200ms falls in the ≤250ms bucket, 300ms in the ≤500ms one.
+		want.Durations.Counts[8], want.Durations.Counts[9] = 1, 1
+		want.Durations.Count, want.Durations.Sum = 2, 500*time.Millisecond
 		if diff := cmp.Diff([]ProbeStatus{want}, h.m.Status(), cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 			t.Errorf("status (-want +got):\n%s", diff)
 		}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 )
 
 // probe checks one target with one spec for one or more watches.
@@ -30,6 +32,9 @@ type probe struct {
 	// stateMu guards st, which run writes and Status reads.
 	stateMu sync.Mutex
 	st      probeState
+	// durations are the active checks' durations, in the request latency
+	// buckets so that both read alike on /metrics.
+	durations balancer.Histogram
 
 	// Consecutive check results; owned by run's goroutine.
 	okRun, failRun int
@@ -191,6 +196,7 @@ func (p *probe) record(m *Monitor, err error, start time.Time, dur time.Duration
 		st.failures++
 	}
 	st.lastCheck, st.lastDuration = start, dur
+	p.durations.Observe(dur)
 	st.lastOK, st.lastReason = err == nil, reason
 	from, to := st.state, st.state
 	switch {

@@ -122,8 +122,10 @@ func (p *TCPProxy) handle(ctx context.Context, c *tcpConn) {
 		p.log.Debug("connection open", "client", src, "backend", b.Addr)
 	}
 
+	opened := time.Now()
 	in, out, idle := relay(svc.IdleTimeout, c, backend)
 	b.Release(in, out)
+	b.ObserveConnection(time.Since(opened))
 	if idle {
 		p.idleTimeouts.Add(1)
 	}

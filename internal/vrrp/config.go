@@ -11,6 +11,9 @@ const (
 	// DefaultInterval is the advert interval when Config.Interval is 0:
 	// a master that dies is replaced within about 0.4s.
 	DefaultInterval = 100 * time.Millisecond
+	// RFCDownAdverts is the number of adverts RFC 9568's master-down
+	// interval waits for, used when Config.DownAdverts is 0.
+	RFCDownAdverts = 3
 	// OwnerPriority is the priority of the router that owns the virtual
 	// addresses: it becomes master at once, without a master-down wait.
 	OwnerPriority = 255
@@ -44,6 +47,11 @@ type Config struct {
 	// LocalAddr is our primary address on the link, the one adverts are
 	// sent from (see PrimaryAddr): equal priorities elect the higher.
 	LocalAddr netip.Addr
+	// DownAdverts is how many advert intervals a backup waits, before the
+	// skew, for a master that went silent: 0 means RFC 9568's 3. Fewer
+	// fail over sooner and tolerate fewer lost adverts in a row; it is a
+	// local choice, so peers (keepalived) may use another.
+	DownAdverts int
 }
 
 // Validate reports every problem with c at once.
@@ -57,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if iv := c.Interval; iv != 0 && (iv%centisecond != 0 || iv < centisecond || iv > MaxInterval) {
 		errs = append(errs, fmt.Errorf("interval %v: want a multiple of 10ms in [10ms, %v]", iv, MaxInterval))
+	}
+	if c.DownAdverts < 0 || c.DownAdverts == 1 || c.DownAdverts > 255 {
+		errs = append(errs, fmt.Errorf("down adverts %d: want 2-255, or 0 for RFC 9568's 3", c.DownAdverts))
 	}
 	if c.PreemptDelay < 0 {
 		errs = append(errs, fmt.Errorf("preempt delay %v is negative", c.PreemptDelay))
@@ -91,11 +102,11 @@ func (c Config) Validate() error {
 }
 
 // masterDownInterval is how long a backup waits without adverts before it
-// takes over: three adverts missed, plus a skew by which higher priorities
-// go first (RFC 9568 section 6.1). Computed in nanoseconds rather than the
-// RFC's centiseconds, so that priorities a few apart still differ.
-func masterDownInterval(adver time.Duration, prio uint8) time.Duration {
-	return 3*adver + skewTime(adver, prio)
+// takes over: n adverts missed (RFC 9568 section 6.1 says three), plus a
+// skew by which higher priorities go first. Computed in nanoseconds rather
+// than the RFC's centiseconds, so that priorities a few apart still differ.
+func masterDownInterval(adver time.Duration, prio uint8, n int) time.Duration {
+	return time.Duration(n)*adver + skewTime(adver, prio)
 }
 
 func skewTime(adver time.Duration, prio uint8) time.Duration {

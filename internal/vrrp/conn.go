@@ -49,6 +49,21 @@ type Announcer interface {
 	Announce(ctx context.Context, vips []netip.Addr) error
 }
 
+// A HandoverAnnouncer can keep a previous master's connections alive
+// across a planned hand-over: when we take the addresses from a master
+// that is still up (it released them or shut down, or we preempted it), it
+// goes on serving the connections it has on them for a while, and we pass
+// it their packets, which the neighbours now send to us.
+type HandoverAnnouncer interface {
+	Announcer
+	// AcquireFrom is Acquire when the previous master, prev (the address
+	// its adverts came from), is alive.
+	AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error
+	// ReleaseTo is Release when next, a live master, has taken over: the
+	// addresses may stay a while longer for the connections on them.
+	ReleaseTo(ctx context.Context, vips []netip.Addr, next netip.Addr) error
+}
+
 // Family is an address family for a Conn.
 type Family uint8
 

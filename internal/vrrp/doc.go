@@ -19,8 +19,9 @@
 // its logic is tested without root against fakes, on synctest's clock.
 //
 // Timing. With the default 100ms interval, a backup of priority p takes
-// over 3×100ms + (256−p)/256×100ms after the master's last advert: 0.36s
-// at priority 100. A master that stops cleanly (or is released, or goes to
+// over n×100ms + (256−p)/256×100ms after the master's last advert, where n
+// is Config.DownAdverts (RFC 9568's 3 unless set; fulcrum's config
+// defaults to 2): 0.36s or 0.26s at priority 100. A master that stops cleanly (or is released, or goes to
 // Fault) sends priority 0, and the best backup takes over after only its
 // skew time, (256−p)/256×100ms. A backup learns the master's interval
 // from its adverts, so mixed intervals still elect correctly.

@@ -152,22 +152,47 @@ type fakeAnnouncer struct {
 }
 
 type annCall struct {
-	op string // acquire, release, announce
-	at time.Time
+	op   string // acquire, release, announce
+	at   time.Time
+	from netip.Addr // the other master of an AcquireFrom or ReleaseTo
 }
 
-var _ Announcer = (*fakeAnnouncer)(nil)
+var _ HandoverAnnouncer = (*fakeAnnouncer)(nil)
 
 func (f *fakeAnnouncer) record(op string, held bool) error {
+	return f.recordFrom(op, held, netip.Addr{})
+}
+
+func (f *fakeAnnouncer) recordFrom(op string, held bool, from netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, annCall{op, time.Now()})
+	f.calls = append(f.calls, annCall{op, time.Now(), from})
 	f.held = held
 	return nil
 }
 
 func (f *fakeAnnouncer) Acquire(ctx context.Context, vips []netip.Addr) error {
 	return f.record("acquire", true)
+}
+
+func (f *fakeAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, next netip.Addr) error {
+	return f.recordFrom("release", false, next)
+}
+
+func (f *fakeAnnouncer) AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error {
+	return f.recordFrom("acquire", true, prev)
+}
+
+// last returns the last call of op, and whether there was one.
+func (f *fakeAnnouncer) last(op string) (annCall, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.calls) - 1; i >= 0; i-- {
+		if f.calls[i].op == op {
+			return f.calls[i], true
+		}
+	}
+	return annCall{}, false
 }
 
 func (f *fakeAnnouncer) Release(ctx context.Context, vips []netip.Addr) error {

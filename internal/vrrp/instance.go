@@ -73,6 +73,7 @@ type Instance struct {
 	// passes without a holder: make before break.
 	handingOver   bool
 	handoverArmed bool
+	successor     netip.Addr // the new master of a hand-over, once heard
 	handover      *time.Timer
 	lastAnnounce  time.Time
 	sendFailing   bool
@@ -84,6 +85,9 @@ type Instance struct {
 func New(cfg Config, conn Conn, ann Announcer, log *slog.Logger) *Instance {
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.DownAdverts == 0 {
+		cfg.DownAdverts = RFCDownAdverts
 	}
 	cfg.VIPs = slices.Clone(cfg.VIPs)
 	cfg.LocalAddr = cfg.LocalAddr.WithZone("")
@@ -180,7 +184,8 @@ func (in *Instance) Release(ctx context.Context) error {
 
 // Run runs the state machine until ctx is done, then shuts down as RFC
 // 9568 section 6.4.3 says: a master sends priority 0 and releases the
-// addresses. It returns nil then, an error if cfg is invalid or the Conn
+// addresses — once a backup has taken over (or two intervals passed with
+// none), so that shutting down is a hand-over without a gap. It returns nil then, an error if cfg is invalid or the Conn
 // closed under it. It does not close the Conn. An Instance runs once.
 func (in *Instance) Run(ctx context.Context) error {
 	if err := in.cfg.Validate(); err != nil {
@@ -215,11 +220,11 @@ func (in *Instance) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			in.shutdown(ctx)
+			in.shutdown(ctx, recv)
 			return nil
 		case p, ok := <-recv:
 			if !ok {
-				in.shutdown(ctx)
+				in.shutdown(ctx, nil)
 				if lastErr != nil && dropReason(lastErr) == DropOther {
 					return fmt.Errorf("vrrp: vrid %d: connection closed after %w", in.cfg.VRID, lastErr)
 				}
@@ -290,6 +295,7 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 	}
 	in.mu.Lock()
 	in.status.AdvertsReceived++
+	in.status.hearPeer(src, a, time.Now())
 	in.mu.Unlock()
 	in.checkAddrs(a, src)
 
@@ -299,7 +305,7 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 			// The new master sends this advert just before it takes the
 			// addresses and announces them: keep ours a little longer, so
 			// that no packet sent to our MAC meanwhile is lost.
-			in.handoverArmed = true
+			in.handoverArmed, in.successor = true, src
 			in.handover.Reset(handoverGrace(in.cfg.Interval))
 		}
 		in.backupReceive(a, src)
@@ -324,13 +330,13 @@ func (in *Instance) backupReceive(a Advert, src netip.Addr) {
 		in.masterInterval = a.MaxAdvertInterval
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, false
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		return
 	}
 	// A live master we outrank.
 	if in.cfg.PreemptDelay > 0 {
 		in.masterInterval = a.MaxAdvertInterval
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		if !in.preemptPending {
 			in.preemptPending = true
 			in.preempt.Reset(in.cfg.PreemptDelay)
@@ -359,7 +365,7 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 		in.heard(src, a)
 		// Make before break here too: the winner may not have announced
 		// the addresses yet; keep ours for the hand-over grace.
-		in.handingOver, in.handoverArmed = true, true
+		in.handingOver, in.handoverArmed, in.successor = true, true, src
 		in.handover.Reset(handoverGrace(in.cfg.Interval))
 		in.toBackup(ctx, ReasonHigherPriority, src)
 	default:
@@ -452,12 +458,12 @@ func (in *Instance) onRelease(ctx context.Context) error {
 	in.status.HoldUntil = in.holdUntil
 	in.mu.Unlock()
 	in.masterInterval = in.cfg.Interval
-	in.handingOver, in.handoverArmed = true, false
+	in.handingOver, in.handoverArmed, in.successor = true, false, netip.Addr{}
 	in.toBackup(ctx, ReasonRelease, netip.Addr{})
 	return nil
 }
 
-func (in *Instance) shutdown(ctx context.Context) {
+func (in *Instance) shutdown(ctx context.Context, recv <-chan Packet) {
 	wasMaster := in.State() == Master
 	in.down.Stop()
 	in.adver.Stop()
@@ -467,12 +473,41 @@ func (in *Instance) shutdown(ctx context.Context) {
 	}
 	t := in.transition(Initialize, ReasonShutdown, netip.Addr{})
 	if wasMaster || in.handingOver {
+		// Make before break, as for Release: keep the addresses until a
+		// backup has taken them and had time to announce them, so that
+		// no connection meanwhile finds nobody holding them.
+		if !in.handoverArmed {
+			in.successor = in.awaitSuccessor(recv)
+		}
+		time.Sleep(handoverGrace(in.cfg.Interval))
 		in.handingOver = false
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
 		in.releaseVIPs(rctx)
 	}
 	in.notify(t)
+}
+
+// awaitSuccessor waits for the advert of a backup that took over after our
+// priority 0: its skew time, at most one interval, plus delivery. Nobody
+// within two intervals means nobody will come (a lone node).
+func (in *Instance) awaitSuccessor(recv <-chan Packet) netip.Addr {
+	deadline := time.NewTimer(2 * in.cfg.Interval)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return netip.Addr{}
+		case p, ok := <-recv:
+			if !ok {
+				return netip.Addr{}
+			}
+			src := p.Src.WithZone("")
+			if p.Err == nil && p.TTL == 255 && p.Advert.VRID == in.cfg.VRID && p.Advert.Priority > 0 && src != in.cfg.LocalAddr {
+				return src
+			}
+		}
+	}
 }
 
 func (in *Instance) toMaster(ctx context.Context, reason string) {
@@ -489,13 +524,26 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 		in.status.HoldUntil = time.Time{}
 		in.mu.Unlock()
 	}
+	prev := in.Status().Master // the master last heard, while we were backup
 	t := in.transition(Master, reason, in.cfg.LocalAddr)
 	// RFC 9568 order: the advert first, so that other backups stand down
 	// at once, then the addresses and their gratuitous ARP/NA.
 	in.advertise(in.prio)
 	in.adver.Reset(in.cfg.Interval)
-	if err := in.ann.Acquire(ctx, in.cfg.VIPs); err != nil && ctx.Err() == nil {
-		in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+	var err error
+	if ho, ok := in.ann.(HandoverAnnouncer); ok && prev.IsValid() && (reason == ReasonMasterLeft || reason == ReasonPreempt) {
+		// A planned hand-over: the old master lives on and finishes its
+		// connections. (After master_down it is presumed dead.)
+		err = ho.AcquireFrom(ctx, in.cfg.VIPs, prev)
+	} else {
+		err = in.ann.Acquire(ctx, in.cfg.VIPs)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+		}
+	} else {
+		in.setVIPsHeld(len(in.cfg.VIPs))
 	}
 	in.notify(t)
 }
@@ -505,7 +553,7 @@ func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Ad
 	in.adver.Stop()
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
-	in.down.Reset(masterDownInterval(in.masterInterval, in.prio))
+	in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 	t := in.transition(Backup, reason, master)
 	if wasMaster && !in.handingOver {
 		in.releaseVIPs(ctx)
@@ -530,9 +578,25 @@ func (in *Instance) toFault(ctx context.Context) {
 }
 
 func (in *Instance) releaseVIPs(ctx context.Context) {
-	if err := in.ann.Release(ctx, in.cfg.VIPs); err != nil {
-		in.log.Error("releasing virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+	next := in.successor
+	in.successor = netip.Addr{}
+	var err error
+	if ho, ok := in.ann.(HandoverAnnouncer); ok && next.IsValid() {
+		err = ho.ReleaseTo(ctx, in.cfg.VIPs, next)
+	} else {
+		err = in.ann.Release(ctx, in.cfg.VIPs)
 	}
+	if err != nil {
+		in.log.Error("releasing virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
+		return
+	}
+	in.setVIPsHeld(0)
+}
+
+func (in *Instance) setVIPsHeld(n int) {
+	in.mu.Lock()
+	in.status.VIPsHeld = n
+	in.mu.Unlock()
 }
 
 // transition records a state change; notify, called once the addresses

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,7 +14,7 @@ import (
 const iv = 100 * time.Millisecond
 
 // md is the master-down interval of a priority-prio backup on 100ms adverts.
-func md(prio uint8) time.Duration { return masterDownInterval(iv, prio) }
+func md(prio uint8) time.Duration { return masterDownInterval(iv, prio, RFCDownAdverts) }
 
 func TestMasterDownInterval(t *testing.T) {
 	t.Parallel()
@@ -28,7 +29,7 @@ func TestMasterDownInterval(t *testing.T) {
 		{time.Second, 100, 3*time.Second + 609375*time.Microsecond},
 	}
 	for _, tt := range tests {
-		if got := masterDownInterval(tt.adver, tt.prio); got != tt.want {
+		if got := masterDownInterval(tt.adver, tt.prio, RFCDownAdverts); got != tt.want {
 			t.Errorf("masterDownInterval(%v, %d) = %v, want %v", tt.adver, tt.prio, got, tt.want)
 		}
 	}
@@ -45,6 +46,7 @@ func TestElection(t *testing.T) {
 		prio    uint8
 		preempt bool
 		delay   time.Duration
+		down    int // Config.DownAdverts
 		// The peer (10.0.0.2; we are 10.0.0.1) sends peerCount adverts of
 		// peerPrio every peerIv from the start, then a priority 0 advert
 		// if zeroAfter is set; peerCount 0 is no peer.
@@ -74,8 +76,12 @@ func TestElection(t *testing.T) {
 			wantMaster: 49*iv + md(150), wantReason: ReasonMasterDown},
 		{name: "higher priority peer stops", prio: 100, peerPrio: 200, peerIv: iv, peerCount: 30,
 			wantMaster: 29*iv + md(100), wantReason: ReasonMasterDown},
+		{name: "two missed adverts", prio: 100, down: 2, peerPrio: 200, peerIv: iv, peerCount: 30,
+			wantMaster: 29*iv + masterDownInterval(iv, 100, 2), wantReason: ReasonMasterDown},
+		{name: "two missed adverts, no peer", prio: 100, down: 2,
+			wantMaster: 2*iv + skewTime(iv, 100), wantReason: ReasonMasterDown},
 		{name: "learns the master's interval", prio: 100, peerPrio: 200, peerIv: time.Second, peerCount: 5,
-			wantMaster: 4*time.Second + masterDownInterval(time.Second, 100), wantReason: ReasonMasterDown},
+			wantMaster: 4*time.Second + masterDownInterval(time.Second, 100, RFCDownAdverts), wantReason: ReasonMasterDown},
 		{name: "peer leaves with priority 0", prio: 100, peerPrio: 200, peerIv: iv, peerCount: 20, zeroAfter: true,
 			wantMaster: 20*iv + skewTime(iv, 100), wantReason: ReasonMasterLeft},
 		{name: "priority 0 uses the learned interval", prio: 100, peerPrio: 200, peerIv: time.Second, peerCount: 3,
@@ -88,6 +94,7 @@ func TestElection(t *testing.T) {
 				n := &fakeNet{}
 				cfg := testConfig("10.0.0.1", tt.prio)
 				cfg.Preempt, cfg.PreemptDelay = tt.preempt, tt.delay
+				cfg.DownAdverts = tt.down
 				begin := time.Now()
 				me := start(t, n, cfg, nil)
 				if tt.peerCount > 0 {
@@ -130,6 +137,15 @@ func TestElection(t *testing.T) {
 					}
 					if !me.ann.holds() {
 						t.Error("master does not hold the addresses")
+					}
+					// A master that left or was preempted is alive: a
+					// hand-over; one that went silent is presumed dead.
+					var wantFrom netip.Addr
+					if tt.wantReason == ReasonMasterLeft || tt.wantReason == ReasonPreempt {
+						wantFrom = netip.MustParseAddr("10.0.0.2")
+					}
+					if acq, _ := me.ann.last("acquire"); acq.from != wantFrom {
+						t.Errorf("acquired from %v, want %v", acq.from, wantFrom)
 					}
 				}
 				me.stop(t)
@@ -223,6 +239,14 @@ func TestShutdown(t *testing.T) {
 		}
 		if d, want := took.At.Sub(stopAt), skewTime(iv, 100); d != want || took.Reason != ReasonMasterLeft {
 			t.Errorf("backup took over after %v (%s), want %v (%s)", d, took.Reason, want, ReasonMasterLeft)
+		}
+		// Make before break: the addresses stayed until the successor had
+		// them, plus the grace; the successor was told who handed over.
+		if rel, _ := a.ann.last("release"); rel.at.Sub(took.At) != handoverGrace(iv) || rel.from != netip.MustParseAddr("10.0.0.2") {
+			t.Errorf("released %v after the successor took over, to %v; want the grace %v, to 10.0.0.2", rel.at.Sub(took.At), rel.from, handoverGrace(iv))
+		}
+		if acq, _ := b.ann.last("acquire"); acq.from != netip.MustParseAddr("10.0.0.1") {
+			t.Errorf("successor acquired from %v, want 10.0.0.1 (a hand-over)", acq.from)
 		}
 		if err := a.in.Release(context.Background()); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("Release after Run: %v, want ErrNotRunning", err)
@@ -618,6 +642,9 @@ func TestRelease(t *testing.T) {
 		if a.ann.holds() {
 			t.Fatalf("after the hand-over grace: still holding the addresses")
 		}
+		if rel, _ := a.ann.last("release"); rel.from != netip.MustParseAddr("10.0.0.2") {
+			t.Errorf("released to %v, want the new master 10.0.0.2", rel.from)
+		}
 		if d := b.in.Status().Since.Sub(releasedAt); d != skewTime(iv, 100) {
 			t.Errorf("peer took over after %v, want its skew time %v", d, skewTime(iv, 100))
 		}
@@ -780,6 +807,9 @@ func TestConfigValidate(t *testing.T) {
 		{"interval 15ms", func(c *Config) { c.Interval = 15 * time.Millisecond }, false},
 		{"interval too long", func(c *Config) { c.Interval = time.Minute }, false},
 		{"negative preempt delay", func(c *Config) { c.PreemptDelay = -time.Second }, false},
+		{"two down adverts", func(c *Config) { c.DownAdverts = 2 }, true},
+		{"one down advert", func(c *Config) { c.DownAdverts = 1 }, false},
+		{"256 down adverts", func(c *Config) { c.DownAdverts = 256 }, false},
 		{"no VIPs", func(c *Config) { c.VIPs = nil }, false},
 		{"mixed families", func(c *Config) { c.VIPs = append(c.VIPs, netip.MustParseAddr("2001:db8::1")) }, false},
 		{"duplicate VIP", func(c *Config) { c.VIPs = append(c.VIPs, c.VIPs[0]) }, false},
@@ -852,5 +882,67 @@ func TestStrings(t *testing.T) {
 	}
 	if r := dropReason(errors.New("socket gone")); r != DropOther {
 		t.Errorf("dropReason of a foreign error: %v, want other", r)
+	}
+}
+
+// TestPeersAndVIPsHeld checks what Status says about the routers heard and
+// the addresses held, through a failover.
+func TestPeersAndVIPsHeld(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := &fakeNet{}
+		a := start(t, n, testConfig("10.0.0.1", 200), nil)
+		b := start(t, n, testConfig("10.0.0.2", 100), nil)
+		time.Sleep(2 * time.Second)
+		sa, sb := a.in.Status(), b.in.Status()
+		if sa.VIPsHeld != len(testVIPs) || sb.VIPsHeld != 0 {
+			t.Errorf("VIPs held: master %d, backup %d; want %d and 0", sa.VIPsHeld, sb.VIPsHeld, len(testVIPs))
+		}
+		if len(sa.Peers) != 0 {
+			t.Errorf("master heard %+v, want nobody (the backup is silent)", sa.Peers)
+		}
+		if len(sb.Peers) != 1 {
+			t.Fatalf("backup heard %+v, want the master only", sb.Peers)
+		}
+		p := sb.Peers[0]
+		if p.Addr != a.conn.addr || p.Priority != 200 || p.Interval != iv || p.Adverts != sb.AdvertsReceived || time.Since(p.LastHeard) > iv {
+			t.Errorf("backup's peer %+v, want 10.0.0.1 at priority 200 every %v, heard within an interval, %d adverts", p, iv, sb.AdvertsReceived)
+		}
+		a.stop(t)
+		time.Sleep(time.Second)
+		sa, sb = a.in.Status(), b.in.Status()
+		if sa.VIPsHeld != 0 || sb.VIPsHeld != len(testVIPs) {
+			t.Errorf("after failover VIPs held: old master %d, new master %d; want 0 and %d", sa.VIPsHeld, sb.VIPsHeld, len(testVIPs))
+		}
+		if len(sb.Peers) != 1 || sb.Peers[0].Priority != 0 {
+			t.Errorf("new master's peers %+v, want the old master's last advert, priority 0", sb.Peers)
+		}
+		b.stop(t)
+	})
+}
+
+func TestPeersBounded(t *testing.T) {
+	t.Parallel()
+	var s Status
+	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	for i := range MaxPeers + 1 {
+		s.hearPeer(netip.AddrFrom4([4]byte{10, 0, 0, byte(100 - i)}), Advert{Priority: 100}, t0.Add(time.Duration(i)*time.Second))
+	}
+	s.hearPeer(netip.MustParseAddr("10.0.0.99"), Advert{Priority: 50}, t0.Add(time.Hour))
+	if len(s.Peers) != MaxPeers {
+		t.Fatalf("got %d peers, want %d", len(s.Peers), MaxPeers)
+	}
+	if !slices.IsSortedFunc(s.Peers, func(a, b Peer) int { return a.Addr.Compare(b.Addr) }) {
+		t.Errorf("peers not sorted: %+v", s.Peers)
+	}
+	for _, p := range s.Peers {
+		switch p.Addr.String() {
+		case "10.0.0.100":
+			t.Errorf("the peer heard least recently was kept: %+v", p)
+		case "10.0.0.99":
+			if p.Priority != 50 || p.Adverts != 2 {
+				t.Errorf("peer heard twice: %+v, want priority 50 and 2 adverts", p)
+			}
+		}
 	}
 }

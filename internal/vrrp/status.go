@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -134,9 +135,55 @@ type Status struct {
 	// still count for the election (as RFC 9568 and keepalived do).
 	AddrMismatches uint64
 	EventsDropped  uint64 // transitions nobody was reading Events for
+	// VIPsHeld is how many virtual addresses we hold: all of them once
+	// the Announcer acquired them, none once it released them. A failed
+	// release leaves the count as it was: the addresses may still be
+	// there.
+	VIPsHeld int
+	// Peers are the other routers whose valid adverts we heard, sorted
+	// by address; at most MaxPeers, the one heard least recently making
+	// room for a new one.
+	Peers []Peer
+}
+
+// MaxPeers bounds Status.Peers: a link has a handful of routers per VRID,
+// and the list must not grow with whatever a misconfigured host sends.
+const MaxPeers = 16
+
+// Peer is another router heard on the link.
+type Peer struct {
+	Addr netip.Addr
+	// Priority and Interval are what its last advert said; priority 0
+	// means it was leaving.
+	Priority  uint8
+	Interval  time.Duration
+	LastHeard time.Time
+	Adverts   uint64
 }
 
 func (s Status) clone() Status {
 	s.Dropped = maps.Clone(s.Dropped)
+	s.Peers = slices.Clone(s.Peers)
 	return s
+}
+
+// hearPeer records a valid advert from src in s.Peers.
+func (s *Status) hearPeer(src netip.Addr, a Advert, now time.Time) {
+	i, found := slices.BinarySearchFunc(s.Peers, src, func(p Peer, a netip.Addr) int { return p.Addr.Compare(a) })
+	if !found {
+		if len(s.Peers) >= MaxPeers {
+			oldest := 0
+			for j, p := range s.Peers {
+				if p.LastHeard.Before(s.Peers[oldest].LastHeard) {
+					oldest = j
+				}
+			}
+			s.Peers = slices.Delete(s.Peers, oldest, oldest+1)
+			i, _ = slices.BinarySearchFunc(s.Peers, src, func(p Peer, a netip.Addr) int { return p.Addr.Compare(a) })
+		}
+		s.Peers = slices.Insert(s.Peers, i, Peer{Addr: src})
+	}
+	p := &s.Peers[i]
+	p.Priority, p.Interval, p.LastHeard = a.Priority, a.MaxAdvertInterval, now
+	p.Adverts++
 }

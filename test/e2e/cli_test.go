@@ -182,4 +182,16 @@ func TestDemo(t *testing.T) {
 	if counts["1"] != 10 || counts["2"] != 20 || counts["3"] != 30 {
 		t.Errorf("demo distribution: got %v, want 1:10 2:20 3:30", counts)
 	}
+	// The binary's /metrics counted them too.
+	resp, err = http.Get("http://" + adm + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`fulcrum_service_connections_total{service="web"} 60`, `fulcrum_info{`, `go_goroutines `} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, metrics)
+		}
+	}
 }

@@ -790,8 +790,8 @@ func TestHTTPRoutingByHostAndPath(t *testing.T) {
 	if len(st.Routes) != 3 || st.Routes[0].Name != "web/api" || st.Routes[2].Host != "*.wild.test" {
 		t.Errorf("status routes: got %+v", st.Routes)
 	}
-	if rq := st.Routes[0].Backends[0].Requests; rq == nil || rq.Requests != 2 {
-		t.Errorf("api backend requests: got %+v, want 2", rq)
+	if rq := st.Routes[0].Backends[0].Requests; rq != 2 {
+		t.Errorf("api backend requests: got %d, want 2", rq)
 	}
 }
 

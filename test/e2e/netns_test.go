@@ -63,12 +63,25 @@ type lab struct {
 // reaches every port).
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireLab(t)
 	n := labSeq.Add(1)
+	return openLab(t, n, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n), 0}), 24))
+}
+
+// newLabOn is newLab with the hosts in prefix. The lab is closed off in
+// its namespaces, so any prefix will do, even one the machine itself
+// uses: the examples' tests run the tutorials' own addresses.
+func newLabOn(t *testing.T, prefix netip.Prefix) *lab {
+	t.Helper()
+	return openLab(t, labSeq.Add(1), prefix)
+}
+
+func openLab(t *testing.T, n int32, prefix netip.Prefix) *lab {
+	t.Helper()
+	requireLab(t)
 	l := &lab{
 		t:      t,
 		id:     fmt.Sprintf("%d-%d", os.Getpid(), n),
-		prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n), 0}), 24),
+		prefix: prefix,
 		hosts:  map[string]*host{},
 	}
 	l.sw = "fulcrum-e2e-" + l.id + "-sw"
@@ -137,11 +150,18 @@ func (l *lab) host(name string, addr netip.Addr) *host {
 	if !l.prefix.Contains(addr) {
 		l.t.Fatalf("host %s: address %v outside the lab's %v", name, addr, l.prefix)
 	}
+	return l.hostOn(name, netip.PrefixFrom(addr, l.prefix.Bits()))
+}
+
+// hostOn is host with an address in any subnet: several subnets can share
+// the lab's switch, as a back-end network beside the front one.
+func (l *lab) hostOn(name string, addr netip.Prefix) *host {
+	l.t.Helper()
 	h := &host{
 		lab:    l,
 		name:   name,
 		ns:     "fulcrum-e2e-" + l.id + "-" + name,
-		addr:   addr,
+		addr:   addr.Addr(),
 		ifname: "eth0",
 		port:   "p-" + name,
 	}
@@ -163,7 +183,7 @@ func (l *lab) host(name string, addr netip.Addr) *host {
 	// solicitations or MLD reports on the test LAN.
 	l.ip("-n", h.ns, "link", "set", h.ifname, "addrgenmode", "none")
 	l.ip("-n", h.ns, "link", "set", "lo", "up")
-	l.ip("-n", h.ns, "addr", "add", addr.String()+"/"+strconv.Itoa(l.prefix.Bits()), "dev", h.ifname)
+	l.ip("-n", h.ns, "addr", "add", addr.String(), "dev", h.ifname)
 	l.ip("-n", h.ns, "link", "set", h.ifname, "up")
 	h.mac = h.linkField(h.ifname, "address")
 	h.waitCarrier()
@@ -530,6 +550,10 @@ type prober struct {
 	url      string
 	interval time.Duration
 	max      int
+	// upload, if set, makes each request a POST whose body is sent in two
+	// parts this far apart: the client has data in flight the whole time,
+	// as an upload does, so a connection cut under it fails for sure.
+	upload time.Duration
 
 	stop chan struct{}
 	done chan struct{}
@@ -546,7 +570,14 @@ type probeResult struct {
 // startProber begins requesting url from h every interval, at most max
 // requests, each bounded by timeout.
 func startProber(t *testing.T, h *host, url string, interval, timeout time.Duration, max int) *prober {
+	return startUploadProber(t, h, url, interval, timeout, max, 0)
+}
+
+// startUploadProber is startProber whose requests upload a body in two
+// parts upload apart (see prober.upload).
+func startUploadProber(t *testing.T, h *host, url string, interval, timeout time.Duration, max int, upload time.Duration) *prober {
 	p := &prober{
+		upload:   upload,
 		client:   h.httpClient(timeout),
 		url:      url,
 		interval: interval,
@@ -570,7 +601,13 @@ func (p *prober) run() {
 		go func() {
 			defer wg.Done()
 			r := probeResult{start: time.Now()}
-			resp, err := p.client.Get(p.url)
+			var resp *http.Response
+			var err error
+			if p.upload > 0 {
+				resp, err = p.client.Post(p.url, "text/plain", &pausingReader{pause: p.upload})
+			} else {
+				resp, err = p.client.Get(p.url)
+			}
 			if err == nil {
 				var b []byte
 				b, err = io.ReadAll(resp.Body)
@@ -591,6 +628,24 @@ func (p *prober) run() {
 		case <-tick.C:
 		}
 	}
+}
+
+// pausingReader yields "part1", waits pause, yields "part2", then EOF.
+type pausingReader struct {
+	pause time.Duration
+	n     int
+}
+
+func (r *pausingReader) Read(b []byte) (int, error) {
+	r.n++
+	switch r.n {
+	case 1:
+		return copy(b, "part1"), nil
+	case 2:
+		time.Sleep(r.pause)
+		return copy(b, "part2"), nil
+	}
+	return 0, io.EOF
 }
 
 // finish stops issuing requests, waits for those in flight and returns
