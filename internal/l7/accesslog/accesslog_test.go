@@ -274,3 +274,50 @@ func BenchmarkLog(b *testing.B) {
 		})
 	}
 }
+
+// writes records the size of every write.
+type writes struct {
+	mu    sync.Mutex
+	sizes []int
+	data  bytes.Buffer
+}
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sizes = append(w.sizes, len(p))
+	return w.data.Write(p)
+}
+
+func TestWriterBoundsWritesAtLineEnds(t *testing.T) {
+	t.Parallel()
+	out := &writes{}
+	w := New(out, time.Hour)
+	w.maxWrite = pipeBuf // as for stderr
+	e := entry()
+	long := entry()
+	long.Path = bytes.Repeat([]byte("x"), 5000)
+	for i := range 100 {
+		if i == 50 {
+			w.Log(Common, long)
+		}
+		w.Log(Common, e)
+	}
+	w.Close()
+	for i, n := range out.sizes {
+		if n > pipeBuf && n < 5000 {
+			t.Errorf("write %d: %d bytes, want at most %d unless one long line", i, n, pipeBuf)
+		}
+	}
+	data := out.data.String()
+	if got := strings.Count(data, "\n"); got != 101 {
+		t.Errorf("got %d lines, want 101", got)
+	}
+	off := 0
+	for _, n := range out.sizes {
+		if data[off+n-1] != '\n' {
+			t.Errorf("a write ends mid-line at byte %d", off+n)
+		}
+		off += n
+	}
+}

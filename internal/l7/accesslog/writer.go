@@ -6,6 +6,7 @@
 package accesslog
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,7 @@ const (
 	bufSize     = 64 << 10
 	lineSize    = 512
 	DefaultTick = time.Second
+	pipeBuf     = 4096 // POSIX PIPE_BUF on Linux
 )
 
 // Writer is one log destination. Its methods may be called from any
@@ -38,6 +40,10 @@ type Writer struct {
 	out    io.Writer
 	file   *os.File // nil for stderr or an io.Writer given to New
 	closed bool
+	// maxWrite, when above 0, cuts writes at line ends to at most this
+	// many bytes: standard error is shared with the daemon's own log, and
+	// only writes up to PIPE_BUF reach a pipe whole, never interleaved.
+	maxWrite int
 
 	lines, dropped, errs atomic.Uint64
 
@@ -54,7 +60,7 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, lineSize); retur
 func Open(path string, tick time.Duration) (*Writer, error) {
 	w := &Writer{path: path}
 	if path == Stderr {
-		w.out = os.Stderr
+		w.out, w.maxWrite = os.Stderr, pipeBuf
 	} else {
 		f, err := openFile(path)
 		if err != nil {
@@ -145,7 +151,21 @@ func (w *Writer) flushLocked() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.out.Write(w.buf)
+	var err error
+	for b := w.buf; len(b) > 0 && err == nil; {
+		n := len(b)
+		if w.maxWrite > 0 && n > w.maxWrite {
+			// Up to the last line end within the bound; a longer line
+			// goes alone.
+			if i := bytes.LastIndexByte(b[:w.maxWrite], '\n'); i >= 0 {
+				n = i + 1
+			} else if i := bytes.IndexByte(b, '\n'); i >= 0 {
+				n = i + 1
+			}
+		}
+		_, err = w.out.Write(b[:n])
+		b = b[n:]
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		// The lines are lost either way; retrying a full disk would only
