@@ -1052,3 +1052,38 @@ func TestHTTPSIGTERMDrains(t *testing.T) {
 		t.Errorf("the listener still accepts after SIGTERM")
 	}
 }
+
+// TestHTTPCookieSameOnEveryNode checks that two balancer nodes with the
+// same config name a backend with the same cookie id, so a browser keeps
+// its backend when the VIP moves to the other node.
+func TestHTTPCookieSameOnEveryNode(t *testing.T) {
+	t.Parallel()
+	bs := []*l7Backend{startL7Backend(t, "b0", nil), startL7Backend(t, "b1", nil), startL7Backend(t, "b2", nil)}
+	cookie := "    http: { cookie: { name: SRV, secret: shared } }\n"
+	la, lb := freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	startNode(t, httpService(la, cookie, bs...))
+	startNode(t, httpService(lb, cookie, bs...))
+	c := client()
+	for range 3 {
+		resp, body := getBody(t, c, newRequest(t, "GET", "http://"+la+"/", nil))
+		var id string
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "SRV" {
+				id = ck.Value
+			}
+		}
+		for i := range 3 {
+			req := newRequest(t, "GET", "http://"+lb+"/", nil)
+			req.AddCookie(&http.Cookie{Name: "SRV", Value: id})
+			resp, got := getBody(t, c, req)
+			if got != body {
+				t.Fatalf("request %d to the other node with %s's cookie %q: answered by %s", i, body, id, got)
+			}
+			for _, ck := range resp.Cookies() {
+				if ck.Name == "SRV" {
+					t.Errorf("the other node set a new cookie %q for a request it honoured", ck.Value)
+				}
+			}
+		}
+	}
+}
