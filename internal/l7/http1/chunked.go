@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"math"
@@ -122,6 +123,52 @@ func (cr *ChunkedReader) Read(p []byte) (int, error) {
 			return 0, cr.err
 		}
 	}
+}
+
+// Ready reports whether the next Read returns without reading from the
+// underlying connection: a proxy flushes what it relayed before a Read
+// that would wait, so a body streamed chunk by chunk reaches its reader
+// chunk by chunk. It errs on the side of false (a needless flush), never
+// of true.
+func (cr *ChunkedReader) Ready() bool {
+	n := cr.br.Buffered()
+	switch cr.state {
+	case stateDone:
+		return true
+	case stateData:
+		return n > 0
+	}
+	b, _ := cr.br.Peek(n)
+	if cr.state == stateDataEnd {
+		if len(b) < 2 {
+			return false
+		}
+		b = b[2:]
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return false
+	}
+	if isLastChunk(b[:i]) {
+		// Ready only without trailers, the common case; a trailer
+		// section is not worth scanning for.
+		return len(b) >= i+3 && b[i+1] == '\r' && b[i+2] == '\n'
+	}
+	return len(b) > i+1
+}
+
+// isLastChunk reports whether a size line says 0 (the last chunk).
+func isLastChunk(line []byte) bool {
+	for _, c := range line {
+		switch {
+		case c == '0':
+		case c == ';' || c == '\r':
+			return true
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (cr *ChunkedReader) fail(err error) error {

@@ -273,3 +273,78 @@ func TestChunkedZeroAllocs(t *testing.T) {
 		t.Errorf("got %v allocations per ChunkedWriter body, want 0", allocs)
 	}
 }
+
+// pieces hands out one piece per Read, as a backend's writes arrive, and
+// counts the Reads.
+type pieces struct {
+	p     []string
+	reads int
+}
+
+func (r *pieces) Read(b []byte) (int, error) {
+	r.reads++
+	if len(r.p) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, r.p[0])
+	r.p[0] = r.p[0][n:]
+	if r.p[0] == "" {
+		r.p = r.p[1:]
+	}
+	return n, nil
+}
+
+// TestChunkedReaderReady: when Ready says true, Read must not touch the
+// connection; when a piece ends a chunk, Ready must say false before the
+// Read that waits for the next one (or a proxy would sit on the chunk).
+func TestChunkedReaderReady(t *testing.T) {
+	src := &pieces{p: []string{"5\r\nhello", "\r\n", "6\r\n world\r\n3\r\n", "abc\r\n", "0\r\n", "\r\n"}}
+	br := bufio.NewReaderSize(src, 16)
+	cr := NewChunkedReader(br, Limits{})
+	var got []byte
+	buf := make([]byte, 64)
+	for {
+		ready := cr.Ready()
+		before := src.reads
+		n, err := cr.Read(buf)
+		if ready && src.reads != before {
+			t.Fatalf("Ready said true, then Read read the connection (after %q)", got)
+		}
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(got) != "hello worldabc" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestChunkedReaderReadyStates(t *testing.T) {
+	for _, tc := range []struct {
+		buffered string
+		want     bool
+	}{
+		{"", false},
+		{"5", false},
+		{"5\r\n", false},
+		{"5\r\nh", true},
+		{"0\r\n", false},
+		{"0\r\n\r\n", true},
+		{"000;x=1\r\n\r\n", true},
+		{"0\r\nX-T: 1\r\n\r\n", false},
+		{"10\r\nx", true},
+	} {
+		br := bufio.NewReader(strings.NewReader(tc.buffered))
+		if tc.buffered != "" {
+			br.Peek(len(tc.buffered))
+		}
+		cr := NewChunkedReader(br, Limits{})
+		if got := cr.Ready(); got != tc.want {
+			t.Errorf("Ready with %q buffered: got %v, want %v", tc.buffered, got, tc.want)
+		}
+	}
+}

@@ -194,13 +194,15 @@ func (c *clientConn) logRejected(s *snapshot, status int) {
 	if s.accessLog == nil {
 		return
 	}
-	now := time.Now()
 	c.entry = Entry{
-		Start:   now,
+		Start:   time.Now(),
 		Client:  c.client,
 		Service: s.name,
 		Proto:   "HTTP/1.1",
 		Status:  status,
+	}
+	if c.isH2.Load() {
+		c.entry.Proto = "HTTP/2.0"
 	}
 	s.accessLog(&c.entry)
 }
@@ -324,13 +326,13 @@ func copyBody(bw *bufio.Writer, br *bufio.Reader, n int64) (int64, ioErr) {
 
 // copyChunked relays a chunked body from cr, re-encoding it chunk by chunk
 // onto bw (or decoding it, for a reader that gets no chunked framing, when
-// chunked is false), trailers included. src is cr's bufio.Reader, checked
-// to flush before blocking. Errors say which side failed; a malformed body
-// is ioBadChunk.
-func copyChunked(bw *bufio.Writer, src *bufio.Reader, cr *http1.ChunkedReader, buf []byte, chunked bool) (int64, ioErr) {
+// chunked is false), trailers included. bw is flushed before each read
+// that would wait, so chunks stream as they come. Errors say which side
+// failed; a malformed body is ioBadChunk.
+func copyChunked(bw *bufio.Writer, cr *http1.ChunkedReader, buf []byte, chunked bool) (int64, ioErr) {
 	var done int64
 	for {
-		if src.Buffered() == 0 {
+		if !cr.Ready() {
 			if err := bw.Flush(); err != nil {
 				return done, ioWrite
 			}

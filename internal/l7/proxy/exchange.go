@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -79,7 +81,8 @@ func (ex *exchange) connect() int {
 	client, vip := c.client.Addr().Unmap(), c.local.Addr().Unmap()
 	for attempt := 0; ; attempt++ {
 		var b *balancer.Backend
-		if pinned != nil && pinned.b.Available() && !c.tried.Has(pinned.b) && svc.Owns(pinned.b) {
+		// pinned comes from this route's own table, so it belongs to svc.
+		if pinned != nil && pinned.b.Available() && !c.tried.Has(pinned.b) {
 			b = pinned.b
 		} else {
 			var err error
@@ -105,6 +108,7 @@ func (ex *exchange) connect() int {
 		if c.p.killed.Load() {
 			return 502
 		}
+		ex.debug("connect to backend failed", b, err)
 		b.ConnectFailed()
 		b.ObserveRequest(true, time.Since(ex.picked))
 		c.tried.Add(b)
@@ -235,7 +239,7 @@ func (ex *exchange) sendBody() int {
 	if req.Chunked {
 		buf := chunkBufs.Get().(*[]byte)
 		c.cr.Reset(c.br, s.lim)
-		n, e = copyChunked(u.bw, c.br, &c.cr, *buf, true)
+		n, e = copyChunked(u.bw, &c.cr, *buf, true)
 		chunkBufs.Put(buf)
 	} else {
 		n, e = copyBody(u.bw, c.br, req.ContentLength)
@@ -274,17 +278,20 @@ func (ex *exchange) readResponseHead(method []byte, retryable bool) (status int,
 				switch {
 				case isTimeout(err):
 					ex.failed = true
+					ex.debug("no response within the response timeout", ex.b, err)
 					return 504, false
 				case len(buf) == 0 && ex.reused && retryable && !u.killed.Load():
 					return 0, true
 				}
 				ex.failed = true
+				ex.debug("backend connection failed before a response", ex.b, err)
 				return 502, false
 			}
 			continue
 		}
 		if err != nil {
 			ex.failed = true
+			ex.debug("malformed response from backend", ex.b, err)
 			return 502, false
 		}
 		if resp.Status >= 100 && resp.Status < 200 && resp.Status != 101 {
@@ -363,7 +370,7 @@ func (ex *exchange) relayResponse() bool {
 		if resp.Chunked {
 			buf := chunkBufs.Get().(*[]byte)
 			c.cr.Reset(u.br, http1.Limits{})
-			n, e = copyChunked(c.bw, u.br, &c.cr, *buf, false)
+			n, e = copyChunked(c.bw, &c.cr, *buf, false)
 			chunkBufs.Put(buf)
 		} else {
 			n, e = copyBody(c.bw, u.br, -1)
@@ -371,7 +378,7 @@ func (ex *exchange) relayResponse() bool {
 	case http1.BodyChunked:
 		buf := chunkBufs.Get().(*[]byte)
 		c.cr.Reset(u.br, http1.Limits{})
-		n, e = copyChunked(c.bw, u.br, &c.cr, *buf, true)
+		n, e = copyChunked(c.bw, &c.cr, *buf, true)
 		chunkBufs.Put(buf)
 	}
 	ex.out = n
@@ -387,8 +394,10 @@ func (ex *exchange) relayResponse() bool {
 		return ex.abort(true)
 	}
 	// The backend's part is over: its connection goes back to the pool
-	// before the client's last write, ready for the next request.
-	if resp.Close || resp.Body == http1.BodyUntilClose || u.br.Buffered() > 0 || u.killed.Load() {
+	// before the client's last write, ready for the next request. (A body
+	// delimited by the close has resp.Close set; a chunked one decoded for
+	// an HTTP/1.0 client leaves the connection reusable.)
+	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
 		u.hp.put(u, s.maxIdle)
@@ -452,6 +461,15 @@ func (ex *exchange) abort(counted bool) bool {
 	}
 	ex.done()
 	return false
+}
+
+// debug logs why an exchange failed, at Debug: per-request logging is
+// guarded so that it costs nothing otherwise.
+func (ex *exchange) debug(msg string, b *balancer.Backend, err error) {
+	if !ex.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	ex.s.log.Debug(msg, "service", ex.s.name, "client", ex.c.client, "backend", b.Addr, "error", err)
 }
 
 // done releases the backend and records the exchange.

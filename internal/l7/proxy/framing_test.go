@@ -309,3 +309,44 @@ func TestBadChunkFromBackend(t *testing.T) {
 		t.Errorf("aborted: got %d, want 1", st.Aborted)
 	}
 }
+
+// TestTunnelIdle: a tunnel lives while either direction moves, and closes
+// once both have been silent for the idle timeout.
+func TestTunnelIdle(t *testing.T) {
+	t.Parallel()
+	be := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: feed\r\nConnection: Upgrade\r\n\r\n")
+		// Server push only: the client never sends.
+		for i := range 8 {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := fmt.Fprintf(c, "tick %d\n", i); err != nil {
+				return
+			}
+		}
+		io.Copy(io.Discard, c) // then silence, until the proxy closes
+	})
+	svc, _ := service(t, be.addr)
+	p, addr := startProxy(t, &Config{Default: svc, IdleTimeout: 300 * time.Millisecond})
+	c := dial(t, addr)
+	c.send("GET /feed HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: feed\r\n\r\n")
+	if resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"}); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("got %v %v, want 101", resp, err)
+	}
+	for i := range 8 {
+		want := fmt.Sprintf("tick %d\n", i)
+		if got, err := c.br.ReadString('\n'); got != want {
+			t.Fatalf("got %q %v, want %q: the silent client direction ended a live tunnel", got, err, want)
+		}
+	}
+	start := time.Now()
+	if !c.closed() {
+		t.Fatal("a silent tunnel was kept")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("silent tunnel closed after %v, want about 300ms", d)
+	}
+	eventually(t, "the tunnel's connection to end", func() bool { return p.Active() == 0 })
+}

@@ -71,6 +71,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.tls = r.TLS != nil
 	}
 	p.requests.Add(1)
+	if r.Method == http.MethodConnect {
+		// Extended CONNECT (WebSocket over HTTP/2) included: not relayed.
+		p.badRequests.Add(1)
+		p.writeH2Error(w, s, 405)
+		c.logRejected(s, 405)
+		return
+	}
 
 	hr.head = appendH1Head(hr.head[:0], r)
 	req := &c.req
@@ -89,13 +96,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.reset(c, s, req)
 	if s.accessLog != nil {
 		c.noteRequest(req)
-	}
-	if r.Method == http.MethodConnect {
-		p.badRequests.Add(1)
-		p.writeH2Error(w, s, 405)
-		ex.status = 405
-		ex.log()
-		return
 	}
 	if st := ex.connect(); st != 0 {
 		p.writeH2Error(w, s, st)
@@ -279,7 +279,7 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 		// client take a truncated body for a whole one.
 		panic(http.ErrAbortHandler)
 	}
-	if resp.Close || resp.Body == http1.BodyUntilClose || u.br.Buffered() > 0 || u.killed.Load() {
+	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
 		u.hp.put(u, s.maxIdle)
@@ -339,7 +339,7 @@ func listedInConnection(r *http1.Response, name []byte) bool {
 func copyToWriter(w io.Writer, fl http.Flusher, br *bufio.Reader, cr *http1.ChunkedReader, buf []byte, n int64) (int64, ioErr) {
 	var done int64
 	for n < 0 || done < n {
-		if br.Buffered() == 0 && fl != nil {
+		if fl != nil && (cr == nil && br.Buffered() == 0 || cr != nil && !cr.Ready()) {
 			fl.Flush()
 		}
 		p := buf

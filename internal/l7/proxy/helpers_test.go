@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,6 +23,16 @@ import (
 // 2-core machine running -race can be slow, and never reached when the
 // code is right.
 const waitFor = 10 * time.Second
+
+// testLogger logs at Debug into nothing, so the Debug paths run (and
+// race-check) without writing through t after a test ends; benchmarks
+// measure what production runs, at Info.
+func testLogger(t testing.TB) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
 // rawBackend is a TCP server on loopback that runs serve on every
 // connection, counts connections and keeps every byte it received.
@@ -133,6 +144,9 @@ func startProxy(t testing.TB, cfg *Config) (*Proxy, string) {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "web"
+	}
+	if cfg.Log == nil {
+		cfg.Log = testLogger(t)
 	}
 	p := New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

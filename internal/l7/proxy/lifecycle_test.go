@@ -354,3 +354,47 @@ func TestShutdownHTTP2InFlight(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+func TestHTTP2Errors(t *testing.T) {
+	t.Parallel()
+	dies := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\ncut short")
+	})
+	down := startHTTP(t, hello("never"))
+	dieSvc, _ := service(t, dies.addr)
+	downSvc, downBs := service(t, down.addr)
+	downBs[0].SetHealthy(false)
+	cert, roots := selfSigned(t)
+	_, addr := startProxy(t, &Config{
+		Default:    dieSvc,
+		Routes:     []Route{{PathPrefix: "/down", Pool: downSvc}},
+		TLS:        &tls.Config{Certificates: []tls.Certificate{cert}},
+		ErrorPages: map[int][]byte{503: []byte("<p>later</p>")},
+	})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: waitFor}
+
+	resp, err := hc.Get("https://" + addr + "/down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 503 || string(body) != "<p>later</p>" {
+		t.Errorf("no backend over HTTP/2: got %s %d %q", resp.Proto, resp.StatusCode, body)
+	}
+
+	resp, err = hc.Get("https://" + addr + "/cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("a response cut by the backend reached the HTTP/2 client as complete: %q", body)
+	}
+}

@@ -89,3 +89,73 @@ func slicesEqual(a, b []string) bool {
 	}
 	return true
 }
+
+// TestConcurrentClients drives many keep-alive clients at once over two
+// backends, with bodies both ways, and checks every answer: the pools,
+// counters and per-connection state under the race detector.
+func TestConcurrentClients(t *testing.T) {
+	t.Parallel()
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.URL.Path, b)
+	}
+	a, b := startHTTP(t, echo), startHTTP(t, echo)
+	svc, bs := service(t, a.addr, b.addr)
+	p, addr := startProxy(t, &Config{Default: svc})
+	const clients, requests = 12, 40
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for j := range requests {
+				path := fmt.Sprintf("/c%d/r%d", i, j)
+				body := strings.Repeat("x", j*37%500)
+				var req string
+				if j%3 == 0 {
+					req = fmt.Sprintf("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", path, len(body)+1, body+"!")
+					body += "!"
+				} else {
+					req = fmt.Sprintf("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
+				}
+				if _, err := io.WriteString(c, req); err != nil {
+					errs <- err
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", path, err)
+					return
+				}
+				got, _ := io.ReadAll(resp.Body)
+				if want := path + " " + body; string(got) != want {
+					errs <- fmt.Errorf("%s: got %q, want %q", path, got, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	st := p.Stats()
+	if st.Requests != clients*requests || st.Status[2] != clients*requests {
+		t.Errorf("stats: %+v, want %d requests answered 2xx", st, clients*requests)
+	}
+	for _, be := range bs {
+		if be.Active() != 0 {
+			t.Errorf("backend %v: %d requests still counted in flight", be.Addr, be.Active())
+		}
+	}
+	if conns := a.conns.Load() + b.conns.Load(); conns > 2*clients {
+		t.Errorf("backend connections: %d for %d clients, the pool is not reused", conns, clients)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // pattern is an endless deterministic byte stream.
@@ -93,5 +94,63 @@ func TestLargeBodiesStreamed(t *testing.T) {
 	// memory would be at least size bytes (the race detector adds some).
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > uint64(size/2) {
 		t.Errorf("allocated %d bytes while moving 2×%d: bodies are being buffered", grew, size)
+	}
+}
+
+// TestStreamedAsWritten: a backend that writes a piece of its body and
+// waits for the client to see it before writing the next (server-sent
+// events, progress output) must not stall behind the proxy's buffers.
+func TestStreamedAsWritten(t *testing.T) {
+	t.Parallel()
+	for _, framing := range []string{"chunked", "length", "close"} {
+		t.Run(framing, func(t *testing.T) {
+			t.Parallel()
+			seen := make(chan struct{})
+			be := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				pieces := []string{"one\n", "two\n", "three\n"}
+				switch framing {
+				case "chunked":
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+				case "length":
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n")
+				case "close":
+					io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+				}
+				for _, p := range pieces {
+					if framing == "chunked" {
+						fmt.Fprintf(c, "%x\r\n%s\r\n", len(p), p)
+					} else {
+						io.WriteString(c, p)
+					}
+					select {
+					case <-seen:
+					case <-time.After(waitFor):
+						return
+					}
+				}
+				if framing == "chunked" {
+					io.WriteString(c, "0\r\n\r\n")
+				}
+			})
+			svc, _ := service(t, be.addr)
+			_, addr := startProxy(t, &Config{Default: svc})
+			c := dial(t, addr)
+			c.send(get("/events"))
+			resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := bufio.NewReader(resp.Body)
+			for _, want := range []string{"one\n", "two\n", "three\n"} {
+				got, err := lines.ReadString('\n')
+				if got != want {
+					t.Fatalf("got %q %v, want %q", got, err, want)
+				}
+				seen <- struct{}{}
+			}
+		})
 	}
 }

@@ -88,6 +88,7 @@ type upConn struct {
 	// killed: closed by CloseBackend or a forced Shutdown; its owner
 	// discards it.
 	killed atomic.Bool
+	peek   peeker
 }
 
 // get pops the most recently used idle connection, or returns nil.
@@ -113,16 +114,31 @@ func (hp *hostPool) get() *upConn {
 
 // put returns u to the pool, or closes it when the pool is full or
 // retired.
+//
+// It also closes the oldest idle connection when it has aged out: the
+// bottom of the stack is only reached when traffic is high again, so a
+// burst's surplus connections would otherwise stay open, and the backend
+// would close them, leaving them in CLOSE_WAIT here.
 func (hp *hostPool) put(u *upConn, maxIdle int) {
 	u.idleAt = time.Now()
+	var old *upConn
 	hp.mu.Lock()
 	if hp.retired || len(hp.idle) >= maxIdle || u.killed.Load() {
 		hp.mu.Unlock()
 		u.close()
 		return
 	}
+	if len(hp.idle) > 0 && u.idleAt.Sub(hp.idle[0].idleAt) > upstreamMaxIdle {
+		old = hp.idle[0]
+		n := copy(hp.idle, hp.idle[1:])
+		hp.idle[n] = nil
+		hp.idle = hp.idle[:n]
+	}
 	hp.idle = append(hp.idle, u)
 	hp.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
 }
 
 // dial opens a new connection to the backend.
