@@ -60,6 +60,12 @@ func (t *timedConn) clearDeadlines() {
 }
 
 func (t *timedConn) Read(b []byte) (int, error) {
+	t.armRead()
+	return t.nc.Read(b)
+}
+
+// armRead sets the read deadline a read about to start needs.
+func (t *timedConn) armRead() {
 	if t.readPer > 0 {
 		now := time.Now()
 		if t.readArmed.Sub(now) < t.readPer*3/4 {
@@ -70,7 +76,6 @@ func (t *timedConn) Read(b []byte) (int, error) {
 		t.readArmed = t.readAbs
 		t.nc.SetReadDeadline(t.readArmed)
 	}
-	return t.nc.Read(b)
 }
 
 func (t *timedConn) Write(b []byte) (int, error) {

@@ -199,6 +199,8 @@ func TestAccessLog(t *testing.T) {
 		fmt.Sprintf("127.0.0.1 web %s POST shop /up 200 5 5 true", be.addr),
 		"127.0.0.1 web     400 0 0 false",
 	}
+	// The entry is written after the response: wait for it.
+	eventually(t, "two access-log entries", func() bool { return len(*entries.Load()) >= len(want) })
 	got := *entries.Load()
 	if len(got) != len(want) {
 		t.Fatalf("got %q, want %q", got, want)
@@ -207,5 +209,32 @@ func TestAccessLog(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("entry %d: got %q, want %q", i, got[i], want[i])
 		}
+	}
+}
+
+// TestEarlyResponseToUpload: a backend that refuses an upload from its
+// head (a size limit) answers and closes without reading the body; the
+// client gets that answer, not a 502.
+func TestEarlyResponseToUpload(t *testing.T) {
+	t.Parallel()
+	be := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n")
+		// Closing with the body unread sends a reset: the proxy's writes
+		// fail.
+	})
+	svc, _ := service(t, be.addr)
+	_, addr := startProxy(t, &Config{Default: svc})
+	c := dial(t, addr)
+	size := 8 << 20
+	go func() {
+		fmt.Fprintf(c.c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size)
+		io.CopyN(c.c, &pattern{}, int64(size))
+	}()
+	resp, body := c.read("POST")
+	if resp.StatusCode != 413 || body != "too big\n" || !resp.Close {
+		t.Errorf("got %d %q close=%v, want the backend's 413 and Connection: close", resp.StatusCode, body, resp.Close)
 	}
 }

@@ -32,6 +32,10 @@ type exchange struct {
 	// when the client already holds the right one.
 	setCookie []byte
 
+	// bodyCut: the backend stopped taking the request body; the client's
+	// connection cannot continue after the response.
+	bodyCut bool
+
 	status  int
 	in, out int64
 	wait    time.Duration
@@ -176,7 +180,7 @@ func (ex *exchange) relay(n int) bool {
 	if ex.reused && !retryable && ex.u.stale() && !ex.redial() {
 		// A request that cannot be sent twice is not trusted to a pooled
 		// connection the backend has closed meanwhile.
-		return ex.fail(502, true)
+		return ex.fail(502)
 	}
 	// The head's bytes stay where they are until the client's buffer
 	// reads again, which only the body does: a retry re-encodes them.
@@ -191,11 +195,11 @@ func (ex *exchange) relay(n int) bool {
 					continue
 				}
 				ex.failed = true
-				return ex.fail(502, true)
+				return ex.fail(502)
 			}
 		} else {
 			if st := ex.sendBody(); st != 0 {
-				return ex.fail(st, true)
+				return ex.fail(st)
 			}
 		}
 
@@ -208,7 +212,7 @@ func (ex *exchange) relay(n int) bool {
 			st = 502
 		}
 		if st != 0 {
-			return ex.fail(st, true)
+			return ex.fail(st)
 		}
 		break
 	}
@@ -258,8 +262,11 @@ func (ex *exchange) sendBody() int {
 		// The client stopped sending or left: nobody to answer.
 		return -1
 	}
-	ex.failed = true
-	return 502
+	// The backend stopped reading the body. It may have answered early
+	// (413 from a size limit, 401) and closed: its answer is read next and
+	// relayed; without one the client gets 502.
+	ex.bodyCut = true
+	return 0
 }
 
 // readResponseHead reads the backend's final response head into c.resp,
@@ -319,10 +326,10 @@ func (ex *exchange) relayResponse() bool {
 	if resp.Tunnel && (resp.Status != 101 || req.Upgrade == nil) {
 		// A switch nobody asked for, or a 2xx to a CONNECT never sent.
 		ex.failed = true
-		return ex.fail(502, true)
+		return ex.fail(502)
 	}
 
-	keep := !req.Close && !c.p.closing.Load()
+	keep := !req.Close && !c.p.closing.Load() && !ex.bodyCut
 	if resp.Body == http1.BodyChunked && req.Version == http1.HTTP10 {
 		// An HTTP/1.0 client knows no chunks: decode, and delimit by
 		// closing.
@@ -397,7 +404,7 @@ func (ex *exchange) relayResponse() bool {
 	// before the client's last write, ready for the next request. (A body
 	// delimited by the close has resp.Close set; a chunked one decoded for
 	// an HTTP/1.0 client leaves the connection reusable.)
-	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
+	if resp.Close || ex.bodyCut || u.br.Buffered() > 0 || u.killed.Load() {
 		u.close()
 	} else {
 		u.hp.put(u, s.maxIdle)
@@ -418,12 +425,10 @@ func (ex *exchange) relayResponse() bool {
 // fail ends an exchange that produced no response head: answer status
 // (unless the client is gone, status < 0) and close the backend
 // connection. It reports whether the client connection may continue.
-func (ex *exchange) fail(status int, closeUpstream bool) bool {
+func (ex *exchange) fail(status int) bool {
 	c := ex.c
 	if ex.u != nil {
-		if closeUpstream {
-			ex.u.close()
-		}
+		ex.u.close()
 		ex.u = nil
 	}
 	if status < 0 {

@@ -170,12 +170,15 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 		switch req.BodyKind() {
 		case http1.BodyLength:
 			var n int64
-			n, err = io.CopyN(u.bw, r.Body, req.ContentLength)
+			n, err = copyStreaming(u.bw, u.bw, r.Body, req.ContentLength)
 			ex.in = n
+			if err == nil && n < req.ContentLength {
+				err = io.ErrUnexpectedEOF
+			}
 		case http1.BodyChunked:
 			cw := http1.NewChunkedWriter(u.bw)
 			var n int64
-			n, err = io.Copy(cw, r.Body)
+			n, err = copyStreaming(cw, u.bw, r.Body, -1)
 			ex.in = n
 			if err == nil {
 				var tr []http1.Field
@@ -289,6 +292,39 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 		ex.failed = true
 	}
 	ex.done()
+}
+
+// copyStreaming copies up to n bytes (all, for n < 0) from src to dst,
+// flushing bw after each read: an HTTP/2 body arrives frame by frame, and
+// a streamed upload must reach the backend as it comes.
+func copyStreaming(dst io.Writer, bw *bufio.Writer, src io.Reader, n int64) (int64, error) {
+	bufp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bufp)
+	buf := *bufp
+	var done int64
+	for n < 0 || done < n {
+		p := buf
+		if n >= 0 && int64(len(p)) > n-done {
+			p = p[:n-done]
+		}
+		k, err := src.Read(p)
+		if k > 0 {
+			if _, werr := dst.Write(p[:k]); werr != nil {
+				return done, werr
+			}
+			done += int64(k)
+			if werr := bw.Flush(); werr != nil {
+				return done, werr
+			}
+		}
+		if err == io.EOF {
+			return done, nil
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 // h2fail answers status on a stream whose request reached no response.

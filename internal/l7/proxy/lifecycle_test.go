@@ -398,3 +398,144 @@ func TestHTTP2Errors(t *testing.T) {
 		t.Errorf("a response cut by the backend reached the HTTP/2 client as complete: %q", body)
 	}
 }
+
+func TestShutdownTLSConnections(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{})
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			close(entered)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "ok")
+	})
+	svc, _ := service(t, be.addr)
+	cert, roots := selfSigned(t)
+	p := New(&Config{Name: "web", Default: svc, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Log: testLogger(t)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background(), ln)
+	dialTLS := func() *client {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(waitFor))
+		t.Cleanup(func() { c.Close() })
+		return &client{t: t, c: c, br: bufio.NewReader(c)}
+	}
+	idle := dialTLS()
+	if resp, _ := idle.roundTrip(get("/")); resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	busy := dialTLS()
+	busy.send(get("/hang"))
+	<-entered
+	// A handshake in progress when Shutdown comes.
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Errorf("Shutdown: got %v, want deadline exceeded", err)
+	}
+	if !idle.closed() || !busy.closed() {
+		t.Error("TLS client connections survived Shutdown")
+	}
+	if p.Active() != 0 {
+		t.Errorf("active after Shutdown: %d", p.Active())
+	}
+}
+
+// TestCloseBackendAfterUpdate: the daemon removes a backend from the
+// configuration first and cuts its remaining requests after a grace
+// period; CloseBackend must still find them.
+func TestCloseBackendAfterUpdate(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	gone := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		entered <- struct{}{}
+		io.Copy(io.Discard, br)
+	})
+	stays := startHTTP(t, hello("stays"))
+	svc, bs := service(t, gone.addr)
+	p, addr := startProxy(t, &Config{Default: svc})
+	busy := dial(t, addr)
+	busy.send(get("/hang"))
+	<-entered
+	svc2, _ := service(t, stays.addr)
+	p.Update(&Config{Name: "web", Default: svc2})
+	if n := p.CloseBackend(bs[0]); n != 1 {
+		t.Errorf("CloseBackend after Update: got %d, want 1", n)
+	}
+	if resp, _ := busy.read("GET"); resp.StatusCode != 502 {
+		t.Errorf("cut request: got %d, want 502", resp.StatusCode)
+	}
+	if _, body := dial(t, addr).roundTrip(get("/")); body != "stays" {
+		t.Errorf("new requests: got %q", body)
+	}
+}
+
+// TestHTTP2StreamedUpload: an HTTP/2 request body reaches the backend as
+// the client sends it, not when it ends.
+func TestHTTP2StreamedUpload(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 4)
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		br := bufio.NewReader(r.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if line != "" {
+				got <- line
+			}
+			if err != nil {
+				break
+			}
+		}
+		io.WriteString(w, "done")
+	})
+	svc, _ := service(t, be.addr)
+	cert, roots := selfSigned(t)
+	_, addr := startProxy(t, &Config{Default: svc, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: waitFor}
+	pr, pw := io.Pipe()
+	res := make(chan error, 1)
+	go func() {
+		resp, err := hc.Post("https://"+addr+"/up", "text/plain", pr)
+		if err == nil {
+			resp.Body.Close()
+		}
+		res <- err
+	}()
+	for _, line := range []string{"first\n", "second\n"} {
+		io.WriteString(pw, line)
+		select {
+		case g := <-got:
+			if g != line {
+				t.Fatalf("backend got %q, want %q", g, line)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("%q did not reach the backend before the body ended", line)
+		}
+	}
+	pw.Close()
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -75,16 +75,16 @@ func (p *Proxy) Update(cfg *Config) {
 	s := p.compile(cfg)
 	p.snap.Store(s)
 	p.poolsMu.Lock()
-	var gone []*hostPool
+	defer p.poolsMu.Unlock()
 	for b, hp := range p.pools {
-		if _, ok := s.pools[b]; !ok {
-			delete(p.pools, b)
-			gone = append(gone, hp)
+		if _, ok := s.pools[b]; ok {
+			continue
 		}
-	}
-	p.poolsMu.Unlock()
-	for _, hp := range gone {
-		hp.retire()
+		// Retired, but kept while requests are in flight on its
+		// connections, so CloseBackend still finds them.
+		if hp.retire() == 0 {
+			delete(p.pools, b)
+		}
 	}
 }
 
@@ -272,7 +272,7 @@ func (p *Proxy) serveConn(c *clientConn) {
 	s := p.snap.Load()
 	if s.tls != nil {
 		tc := tls.Server(c.nc, s.tls)
-		c.nc = tc
+		c.tc.nc = tc
 		tc.SetDeadline(time.Now().Add(s.headerTimeout))
 		if err := tc.Handshake(); err != nil {
 			tc.Close()
@@ -287,6 +287,8 @@ func (p *Proxy) serveConn(c *clientConn) {
 			p.serveH2(c, tc)
 			return
 		}
+	} else {
+		c.tc.nc = c.nc
 	}
 	c.serve()
 }

@@ -159,3 +159,35 @@ func TestConcurrentClients(t *testing.T) {
 		t.Errorf("backend connections: %d for %d clients, the pool is not reused", conns, clients)
 	}
 }
+
+func TestConnectionManagement(t *testing.T) {
+	t.Parallel()
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "fwd=%s real=%s xff=%s conn=%s", r.Header.Get("Forwarded"), r.Header.Get("X-Real-IP"),
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("Connection"))
+	})
+	svc, _ := service(t, be.addr)
+	_, addr := startProxy(t, &Config{Default: svc, Forward: Forwarding{XForwardedFor: true, Forwarded: true, XRealIP: true}})
+
+	// HTTP/1.0 with keep-alive: kept, and told so.
+	c := dial(t, addr)
+	resp, body := c.roundTrip("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nX-Forwarded-For: 10.9.9.9\r\nX-Real-IP: 6.6.6.6\r\n\r\n")
+	want := `fwd=for=127.0.0.1;host=a;proto=http real=127.0.0.1 xff=10.9.9.9, 127.0.0.1 conn=`
+	if resp.StatusCode != 200 || body != want || resp.Header.Get("Connection") != "keep-alive" {
+		t.Errorf("HTTP/1.0 keep-alive: got %d %q Connection %q, want %q and keep-alive", resp.StatusCode, body, resp.Header.Get("Connection"), want)
+	}
+	if resp, _ := c.roundTrip("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !resp.Close {
+		t.Error("Connection: close from the client not echoed")
+	}
+	if !c.closed() {
+		t.Error("connection kept after Connection: close")
+	}
+	// HTTP/1.0 without keep-alive: closed after the response.
+	c2 := dial(t, addr)
+	if resp, _ := c2.roundTrip("GET / HTTP/1.0\r\n\r\n"); resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("HTTP/1.0: got %d close=%v", resp.StatusCode, resp.Close)
+	}
+	if !c2.closed() {
+		t.Error("HTTP/1.0 connection kept")
+	}
+}

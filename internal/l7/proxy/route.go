@@ -134,7 +134,9 @@ func (p *Proxy) compile(cfg *Config) *snapshot {
 // s. poolsMu must be held.
 func (p *Proxy) poolLocked(s *snapshot, b *balancer.Backend) *hostPool {
 	hp := p.pools[b]
-	if hp == nil {
+	if hp == nil || hp.isRetired() {
+		// A backend back in the configuration gets a fresh pool; the
+		// retired one's connections end with their requests.
 		hp = newHostPool(p, b)
 		p.pools[b] = hp
 	}

@@ -154,3 +154,36 @@ func TestStreamedAsWritten(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleConnectionsHoldNoBuffers: keep-alive connections waiting for
+// their next request give their 40 KiB of buffers back. Not parallel: it
+// measures the whole heap.
+func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the buffer-less wait needs a non-blocking peek")
+	}
+	be := fastBackend(t)
+	svc, _ := service(t, be.addr)
+	p, addr := startProxy(t, &Config{Default: svc})
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // a second cycle empties the pools' victim caches
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	const n = 200
+	for range n {
+		newBenchClient(t, addr) // one request, then idle
+	}
+	eventually(t, "the connections to be open", func() bool { return p.Active() == n })
+	time.Sleep(50 * time.Millisecond) // let the last ones reach their wait
+	perConn := (int64(heap()) - int64(before)) / n
+	// A clientConn (parsed request and response arrays) and its goroutine
+	// bookkeeping stay; the 32 KiB reader and 8 KiB writer must not.
+	if perConn > 30<<10 {
+		t.Errorf("an idle connection holds %d bytes of heap, want its buffers released", perConn)
+	}
+	t.Logf("heap per idle keep-alive connection: %d bytes", perConn)
+}

@@ -106,6 +106,10 @@ func (hp *hostPool) get() *upConn {
 		hp.idle = hp.idle[:n-1]
 		hp.mu.Unlock()
 		if now.Sub(u.idleAt) < upstreamMaxIdle && !u.killed.Load() {
+			if u.br == nil {
+				u.br = getReader(&u.tc, upstreamReadSize)
+				u.bw = getWriter(&u.tc)
+			}
 			return u
 		}
 		u.close()
@@ -119,8 +123,16 @@ func (hp *hostPool) get() *upConn {
 // bottom of the stack is only reached when traffic is high again, so a
 // burst's surplus connections would otherwise stay open, and the backend
 // would close them, leaving them in CLOSE_WAIT here.
+//
+// A pooled connection holds no buffers: the caller checked nothing is
+// buffered, and get takes new ones from their pools.
 func (hp *hostPool) put(u *upConn, maxIdle int) {
 	u.idleAt = time.Now()
+	if u.br != nil {
+		putReader(u.br)
+		putWriter(u.bw)
+		u.br, u.bw = nil, nil
+	}
 	var old *upConn
 	hp.mu.Lock()
 	if hp.retired || len(hp.idle) >= maxIdle || u.killed.Load() {
@@ -207,8 +219,9 @@ func (hp *hostPool) closeAll() int {
 }
 
 // retire closes the idle connections and makes the pool keep no more: the
-// backend left the configuration, or the proxy shut down.
-func (hp *hostPool) retire() {
+// backend left the configuration, or the proxy shut down. It returns how
+// many connections remain open, carrying requests.
+func (hp *hostPool) retire() int {
 	hp.mu.Lock()
 	hp.retired = true
 	idle := hp.idle
@@ -216,8 +229,16 @@ func (hp *hostPool) retire() {
 	for _, u := range idle {
 		delete(hp.all, u)
 	}
+	n := len(hp.all)
 	hp.mu.Unlock()
 	for _, u := range idle {
 		u.free()
 	}
+	return n
+}
+
+func (hp *hostPool) isRetired() bool {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	return hp.retired
 }
