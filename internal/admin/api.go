@@ -64,6 +64,11 @@ type HAPeer struct {
 	IntervalMS float64   `json:"interval_ms"`
 	LastHeard  time.Time `json:"last_heard"`
 	Adverts    uint64    `json:"adverts"`
+	// ConfigHash is the first 16 hex digits of the peer's config hash,
+	// carried only by authenticated adverts (auth_key_file) and so known
+	// only from nodes that send them (the master); "" otherwise. Compare
+	// with Status.ConfigHash.
+	ConfigHash string `json:"config_hash,omitempty"`
 }
 
 // TrackItem is one thing an HA group tracks.
@@ -116,6 +121,9 @@ type Service struct {
 	// Routes are an http service's route pools, in match order; requests
 	// matching none go to Backends.
 	Routes []Route `json:"routes,omitempty"`
+	// Removed lists the file's backends removed at runtime (until the
+	// next reload).
+	Removed []string `json:"removed,omitempty"`
 }
 
 // HTTPCounters are an http service's totals since its listener started.
@@ -178,12 +186,21 @@ const (
 
 // Backend is one real server of a service.
 type Backend struct {
-	Address         string `json:"address"`
-	Role            string `json:"role"`
-	Weight          int    `json:"weight"`
-	MaxConnections  int    `json:"max_connections"`
-	Healthy         bool   `json:"healthy"`
-	Available       bool   `json:"available"`
+	Address        string `json:"address"`
+	Role           string `json:"role"`
+	Weight         int    `json:"weight"`
+	MaxConnections int    `json:"max_connections"`
+	Healthy        bool   `json:"healthy"`
+	Available      bool   `json:"available"`
+	// AdminState is the operator's decision: "ready", "drain" (no new
+	// connections, established ones continue) or "maint" (no traffic;
+	// established connections go as from a backend that is down). Health
+	// checks run in every state.
+	AdminState string `json:"admin_state"`
+	// Runtime says how the backend differs from the config file, until
+	// the next reload: "added" at runtime, or its "weight" set at
+	// runtime; "" when it is as in the file.
+	Runtime         string `json:"runtime,omitempty"`
 	Active          int64  `json:"active"`
 	Total           uint64 `json:"total"`
 	ConnectFailures uint64 `json:"connect_failures"`

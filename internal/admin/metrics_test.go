@@ -83,15 +83,20 @@ func metricsStatus() Status {
 // its address.
 func serveTest(t *testing.T, src Source) string {
 	t.Helper()
+	return serveWith(t, Options{Source: src})
+}
+
+// serveWith serves an API with opt on loopback until the test ends.
+func serveWith(t *testing.T, opt Options) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- New(Options{Source: src, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Serve(ctx, ln)
-	}()
+	go func() { done <- New(opt).Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

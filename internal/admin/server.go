@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,9 +22,24 @@ type Source interface {
 
 // Controller carries out the API's actions. Its methods are called from
 // request goroutines, concurrently.
+//
+// Errors wrap ErrNotFound or ErrInvalid where those apply; any other
+// error is answered 500 (409 for ReleaseGroup).
 type Controller interface {
 	// ReleaseGroup hands an HA group's VIPs to a peer.
 	ReleaseGroup(ctx context.Context, name string) error
+	// SetAdminState puts a backend in "ready", "drain" or "maint".
+	SetAdminState(ctx context.Context, service, address, state string) (Backend, error)
+	// SetWeight sets a backend's weight until the next reload.
+	SetWeight(ctx context.Context, service, address string, weight int) (Backend, error)
+	// AddBackend adds a backend to a service until the next reload.
+	AddBackend(ctx context.Context, service string, b NewBackend) (Backend, error)
+	// RemoveBackend removes a backend until the next reload and returns
+	// it as it was last seen.
+	RemoveBackend(ctx context.Context, service, address string) (Backend, error)
+	// ReloadConfig reloads the config file as SIGHUP does and returns the
+	// new config hash; a rejected file is a *RejectedError.
+	ReloadConfig(ctx context.Context) (string, error)
 }
 
 // Options configure a Server.
@@ -57,6 +73,13 @@ func New(opt Options) *Server {
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("POST /api/v1/ha/{group}/release", s.mutation(s.release))
 	mux.Handle("GET /metrics", metricsHandler(opt.Source, s.log))
+	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/drain", s.mutation(s.adminState("drain")))
+	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/disable", s.mutation(s.adminState("maint")))
+	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/enable", s.mutation(s.adminState("ready")))
+	mux.HandleFunc("PUT /api/v1/services/{service}/backends/{address}/weight", s.mutation(s.weight))
+	mux.HandleFunc("POST /api/v1/services/{service}/backends", s.mutation(s.addBackend))
+	mux.HandleFunc("DELETE /api/v1/services/{service}/backends/{address}", s.mutation(s.removeBackend))
+	mux.HandleFunc("POST /api/v1/reload", s.mutation(s.reload))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
@@ -116,8 +139,147 @@ func (s *Server) mutation(h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "no controller"})
 			return
 		}
-		s.log.Info("admin action", "client", client, "method", r.Method, "path", r.URL.Path)
-		h(w, r)
+		rec := &statusRecorder{ResponseWriter: w}
+		h(rec, r)
+		s.log.Info("admin action", "client", client, "method", r.Method, "path", r.URL.Path,
+			"status", rec.code, "result", rec.result)
+	}
+}
+
+// statusRecorder keeps what an action answered, for the log line.
+type statusRecorder struct {
+	http.ResponseWriter
+	code   int
+	result string
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// fail answers err with the status its kind calls for.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrInvalid):
+		code = http.StatusBadRequest
+	case errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	}
+	msg := strings.TrimSuffix(strings.TrimSuffix(err.Error(), ": "+ErrInvalid.Error()), ": "+ErrNotFound.Error())
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.result = msg
+	}
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func succeeded(w http.ResponseWriter, result string) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.result = result
+	}
+}
+
+func (s *Server) adminState(state string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		b, err := s.opt.Control.SetAdminState(ctx, r.PathValue("service"), r.PathValue("address"), state)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		succeeded(w, "admin_state "+b.AdminState)
+		writeJSON(w, http.StatusOK, b)
+	}
+}
+
+// maxBody bounds the JSON bodies actions read.
+const maxBody = 4096
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: %v: %w", err, ErrInvalid)
+	}
+	if dec.More() {
+		return fmt.Errorf("body: more than one JSON value: %w", ErrInvalid)
+	}
+	return nil
+}
+
+func (s *Server) weight(w http.ResponseWriter, r *http.Request) {
+	var req WeightRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.Weight == nil {
+		s.fail(w, fmt.Errorf(`body: want {"weight": N}: %w`, ErrInvalid))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	b, err := s.opt.Control.SetWeight(ctx, r.PathValue("service"), r.PathValue("address"), *req.Weight)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	succeeded(w, fmt.Sprintf("weight %d", b.Weight))
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) {
+	var req NewBackend
+	if err := decodeBody(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	b, err := s.opt.Control.AddBackend(ctx, r.PathValue("service"), req)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	succeeded(w, "added "+b.Address)
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) removeBackend(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	b, err := s.opt.Control.RemoveBackend(ctx, r.PathValue("service"), r.PathValue("address"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	succeeded(w, "removed "+b.Address)
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	hash, err := s.opt.Control.ReloadConfig(ctx)
+	var rej *RejectedError
+	switch {
+	case errors.As(err, &rej):
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.result = fmt.Sprintf("rejected with %d errors", len(rej.Errors))
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+			"error":  "config rejected, running config unchanged",
+			"errors": rej.Errors,
+		})
+	case err != nil:
+		s.fail(w, err)
+	default:
+		succeeded(w, "reloaded, config "+hash)
+		writeJSON(w, http.StatusOK, ReloadResult{OK: true, ConfigHash: hash})
 	}
 }
 

@@ -8,6 +8,7 @@
 package balancer
 
 import (
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,8 @@ type Backend struct {
 
 	weight   atomic.Int32 // configured (or admin-set) weight
 	maxConns atomic.Int64
-	down     atomic.Bool // set by health checking; false (up) until told otherwise
+	down     atomic.Bool   // set by health checking; false (up) until told otherwise
+	admin    atomic.Uint32 // AdminState set by an operator; survives reloads
 
 	// Slow start: while rampEnd is in the future, Weight ramps from a
 	// tenth of the weight to all of it in ten steps; steps, not a smooth
@@ -59,7 +61,7 @@ func NewBackend(addr netip.AddrPort, weight int, maxConns int) *Backend {
 
 // Available reports whether b may take a new connection.
 func (b *Backend) Available() bool {
-	if b.down.Load() || b.weight.Load() <= 0 {
+	if b.down.Load() || b.weight.Load() <= 0 || b.admin.Load() != uint32(AdminReady) {
 		return false
 	}
 	max := b.maxConns.Load()
@@ -114,6 +116,59 @@ func (b *Backend) SetMaxConns(n int) { b.maxConns.Store(int64(n)) }
 
 // MaxConns is the connection limit (0 = unlimited).
 func (b *Backend) MaxConns() int { return int(b.maxConns.Load()) }
+
+// AdminState is what an operator decided about a backend, independently
+// of its health: health checks keep running in every state.
+type AdminState uint32
+
+const (
+	// AdminReady: the backend takes traffic when it is healthy.
+	AdminReady AdminState = iota
+	// AdminDrain: no new connections, not even from persistent clients;
+	// established connections and UDP sessions continue until they end.
+	AdminDrain
+	// AdminMaint: no new connections, and established ones are treated
+	// as those of a backend that went down: kept when the service is
+	// quiescent, else closed (TCP, after removal_grace) or moved (UDP).
+	AdminMaint
+)
+
+func (s AdminState) String() string {
+	switch s {
+	case AdminReady:
+		return "ready"
+	case AdminDrain:
+		return "drain"
+	case AdminMaint:
+		return "maint"
+	}
+	return fmt.Sprintf("AdminState(%d)", uint32(s))
+}
+
+// ParseAdminState reads "ready", "drain" or "maint".
+func ParseAdminState(s string) (AdminState, error) {
+	for st := AdminReady; st <= AdminMaint; st++ {
+		if st.String() == s {
+			return st, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown admin state %q: want ready, drain or maint", s)
+}
+
+// AdminState is the operator's decision about b.
+func (b *Backend) AdminState() AdminState { return AdminState(b.admin.Load()) }
+
+// SetAdminState records an operator's decision and reports the previous
+// one.
+func (b *Backend) SetAdminState(s AdminState) (prev AdminState) {
+	return AdminState(b.admin.Swap(uint32(s)))
+}
+
+// Evicted reports whether b's established traffic should leave it when
+// its service is not quiescent: it is down, or in maintenance.
+func (b *Backend) Evicted() bool {
+	return b.down.Load() || b.admin.Load() == uint32(AdminMaint)
+}
 
 // Healthy reports whether health checking considers b up.
 func (b *Backend) Healthy() bool { return !b.down.Load() }

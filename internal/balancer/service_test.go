@@ -317,3 +317,57 @@ func TestObserver(t *testing.T) {
 		t.Errorf("connect failures: got %d, want 3", got)
 	}
 }
+
+func TestAdminStateAvailability(t *testing.T) {
+	t.Parallel()
+	a := NewBackend(netip.MustParseAddrPort("10.0.0.1:80"), 1, 0)
+	b := NewBackend(netip.MustParseAddrPort("10.0.0.2:80"), 1, 0)
+	svc, err := NewService(ServiceSpec{Name: "web", Scheduler: "rr"}, []*Backend{a, b}, nil, nil,
+		NewPersistence(time.Minute, 32, 128, 1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := netip.MustParseAddr("192.0.2.7")
+	first, err := svc.Pick(client, netip.Addr{}, &Tried{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := a
+	if first == a {
+		other = b
+	}
+	for _, st := range []AdminState{AdminDrain, AdminMaint} {
+		first.SetAdminState(st)
+		if first.Available() {
+			t.Errorf("%v: Available() = true, want false", st)
+		}
+		if !first.Healthy() {
+			t.Errorf("%v: Healthy() = false: the admin state must not touch health", st)
+		}
+		if got := first.Evicted(); got != (st == AdminMaint) {
+			t.Errorf("%v: Evicted() = %v, want %v", st, got, st == AdminMaint)
+		}
+		// Not even the persistent client goes back to it.
+		for range 4 {
+			got, err := svc.Pick(client, netip.Addr{}, &Tried{})
+			if err != nil || got != other {
+				t.Fatalf("%v: Pick = %v, %v; want %v", st, got, err, other.Addr)
+			}
+		}
+	}
+	if prev := first.SetAdminState(AdminReady); prev != AdminMaint {
+		t.Errorf("SetAdminState returned %v, want maint", prev)
+	}
+	if !first.Available() {
+		t.Error("ready again: Available() = false")
+	}
+	for _, s := range []string{"ready", "drain", "maint"} {
+		st, err := ParseAdminState(s)
+		if err != nil || st.String() != s {
+			t.Errorf("ParseAdminState(%q) = %v, %v", s, st, err)
+		}
+	}
+	if _, err := ParseAdminState("down"); err == nil {
+		t.Error(`ParseAdminState("down"): got nil error`)
+	}
+}

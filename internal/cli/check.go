@@ -7,21 +7,44 @@ import (
 )
 
 func newCheckCmd() *cobra.Command {
-	var file string
+	var (
+		file      string
+		effective bool
+	)
 	cmd := &cobra.Command{
-		Use:   "check -c FILE",
+		Use:   "check -c FILE [--effective]",
 		Short: "Validate a config file; print every error with file:line (exit 0 valid, 1 invalid)",
-		Args:  cobra.NoArgs,
+		Long: `check validates a config file the way run would load it, like haproxy -c
+or nginx -t: every problem is printed as file:line:column: field: message, and
+the exit status is 0 for a valid file and 1 otherwise.
+
+With --effective, a valid file is printed back as YAML with every default
+filled in: the configuration fulcrum would actually run. The output is itself
+a valid config with the same config hash, so it can be diffed between nodes
+or kept as a reference.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadChecked(file)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
 				return exitError(1)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d services, config hash %.12s)\n", file, len(cfg.Services), cfg.Hash())
-			return nil
+			out := cmd.OutOrStdout()
+			if !effective {
+				fmt.Fprintf(out, "%s: ok (%d services, config hash %.12s)\n", file, len(cfg.Services), cfg.Hash())
+				return nil
+			}
+			b, err := cfg.Marshal()
+			if err != nil {
+				return err
+			}
+			// A comment, so that the output stays a config file.
+			fmt.Fprintf(out, "# %s: ok (%d services, config hash %.12s); effective config, defaults filled in\n", file, len(cfg.Services), cfg.Hash())
+			_, err = out.Write(b)
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/fulcrum/fulcrum.yaml", "config file")
+	cmd.Flags().BoolVar(&effective, "effective", false, "print the effective config (YAML, every default filled in) instead of only ok")
 	return cmd
 }

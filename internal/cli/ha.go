@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
@@ -15,26 +15,22 @@ import (
 
 func newHACmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "ha", Short: "Control the VRRP groups of the running node"}
-	var addr, file, tokenFile string
+	var tg target
 	release := &cobra.Command{
 		Use:   "release GROUP",
 		Short: "Hand the group's VIPs over to a peer gracefully (this node stays backup for a while)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, token, err := adminTarget(addr, file, tokenFile)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-			defer cancel()
-			if err := admin.ReleaseGroup(ctx, a, token, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "released %s: a peer takes over its VIPs\n", args[0])
-			return nil
+			return tg.run(cmd, func(ctx context.Context, addr, token string) error {
+				if err := admin.ReleaseGroup(ctx, addr, token, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "released %s: a peer takes over its VIPs\n", args[0])
+				return nil
+			})
 		},
 	}
-	adminFlags(release, &addr, &file, &tokenFile)
+	tg.flags(release)
 	cmd.AddCommand(release)
 	return cmd
 }
@@ -48,18 +44,18 @@ func adminFlags(cmd *cobra.Command, addr, file, tokenFile *string) {
 // adminTarget works out where the admin API is and which token to send.
 func adminTarget(addr, file, tokenFile string) (string, string, error) {
 	if file != "" {
-		cfg, err := config.Load(file)
+		adm, err := adminSection(file)
 		if err != nil {
 			return "", "", err
 		}
 		if addr == "" {
-			if cfg.Admin.Listen == "off" {
+			if adm.Listen == "off" {
 				return "", "", fmt.Errorf("%s: the admin API is off", file)
 			}
-			addr = cfg.Admin.Listen
+			addr = adm.Listen
 		}
 		if tokenFile == "" {
-			tokenFile = cfg.Admin.TokenFile
+			tokenFile = adm.TokenFile
 		}
 	}
 	if addr == "" {
@@ -74,4 +70,26 @@ func adminTarget(addr, file, tokenFile string) (string, string, error) {
 		token = strings.TrimSpace(string(b))
 	}
 	return addr, token, nil
+}
+
+// adminSection reads the admin settings of a config file. A file that
+// does not validate (the one `fulcrum reload` is about to be told about,
+// say) still names the admin API: its admin section is read leniently,
+// so that the running node can answer with every error.
+func adminSection(file string) (config.Admin, error) {
+	cfg, err := config.Load(file)
+	if err == nil {
+		return cfg.Admin, nil
+	}
+	data, rerr := os.ReadFile(file)
+	if rerr != nil {
+		return config.Admin{}, err
+	}
+	var loose struct {
+		Admin config.Admin `yaml:"admin"`
+	}
+	if yaml.Unmarshal(data, &loose) != nil {
+		return config.Admin{}, err
+	}
+	return loose.Admin, nil
 }

@@ -1,5 +1,5 @@
-// Package cli implements fulcrum's command line: run, check, status, demo
-// and version.
+// Package cli implements fulcrum's command line: run, check, status,
+// backend, reload, ha, demo and version.
 package cli
 
 import (
@@ -59,7 +59,7 @@ config without dropping connections.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(), newCheckCmd(), newStatusCmd(), newHACmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newCheckCmd(), newStatusCmd(), newHACmd(), newBackendCmd(), newReloadCmd(), newDemoCmd(), newVersionCmd())
 	return root
 }
 

@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/daemon"
+	"github.com/fulcrum-lb/fulcrum/internal/sdnotify"
 )
 
 func newRunCmd() *cobra.Command {
@@ -65,6 +68,16 @@ func runDaemon(cmd *cobra.Command, cfg *config.Config, load func() (*config.Conf
 			}
 		}
 	}()
+	notify, err := sdnotify.New()
+	if err != nil {
+		log.Warn("not notifying systemd", "error", err)
+	}
+	tell := func(err error) {
+		if err != nil {
+			log.Warn("notifying systemd", "error", err)
+		}
+	}
+	var stopping atomic.Bool
 	first := true
 	d := daemon.New(daemon.Options{
 		Load: func() (*config.Config, error) {
@@ -77,10 +90,41 @@ func runDaemon(cmd *cobra.Command, cfg *config.Config, load func() (*config.Conf
 		Log:     log,
 		Level:   level,
 		Version: version(),
+		Ready:   func() { tell(notify.Ready(servingStatus(len(cfg.Services), cfg.Hash()))) },
+		Reloading: func() {
+			tell(notify.Reloading("reloading " + cfg.File))
+		},
+		Reloaded: func(running *config.Config, hash string, err error) {
+			st := servingStatus(len(running.Services), hash)
+			if err != nil {
+				line, _, _ := strings.Cut(err.Error(), "\n")
+				st = "reload failed, running the previous config (" + line + "); " + st
+			}
+			tell(notify.Ready(st))
+		},
+		Stopping: func() {
+			stopping.Store(true)
+			tell(notify.Stopping("stopping: listeners closed, draining connections"))
+		},
+	})
+	wctx, stopWatchdog := context.WithCancel(context.Background())
+	defer stopWatchdog()
+	go notify.RunWatchdog(wctx, func(ctx context.Context) error {
+		if stopping.Load() {
+			// Draining is bounded by shutdown.drain_timeout; the Run loop
+			// no longer answers while it lasts.
+			return nil
+		}
+		return d.Alive(ctx)
 	})
 	if err := d.Run(ctx, reload); err != nil {
 		log.Error("fulcrum stopped", "error", err)
 		return exitError(1)
 	}
 	return nil
+}
+
+// servingStatus is the line `systemctl status` shows while fulcrum runs.
+func servingStatus(services int, hash string) string {
+	return fmt.Sprintf("serving %d services, config hash %.12s", services, hash)
 }

@@ -143,9 +143,13 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 				peers := make([]string, len(g.Peers))
 				for i, p := range g.Peers {
 					peers[i] = fmt.Sprintf("%s priority %d %s ago", p.Address, p.Priority, now.Sub(p.LastHeard).Round(100*time.Millisecond))
+					if p.ConfigHash != "" && strings.HasPrefix(st.ConfigHash, p.ConfigHash) {
+						peers[i] += " (same config)"
+					}
 				}
 				fmt.Fprintf(w, "    peers heard: %s\n", strings.Join(peers, ", "))
 			}
+			peerConfigs(w, g, st.ConfigHash)
 			for _, it := range g.Track {
 				if !it.OK {
 					effect := fmt.Sprintf("-%d", it.Weight)
@@ -168,8 +172,7 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		{"  -> RemoteAddress:Port", func(_ admin.Service, b admin.Backend) string { return "  -> " + b.Address }},
 		{"Role", func(_ admin.Service, b admin.Backend) string { return b.Role }},
 		{"State", func(_ admin.Service, b admin.Backend) string { return backendState(b) }},
-		// An operator's admin state (drain, maint) belongs here, beside
-		// the state health checking gives.
+		{"Admin", func(_ admin.Service, b admin.Backend) string { return adminCell(b) }},
 		{"Weight", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Weight) }},
 		{"Max", func(_ admin.Service, b admin.Backend) string {
 			if b.MaxConnections > 0 {
@@ -232,6 +235,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		b.WriteString("]")
 		out = append(out, printed{text: b.String()})
 		addBackends(s, s.Backends)
+		if len(s.Removed) > 0 {
+			out = append(out, printed{text: "  -- removed at runtime: " + strings.Join(s.Removed, ", ")})
+		}
 		for _, r := range s.Routes {
 			var b strings.Builder
 			fmt.Fprintf(&b, "     route %s", r.Name)
@@ -274,6 +280,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		} else {
 			fmt.Fprintln(w, o.text)
 		}
+	}
+	if runtimeChanged(st) {
+		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
 	}
 	if len(st.Alerts.Hooks) > 0 {
 		fmt.Fprintln(w)
@@ -362,12 +371,49 @@ func backendState(b admin.Backend) string {
 		return "down"
 	case b.Weight == 0:
 		return "quiesced"
-	case !b.Available:
+	case !b.Available && (b.AdminState == "" || b.AdminState == "ready"):
 		return "full"
 	case b.SlowStart:
 		return "slow-start"
 	default:
 		return "up"
+	}
+}
+
+// adminCell is the operator's state of a backend and how it differs from
+// the config file; the fallback server has none.
+func adminCell(b admin.Backend) string {
+	if b.Role == admin.RoleFallback || b.AdminState == "" {
+		return "-"
+	}
+	if b.Runtime != "" {
+		return b.AdminState + "," + b.Runtime // one word, for awk
+	}
+	return b.AdminState
+}
+
+func runtimeChanged(st *admin.Status) bool {
+	for _, s := range st.Services {
+		if len(s.Removed) > 0 {
+			return true
+		}
+		for _, b := range s.Backends {
+			if b.Runtime != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// peerConfigs warns about peers whose adverts carry another config hash
+// than ours (only authenticated adverts carry one; "peers heard" marks
+// those that agree).
+func peerConfigs(w io.Writer, g admin.HAGroup, ours string) {
+	for _, p := range g.Peers {
+		if p.ConfigHash != "" && !strings.HasPrefix(ours, p.ConfigHash) {
+			fmt.Fprintf(w, "    WARNING: peer %s runs config %.12s, this node %.12s\n", p.Address, p.ConfigHash, ours)
+		}
 	}
 }
 

@@ -51,9 +51,12 @@ func testStatus(now time.Time) *admin.Status {
 			{Name: "db", Interface: "eth0", VRID: 52, VIPs: []string{"192.168.0.106/24"}, State: "backup", Since: started,
 				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000, VIPsHeld: 1,
 				Peers: []admin.HAPeer{
-					{Address: "192.168.0.2", Priority: 150, LastHeard: now.Add(-300 * time.Millisecond), Adverts: 54000},
+					{Address: "192.168.0.2", Priority: 150, LastHeard: now.Add(-300 * time.Millisecond), Adverts: 54000, ConfigHash: "9876fedc00112233"},
 					{Address: "192.168.0.3", Priority: 0, LastHeard: now.Add(-time.Hour), Adverts: 12},
 				}},
+			{Name: "api", Interface: "eth0", VRID: 53, VIPs: []string{"192.168.0.107/24"}, State: "backup", Since: started,
+				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.3", MasterPriority: 150, AdvertsReceived: 54000,
+				Peers: []admin.HAPeer{{Address: "192.168.0.3", Priority: 150, LastHeard: now.Add(-100 * time.Millisecond), ConfigHash: "3f2a9c1e77b0d1c2"}, {Address: "192.168.0.4", Priority: 120, LastHeard: now.Add(-2 * time.Second)}}},
 		},
 		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
 			{Name: "lvs.alert", Sent: 4},
@@ -65,14 +68,16 @@ func testStatus(now time.Time) *admin.Status {
 				Persistence: &admin.Persistence{TimeoutSeconds: 360, Entries: 12},
 				Counters:    admin.Counters{Accepted: 1234, Active: 3, NoBackend: 1, ConnectFailures: 2},
 				Backends: []admin.Backend{
-					{Address: "192.168.0.101:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Active: 1, Total: 400, BytesIn: 2048, BytesOut: 5 << 20,
+					{Address: "192.168.0.101:80", Role: admin.RolePrimary, AdminState: "ready", Weight: 1, Healthy: true, Available: true, Active: 1, Total: 400, BytesIn: 2048, BytesOut: 5 << 20,
 						Health: &admin.Health{Check: "http", State: "up", Since: started.Add(time.Hour), LastOK: true, Flaps: 2}},
-					{Address: "192.168.0.102:80", Role: admin.RolePrimary, Weight: 3, MaxConnections: 100, Healthy: false, Active: 2, Total: 830, ConnectFailures: 2,
+					{Address: "192.168.0.102:80", Role: admin.RolePrimary, AdminState: "maint", Weight: 3, MaxConnections: 100, Healthy: false, Active: 2, Total: 830, ConnectFailures: 2,
 						Health: &admin.Health{Check: "http", State: "down", Since: started.Add(90 * time.Minute), LastReason: "status 503, want 200-399", Flaps: 1}},
-					{Address: "192.168.0.104:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, SlowStart: true},
-					{Address: "192.168.0.103:80", Role: admin.RoleBackup, Weight: 0, Healthy: true},
-					{Address: "127.0.0.1:8080", Role: admin.RoleFallback, Weight: 1, Healthy: false},
+					{Address: "192.168.0.104:80", Role: admin.RolePrimary, AdminState: "ready", Runtime: "added", Weight: 1, Healthy: true, Available: true, SlowStart: true},
+					{Address: "192.168.0.105:80", Role: admin.RolePrimary, AdminState: "drain", Runtime: "weight", Weight: 2, Healthy: true, Active: 4, Total: 9},
+					{Address: "192.168.0.103:80", Role: admin.RoleBackup, AdminState: "ready", Weight: 0, Healthy: true},
+					{Address: "127.0.0.1:8080", Role: admin.RoleFallback, AdminState: "ready", Weight: 1, Healthy: false},
 				},
+				Removed: []string{"192.168.0.109:80"},
 			},
 			{
 				Name: "dns", Protocol: "udp", Listen: "[2001:db8::5]:53", Scheduler: "rr",
@@ -158,8 +163,8 @@ func TestRenderStatusNoRate(t *testing.T) {
 		if !strings.HasPrefix(line, "  -> ") || strings.HasPrefix(line, "  -> RemoteAddress") {
 			continue
 		}
-		if f := strings.Fields(line); f[8] != "-" {
-			t.Errorf("Req/s without an earlier snapshot: got %q, want -, in %q", f[8], line)
+		if f := strings.Fields(line); f[9] != "-" {
+			t.Errorf("Req/s without an earlier snapshot: got %q, want -, in %q", f[9], line)
 		}
 	}
 }
@@ -231,7 +236,7 @@ func TestStatusRateFlag(t *testing.T) {
 		var cell string
 		for line := range strings.Lines(out.String()) {
 			if strings.HasPrefix(line, "  -> 127.0.0.1:81 ") {
-				cell = strings.Fields(line)[8]
+				cell = strings.Fields(line)[9]
 			}
 		}
 		if tc.rate == nil {

@@ -72,6 +72,10 @@ func (c *Config) applyDefaults() {
 		if s.Health != nil {
 			c.healthDefaults(s.Health, p+".health")
 		}
+		if s.Quiescent == nil {
+			// Spelled out so that the effective config shows it.
+			s.Quiescent = ptr(true)
+		}
 		defaultTo(c, &s.RemovalGrace, p+".removal_grace", Duration(defaultRemovalGrace))
 		if s.Protocol == ProtoHTTP {
 			c.httpDefaults(s, p)

@@ -155,6 +155,9 @@ func (c *Config) haDefaults() {
 		defaultTo(c, &g.AdvertInterval, p+".advert_interval", Duration(defaultAdvertInterval))
 		defaultTo(c, &g.MasterDownAdverts, p+".master_down_adverts", defaultMasterDownAdverts)
 		defaultTo(c, &g.HandoverTimeout, p+".handover_timeout", Duration(defaultHandoverTimeout))
+		if g.Preempt == nil {
+			g.Preempt = ptr(true) // VRRP's default, spelled out for the effective config
+		}
 		defaultTo(c, &g.GARP.Repeat, p+".garp.repeat", defaultGARPRepeat)
 		defaultTo(c, &g.GARP.Interval, p+".garp.interval", Duration(defaultGARPInterval))
 		defaultTo(c, &g.Track.Interval, p+".track.interval", Duration(defaultTrackInterval))

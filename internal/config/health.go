@@ -118,6 +118,7 @@ const (
 
 var (
 	healthTypes    = []string{"tcp", "http", "https", "udp", "exec"}
+	httpOnlyKeys   = []string{"method", "path", "host", "expect_status", "expect_body", "expect_regex", "tls_skip_verify", "sni"}
 	healthInitials = []string{"up", "down"}
 	alertEvents    = []string{"backend", "ha"}
 	statusRangeRE  = regexp.MustCompile(`^([1-5][0-9][0-9])(?:-([1-5][0-9][0-9]))?$|^([1-5])xx$`)
@@ -358,7 +359,7 @@ func (k *checker) healthBlock(own, base string, h *Health, seen map[string]bool)
 		}
 	}
 	if h.Type != "http" && h.Type != "https" {
-		for _, key := range []string{"method", "path", "host", "expect_status", "expect_body", "expect_regex", "tls_skip_verify", "sni"} {
+		for _, key := range httpOnlyKeys {
 			// A backend that switches the type inherits the service's http
 			// keys silently; only keys it gives itself are wrong.
 			if k.c.given(own+"."+key) || (own == base && k.c.given(base+"."+key)) {

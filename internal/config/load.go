@@ -97,13 +97,20 @@ func (c *Config) Marshal() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Hash is the hex SHA-256 of the effective configuration and the content
-// of the files it names, leaving out node.name, which is the one setting
-// meant to differ between the nodes of a cluster. Two nodes whose files differ only in layout, comments or
-// spelled-out defaults have the same hash.
+// Hash is the hex SHA-256 of the effective configuration and of the
+// content of the files its http blocks name (error pages, certificates),
+// leaving out what is meant to differ between the nodes of a cluster:
+// node.name, and each HA group's unicast_peers (every node lists the
+// others). Two nodes whose files differ only in layout, comments,
+// spelled-out defaults or those settings have the same hash; peers compare
+// it (docs/operations.md).
 func (c *Config) Hash() string {
 	shared := *c
 	shared.Node.Name = ""
+	shared.HA.Groups = slices.Clone(c.HA.Groups)
+	for i := range shared.HA.Groups {
+		shared.HA.Groups[i].UnicastPeers = nil
+	}
 	b, err := shared.Marshal()
 	if err != nil {
 		// Every schema type encodes; failing here is a programming error.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -204,6 +205,7 @@ func TestDefaults(t *testing.T) {
 						Connect: Duration(5e9), Idle: Duration(15 * 60e9), ProxyHeader: Duration(5e9),
 					},
 					MaxSessions:  65536,
+					Quiescent:    ptr(true),
 					RemovalGrace: Duration(defaultRemovalGrace),
 				}},
 				File: "f.yaml",
@@ -342,6 +344,11 @@ services: [{ name: web, listen: 10.0.0.1:80, scheduler: wlc, backends: [{ addres
 			same: false,
 		},
 		{
+			name: "autoreload on",
+			yaml: "node: { name: lb1 }\nautoreload: true\n" + minimal,
+			same: false,
+		},
+		{
 			name: "other admin address",
 			yaml: "node: { name: lb1 }\nadmin: { listen: off }\n" + minimal,
 			same: false,
@@ -355,6 +362,24 @@ services: [{ name: web, listen: 10.0.0.1:80, scheduler: wlc, backends: [{ addres
 				t.Errorf("hashes equal: got %v, want %v", got, tt.same)
 			}
 		})
+	}
+	// Each node of a unicast pair lists the other as its peer: same hash.
+	ha := `ha:
+  groups:
+    - name: web
+      interface: eth0
+      vrid: 51
+      vips: [10.0.0.1/24]
+      priority: { lb1: 150, lb2: 100 }
+      unicast_peers: [%s]
+`
+	lb1 := mustParse(t, "node: { name: lb1 }\n"+minimal+fmt.Sprintf(ha, "10.0.0.3"))
+	lb2 := mustParse(t, "node: { name: lb2 }\n"+minimal+fmt.Sprintf(ha, "10.0.0.2"))
+	if lb1.Hash() != lb2.Hash() {
+		t.Error("unicast_peers changed the hash; it is node-specific")
+	}
+	if len(lb1.HA.Groups[0].UnicastPeers) != 1 {
+		t.Error("Hash modified the config's unicast_peers")
 	}
 	if h := base.Hash(); len(h) != 64 {
 		t.Errorf("Hash: got %q, want 64 hex digits", h)

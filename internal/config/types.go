@@ -23,11 +23,15 @@ import (
 // It remembers where each value was in the file (see Pos); compare two
 // Configs with Hash, or with cmpopts.IgnoreUnexported(Config{}).
 type Config struct {
-	Node     Node      `yaml:"node"`
-	Admin    Admin     `yaml:"admin"`
-	Log      Log       `yaml:"log"`
-	Shutdown Shutdown  `yaml:"shutdown"`
-	Services []Service `yaml:"services"`
+	Node     Node     `yaml:"node"`
+	Admin    Admin    `yaml:"admin"`
+	Log      Log      `yaml:"log"`
+	Shutdown Shutdown `yaml:"shutdown"`
+	// Autoreload watches this file and reloads it when it changes, like
+	// ldirectord's autoreload=yes; default false (SIGHUP or `fulcrum
+	// reload` only). An invalid file is rejected as on SIGHUP.
+	Autoreload bool      `yaml:"autoreload"`
+	Services   []Service `yaml:"services"`
 	// Alerts are hooks run on every event (a backend going up or down).
 	Alerts []Alert `yaml:"alerts,omitempty"`
 	// HA moves virtual IPs between balancer nodes with VRRP.

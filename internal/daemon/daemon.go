@@ -37,6 +37,14 @@ type Options struct {
 	Version string
 	// Ready, if set, is called once every listener is bound.
 	Ready func()
+	// Reloading and Reloaded, if set, are called when a reload starts and
+	// when it ends, with the config running after it, the hash of its
+	// file (as status shows it) and the reload's error (systemd's
+	// RELOADING=1, then READY=1). Stopping, if set, is
+	// called when shutdown begins. All three run on the Run goroutine.
+	Reloading func()
+	Reloaded  func(running *config.Config, hash string, err error)
+	Stopping  func()
 	// HA overrides the privileged pieces of VRRP (tests); zero fields
 	// take the real ones.
 	HA HADeps
@@ -48,6 +56,7 @@ type Daemon struct {
 	log *slog.Logger
 
 	reloadc chan chan error
+	ctlc    chan func()    // runtime changes, run by the Run goroutine
 	wg      sync.WaitGroup // serve loops and draining frontends
 	holds   sync.WaitGroup // HA groups keeping their VIPs for a hand-over
 
@@ -63,6 +72,8 @@ type Daemon struct {
 	persist   map[string]*balancer.Persistence
 	listeners map[listenKey]*listener
 	adminSrv  *adminListener
+	file      *config.Config // the file as last applied, without the overlay
+	overlay   overlay        // runtime changes on top of file
 	logs      accessLogs
 
 	ha         map[string]*haGroup // owned by Run
@@ -76,6 +87,7 @@ type Daemon struct {
 
 	reloadsOK, reloadsFailed atomic.Uint64
 	lastReload               atomic.Pointer[reloadResult]
+	seen                     atomic.Pointer[fileStamp] // the config file as last read; see autoreload
 }
 
 type reloadResult struct {
@@ -85,8 +97,10 @@ type reloadResult struct {
 
 // snapshot is what Status reads: the applied config and its frontends.
 type snapshot struct {
-	cfg      *config.Config
-	hash     string
+	cfg      *config.Config // effective: the file with the runtime overlay
+	hash     string         // the file's, without the overlay
+	runtime  map[backendKey]string
+	removed  map[string][]string // service → addresses removed at runtime
 	services []*balancer.Service
 	fronts   map[string]*listener // by service name
 	// pools are the route pools of http services, by service name.
@@ -127,6 +141,7 @@ func New(opt Options) *Daemon {
 		opt:       opt,
 		log:       opt.Log.With("component", "daemon"),
 		reloadc:   make(chan chan error),
+		ctlc:      make(chan func()),
 		backends:  map[backendKey]*balancer.Backend{},
 		persist:   map[string]*balancer.Persistence{},
 		listeners: map[listenKey]*listener{},
@@ -156,12 +171,18 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 }
 
+// Alive returns nil once the Run loop has answered, proving it is not
+// stuck (systemd's watchdog), or ctx's error.
+func (d *Daemon) Alive(ctx context.Context) error {
+	return d.do(ctx, func() error { return nil })
+}
+
 // Run loads the config, binds every listener and serves until ctx is
 // done; then it stops accepting and drains established connections for
 // up to shutdown.drain_timeout. hup delivers reload requests (SIGHUP).
 func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	d.started = time.Now()
-	cfg, err := d.opt.Load()
+	cfg, err := d.load()
 	if err != nil {
 		return err
 	}
@@ -179,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		defer d.wg.Done()
 		_ = d.alerts.Run(serveCtx)
 	}()
-	if err := d.apply(cfg); err != nil {
+	if err := d.apply(cfg, cfg, overlay{}); err != nil {
 		stopServing()
 		d.wg.Wait()
 		return err
@@ -189,9 +210,17 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	}
 	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.autoreload(serveCtx)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
+			if d.opt.Stopping != nil {
+				d.opt.Stopping()
+			}
 			d.shutdown()
 			stopServing()
 			d.wg.Wait()
@@ -200,6 +229,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			_ = d.reload()
 		case done := <-d.reloadc:
 			done <- d.reload()
+		case f := <-d.ctlc:
+			f()
 		case <-sweep.C:
 			for _, p := range d.persist {
 				p.Sweep()
@@ -209,27 +240,41 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 }
 
 func (d *Daemon) reload() error {
-	cfg, err := d.opt.Load()
+	if d.opt.Reloading != nil {
+		d.opt.Reloading()
+	}
+	cfg, err := d.load()
 	if err == nil {
-		err = d.apply(cfg)
+		// The file replaces runtime weights and added or removed
+		// backends; admin states stay on the backends that remain.
+		err = d.apply(cfg, cfg, overlay{})
 	}
 	res := &reloadResult{at: time.Now()}
 	if err != nil {
-		d.reloadsFailed.Add(1)
 		res.err = err.Error()
+	}
+	// The result before the counters: a reader that sees a counter move
+	// (the status, a test waiting for the reload) finds its error.
+	d.lastReload.Store(res)
+	if err != nil {
+		d.reloadsFailed.Add(1)
 		d.log.Error("reload rejected, running config unchanged", "error", err)
 	} else {
 		d.reloadsOK.Add(1)
 		d.log.Info("reloaded", "services", len(cfg.Services), "config_hash", cfg.Hash())
 	}
-	d.lastReload.Store(res)
+	if d.opt.Reloaded != nil {
+		snap := d.snap.Load()
+		d.opt.Reloaded(snap.cfg, snap.hash, err)
+	}
 	return err
 }
 
 // apply makes cfg the running config, or changes nothing and returns why
 // not. Order matters: everything that can fail (planning, binding new
-// sockets) happens before anything running is touched.
-func (d *Daemon) apply(cfg *config.Config) error {
+// sockets) happens before anything running is touched. cfg is file with
+// the runtime changes ov on top (cfg == file when there are none).
+func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	p, err := buildPlan(cfg, d.backends, d.persist)
 	if err != nil {
 		return err
@@ -350,13 +395,16 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	d.backends = p.backends
 	d.persist = p.persist
+	d.file, d.overlay = file, ov
+	marks, removed := ov.marks()
 	pools := map[string][]*balancer.Service{}
 	for name, hp := range p.http {
 		pools[name] = hp.pools
 	}
-	d.snap.Store(&snapshot{cfg: cfg, hash: cfg.Hash(), services: p.services, fronts: fronts, pools: pools})
+	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools})
 	// Last: a group tracking a service must find it in the snapshot.
 	d.commitHA(cfg, nextHA)
+	d.advertiseHash()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -378,6 +379,21 @@ func (d *Daemon) commitHA(cfg *config.Config, next map[string]*haGroup) {
 	d.ha = next
 	d.haGroups.Store(&next)
 	d.syncGroups.Store(&cfg.HA.SyncGroups)
+}
+
+// advertiseHash gives every group's socket the running config's hash:
+// authenticated adverts carry its first bytes, so that peers can see
+// whether they run the same config. Run goroutine only.
+func (d *Daemon) advertiseHash() {
+	sum, err := hex.DecodeString(d.snap.Load().hash)
+	if err != nil {
+		return
+	}
+	for _, hg := range d.ha {
+		if h, ok := hg.conn.(vrrp.ConfigHasher); ok {
+			h.SetConfigHash(sum)
+		}
+	}
 }
 
 // stopHA stops every group (shutdown).

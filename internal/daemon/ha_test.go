@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +30,15 @@ type linkConn struct {
 	src    netip.Addr
 	in     chan vrrp.Packet
 	closed bool
+	hash   string // as an authenticated conn carries it; guarded by l.mu
+}
+
+var _ vrrp.ConfigHasher = (*linkConn)(nil)
+
+func (c *linkConn) SetConfigHash(h []byte) {
+	c.l.mu.Lock()
+	c.hash = hex.EncodeToString(h[:vrrp.ConfigHashLen])
+	c.l.mu.Unlock()
 }
 
 func (l *link) listen(src netip.Addr) *linkConn {
@@ -45,7 +55,7 @@ func (c *linkConn) Send(a vrrp.Advert) error {
 	for _, o := range c.l.conns {
 		if o != c && !o.closed {
 			select {
-			case o.in <- vrrp.Packet{Advert: a, Src: c.src, TTL: 255}:
+			case o.in <- vrrp.Packet{Advert: a, Src: c.src, TTL: 255, ConfigHash: c.hash}:
 			default:
 			}
 		}
@@ -259,5 +269,77 @@ ha:
 	}
 	if err := admin.ReleaseGroup(ctx, adminAddr, "", "nope"); err == nil || !strings.Contains(err.Error(), "no such ha group") {
 		t.Errorf("unknown group: got %v", err)
+	}
+}
+
+// TestHAPeerConfigHash: the master's adverts carry its config hash, and
+// the backup shows it for its peer, following the master's reloads.
+func TestHAPeerConfigHash(t *testing.T) {
+	t.Parallel()
+	yaml := func(listen, scheduler string) string {
+		return fmt.Sprintf(`node: { name: NODE }
+admin: { listen: "off" }
+services: [ { name: web, listen: %s, scheduler: %s, backends: [ { address: 127.0.0.1:9 } ] } ]
+ha:
+  groups: [ { name: web, interface: eth0, vrid: 9, vips: [192.0.2.100], priority: { lb1: 150, lb2: 100 }, advert_interval: 50ms } ]
+`, listen, scheduler)
+	}
+	var mu sync.Mutex
+	lb1YAML := yaml(freeTCP(t), "rr")
+	l, h := &link{}, &holder{held: map[string]bool{}}
+	src := netip.MustParseAddr("192.0.2.1")
+	ready := make(chan struct{})
+	lb1 := New(Options{
+		Load: func() (*config.Config, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return config.Parse("ha.yaml", []byte(strings.ReplaceAll(lb1YAML, "NODE", "lb1")))
+		},
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready: func() { close(ready) },
+		HA: HADeps{
+			Listen:      func(vrrp.ConnOptions) (vrrp.Conn, error) { return l.listen(src), nil },
+			PrimaryAddr: func(string, vrrp.Family) (netip.Addr, error) { return src, nil },
+			Announcer: func(*config.HAGroup, *slog.Logger) (vrrp.Announcer, error) {
+				return fakeAnnouncer{h: h, node: "lb1"}, nil
+			},
+			LinkUp: func(string) (bool, error) { return true, nil },
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb1.Run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	<-ready
+	lb2 := startHANode(t, l, h, "lb2", "192.0.2.2", yaml(freeTCP(t), "rr"))
+	peerHash := func() string {
+		g := lb2.Status().HA[0]
+		if len(g.Peers) != 1 || g.Peers[0].Address != "192.0.2.1" {
+			return ""
+		}
+		return g.Peers[0].ConfigHash
+	}
+	waitUntil(t, "lb2 hears lb1's config hash", func() bool {
+		return haState(lb1) == "master" && peerHash() != ""
+	})
+	if got, want := peerHash(), lb1.Status().ConfigHash[:16]; got != want {
+		t.Errorf("lb2's peer hash: got %s, want lb1's %s", got, want)
+	}
+	if strings.HasPrefix(lb2.Status().ConfigHash, peerHash()) {
+		t.Error("lb1 and lb2 listen on different ports, yet the hashes agree")
+	}
+	old := peerHash()
+	mu.Lock()
+	lb1YAML = strings.Replace(lb1YAML, "scheduler: rr", "scheduler: wrr", 1)
+	mu.Unlock()
+	if err := lb1.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "lb2 hears lb1's new hash", func() bool { return peerHash() != old })
+	if got, want := peerHash(), lb1.Status().ConfigHash[:16]; got != want {
+		t.Errorf("after lb1's reload: lb2's peer hash %s, want %s", got, want)
 	}
 }

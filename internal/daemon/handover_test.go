@@ -36,9 +36,12 @@ func (l *callLog) take() []string {
 
 type logAnnouncer struct{ log *callLog }
 
-func (a logAnnouncer) Acquire(context.Context, []netip.Addr) error  { a.log.add("acquire"); return nil }
-func (a logAnnouncer) Release(context.Context, []netip.Addr) error  { a.log.add("release"); return nil }
-func (a logAnnouncer) Announce(context.Context, []netip.Addr) error { a.log.add("announce"); return nil }
+func (a logAnnouncer) Acquire(context.Context, []netip.Addr) error { a.log.add("acquire"); return nil }
+func (a logAnnouncer) Release(context.Context, []netip.Addr) error { a.log.add("release"); return nil }
+func (a logAnnouncer) Announce(context.Context, []netip.Addr) error {
+	a.log.add("announce")
+	return nil
+}
 
 type logHandover struct {
 	log      *callLog

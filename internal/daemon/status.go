@@ -7,7 +7,6 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
-	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
@@ -52,6 +51,7 @@ func (d *Daemon) Status() admin.Status {
 			Listen:    svc.Listen.String(),
 			Scheduler: svc.Scheduler,
 			Backends:  []admin.Backend{},
+			Removed:   snap.removed[svc.Name],
 		}
 		if p := svc.Persistence(); p != nil {
 			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
@@ -61,10 +61,10 @@ func (d *Daemon) Status() admin.Status {
 			s.Counters = l.counters()
 		}
 		isHTTP := l != nil && l.http != nil
-		s.Backends = poolStatus(svc, probes)
+		s.Backends = snap.poolStatus(svc, probes)
 		if isHTTP {
 			s.HTTP = httpCounters(l.http.Stats())
-			s.Routes = routeStatus(snap.cfg.Service(svc.Name), snap.pools[svc.Name], probes)
+			s.Routes = snap.routeStatus(svc.Name, probes)
 		}
 		st.Services = append(st.Services, s)
 	}
@@ -72,14 +72,19 @@ func (d *Daemon) Status() admin.Status {
 }
 
 // poolStatus lists the backends of one pool (a service or an http
-// route's): primaries, backups, then the fallback.
-func poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus) []admin.Backend {
+// route's): primaries, backups, then the fallback, with the runtime
+// changes made to them.
+func (snap *snapshot) poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus) []admin.Backend {
 	out := []admin.Backend{}
 	for _, b := range svc.Primary() {
-		out = append(out, backendStatus(b, admin.RolePrimary, probes, svc))
+		bs := backendStatus(b, admin.RolePrimary, probes, svc)
+		bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+		out = append(out, bs)
 	}
 	for _, b := range svc.Backup() {
-		out = append(out, backendStatus(b, admin.RoleBackup, probes, svc))
+		bs := backendStatus(b, admin.RoleBackup, probes, svc)
+		bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+		out = append(out, bs)
 	}
 	if b := svc.Fallback(); b != nil {
 		out = append(out, backendStatus(b, admin.RoleFallback, nil, svc))
@@ -87,8 +92,9 @@ func poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus) []a
 	return out
 }
 
-// routeStatus lists the route pools of the http service sc.
-func routeStatus(sc *config.Service, pools []*balancer.Service, probes map[string]health.ProbeStatus) []admin.Route {
+// routeStatus lists the route pools of the http service named service.
+func (snap *snapshot) routeStatus(service string, probes map[string]health.ProbeStatus) []admin.Route {
+	sc, pools := snap.cfg.Service(service), snap.pools[service]
 	if sc == nil || sc.HTTP == nil || len(pools) != len(sc.HTTP.Routes) {
 		return nil
 	}
@@ -100,7 +106,7 @@ func routeStatus(sc *config.Service, pools []*balancer.Service, probes map[strin
 			Host:       rc.Host,
 			PathPrefix: rc.PathPrefix,
 			Scheduler:  pool.Scheduler,
-			Backends:   poolStatus(pool, probes),
+			Backends:   snap.poolStatus(pool, probes),
 		}
 		if p := pool.Persistence(); p != nil {
 			out[r].Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
@@ -152,6 +158,7 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 		MaxConnections:  s.MaxConnections,
 		Healthy:         s.Healthy,
 		Available:       b.Available(),
+		AdminState:      b.AdminState().String(),
 		Active:          s.Active,
 		Total:           s.Total,
 		ConnectFailures: s.ConnectFailed,
@@ -235,7 +242,7 @@ func (d *Daemon) haStatus() []admin.HAGroup {
 			g.Peers = append(g.Peers, admin.HAPeer{
 				Address: p.Addr.String(), Priority: int(p.Priority),
 				IntervalMS: float64(p.Interval.Microseconds()) / 1000,
-				LastHeard:  p.LastHeard, Adverts: p.Adverts,
+				LastHeard:  p.LastHeard, Adverts: p.Adverts, ConfigHash: p.ConfigHash,
 			})
 		}
 		if vs.Master.IsValid() {

@@ -2,8 +2,11 @@ package l4
 
 import (
 	"bufio"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 )
 
 func TestTCPCloseBackend(t *testing.T) {
@@ -36,17 +39,26 @@ func TestTCPCloseBackend(t *testing.T) {
 	}
 }
 
+// A UDP session leaves a backend that went down or into maintenance when
+// the service is not quiescent; a drained backend keeps its sessions.
 func TestUDPSessionMovesOffRemovedBackend(t *testing.T) {
 	t.Parallel()
-	for _, quiescent := range []bool{false, true} {
-		name := "removal"
-		if quiescent {
-			name = "quiescent"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tt := range []struct {
+		how       string
+		quiescent bool
+		moves     bool
+	}{
+		{"down", false, true},
+		{"down", true, false},
+		{"maint", false, true},
+		{"maint", true, false},
+		{"drain", false, false},
+		{"drain", true, false},
+	} {
+		t.Run(fmt.Sprintf("%s quiescent=%v", tt.how, tt.quiescent), func(t *testing.T) {
 			t.Parallel()
 			spec := udpSpec()
-			spec.Quiescent = quiescent
+			spec.Quiescent = tt.quiescent
 			svc, bs := newService(t, spec, nil, startUDPBackend(t, "a"), startUDPBackend(t, "b"))
 			_, addr := startUDP(t, svc)
 			c := udpClient(t, addr)
@@ -55,13 +67,21 @@ func TestUDPSessionMovesOffRemovedBackend(t *testing.T) {
 			if first == "b" {
 				i = 1
 			}
-			bs[i].SetHealthy(false)
-			next, _, _ := strings.Cut(ask(t, c, "2", waitFor), ":")
-			if quiescent && next != first {
-				t.Errorf("quiescent: session moved from %s to %s, want it kept", first, next)
+			switch tt.how {
+			case "down":
+				bs[i].SetHealthy(false)
+			case "maint":
+				bs[i].SetAdminState(balancer.AdminMaint)
+			case "drain":
+				bs[i].SetAdminState(balancer.AdminDrain)
 			}
-			if !quiescent && next == first {
-				t.Errorf("removal: session stayed on the down backend %s", first)
+			next, _, _ := strings.Cut(ask(t, c, "2", waitFor), ":")
+			if moved := next != first; moved != tt.moves {
+				t.Errorf("session went from %s to %s; want moved=%v", first, next, tt.moves)
+			}
+			// A new client never lands on it.
+			if other, _, _ := strings.Cut(ask(t, udpClient(t, addr), "3", waitFor), ":"); other == first {
+				t.Errorf("a new client's session went to %s (%s)", first, tt.how)
 			}
 		})
 	}

@@ -214,10 +214,10 @@ func (l *udpLoop) forward(ctx context.Context, b []byte, from netip.AddrPort) {
 		l.end(ctx, s, "backend socket failed")
 		s = nil
 	}
-	// A backend removed by health checking (not merely quiesced) loses
-	// its sessions: the client's next datagram picks a live backend, as
-	// IPVS's expire_nodest_conn does.
-	if s != nil && !s.backend.Healthy() && !l.p.svc.Load().Quiescent {
+	// A backend removed by health checking or put in maintenance (not
+	// merely quiesced or drained) loses its sessions: the client's next
+	// datagram picks a live backend, as IPVS's expire_nodest_conn does.
+	if s != nil && s.backend.Evicted() && !l.p.svc.Load().Quiescent {
 		l.end(ctx, s, "backend down")
 		s = nil
 	}

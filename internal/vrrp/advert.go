@@ -148,6 +148,10 @@ func ParseAdvert(b []byte, src, dst netip.Addr) (Advert, error) {
 		} else {
 			a.Addrs[i] = netip.AddrFrom16([16]byte(p[:16]))
 			p = p[16:]
+			if a.Addrs[i].Is4In6() {
+				// Marshal refuses these, as packetFamily does for peers.
+				return Advert{}, fmt.Errorf("vrrp: from %v: IPv4-mapped address %v in an IPv6 advert: %w", src, a.Addrs[i], ErrFamily)
+			}
 		}
 	}
 	return a, nil

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"bytes"
 	stdcmp "cmp"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"os"
@@ -77,6 +78,7 @@ func TestCaptures(t *testing.T) {
 		want    Advert
 		wantErr error
 		wantTTL int
+		hash    string // config hash the trailer carries
 	}{
 		{file: "v4_keepalived.pkt", want: Advert{51, 150, time.Second, addrs("192.168.0.105")}},
 		{file: "v4_fast_two_vips.pkt", want: Advert{51, 100, 100 * time.Millisecond, addrs("192.168.0.105", "192.168.0.106")}},
@@ -94,6 +96,8 @@ func TestCaptures(t *testing.T) {
 		{file: "v4_auth.pkt", auth: true, want: Advert{51, 150, 100 * time.Millisecond, addrs("192.168.0.105")}},
 		{file: "v6_auth.pkt", auth: true, want: Advert{51, 150, 100 * time.Millisecond, addrs("2001:db8::100")}},
 		{file: "v4_keepalived.pkt", auth: true, wantErr: ErrAuth},
+		{file: "v4_auth_hash.pkt", auth: true, want: Advert{51, 150, 100 * time.Millisecond, addrs("192.168.0.105")}, hash: "3f2a9c1e77b0d1c2"},
+		{file: "v4_auth_hash.pkt", wantErr: ErrLength},
 	}
 	for _, tt := range tests {
 		src, dst, ttl, payload := readCapture(t, tt.file)
@@ -104,7 +108,11 @@ func TestCaptures(t *testing.T) {
 			if aerr != nil {
 				t.Fatal(aerr)
 			}
-			got, err = a.Open(payload, src, dst)
+			var h []byte
+			got, h, err = a.OpenHash(payload, src, dst)
+			if err == nil && hex.EncodeToString(h) != tt.hash {
+				t.Errorf("%s: config hash %x, want %q", tt.file, h, tt.hash)
+			}
 		} else {
 			got, err = ParseAdvert(payload, src, dst)
 		}

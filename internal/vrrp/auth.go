@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,15 +20,21 @@ import (
 // appends a trailer after the addresses of an otherwise ordinary advert:
 //
 //	offset  size  field
-//	0       1     magic/version: 0xF1
+//	0       1     magic/version: 0xF1, or 0xF2 with a config hash
 //	1       8     sequence number, big-endian
-//	9       16    HMAC-SHA256, truncated to 128 bits (as RFC 4868 does)
+//	9       8     0xF2 only: the first 8 bytes of the sender's config hash
+//	9 or 17 16    HMAC-SHA256, truncated to 128 bits (as RFC 4868 does)
 //
 // The MAC covers, in order: the source address, the destination address
 // (4 bytes each for IPv4, 16 for IPv6; these are the pseudo-header's
 // fields, so an advert cannot be replayed from or to another address), the
-// advert itself with its checksum, and the trailer's first 9 bytes. The
+// advert itself with its checksum, and the trailer up to the MAC. The
 // VRRP checksum still covers the advert alone.
+//
+// The config hash lets a node see that its peers run another config
+// (`fulcrum status` warns). It travels only here, among key holders: plain
+// VRRP adverts stay byte-for-byte standard for keepalived and routers.
+// Open accepts both versions.
 //
 // The sequence starts at the sender's wall clock in Unix nanoseconds when
 // its Authenticator is made and counts up by one per advert, so it keeps
@@ -44,10 +51,15 @@ import (
 // and routers drop them as malformed. A cluster uses authentication on all
 // its nodes or on none.
 const (
-	authMagic  = 0xF1
-	authMACLen = 16
-	// AuthTrailerLen is the number of bytes authentication adds to an advert.
-	AuthTrailerLen = 1 + 8 + authMACLen
+	authMagic     = 0xF1
+	authMagicHash = 0xF2
+	authMACLen    = 16
+	// ConfigHashLen is how many bytes of the config hash a trailer carries.
+	ConfigHashLen = 8
+	// AuthTrailerLen is the number of bytes authentication adds to an
+	// advert without a config hash; AuthTrailerHashLen with one.
+	AuthTrailerLen     = 1 + 8 + authMACLen
+	AuthTrailerHashLen = AuthTrailerLen + ConfigHashLen
 	// MinAuthKeyLen is the shortest key NewAuthenticator accepts: the
 	// MAC's own strength, so the key is never the weaker part.
 	MinAuthKeyLen = 16
@@ -66,6 +78,7 @@ type Authenticator struct {
 	key  []byte
 	base uint64
 	sent atomic.Uint64
+	hash atomic.Pointer[[ConfigHashLen]byte] // nil: send 0xF1 trailers
 
 	mu      sync.Mutex
 	windows map[replayKey]*window
@@ -96,52 +109,92 @@ func NewAuthenticator(key []byte) (*Authenticator, error) {
 	}, nil
 }
 
+// SetConfigHash makes Seal carry the first ConfigHashLen bytes of h (nil:
+// none). Safe from any goroutine.
+func (a *Authenticator) SetConfigHash(h []byte) {
+	if len(h) < ConfigHashLen {
+		a.hash.Store(nil)
+		return
+	}
+	var t [ConfigHashLen]byte
+	copy(t[:], h)
+	a.hash.Store(&t)
+}
+
 // Seal appends adv to dst as Marshal does, followed by the authentication
-// trailer with the next sequence number.
+// trailer with the next sequence number (and the config hash, if set).
 func (a *Authenticator) Seal(dst []byte, adv Advert, src, dstAddr netip.Addr) ([]byte, error) {
 	start := len(dst)
 	dst, err := adv.Marshal(dst, src, dstAddr)
 	if err != nil {
 		return dst, err
 	}
-	dst = append(dst, authMagic)
+	h := a.hash.Load()
+	if h == nil {
+		dst = append(dst, authMagic)
+	} else {
+		dst = append(dst, authMagicHash)
+	}
 	dst = binary.BigEndian.AppendUint64(dst, a.base+a.sent.Add(1))
+	if h != nil {
+		dst = append(dst, h[:]...)
+	}
 	return append(dst, a.mac(src, dstAddr, dst[start:])...), nil
 }
 
 // Open checks b's trailer and sequence, then parses the advert as
 // ParseAdvert does. An advert without a trailer fails with ErrAuth.
 func (a *Authenticator) Open(b []byte, src, dst netip.Addr) (Advert, error) {
+	adv, _, err := a.OpenHash(b, src, dst)
+	return adv, err
+}
+
+// OpenHash is Open that also returns the config hash the sender put in
+// the trailer; nil when it sent none.
+func (a *Authenticator) OpenHash(b []byte, src, dst netip.Addr) (Advert, []byte, error) {
 	is4, err := packetFamily(src, dst)
 	if err != nil {
-		return Advert{}, err
+		return Advert{}, nil, err
 	}
 	if len(b) < headerLen {
-		return Advert{}, fmt.Errorf("vrrp: %d-byte packet: %w", len(b), ErrLength)
+		return Advert{}, nil, fmt.Errorf("vrrp: %d-byte packet: %w", len(b), ErrLength)
 	}
 	n := headerLen + int(b[3])*addrLen(is4)
-	switch {
-	case len(b) == n:
-		return Advert{}, fmt.Errorf("vrrp: unauthenticated advert from %v: %w", src, ErrAuth)
-	case len(b) != n+AuthTrailerLen:
-		return Advert{}, fmt.Errorf("vrrp: %d bytes for %d addresses and a trailer: %w", len(b), b[3], ErrLength)
+	if len(b) == n {
+		return Advert{}, nil, fmt.Errorf("vrrp: unauthenticated advert from %v: %w", src, ErrAuth)
+	}
+	if len(b) < n+AuthTrailerLen {
+		return Advert{}, nil, fmt.Errorf("vrrp: %d bytes for %d addresses and a trailer: %w", len(b), b[3], ErrLength)
 	}
 	t := b[n:]
-	if t[0] != authMagic {
-		return Advert{}, fmt.Errorf("vrrp: trailer version %#x from %v: %w", t[0], src, ErrAuth)
+	want := AuthTrailerLen
+	switch t[0] {
+	case authMagic:
+	case authMagicHash:
+		want = AuthTrailerHashLen
+	default:
+		return Advert{}, nil, fmt.Errorf("vrrp: trailer version %#x from %v: %w", t[0], src, ErrAuth)
 	}
-	if !hmac.Equal(a.mac(src, dst, b[:n+9]), t[9:]) {
-		return Advert{}, fmt.Errorf("vrrp: bad MAC from %v: %w", src, ErrAuth)
+	if len(t) != want {
+		return Advert{}, nil, fmt.Errorf("vrrp: %d bytes for %d addresses and a trailer: %w", len(b), b[3], ErrLength)
+	}
+	macAt := want - authMACLen
+	if !hmac.Equal(a.mac(src, dst, b[:n+macAt]), t[macAt:]) {
+		return Advert{}, nil, fmt.Errorf("vrrp: bad MAC from %v: %w", src, ErrAuth)
 	}
 	adv, err := ParseAdvert(b[:n], src, dst)
 	if err != nil {
-		return Advert{}, err
+		return Advert{}, nil, err
 	}
 	seq := binary.BigEndian.Uint64(t[1:9])
 	if !a.accept(replayKey{src, adv.VRID}, seq) {
-		return Advert{}, fmt.Errorf("vrrp: sequence %d from %v: %w", seq, src, ErrReplay)
+		return Advert{}, nil, fmt.Errorf("vrrp: sequence %d from %v: %w", seq, src, ErrReplay)
 	}
-	return adv, nil
+	var hash []byte
+	if macAt > 9 {
+		hash = slices.Clone(t[9:macAt])
+	}
+	return adv, hash, nil
 }
 
 func (a *Authenticator) mac(src, dst netip.Addr, msg []byte) []byte {

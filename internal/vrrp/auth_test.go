@@ -89,9 +89,20 @@ func TestAuthRejects(t *testing.T) {
 		}, ErrLength},
 		{"other trailer version", func(t *testing.T, s *Authenticator) ([]byte, netip.Addr, netip.Addr) {
 			b, _ := s.Seal(nil, adv, l1, GroupIPv4)
-			b[n] = 0xF2
+			b[n] = 0xF3
 			return b, l1, GroupIPv4
 		}, ErrAuth},
+		{"tampered config hash", func(t *testing.T, s *Authenticator) ([]byte, netip.Addr, netip.Addr) {
+			s.SetConfigHash([]byte("0123456789"))
+			b, _ := s.Seal(nil, adv, l1, GroupIPv4)
+			b[n+9] ^= 1
+			return b, l1, GroupIPv4
+		}, ErrAuth},
+		{"config hash version without the hash", func(t *testing.T, s *Authenticator) ([]byte, netip.Addr, netip.Addr) {
+			b, _ := s.Seal(nil, adv, l1, GroupIPv4)
+			b[n] = 0xF2
+			return b, l1, GroupIPv4
+		}, ErrLength},
 		{"replayed from another source", func(t *testing.T, s *Authenticator) ([]byte, netip.Addr, netip.Addr) {
 			b, _ := s.Seal(nil, adv, l1, GroupIPv4)
 			return b, l2, GroupIPv4
@@ -185,5 +196,40 @@ func TestNewAuthenticatorKeyLength(t *testing.T) {
 	b, _ := a.Seal(nil, Advert{1, 1, time.Second, addrs("10.0.0.1")}, l1, GroupIPv4)
 	if _, err := newAuth(t, bytes.Repeat([]byte{1}, MinAuthKeyLen)).Open(b, l1, GroupIPv4); err != nil {
 		t.Errorf("key changed under the Authenticator: %v", err)
+	}
+}
+
+func TestAuthConfigHash(t *testing.T) {
+	t.Parallel()
+	adv := Advert{51, 100, 100 * time.Millisecond, addrs("192.168.0.105")}
+	sender, receiver := newAuth(t, testKey), newAuth(t, testKey)
+	b, err := sender.Seal(nil, adv, l1, GroupIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, h, err := receiver.OpenHash(b, l1, GroupIPv4); err != nil || h != nil {
+		t.Fatalf("without a hash: got %x, %v; want nil, nil", h, err)
+	}
+	sum := []byte{0xab, 0xcd, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}
+	sender.SetConfigHash(sum)
+	b, err = sender.Seal(nil, adv, l1, GroupIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := adv.Marshal(nil, l1, GroupIPv4)
+	if len(b) != len(plain)+AuthTrailerHashLen {
+		t.Fatalf("sealed with a hash: %d bytes, want %d", len(b), len(plain)+AuthTrailerHashLen)
+	}
+	got, h, err := receiver.OpenHash(b, l1, GroupIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(h, sum[:ConfigHashLen]) || got.Priority != 100 {
+		t.Errorf("got hash %x priority %d, want %x and 100", h, got.Priority, sum[:ConfigHashLen])
+	}
+	sender.SetConfigHash(nil)
+	b, _ = sender.Seal(nil, adv, l1, GroupIPv4)
+	if len(b) != len(plain)+AuthTrailerLen {
+		t.Errorf("hash cleared: %d bytes, want the plain trailer", len(b))
 	}
 }

@@ -31,6 +31,16 @@ type Packet struct {
 	// Err is why the packet is not a valid advert (wrapping one of the
 	// package's sentinel errors); Advert is then zero.
 	Err error
+	// ConfigHash is the hex of the config hash prefix an authenticated
+	// advert carried; "" when none.
+	ConfigHash string
+}
+
+// ConfigHasher is a Conn whose adverts can carry the sender's config
+// hash to its peers (the authenticated ones). SetConfigHash may be called
+// from any goroutine, at any time.
+type ConfigHasher interface {
+	SetConfigHash(h []byte)
 }
 
 // Announcer takes and gives up the virtual addresses. The netif package

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -32,11 +33,22 @@ type rawConn struct {
 	closeOnce sync.Once
 }
 
-var _ Conn = (*rawConn)(nil)
+var (
+	_ Conn         = (*rawConn)(nil)
+	_ ConfigHasher = (*rawConn)(nil)
+)
+
+// SetConfigHash carries h in authenticated adverts; plain VRRP adverts
+// stay standard and carry nothing.
+func (c *rawConn) SetConfigHash(h []byte) {
+	if c.auth != nil {
+		c.auth.SetConfigHash(h)
+	}
+}
 
 // The largest advert: 255 IPv6 addresses and a trailer, plus an IPv4
 // header with options; a packet that fills the buffer was truncated.
-const readBufLen = headerLen + 255*16 + AuthTrailerLen + 60 + 1
+const readBufLen = headerLen + 255*16 + AuthTrailerHashLen + 60 + 1
 
 // Listen opens a raw VRRP socket on opts.Interface: it joins the VRRP
 // multicast group there (unless opts.Peers selects unicast), sends with a
@@ -318,7 +330,11 @@ func (c *rawConn) decode(b []byte, src, dst netip.Addr, ttl int) Packet {
 		return p
 	}
 	if c.auth != nil {
-		p.Advert, p.Err = c.auth.Open(b, src, dst)
+		var h []byte
+		p.Advert, h, p.Err = c.auth.OpenHash(b, src, dst)
+		if h != nil {
+			p.ConfigHash = hex.EncodeToString(h)
+		}
 	} else {
 		p.Advert, p.Err = ParseAdvert(b, src, dst)
 	}

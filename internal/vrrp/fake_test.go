@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"encoding/hex"
 	"net/netip"
 	"slices"
 	"sync"
@@ -70,7 +71,18 @@ type sentAdvert struct {
 	adv Advert
 }
 
-var _ Conn = (*fakeConn)(nil)
+var (
+	_ Conn         = (*fakeConn)(nil)
+	_ ConfigHasher = (*fakeConn)(nil)
+)
+
+// SetConfigHash does what the raw socket's does: only authenticated
+// adverts carry the hash.
+func (c *fakeConn) SetConfigHash(h []byte) {
+	if c.auth != nil {
+		c.auth.SetConfigHash(h)
+	}
+}
 
 func group(a netip.Addr) netip.Addr {
 	if a.Is4() {
@@ -123,7 +135,11 @@ func (c *fakeConn) receiveLocked(b []byte, src netip.Addr, ttl int) {
 	}
 	p := Packet{Src: src, TTL: ttl}
 	if c.auth != nil {
-		p.Advert, p.Err = c.auth.Open(b, src, group(src))
+		var h []byte
+		p.Advert, h, p.Err = c.auth.OpenHash(b, src, group(src))
+		if h != nil {
+			p.ConfigHash = hex.EncodeToString(h)
+		}
 	} else {
 		p.Advert, p.Err = ParseAdvert(b, src, group(src))
 	}
@@ -181,6 +197,31 @@ func (f *fakeAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, next n
 
 func (f *fakeAnnouncer) AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error {
 	return f.recordFrom("acquire", true, prev)
+}
+
+// first returns the first call of op, and whether there was one.
+func (f *fakeAnnouncer) first(op string) (annCall, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c.op == op {
+			return c, true
+		}
+	}
+	return annCall{}, false
+}
+
+// countFrom counts the calls of op naming the other master from.
+func (f *fakeAnnouncer) countFrom(op string, from netip.Addr) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c.op == op && c.from == from {
+			n++
+		}
+	}
+	return n
 }
 
 // last returns the last call of op, and whether there was one.

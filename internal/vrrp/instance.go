@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,9 @@ type Instance struct {
 	handingOver   bool
 	handoverArmed bool
 	successor     netip.Addr // the new master of a hand-over, once heard
+	downArms      int        // times the master-down timer was (re)armed
+	downDeadline  time.Time  // when the master-down timer is due
+	downLate      bool       // the timer was re-armed once for firing late
 	handover      *time.Timer
 	lastAnnounce  time.Time
 	sendFailing   bool
@@ -233,6 +237,22 @@ func (in *Instance) Run(ctx context.Context) error {
 			lastErr = p.Err
 			in.receive(ctx, p)
 		case <-in.down.C:
+			// A goroutine that was kept from running can find the timer
+			// and the master's advert ready at once, and select picks at
+			// random: read what has arrived first, and take over only if
+			// none of it re-armed the timer.
+			if in.receivedMeanwhile(ctx, recv) {
+				continue
+			}
+			if in.starved(time.Now()) {
+				// The timer fired far behind time: this process was not
+				// running, so the master's silence may be ours. Listen
+				// one more interval before taking over.
+				in.log.Warn("master-down timer fired late; listening one more interval", "late", time.Since(in.downDeadline).Round(time.Millisecond))
+				in.armDown(in.masterInterval)
+				in.downLate = true
+				continue
+			}
 			in.onMasterDown(ctx)
 		case <-in.adver.C:
 			in.advertise(in.prio)
@@ -295,7 +315,7 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 	}
 	in.mu.Lock()
 	in.status.AdvertsReceived++
-	in.status.hearPeer(src, a, time.Now())
+	in.status.hearPeer(src, a, p.ConfigHash, time.Now())
 	in.mu.Unlock()
 	in.checkAddrs(a, src)
 
@@ -323,20 +343,20 @@ func (in *Instance) backupReceive(a Advert, src netip.Addr) {
 		// shortest skew) takes over first.
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, true
-		in.down.Reset(skewTime(in.masterInterval, in.prio))
+		in.armDown(skewTime(in.masterInterval, in.prio))
 		return
 	}
 	if !in.mayPreempt() || a.Priority >= in.prio {
 		in.masterInterval = a.MaxAdvertInterval
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, false
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
+		in.armDown(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		return
 	}
 	// A live master we outrank.
 	if in.cfg.PreemptDelay > 0 {
 		in.masterInterval = a.MaxAdvertInterval
-		in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
+		in.armDown(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 		if !in.preemptPending {
 			in.preemptPending = true
 			in.preempt.Reset(in.cfg.PreemptDelay)
@@ -378,11 +398,57 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 			in.log.Info("another master outranked, re-announcing", "peer", src, "peer_priority", a.Priority)
 			in.advertise(in.prio)
 			in.adver.Reset(in.cfg.Interval)
-			if err := in.ann.Announce(ctx, in.cfg.VIPs); err != nil && ctx.Err() == nil {
+			var err error
+			if ho, ok := in.ann.(HandoverAnnouncer); ok {
+				// The other master is alive and will yield: take its
+				// connections' packets over as from a released master.
+				err = ho.AcquireFrom(ctx, in.cfg.VIPs, src)
+			} else {
+				err = in.ann.Announce(ctx, in.cfg.VIPs)
+			}
+			if err != nil && ctx.Err() == nil {
 				in.log.Error("re-announce failed", "err", err)
 			}
 		}
 	}
+}
+
+// armDown (re)starts the master-down timer.
+func (in *Instance) armDown(d time.Duration) {
+	in.downArms++
+	in.downLate = false
+	in.downDeadline = time.Now().Add(d)
+	in.down.Reset(d)
+}
+
+// starved reports whether the master-down timer, firing at now, fired so
+// late (half an advert interval or more) that we, not the master, were
+// likely the silent one — once per timer: a second late firing in a row
+// is taken at its word.
+func (in *Instance) starved(now time.Time) bool {
+	return !in.downLate && now.Sub(in.downDeadline) >= in.masterInterval/2
+}
+
+// receivedMeanwhile processes the packets already waiting in recv, at
+// most a bounded number, and reports whether one re-armed the
+// master-down timer.
+func (in *Instance) receivedMeanwhile(ctx context.Context, recv <-chan Packet) bool {
+	arms := in.downArms
+	// Let the connection's reader hand over a packet the kernel already
+	// has: it may have been kept from running just as we were.
+	runtime.Gosched()
+	for range 64 {
+		select {
+		case p, ok := <-recv:
+			if !ok {
+				return in.downArms != arms // Run sees the close next
+			}
+			in.receive(ctx, p)
+		default:
+			return in.downArms != arms
+		}
+	}
+	return in.downArms != arms
 }
 
 func (in *Instance) onMasterDown(ctx context.Context) {
@@ -553,7 +619,7 @@ func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Ad
 	in.adver.Stop()
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
-	in.down.Reset(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
+	in.armDown(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
 	t := in.transition(Backup, reason, master)
 	if wasMaster && !in.handingOver {
 		in.releaseVIPs(ctx)

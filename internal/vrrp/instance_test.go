@@ -144,7 +144,7 @@ func TestElection(t *testing.T) {
 					if tt.wantReason == ReasonMasterLeft || tt.wantReason == ReasonPreempt {
 						wantFrom = netip.MustParseAddr("10.0.0.2")
 					}
-					if acq, _ := me.ann.last("acquire"); acq.from != wantFrom {
+					if acq, _ := me.ann.first("acquire"); acq.from != wantFrom {
 						t.Errorf("acquired from %v, want %v", acq.from, wantFrom)
 					}
 				}
@@ -165,7 +165,9 @@ func TestTwoNodes(t *testing.T) {
 		wantMasterIs string
 	}{
 		{name: "higher priority wins", a: 200, b: 100, wantMasterIs: "10.0.0.1"},
-		{name: "equal priority, higher address wins", a: 100, b: 100, wantMasterIs: "10.0.0.2"},
+		// At equal priority a backup accepts any master (RFC 9568 6.4.2);
+		// the higher address wins only between two masters (TestSplitBrain).
+		{name: "equal priority, the first to take over stays", a: 100, b: 100, startBAfter: 10 * time.Millisecond, wantMasterIs: "10.0.0.1"},
 		{name: "late higher priority, no preempt", a: 100, b: 200, startBAfter: 5 * time.Second, wantMasterIs: "10.0.0.1"},
 		{name: "late higher priority, preempt", a: 100, b: 200, preempt: true, startBAfter: 5 * time.Second, wantMasterIs: "10.0.0.2"},
 		{name: "late equal priority, preempt", a: 100, b: 100, preempt: true, startBAfter: 5 * time.Second, wantMasterIs: "10.0.0.1"},
@@ -404,6 +406,45 @@ func TestAuthenticatedPair(t *testing.T) {
 	})
 }
 
+// TestPeerConfigHash: authenticated adverts carry the master's config
+// hash to the backup, which lists the master among its peers with it;
+// plain adverts carry none.
+func TestPeerConfigHash(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		key  []byte
+		want string
+	}{
+		{"authenticated", []byte("0123456789abcdef0123456789abcdef"), "abcdef0123456789"},
+		{"plain", nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				n := &fakeNet{}
+				a := start(t, n, testConfig("10.0.0.1", 100), tt.key)
+				b := start(t, n, testConfig("10.0.0.2", 200), tt.key)
+				b.conn.SetConfigHash([]byte{0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xff})
+				time.Sleep(5 * time.Second)
+				synctest.Wait()
+				peers := a.in.Status().Peers
+				if len(peers) != 1 || peers[0].Addr != netip.MustParseAddr("10.0.0.2") || peers[0].Priority != 200 {
+					t.Fatalf("backup's peers: got %+v, want 10.0.0.2 at priority 200", peers)
+				}
+				if peers[0].ConfigHash != tt.want {
+					t.Errorf("peer config hash: got %q, want %q", peers[0].ConfigHash, tt.want)
+				}
+				if p := b.in.Status().Peers; len(p) != 0 {
+					t.Errorf("master's peers: got %+v, want none (backups are silent)", p)
+				}
+				a.stop(t)
+				b.stop(t)
+			})
+		})
+	}
+}
+
 // TestSplitBrain partitions two nodes until both are master, heals the
 // link and checks that exactly one stays master, at once, and that the
 // winner re-announces the addresses.
@@ -443,10 +484,16 @@ func TestSplitBrain(t *testing.T) {
 				if lose.ann.holds() || !win.ann.holds() {
 					t.Errorf("addresses held: winner %v, loser %v", win.ann.holds(), lose.ann.holds())
 				}
-				if got := win.ann.count("announce"); got != 1 {
-					t.Errorf("winner announced %d times, want once", got)
+				// The winner announces once more, as taking the loser's
+				// connections over (AcquireFrom the loser).
+				loser := netip.MustParseAddr("10.0.0.1")
+				if tt.winner == "10.0.0.1" {
+					loser = netip.MustParseAddr("10.0.0.2")
 				}
-				if got := lose.ann.count("announce"); got != 0 {
+				if got := win.ann.countFrom("acquire", loser); got != 1 {
+					t.Errorf("winner re-acquired from the loser %d times, want once", got)
+				}
+				if got := lose.ann.count("announce") + lose.ann.countFrom("acquire", win.conn.addr); got != 0 {
 					t.Errorf("loser announced %d times, want never", got)
 				}
 				// The loser yields on the winner's first advert after the heal.
@@ -926,9 +973,9 @@ func TestPeersBounded(t *testing.T) {
 	var s Status
 	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 	for i := range MaxPeers + 1 {
-		s.hearPeer(netip.AddrFrom4([4]byte{10, 0, 0, byte(100 - i)}), Advert{Priority: 100}, t0.Add(time.Duration(i)*time.Second))
+		s.hearPeer(netip.AddrFrom4([4]byte{10, 0, 0, byte(100 - i)}), Advert{Priority: 100}, "", t0.Add(time.Duration(i)*time.Second))
 	}
-	s.hearPeer(netip.MustParseAddr("10.0.0.99"), Advert{Priority: 50}, t0.Add(time.Hour))
+	s.hearPeer(netip.MustParseAddr("10.0.0.99"), Advert{Priority: 50}, "", t0.Add(time.Hour))
 	if len(s.Peers) != MaxPeers {
 		t.Fatalf("got %d peers, want %d", len(s.Peers), MaxPeers)
 	}
@@ -945,4 +992,30 @@ func TestPeersBounded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStarvedTimer: a master-down timer that fires half an interval or
+// more behind time is forgiven once — this process was not running, the
+// master may well have been — and taken at its word the next time.
+func TestStarvedTimer(t *testing.T) {
+	in := New(testConfig("10.0.0.1", 100), nil, nil, nil)
+	in.down = stoppedTimer()
+	in.masterInterval = iv
+	in.armDown(time.Hour)
+	due := in.downDeadline
+	if in.starved(due.Add(iv/2 - time.Millisecond)) {
+		t.Error("a timer less than half an interval late counted as starved")
+	}
+	if !in.starved(due.Add(iv / 2)) {
+		t.Error("a timer half an interval late not counted as starved")
+	}
+	in.downLate = true // re-armed once already
+	if in.starved(due.Add(time.Second)) {
+		t.Error("a second late firing in a row forgiven too")
+	}
+	in.armDown(time.Hour) // an advert re-arms it: forgiveness again
+	if !in.starved(in.downDeadline.Add(time.Second)) {
+		t.Error("after an advert re-armed the timer, a late firing not forgiven")
+	}
+	in.down.Stop()
 }

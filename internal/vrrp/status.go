@@ -159,6 +159,9 @@ type Peer struct {
 	Interval  time.Duration
 	LastHeard time.Time
 	Adverts   uint64
+	// ConfigHash is the hex of the config hash prefix its authenticated
+	// adverts carry; "" with plain VRRP.
+	ConfigHash string
 }
 
 func (s Status) clone() Status {
@@ -168,7 +171,7 @@ func (s Status) clone() Status {
 }
 
 // hearPeer records a valid advert from src in s.Peers.
-func (s *Status) hearPeer(src netip.Addr, a Advert, now time.Time) {
+func (s *Status) hearPeer(src netip.Addr, a Advert, configHash string, now time.Time) {
 	i, found := slices.BinarySearchFunc(s.Peers, src, func(p Peer, a netip.Addr) int { return p.Addr.Compare(a) })
 	if !found {
 		if len(s.Peers) >= MaxPeers {
@@ -184,6 +187,6 @@ func (s *Status) hearPeer(src netip.Addr, a Advert, now time.Time) {
 		s.Peers = slices.Insert(s.Peers, i, Peer{Addr: src})
 	}
 	p := &s.Peers[i]
-	p.Priority, p.Interval, p.LastHeard = a.Priority, a.MaxAdvertInterval, now
+	p.Priority, p.Interval, p.LastHeard, p.ConfigHash = a.Priority, a.MaxAdvertInterval, now, configHash
 	p.Adverts++
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -796,5 +797,66 @@ func TestHAKeepalivedInterop(t *testing.T) {
 				t.Errorf("keepalived complains about checksums:\n%s", ka.out)
 			}
 		})
+	}
+}
+
+// TestHAConfigHashAcrossPeers: with authenticated adverts the backup
+// learns the master's config hash; `fulcrum status` on it says the
+// configs agree, and warns once the master reloads another config
+// (through `fulcrum reload`).
+func TestHAConfigHashAcrossPeers(t *testing.T) {
+	t.Parallel()
+	l := newHALab(t, haOpts{auth: true, noTraffic: true})
+	l.startAll()
+	lb1Addr := l.lbs["lb1"].addr.String()
+	peerHash := func() (string, string) {
+		g := l.haGroupOf("lb2")
+		for _, p := range g.Peers {
+			if p.Address == lb1Addr {
+				return p.ConfigHash, ""
+			}
+		}
+		return "", fmt.Sprintf("lb2's peers: %+v", g.Peers)
+	}
+	st1, err := l.nodes["lb1"].status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := l.nodes["lb2"].status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.ConfigHash != st2.ConfigHash {
+		t.Fatalf("identical configs but for node.name: hashes %s and %s", st1.ConfigHash, st2.ConfigHash)
+	}
+	waitUntil(t, 5*time.Second, "lb2 hears lb1's config hash", func() (bool, string) {
+		h, desc := peerHash()
+		return h == st1.ConfigHash[:16], desc + " hash " + h
+	})
+	out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin)
+	if want := regexp.MustCompile(`peers heard: ` + regexp.QuoteMeta(lb1Addr) + ` priority 150 \S+ ago \(same config\)`); !want.MatchString(out) {
+		t.Errorf("lb2's status lacks %q:\n%s", want, out)
+	}
+
+	// lb1 gets another config: its adverts carry the new hash at once.
+	cfg := strings.Replace(l.config("lb1"), "scheduler: rr", "scheduler: wrr", 1)
+	if err := os.WriteFile(l.nodes["lb1"].config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := l.lbs["lb1"].Run(binary, "reload", "--admin", labAdmin); !strings.HasPrefix(out, "reloaded: config ") {
+		t.Fatalf("lb1 reload: %s", out)
+	}
+	st1, err = l.nodes["lb1"].status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "lb2 hears lb1's new config hash", func() (bool, string) {
+		h, desc := peerHash()
+		return h == st1.ConfigHash[:16], desc + " hash " + h
+	})
+	out = l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin)
+	want := fmt.Sprintf("WARNING: peer %s runs config %.12s, this node %.12s", lb1Addr, st1.ConfigHash, st2.ConfigHash)
+	if !strings.Contains(out, want) {
+		t.Errorf("lb2's status lacks %q:\n%s", want, out)
 	}
 }

@@ -76,10 +76,17 @@ type node struct {
 // fulcrum on it until the test ends.
 func startNode(t *testing.T, cfg string) *node {
 	t.Helper()
+	return startNodeEnv(t, cfg, nil)
+}
+
+// startNodeEnv is startNode with extra environment variables.
+func startNodeEnv(t *testing.T, cfg string, env []string) *node {
+	t.Helper()
 	n := &node{t: t, admin: freeAddr(t, "tcp"), exited: make(chan struct{})}
 	n.config = filepath.Join(t.TempDir(), "fulcrum.yaml")
 	n.writeConfig(cfg)
 	n.cmd = exec.Command(binary, "run", "-c", n.config)
+	n.cmd.Env = append(os.Environ(), env...)
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

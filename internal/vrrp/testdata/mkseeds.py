@@ -37,8 +37,11 @@ def ipv6(src, dst, payload, hops=255):
     return struct.pack("!IHBB16s16s", 6 << 28, len(payload), 112, hops,
                        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed) + payload
 
-def seal(src, dst, msg, key, seq):
-    t = bytes([0xF1]) + struct.pack("!Q", seq)
+def seal(src, dst, msg, key, seq, confighash=None):
+    if confighash is None:
+        t = bytes([0xF1]) + struct.pack("!Q", seq)
+    else:  # version 0xF2 carries 8 bytes of the sender's config hash
+        t = bytes([0xF2]) + struct.pack("!Q", seq) + confighash[:8]
     mac = hmac.new(key, ipaddress.ip_address(src).packed + ipaddress.ip_address(dst).packed + msg + t,
                    hashlib.sha256).digest()[:16]
     return msg + t + mac
@@ -64,6 +67,8 @@ seeds = {
     "v4_count_mismatch.pkt": ipv4(L1, G4, vrrp(L1, G4, 51, 150, 10, ["192.168.0.105"])[:8] + bytes(8)),
     "v4_auth.pkt": ipv4(L1, G4, seal(L1, G4, vrrp(L1, G4, 51, 150, 10, ["192.168.0.105"]), KEY, 1700000000000000001)),
     "v6_auth.pkt": ipv6(V1, G6, seal(V1, G6, vrrp(V1, G6, 51, 150, 10, ["2001:db8::100"]), KEY, 1700000000000000002)),
+    "v4_auth_hash.pkt": ipv4(L1, G4, seal(L1, G4, vrrp(L1, G4, 51, 150, 10, ["192.168.0.105"]), KEY, 1700000000000000003,
+                                          bytes.fromhex("3f2a9c1e77b0d1c2"))),
 }
 os.makedirs("adverts", exist_ok=True)
 for name, b in seeds.items():

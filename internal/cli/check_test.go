@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+// TestCheckEffective pins what `check --effective` prints and proves the
+// output is a config of its own that means the same: fed back to check it
+// is valid and has the same config hash.
+func TestCheckEffective(t *testing.T) {
+	t.Parallel()
+	in := filepath.Join("testdata", "check.yaml")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "-c", in, "--effective"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check --effective: exit %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	golden(t, "check-effective.golden", stdout.Bytes())
+
+	orig, err := config.Load(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "effective.yaml")
+	if err := os.WriteFile(out, stdout.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main([]string{"check", "-c", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check of the effective config: exit %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	again, err := config.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := again.Hash(), orig.Hash(); got != want {
+		t.Errorf("effective config hash: got %s, want %s (the original's)", got, want)
+	}
+	if !strings.Contains(stdout.String(), "config hash "+orig.Hash()[:12]) {
+		t.Errorf("check output %q lacks the original's hash %.12s", stdout.String(), orig.Hash())
+	}
+	// Printing it again changes nothing: the effective config is a fixed point.
+	b1, _ := orig.Marshal()
+	b2, _ := again.Marshal()
+	if !bytes.Equal(b1, b2) {
+		t.Errorf("effective config of the effective config differs:\n%s\nvs\n%s", b1, b2)
+	}
+}
+
+func TestCheckEffectiveInvalid(t *testing.T) {
+	t.Parallel()
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("services:\n  - name: web\n    lisen: 10.0.0.1:80\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "-c", bad, "--effective"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout of an invalid config: got %q, want nothing", stdout.String())
+	}
+	if want := `bad.yaml:3:5: services[0]: unknown field "lisen", did you mean "listen"?`; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr: got %q, want it to contain %q", stderr.String(), want)
+	}
+}
+
+func TestCheckHelpMentionsEffective(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(stdout.String(), "--effective") {
+		t.Errorf("check --help lacks --effective:\n%s", stdout.String())
+	}
+}
+
+// TestCheckEffectiveExamples: the effective config of every example reads
+// back to the same config hash.
+func TestCheckEffectiveExamples(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	if len(files) == 0 {
+		t.Skip("no examples/*.yaml")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			orig, err := loadChecked(f)
+			if err != nil {
+				t.Skipf("not a valid config on this branch: %v", err)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := Main([]string{"check", "-c", f, "--effective"}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			again, err := config.Parse("effective.yaml", stdout.Bytes())
+			if err != nil {
+				t.Fatalf("the effective config does not load: %v\n%s", err, stdout.String())
+			}
+			if got, want := again.Hash(), orig.Hash(); got != want {
+				t.Errorf("hash of the effective config: got %.12s, want %.12s", got, want)
+			}
+		})
+	}
+}

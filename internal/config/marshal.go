@@ -1,0 +1,102 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The methods below shape Marshal's output (the effective config) where
+// printing every field as it is would not read back to the same config.
+
+// checkKeys are the health keys that belong to some check types only.
+var checkKeys = map[string][]string{
+	"http":  httpOnlyKeys,
+	"https": httpOnlyKeys,
+	"udp":   {"send", "expect"},
+	"exec":  {"command"},
+}
+
+// MarshalYAML leaves out the keys of other check types that are unset:
+// they mean nothing here, and a file that gives the http ones to another
+// type is refused. A key that is set stays, since a backend switching the
+// type inherits it.
+func (h Health) MarshalYAML() (any, error) {
+	type plain Health // without this method
+	if h.Type == "" {
+		return plain(h), nil
+	}
+	var n yaml.Node
+	if err := n.Encode(plain(h)); err != nil {
+		return nil, err
+	}
+	v := reflect.ValueOf(h)
+	fs := fieldsOf(v.Type())
+	kept := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := n.Content[i].Value
+		if foreignCheckKey(h.Type, key) && v.FieldByIndex(fs.byName[key]).IsZero() {
+			continue
+		}
+		kept = append(kept, n.Content[i], n.Content[i+1])
+	}
+	n.Content = kept
+	return &n, nil
+}
+
+// foreignCheckKey reports whether key belongs to check types other than typ.
+func foreignCheckKey(typ, key string) bool {
+	if slices.Contains(checkKeys[typ], key) {
+		return false
+	}
+	for _, keys := range checkKeys {
+		if slices.Contains(keys, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// MarshalYAML writes a backend's health block as the keys it overrides:
+// a zero value there inherits the service's (see Health.overlay), so
+// writing zeros out would only mislead.
+func (b Backend) MarshalYAML() (any, error) {
+	type plain Backend // without this method
+	if b.Health == nil {
+		return plain(b), nil
+	}
+	p := plain(b)
+	p.Health = nil
+	var n yaml.Node
+	if err := n.Encode(p); err != nil {
+		return nil, err
+	}
+	h, err := nonZeroFields(reflect.ValueOf(*b.Health))
+	if err != nil {
+		return nil, err
+	}
+	// health is the last key Backend declares, so the order is kept.
+	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "health"}, h)
+	return &n, nil
+}
+
+// nonZeroFields encodes the fields of the struct v that are not zero, in
+// declaration order, under their yaml keys.
+func nonZeroFields(v reflect.Value) (*yaml.Node, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	fs := fieldsOf(v.Type())
+	for _, name := range fs.names {
+		f := v.FieldByIndex(fs.byName[name])
+		if f.IsZero() {
+			continue
+		}
+		var val yaml.Node
+		if err := val.Encode(f.Interface()); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}, &val)
+	}
+	return n, nil
+}
