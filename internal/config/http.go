@@ -214,12 +214,20 @@ func (c *Config) isPool(name string) bool {
 }
 
 // FilePath resolves a file named in the config: a relative path is taken
-// relative to the directory of the config file.
+// relative to the directory of the config file and made absolute, so that
+// the effective config (Marshal) names the same files wherever it is
+// written. Load does this for every file an http block names.
 func (c *Config) FilePath(name string) string {
-	if name == "" || filepath.IsAbs(name) || c.File == "" || name == "stderr" {
+	if name == "" || filepath.IsAbs(name) || name == "stderr" {
 		return name
 	}
-	return filepath.Join(filepath.Dir(c.File), name)
+	if c.File != "" {
+		name = filepath.Join(filepath.Dir(c.File), name)
+	}
+	if abs, err := filepath.Abs(name); err == nil {
+		return abs
+	}
+	return name
 }
 
 // httpDefaults fills service s's http block; s is an http service.
@@ -262,10 +270,18 @@ func (c *Config) httpDefaults(s *Service, p string) {
 	defaultTo(c, &h.Timeouts.Body, p+".timeouts.body", Duration(defaultBodyTimeout))
 	defaultTo(c, &h.Timeouts.Response, p+".timeouts.response", Duration(defaultResponseTimeout))
 	defaultTo(c, &h.MaxIdlePerBackend, p+".max_idle_per_backend", defaultMaxIdlePerBackend)
+	for code, f := range h.ErrorPages {
+		h.ErrorPages[code] = c.FilePath(f)
+	}
 	if a := h.AccessLog; a != nil {
+		a.Path = c.FilePath(a.Path)
 		defaultTo(c, &a.Format, p+".access_log.format", defaultAccessLogFormat)
 	}
 	if t := h.TLS; t != nil {
+		for j := range t.Certificates {
+			t.Certificates[j].Cert = c.FilePath(t.Certificates[j].Cert)
+			t.Certificates[j].Key = c.FilePath(t.Certificates[j].Key)
+		}
 		defaultTo(c, &t.MinVersion, p+".tls.min_version", defaultTLSMinVersion)
 		if t.H2 == nil {
 			t.H2 = ptr(true)

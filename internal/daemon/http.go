@@ -98,7 +98,7 @@ func (p *plan) buildHTTP(i int, sc *config.Service, def *balancer.Service, live 
 		if err != nil {
 			return nil, err // Validate accepts only known formats
 		}
-		hp.accessLog = accessLogSpec{path: p.cfg.FilePath(a.Path), format: format}
+		hp.accessLog = accessLogSpec{path: a.Path, format: format} // made absolute by Load
 	}
 	hp.cfg = cfg
 	return hp, nil
