@@ -64,9 +64,12 @@ type Cookie struct {
 	// Name of the cookie; default FULCRUM_SRV.
 	Name string `yaml:"name"`
 	// MaxAge of the cookie; 0 (default) makes it a session cookie.
-	MaxAge   Duration `yaml:"max_age"`
-	Secure   bool     `yaml:"secure"`
-	HTTPOnly *bool    `yaml:"http_only"` // default true
+	MaxAge Duration `yaml:"max_age"`
+	// Secure adds the Secure attribute (HTTPS only); default false.
+	Secure bool `yaml:"secure"`
+	// HTTPOnly adds the HttpOnly attribute (hidden from scripts); default
+	// true.
+	HTTPOnly *bool `yaml:"http_only"`
 	// Secret keys the opaque backend ids; see CookieKey. Any string,
 	// identical on every node.
 	Secret string `yaml:"secret"`
@@ -74,18 +77,32 @@ type Cookie struct {
 
 // Forwarded selects the headers that tell backends about the client.
 type Forwarded struct {
-	XForwardedFor   *bool `yaml:"x_forwarded_for"`   // default true
-	XForwardedProto *bool `yaml:"x_forwarded_proto"` // default true
-	XForwardedHost  *bool `yaml:"x_forwarded_host"`  // default true
-	Forwarded       bool  `yaml:"forwarded"`         // RFC 7239
-	XRealIP         bool  `yaml:"x_real_ip"`
+	// XForwardedFor appends the client's address to X-Forwarded-For
+	// (HAProxy's option forwardfor); default true.
+	XForwardedFor *bool `yaml:"x_forwarded_for"`
+	// XForwardedProto sets X-Forwarded-Proto to http or https; default
+	// true.
+	XForwardedProto *bool `yaml:"x_forwarded_proto"`
+	// XForwardedHost sets X-Forwarded-Host to the Host the client asked
+	// for; default true.
+	XForwardedHost *bool `yaml:"x_forwarded_host"`
+	// Forwarded appends an RFC 7239 Forwarded element; default false.
+	Forwarded bool `yaml:"forwarded"`
+	// XRealIP sets X-Real-IP to the client's address; default false.
+	XRealIP bool `yaml:"x_real_ip"`
 }
 
 // Limits bound a request head; longer or larger requests get 414 or 431.
 type Limits struct {
-	MaxRequestLine int `yaml:"max_request_line"` // default 8192
-	MaxHeaderBytes int `yaml:"max_header_bytes"` // default 32768
-	MaxHeaders     int `yaml:"max_headers"`      // default 100
+	// MaxRequestLine bounds the request line, 64 to max_header_bytes;
+	// longer gets 414. Default 8192.
+	MaxRequestLine int `yaml:"max_request_line"`
+	// MaxHeaderBytes bounds the whole request head, 256-1048576; larger
+	// gets 431. Default 32768.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxHeaders bounds the number of header fields, 1-100; more gets
+	// 431. Default 100.
+	MaxHeaders int `yaml:"max_headers"`
 }
 
 // HTTPTimeouts of an http service; the connect timeout is the service's
@@ -125,8 +142,10 @@ type TLS struct {
 
 // Certificate is one certificate chain and its private key, PEM files.
 type Certificate struct {
+	// Cert is a PEM file: the certificate chain, leaf first.
 	Cert string `yaml:"cert"`
-	Key  string `yaml:"key"`
+	// Key is a PEM file: the leaf's private key.
+	Key string `yaml:"key"`
 
 	// CertPEM and KeyPEM are the files' content, read and checked by
 	// Validate.
