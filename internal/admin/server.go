@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin/ui"
 )
 
 // Source supplies the state the API shows. Status is called from the API's
@@ -84,8 +86,17 @@ func New(opt Options) *Server {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	dashboard := ui.Handler()
+	mux.Handle("GET /{$}", dashboard)
+	mux.Handle("GET /ui/", dashboard)
+	// A page on another site that the operator's browser visits must not
+	// be able to act on a loopback admin API: a "simple" cross-site POST
+	// needs no preflight. Browsers say where a request comes from
+	// (Sec-Fetch-Site, Origin); the CLI sends neither and is unaffected.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
 	s.srv = &http.Server{
-		Handler:           mux,
+		Handler:           csrf.Handler(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -116,6 +127,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.opt.Source.Status())
+}
+
+func (s *Server) crossOrigin(w http.ResponseWriter, r *http.Request) {
+	s.log.Warn("admin action refused: cross-origin browser request", "client", r.RemoteAddr, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused: use the dashboard served by this node, or the CLI"})
 }
 
 // mutation guards an action: the bearer token when one is configured,

@@ -126,10 +126,12 @@ func (cr *ChunkedReader) Read(p []byte) (int, error) {
 }
 
 // Ready reports whether the next Read returns without reading from the
-// underlying connection: a proxy flushes what it relayed before a Read
-// that would wait, so a body streamed chunk by chunk reaches its reader
-// chunk by chunk. It errs on the side of false (a needless flush), never
-// of true.
+// underlying connection: with data, the end of the body, or an error for
+// framing already known to be malformed. A proxy flushes what it relayed
+// before a Read that would wait, so a body streamed chunk by chunk reaches
+// its reader chunk by chunk, and a body whose defect is already buffered
+// is refused before any of it is flushed. It errs on the side of false (a
+// needless flush), never of true.
 func (cr *ChunkedReader) Ready() bool {
 	n := cr.br.Buffered()
 	switch cr.state {
@@ -141,7 +143,10 @@ func (cr *ChunkedReader) Ready() bool {
 	b, _ := cr.br.Peek(n)
 	if cr.state == stateDataEnd {
 		if len(b) < 2 {
-			return false
+			return false // Read peeks at two bytes, waiting for both
+		}
+		if b[0] != '\r' || b[1] != '\n' {
+			return true // Read fails at once
 		}
 		b = b[2:]
 	}
@@ -149,26 +154,19 @@ func (cr *ChunkedReader) Ready() bool {
 	if i < 0 {
 		return false
 	}
-	if isLastChunk(b[:i]) {
+	if i == 0 || b[i-1] != '\r' {
+		return true // bare LF: Read fails at once
+	}
+	size, c := parseChunkLine(b[:i-1])
+	switch {
+	case c != codeOK:
+		return true
+	case size == 0:
 		// Ready only without trailers, the common case; a trailer
 		// section is not worth scanning for.
 		return len(b) >= i+3 && b[i+1] == '\r' && b[i+2] == '\n'
 	}
 	return len(b) > i+1
-}
-
-// isLastChunk reports whether a size line says 0 (the last chunk).
-func isLastChunk(line []byte) bool {
-	for _, c := range line {
-		switch {
-		case c == '0':
-		case c == ';' || c == '\r':
-			return true
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func (cr *ChunkedReader) fail(err error) error {

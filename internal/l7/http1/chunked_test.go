@@ -337,6 +337,12 @@ func TestChunkedReaderReadyStates(t *testing.T) {
 		{"000;x=1\r\n\r\n", true},
 		{"0\r\nX-T: 1\r\n\r\n", false},
 		{"10\r\nx", true},
+		// Malformed framing already buffered: Read fails without waiting.
+		{"zz\r\n", true},
+		{"1 \r\n", true},
+		{"1\na", true},
+		{"\r\n", true},
+		{"10000000000000000\r\n", true},
 	} {
 		br := bufio.NewReader(strings.NewReader(tc.buffered))
 		if tc.buffered != "" {
@@ -347,4 +353,56 @@ func TestChunkedReaderReadyStates(t *testing.T) {
 			t.Errorf("Ready with %q buffered: got %v, want %v", tc.buffered, got, tc.want)
 		}
 	}
+	// After a chunk's data, its CRLF decides.
+	for _, tc := range []struct {
+		after string
+		want  bool
+	}{
+		{"", false},
+		{"\r", false},
+		{"bc\r\n0\r\n\r\n", true}, // data longer than its size: fails at once
+		{"\r\n0\r\n\r\n", true},
+		{"\r\n0\r\n", false},
+		{"\r\n5\r\n", false},
+		{"\r\n5\r\nab", true},
+	} {
+		body := "1\r\na" + tc.after
+		br := bufio.NewReader(strings.NewReader(body))
+		br.Peek(len(body))
+		cr := NewChunkedReader(br, Limits{})
+		if _, err := cr.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := cr.Ready(); got != tc.want {
+			t.Errorf("Ready after a chunk's data, with %q buffered: got %v, want %v", tc.after, got, tc.want)
+		}
+	}
+}
+
+// FuzzChunkedReady: whatever the body and however it is split into
+// arrivals, Ready never promises a Read that goes to the connection.
+func FuzzChunkedReady(f *testing.F) {
+	f.Add([]byte("5\r\nhello\r\n0\r\n\r\n"), uint8(3), uint8(7))
+	f.Add([]byte("1\r\nabc\r\n0\r\n\r\n"), uint8(4), uint8(1))
+	f.Add([]byte("3;x=\"y\"\r\nabc\r\n0\r\nT: v\r\n\r\n"), uint8(9), uint8(2))
+	f.Fuzz(func(t *testing.T, body []byte, cut1, cut2 uint8) {
+		a, b := min(int(cut1), len(body)), min(int(cut2), len(body))
+		if a > b {
+			a, b = b, a
+		}
+		src := &pieces{p: []string{string(body[:a]), string(body[a:b]), string(body[b:])}}
+		cr := NewChunkedReader(bufio.NewReaderSize(src, 16), Limits{})
+		buf := make([]byte, 8)
+		for range 1000 {
+			ready := cr.Ready()
+			before := src.reads
+			_, err := cr.Read(buf)
+			if ready && src.reads != before {
+				t.Fatalf("Ready promised a buffered Read, which then read the connection: %q cut at %d, %d", body, a, b)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
 }

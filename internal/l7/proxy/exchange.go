@@ -109,6 +109,7 @@ func (ex *exchange) connect() int {
 			break
 		}
 		b.Release(0, 0)
+		ex.hp = hp // the access log names the last backend tried
 		if c.p.killed.Load() {
 			return 502
 		}

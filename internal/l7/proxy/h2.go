@@ -47,7 +47,11 @@ type h2req struct {
 	head []byte
 }
 
-var h2reqs = sync.Pool{New: func() any { return new(h2req) }}
+var h2reqs = sync.Pool{New: func() any {
+	hr := new(h2req)
+	hr.cc.msgs = new(msgs)
+	return hr
+}}
 
 // ServeHTTP relays one request received over HTTP/2 (or any net/http
 // server) through the same routing, balancing and upstream pools as the

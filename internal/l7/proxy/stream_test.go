@@ -156,7 +156,7 @@ func TestStreamedAsWritten(t *testing.T) {
 }
 
 // TestIdleConnectionsHoldNoBuffers: keep-alive connections waiting for
-// their next request give their 40 KiB of buffers back. Not parallel: it
+// their next request give their buffers and parse state back. Not parallel: it
 // measures the whole heap.
 func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -180,9 +180,15 @@ func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
 	eventually(t, "the connections to be open", func() bool { return p.Active() == n })
 	time.Sleep(50 * time.Millisecond) // let the last ones reach their wait
 	perConn := (int64(heap()) - int64(before)) / n
-	// A clientConn (parsed request and response arrays) and its goroutine
-	// bookkeeping stay; the 32 KiB reader and 8 KiB writer must not.
-	if perConn > 30<<10 {
+	// The connection's socket and bookkeeping stay, about 3.5 KiB; with
+	// its 32 KiB reader, 8 KiB writer and 10 KiB of parse state it was
+	// 55 KiB. The margin absorbs other tests' leftovers, and the race
+	// detector's own per-goroutine state.
+	limit := int64(16 << 10)
+	if raceEnabled {
+		limit = 32 << 10
+	}
+	if perConn > limit {
 		t.Errorf("an idle connection holds %d bytes of heap, want its buffers released", perConn)
 	}
 	t.Logf("heap per idle keep-alive connection: %d bytes", perConn)

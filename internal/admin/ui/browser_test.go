@@ -1,0 +1,151 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/chromium"
+)
+
+// TestRendersStatusShapes loads the page in Chromium against a status
+// file with what the HTTP engine and the metrics work add (service
+// request counters, route pools, per-backend requests in both shapes,
+// configured weight), and checks what it shows and where an action on a
+// route's backend goes. The admin package's browser test covers the
+// actions against the real API server.
+func TestRendersStatusShapes(t *testing.T) {
+	t.Parallel()
+	bin := chromium.Binary()
+	if bin == "" {
+		t.Skip("chromium is not installed (Debian: apt-get install chromium); skipping the browser test")
+	}
+	status, err := os.ReadFile("testdata/status-http.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var actions []string
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", Handler())
+	mux.Handle("GET /ui/", Handler())
+	// Each poll sees one more second on the status's clock and ten more
+	// connections to 10.0.0.1:8080: the page must show 10 conn/s.
+	var polls atomic.Int64
+	base := time.Date(2026, 1, 2, 5, 0, 0, 0, time.UTC)
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		n := polls.Add(1)
+		body := strings.Replace(string(status), `"total": 10, "connect_failures": 0, "bytes_in": 2048`,
+			fmt.Sprintf(`"total": %d, "connect_failures": 0, "bytes_in": 2048`, 10*n), 1)
+		body = strings.Replace(body, `"reloads":`, fmt.Sprintf(`"time": %q, "reloads":`, base.Add(time.Duration(n)*time.Second).Format(time.RFC3339)), 1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(body))
+	})
+	mux.HandleFunc("POST /api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		actions = append(actions, r.URL.EscapedPath())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"admin_state":"drain"}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b, err := chromium.Launch(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, err := b.Page(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v\npage problems: %q", err, p.Problems())
+		}
+	}
+	must(p.SetViewport(ctx, 1400, 900))
+	must(p.Navigate(ctx, srv.URL+"/"))
+	must(p.WaitFor(ctx, `document.querySelector('tr[data-service="web/api"]') !== null`))
+
+	var text string
+	must(p.Eval(ctx, `document.body.innerText`, &text))
+	for _, want := range []string{
+		"lb2", "feedfacecafe", "2 ok, 1 failed", `unknown scheduler "rrr"`,
+		"requests 1,500", "bad requests 4", "2xx 1,480", "5xx 3", "reuses 1,488",
+		"route web/api", "host api.example, path /v1/*", "default pool",
+		"12.5 ms", "3.3 ms", "1,000", "500",
+		"weight set at runtime", "slow start",
+		"2/2 available", "1/1 available",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page lacks %q; it shows:\n%s", want, text)
+		}
+	}
+	cellText := func(sel string) string {
+		t.Helper()
+		var s string
+		must(p.Eval(ctx, `document.querySelector(`+"`"+sel+"`"+`)?.innerText ?? "missing"`, &s))
+		return s
+	}
+	// Flat counters (requests, errors) in a TCP service's table, columns
+	// in header order.
+	var headers []string
+	must(p.Eval(ctx, `[...document.querySelectorAll('table[data-pool="db"] th')].map(e => e.textContent)`, &headers))
+	ri, ei := slices.Index(headers, "Requests"), slices.Index(headers, "Errors")
+	if ri < 0 || ei != ri+2 || headers[ri+1] != "Req/s" || slices.Contains(headers, "Mean") {
+		t.Fatalf("db headers: got %q, want Requests, Req/s, Errors and no Mean", headers)
+	}
+	row := `tr[data-service="db"][data-backend="10.0.0.3:5432"]`
+	var cells []string
+	must(p.Eval(ctx, `[...document.querySelectorAll('`+row+` td')].map(e => e.innerText)`, &cells))
+	if len(cells) != len(headers) || cells[ri] != "77" || cells[ei] != "5" {
+		t.Errorf("db backend cells: got %q under %q, want 77 requests and 5 errors", cells, headers)
+	}
+	if wi := slices.Index(headers, "Weight"); wi < 0 || cells[wi] != "2" {
+		t.Errorf("effective weight: got %q under %q, want 2", cells, headers)
+	}
+	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.name`); got != "127.0.0.1:5433 fallback" {
+		t.Errorf("fallback name cell: got %q, want the address and its role", got)
+	}
+	// Rates: the refresh selector set to 1 s brings a second sample.
+	must(p.Eval(ctx, `(() => { const s = document.getElementById("refresh"); s.value = "1000"; s.dispatchEvent(new Event("change")); })()`, nil))
+	must(p.WaitFor(ctx, `document.querySelector('tr[data-service="web"][data-backend="10.0.0.1:8080"] td.rate')?.textContent === "10"`))
+
+	// The fallback has no buttons; the HA table is hidden with no groups.
+	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.actions`); got != "" {
+		t.Errorf("fallback actions: got %q, want none", got)
+	}
+	var haHidden bool
+	must(p.Eval(ctx, `getComputedStyle(document.getElementById("ha-section")).display === "none"`, &haHidden))
+	if !haHidden {
+		t.Error("the HA section shows with no groups")
+	}
+
+	// An action on a route's backend addresses the pool SERVICE/ROUTE,
+	// escaped into one path segment.
+	must(p.Click(ctx, `tr[data-service="web/api"] button[data-action="drain"]`))
+	must(p.WaitFor(ctx, `document.querySelector("#messages .banner.ok")?.textContent.includes("drain 10.0.0.2:8080 in web/api")`))
+	mu.Lock()
+	got := slices.Clone(actions)
+	mu.Unlock()
+	if want := []string{"/api/v1/services/web%2Fapi/backends/10.0.0.2%3A8080/drain"}; !slices.Equal(got, want) {
+		t.Errorf("actions: got %q, want %q", got, want)
+	}
+	for _, pr := range p.Problems() {
+		t.Errorf("page problem: %s", pr)
+	}
+}
