@@ -70,25 +70,6 @@ MAX_RETRIES=${MAX_RETRIES:-6}
 NICE=${NICE:-0}
 LINGER0=${LINGER0:-0}
 
-[[ $NICE =~ ^-?[0-9]+$ ]] || { echo "l4bench: NICE=$NICE: want an integer" >&2; exit 1; }
-
-# With NICE and autogroup scheduling, run in a session of our own whose
-# autogroup gets NICE; signals to this outer process are passed on.
-if [[ $NICE != 0 && -z ${_L4BENCH_SESSION:-} && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 ]]; then
-	_L4BENCH_SESSION=1 setsid bash "${BASH_SOURCE[0]}" "$@" &
-	inner=$!
-	trap 'kill -TERM $inner 2>/dev/null' HUP INT TERM
-	while :; do
-		rc=0
-		wait "$inner" || rc=$?
-		kill -0 "$inner" 2>/dev/null || exit "$rc"
-	done
-fi
-if [[ -n ${_L4BENCH_SESSION:-} ]]; then
-	echo "$NICE" >/proc/self/autogroup 2>/dev/null ||
-		printf '%s\n' "l4bench: cannot set the autogroup nice to $NICE; continuing without" >&2
-fi
-
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
@@ -97,6 +78,9 @@ die() {
 	log "$*"
 	exit 1
 }
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
+bench_nice_session "${BASH_SOURCE[0]}" "$@"
 
 for v in DURATION CONCURRENCY STREAMS REPEAT THREADS PORT_BASE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: want a positive integer"
@@ -106,26 +90,7 @@ for v in QUIET_WAIT QUIET_BUSY NOISE_MAX MAX_RETRIES; do
 done
 
 # ---- cleanup: every process started here is recorded and killed on exit ----
-work=$(mktemp -d /tmp/fulcrum-l4bench.XXXXXX)
-pids=()
-cleanup() {
-	local p i
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do
-		for ((i = 0; i < 20; i++)); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 141' PIPE
-trap 'exit 143' TERM
+bench_start fulcrum-l4bench
 
 # json_num FIELD — print the number after "FIELD": in the JSON line on stdin.
 json_num() { sed -n "s/.*\"$1\":\\([-0-9.e+]*\\).*/\\1/p"; }
@@ -135,12 +100,7 @@ has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 # ---- haproxy ----
 if has_target haproxy && ! command -v haproxy >/dev/null; then
-	log "haproxy missing: installing it with apt-get (waits up to 10 min for the dpkg lock)"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=600 install -y haproxy >&2 ||
-		{ apt-get -o DPkg::Lock::Timeout=600 update >&2 &&
-			apt-get -o DPkg::Lock::Timeout=600 install -y haproxy >&2; } ||
-		die "cannot install haproxy"
+	bench_apt_install haproxy || die "cannot install haproxy"
 fi
 
 # ---- build ----
@@ -149,16 +109,7 @@ log "building into $work"
 	die "cannot build the bench tools"
 fulcrum_note=""
 if has_target fulcrum; then
-	src=$root
-	if [[ -n ${FULCRUM_REV:-} ]]; then
-		src=$work/src
-		mkdir -p "$src"
-		git -C "$root" archive "$FULCRUM_REV" | tar -x -C "$src" || die "cannot export revision $FULCRUM_REV"
-	fi
-	if [[ -n ${FULCRUM_BIN:-} ]]; then
-		cp "$FULCRUM_BIN" "$work/fulcrum"
-	elif ! (cd "$src" && go build -o "$work/fulcrum" ./cmd/fulcrum) >"$work/fulcrum-build.log" 2>&1; then
-		cat "$work/fulcrum-build.log" >&2
+	if ! build_fulcrum "$root"; then
 		fulcrum_note="fulcrum did not build; it was left out of this run"
 		log "WARNING: $fulcrum_note"
 		TARGETS=$(sed 's/\bfulcrum\b//' <<<"$TARGETS")
@@ -175,22 +126,9 @@ if [[ $PIN == auto ]] && ((ncpu > THREADS)); then
 else
 	placement="not pinned (PIN=$PIN, nproc=$ncpu, THREADS=$THREADS)"
 fi
-on_cpus() { # on_cpus CPULIST CMD... — exec CMD at nice NICE, pinned to CPULIST ("" = anywhere)
-	local cpus=$1
-	shift
-	if [[ -n $cpus ]]; then exec nice -n "$NICE" taskset -c "$cpus" "$@"; else exec nice -n "$NICE" "$@"; fi
-}
 
 # ---- ports ----
-port_free() { [[ -z $(ss -Htanl "( sport = :$1 )" 2>/dev/null) ]]; }
-base=$PORT_BASE
-for ((try = 1; ; try++)); do
-	ok=1
-	for i in 0 1 2 3 4 5 6 7; do port_free $((base + i)) || { ok=0; break; }; done
-	((ok)) && break
-	((try < 10)) || die "no 8 consecutive free ports found from $PORT_BASE"
-	base=$((base + 100))
-done
+base=$(bench_ports 8)
 ip=127.0.0.1
 p_reply1=$ip:$base p_reply2=$ip:$((base + 1)) p_bulk1=$ip:$((base + 2)) p_bulk2=$ip:$((base + 3))
 p_hap_conn=$ip:$((base + 4)) p_hap_bulk=$ip:$((base + 5))
@@ -262,14 +200,7 @@ fi
 # ---- fulcrum ----
 fulcrum_version=""
 if has_target fulcrum; then
-	fulcrum_version=$("$work/fulcrum" version 2>&1 | sed -n 1p || true)
-	if [[ -n ${FULCRUM_BIN:-} ]]; then
-		fulcrum_version+=" ($FULCRUM_BIN)"
-	elif [[ -n ${FULCRUM_REV:-} ]]; then
-		fulcrum_version+=" (built from $(git -C "$root" rev-parse --short "$FULCRUM_REV"))"
-	else
-		fulcrum_version+=" (built from $(git -C "$root" describe --always --dirty 2>/dev/null || echo "an unknown commit"))"
-	fi
+	fulcrum_version="$("$work/fulcrum" version 2>&1 | sed -n 1p || true) ($fulcrum_from)"
 	cat >"$work/fulcrum.yaml" <<EOF
 admin: { listen: "off" }
 log: { level: warn }
@@ -308,21 +239,8 @@ read -r -a targets <<<"$TARGETS"
 mkdir -p "$work/res"
 retries=0 noisy=0
 
-# wait_quiet — wait for other programs to calm down, within what is left of
-# the QUIET_WAIT budget.
-quiet_left=$((QUIET_WAIT * 2)) # in 0.5 s probes
-wait_quiet() {
-	local busy
-	while :; do
-		busy=$("$work/loadgen" -mode idle -d 0.5s | json_num busy_pct)
-		lt "$busy" "$QUIET_BUSY" && return 0
-		if ((quiet_left <= 0)); then
-			log "other programs keep ${busy}% of a core busy; measuring anyway"
-			return 0
-		fi
-		quiet_left=$((quiet_left - 1))
-	done
-}
+# busy_probe — % of a core that other programs use, over 0.5 s (wait_quiet).
+busy_probe() { "$work/loadgen" -mode idle -d 0.5s | json_num busy_pct; }
 
 # run_loadgen MODE TARGET — one measurement; prints loadgen's JSON line.
 run_loadgen() {
@@ -393,16 +311,6 @@ for ((r = 1; r <= REPEAT; r++)); do
 done
 
 # ---- report ----
-median() { # median FILE — "-" when FILE is missing or empty
-	if [[ ! -s $1 ]]; then
-		echo -
-		return
-	fi
-	sort -g "$1" | awk '{a[NR]=$1} END{if(NR%2)print a[(NR+1)/2];else print (a[NR/2]+a[NR/2+1])/2}'
-}
-sum() { awk '{s+=$1} END{print s+0}' "$1"; }
-spread() { sort -g "$1" | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}'; }
-fmt0() { awk -v v="$1" 'BEGIN{if(v=="-")print "-";else printf "%.0f\n", v}'; }
 declare -A med
 for t in "${targets[@]}"; do
 	for m in conn bulk; do
@@ -434,7 +342,6 @@ for t in "${targets[@]}"; do
 done
 echo
 if [[ -n ${med[conn.fulcrum]:-} && -n ${med[conn.haproxy]:-} ]]; then
-	ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(a=="-"||b=="-"||b==0)print "-";else printf "%.2f×\n", a/b}'; }
 	echo "fulcrum / HAProxy: conn/s **$(ratio "${med[conn.fulcrum]}" "${med[conn.haproxy]}")**," \
 		"bulk MB/s **$(ratio "${med[bulk.fulcrum]}" "${med[bulk.haproxy]}")**;" \
 		"per proxy CPU-second: connections $(ratio "${med[conn.eff.fulcrum]}" "${med[conn.eff.haproxy]}")," \
