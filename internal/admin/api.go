@@ -116,9 +116,46 @@ type Service struct {
 	Persistence *Persistence `json:"persistence,omitempty"`
 	Counters    Counters     `json:"counters"`
 	Backends    []Backend    `json:"backends"`
+	// HTTP are an http service's request counters; nil for tcp and udp.
+	HTTP *HTTPCounters `json:"http,omitempty"`
+	// Routes are an http service's route pools, in match order; requests
+	// matching none go to Backends.
+	Routes []Route `json:"routes,omitempty"`
 	// Removed lists the file's backends removed at runtime (until the
 	// next reload).
 	Removed []string `json:"removed,omitempty"`
+}
+
+// HTTPCounters are an http service's totals since its listener started.
+type HTTPCounters struct {
+	Requests uint64 `json:"requests"`
+	// BadRequests were answered 4xx by the proxy itself (malformed,
+	// over a limit, too slow) and never forwarded.
+	BadRequests uint64 `json:"bad_requests"`
+	// Responses by status class, as sent to clients: 1xx .. 5xx.
+	Status1xx uint64 `json:"status_1xx"`
+	Status2xx uint64 `json:"status_2xx"`
+	Status3xx uint64 `json:"status_3xx"`
+	Status4xx uint64 `json:"status_4xx"`
+	Status5xx uint64 `json:"status_5xx"`
+	// UpstreamConnects opened a backend connection; UpstreamReuses sent a
+	// request on a pooled one.
+	UpstreamConnects uint64 `json:"upstream_connects"`
+	UpstreamReuses   uint64 `json:"upstream_reuses"`
+	// Aborted responses were cut short after their head was sent (the
+	// backend died mid-body, the client stopped reading).
+	Aborted uint64 `json:"aborted"`
+}
+
+// Route is one routing rule of an http service and its pool, named
+// SERVICE/ROUTE.
+type Route struct {
+	Name        string       `json:"name"`
+	Host        string       `json:"host,omitempty"`
+	PathPrefix  string       `json:"path_prefix,omitempty"`
+	Scheduler   string       `json:"scheduler"`
+	Persistence *Persistence `json:"persistence,omitempty"`
+	Backends    []Backend    `json:"backends"`
 }
 
 // Persistence describes a service's client → backend table.

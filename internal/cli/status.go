@@ -162,7 +162,8 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		}
 	}
 	// Like ipvsadm: a line per service, its backends indented below it,
-	// the backend columns aligned across all services.
+	// the backend columns aligned across all services. An http service's
+	// route pools follow its own backends, each under a route line.
 	rates := newRater(st, prev)
 	columns := []struct {
 		head string
@@ -187,20 +188,74 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		{"OutBytes", func(_ admin.Service, b admin.Backend) string { return humanBytes(b.BytesOut) }},
 		{"Health", func(_ admin.Service, b admin.Backend) string { return healthSummary(b.Health, now) }},
 	}
-	rows := [][]string{make([]string, len(columns))}
+	head := make([]string, len(columns))
 	for i, c := range columns {
-		rows[0][i] = c.head
+		head[i] = c.head
 	}
-	for _, s := range st.Services {
-		for _, b := range s.Backends {
+	// out is what to print in order: a line as is, or a backend row.
+	type printed struct {
+		text string
+		row  []string
+	}
+	var out []printed
+	rows := [][]string{head}
+	addBackends := func(s admin.Service, bs []admin.Backend) {
+		for _, b := range bs {
 			row := make([]string, len(columns))
 			for i, c := range columns {
 				row[i] = c.cell(s, b)
 			}
 			rows = append(rows, row)
+			out = append(out, printed{row: row})
 		}
 	}
-	widths := make([]int, len(rows[0]))
+	for _, s := range st.Services {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%-4s %s %s %s", strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler)
+		if p := s.Persistence; p != nil {
+			fmt.Fprintf(&b, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
+		}
+		c := s.Counters
+		if h := s.HTTP; h != nil {
+			fmt.Fprintf(&b, "  [conns %d active %d requests %d 2xx %d 3xx %d 4xx %d 5xx %d bad %d", c.Accepted, c.Active,
+				h.Requests, h.Status2xx, h.Status3xx, h.Status4xx, h.Status5xx, h.BadRequests)
+			if h.Aborted > 0 {
+				fmt.Fprintf(&b, " aborted %d", h.Aborted)
+			}
+			fmt.Fprintf(&b, " upstream %d new %d reused", h.UpstreamConnects, h.UpstreamReuses)
+		} else {
+			fmt.Fprintf(&b, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
+		}
+		if c.ProxyHeaderError > 0 {
+			fmt.Fprintf(&b, " proxy-header-errors %d", c.ProxyHeaderError)
+		}
+		if c.Dropped > 0 {
+			fmt.Fprintf(&b, " dropped %d", c.Dropped)
+		}
+		b.WriteString("]")
+		out = append(out, printed{text: b.String()})
+		addBackends(s, s.Backends)
+		if len(s.Removed) > 0 {
+			out = append(out, printed{text: "  -- removed at runtime: " + strings.Join(s.Removed, ", ")})
+		}
+		for _, r := range s.Routes {
+			var b strings.Builder
+			fmt.Fprintf(&b, "     route %s", r.Name)
+			if r.Host != "" {
+				fmt.Fprintf(&b, " host %s", r.Host)
+			}
+			if r.PathPrefix != "" {
+				fmt.Fprintf(&b, " path %s*", r.PathPrefix)
+			}
+			fmt.Fprintf(&b, " %s", r.Scheduler)
+			if p := r.Persistence; p != nil {
+				fmt.Fprintf(&b, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
+			}
+			out = append(out, printed{text: b.String()})
+			addBackends(routeAsService(s, r), r.Backends)
+		}
+	}
+	widths := make([]int, len(head))
 	for _, r := range rows {
 		for i, c := range r {
 			widths[i] = max(widths[i], len(c))
@@ -218,28 +273,12 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Prot LocalAddress:Port Service Scheduler Flags")
-	line(rows[0])
-	next := 1
-	for _, s := range st.Services {
-		fmt.Fprintf(w, "%-4s %s %s %s", strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler)
-		if p := s.Persistence; p != nil {
-			fmt.Fprintf(w, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
-		}
-		c := s.Counters
-		fmt.Fprintf(w, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
-		if c.ProxyHeaderError > 0 {
-			fmt.Fprintf(w, " proxy-header-errors %d", c.ProxyHeaderError)
-		}
-		if c.Dropped > 0 {
-			fmt.Fprintf(w, " dropped %d", c.Dropped)
-		}
-		fmt.Fprintln(w, "]")
-		for range s.Backends {
-			line(rows[next])
-			next++
-		}
-		if len(s.Removed) > 0 {
-			fmt.Fprintf(w, "  -- removed at runtime: %s\n", strings.Join(s.Removed, ", "))
+	line(head)
+	for _, o := range out {
+		if o.row != nil {
+			line(o.row)
+		} else {
+			fmt.Fprintln(w, o.text)
 		}
 	}
 	if runtimeChanged(st) {
@@ -256,6 +295,12 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// routeAsService views an http route's pool as a service of its own for
+// the backend columns: its rates are keyed by the pool's name.
+func routeAsService(s admin.Service, r admin.Route) admin.Service {
+	return admin.Service{Name: r.Name, Protocol: s.Protocol, Scheduler: r.Scheduler, Backends: r.Backends}
 }
 
 // countsRequests reports whether a service's backends count requests
@@ -294,6 +339,12 @@ func newRater(st, prev *admin.Status) rater {
 	for _, s := range prev.Services {
 		for _, b := range s.Backends {
 			r.prev[[2]string{s.Name, b.Address}] = backendRequests(s, b)
+		}
+		for _, rt := range s.Routes {
+			ps := routeAsService(s, rt)
+			for _, b := range rt.Backends {
+				r.prev[[2]string{ps.Name, b.Address}] = backendRequests(ps, b)
+			}
 		}
 	}
 	return r

@@ -110,6 +110,49 @@ func TestRenderStatus(t *testing.T) {
 	golden(t, "status.golden", buf.Bytes())
 }
 
+func TestRenderStatusHTTP(t *testing.T) {
+	t.Parallel()
+	started := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	st := &admin.Status{
+		Node: "lb1", Version: "v0.1.0", ConfigHash: "3f2a9c1e77b0d1c2aa", Started: started,
+		Services: []admin.Service{
+			{
+				Name: "web", Protocol: "http", Listen: "192.168.0.105:443", Scheduler: "wlc",
+				Counters: admin.Counters{Accepted: 310, Active: 12},
+				HTTP: &admin.HTTPCounters{Requests: 12000, BadRequests: 3, Status2xx: 11800, Status3xx: 150, Status4xx: 40, Status5xx: 7,
+					Aborted: 1, UpstreamConnects: 64, UpstreamReuses: 11936},
+				Backends: []admin.Backend{
+					{Address: "192.168.0.101:80", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Active: 2, Total: 40, BytesOut: 3 << 20,
+						Requests: 7000, Errors: 2},
+					{Address: "127.0.0.1:8080", Role: admin.RoleFallback, Weight: 1, Healthy: true, Available: true},
+				},
+				Routes: []admin.Route{{
+					Name: "web/api", Host: "api.example.com", PathPrefix: "/v1/", Scheduler: "rr",
+					Persistence: &admin.Persistence{TimeoutSeconds: 360, Entries: 4},
+					Backends: []admin.Backend{
+						{Address: "192.168.0.111:8080", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 24,
+							Requests: 4990, Errors: 5},
+					},
+				}},
+			},
+			{
+				Name: "smtp", Protocol: "tcp", Listen: "192.168.0.105:25", Scheduler: "rr",
+				Backends: []admin.Backend{{Address: "192.168.0.121:25", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
+			},
+		},
+	}
+	st.Time = started.Add(time.Hour)
+	// Ten seconds earlier: 100 requests less on each pool's backend.
+	prev := &admin.Status{Time: st.Time.Add(-10 * time.Second), Services: []admin.Service{{
+		Name: "web", Protocol: "http",
+		Backends: []admin.Backend{{Address: "192.168.0.101:80", Requests: 6900}},
+		Routes:   []admin.Route{{Name: "web/api", Backends: []admin.Backend{{Address: "192.168.0.111:8080", Requests: 4890}}}},
+	}}}
+	var buf bytes.Buffer
+	renderStatus(&buf, st, prev, st.Time)
+	golden(t, "status-http.golden", buf.Bytes())
+}
+
 // TestRenderStatusNoRate: a single snapshot has no rates to show.
 func TestRenderStatusNoRate(t *testing.T) {
 	t.Parallel()

@@ -65,6 +65,9 @@ func (c *Config) applyDefaults() {
 			if s.Backends[j].Weight == nil {
 				s.Backends[j].Weight = ptr(defaultWeight)
 			}
+			if h := s.Backends[j].Health; h != nil {
+				h.normalize()
+			}
 		}
 		if s.Health != nil {
 			c.healthDefaults(s.Health, p+".health")
@@ -74,6 +77,9 @@ func (c *Config) applyDefaults() {
 			s.Quiescent = ptr(true)
 		}
 		defaultTo(c, &s.RemovalGrace, p+".removal_grace", Duration(defaultRemovalGrace))
+		if s.Protocol == ProtoHTTP {
+			c.httpDefaults(s, p)
+		}
 		if ps := s.Persistence; ps != nil {
 			pp := p + ".persistence"
 			defaultTo(c, &ps.Timeout, pp+".timeout", Duration(defaultPersistTimeout))

@@ -47,7 +47,7 @@ type Health struct {
 	Host string `yaml:"host"`
 	// ExpectStatus lists accepted statuses: "200", "2xx", "200-399";
 	// default 200-399.
-	ExpectStatus []string `yaml:"expect_status"`
+	ExpectStatus []string `yaml:"expect_status,omitempty"`
 	// ExpectBody must occur in the first 64 KiB of the body; ldirectord's
 	// receive=.
 	ExpectBody string `yaml:"expect_body"`
@@ -64,7 +64,7 @@ type Health struct {
 	// exec: the command and its arguments; exit status 0 means up. The
 	// backend is in FULCRUM_BACKEND, FULCRUM_BACKEND_HOST,
 	// FULCRUM_BACKEND_PORT, FULCRUM_CHECK_ADDR and FULCRUM_SERVICE.
-	Command []string `yaml:"command"`
+	Command []string `yaml:"command,omitempty"`
 
 	// Passive, when failures > 0, marks a backend down after that many
 	// consecutive failed connects seen on real traffic; active checks
@@ -127,8 +127,10 @@ var (
 // EffectiveHealth returns the health block that applies to backend j of s:
 // the service's with the backend's keys laid over it. nil when neither has
 // one.
-func (s *Service) EffectiveHealth(j int) *Health {
-	over := s.Backends[j].Health
+func (s *Service) EffectiveHealth(j int) *Health { return s.healthFor(s.Backends[j].Health) }
+
+// healthFor lays a backend's health keys over the service's.
+func (s *Service) healthFor(over *Health) *Health {
 	if s.Health == nil && over == nil {
 		return nil
 	}
@@ -198,6 +200,7 @@ func (s *Service) QuiescentValue() bool { return s.Quiescent == nil || *s.Quiesc
 // healthDefaults fills a service-level health block (backend overrides are
 // filled when merged, from the service's).
 func (c *Config) healthDefaults(h *Health, p string) {
+	h.normalize()
 	defaultTo(c, &h.Type, p+".type", defaultHealthType)
 	defaultTo(c, &h.Interval, p+".interval", Duration(defaultHealthInterval))
 	defaultTo(c, &h.Timeout, p+".timeout", Duration(defaultHealthTimeout))
@@ -211,6 +214,17 @@ func (c *Config) healthDefaults(h *Health, p string) {
 		if h.ExpectStatus == nil {
 			h.ExpectStatus = []string{"200-399"}
 		}
+	}
+}
+
+// normalize makes an empty list the same as a left-out one, so that the
+// effective config, which leaves empty lists out, reads back unchanged.
+func (h *Health) normalize() {
+	if len(h.Command) == 0 {
+		h.Command = nil
+	}
+	if len(h.ExpectStatus) == 0 {
+		h.ExpectStatus = nil
 	}
 }
 
@@ -240,16 +254,27 @@ func (k *checker) health(i int) {
 	if s.Health != nil {
 		k.healthBlock(p+".health", p+".health", s.Health, seen)
 	}
-	for j := range s.Backends {
-		if s.Backends[j].Health == nil {
+	k.backendHealth(s, p, p+".backends", s.Backends, seen)
+	if s.HTTP != nil && s.Protocol == ProtoHTTP {
+		for r := range s.HTTP.Routes {
+			k.backendHealth(s, p, p+".http.routes["+strconv.Itoa(r)+"].backends", s.HTTP.Routes[r].Backends, seen)
+		}
+	}
+}
+
+// backendHealth checks the health overrides of backends (at path bp) of
+// the service at path p.
+func (k *checker) backendHealth(s *Service, p, bp string, backends []Backend, seen map[string]bool) {
+	for j := range backends {
+		if backends[j].Health == nil {
 			continue
 		}
+		own := bp + "[" + strconv.Itoa(j) + "].health"
 		if s.Health == nil {
-			k.errorf(p+".backends["+strconv.Itoa(j)+"].health", "a backend can only adjust the service's health checks; add a health block to the service")
+			k.errorf(own, "a backend can only adjust the service's health checks; add a health block to the service")
 			continue
 		}
-		h := s.EffectiveHealth(j)
-		k.healthBlock(p+".backends["+strconv.Itoa(j)+"].health", p+".health", h, seen)
+		k.healthBlock(own, p+".health", s.healthFor(backends[j].Health), seen)
 	}
 }
 
@@ -386,7 +411,7 @@ func (k *checker) alerts() {
 			k.oneOf(fmt.Sprintf("%s.events[%d]", p, j), e, alertEvents)
 		}
 		for j, name := range a.Services {
-			if k.c.Service(name) == nil {
+			if k.c.Service(name) == nil && !k.c.isPool(name) {
 				k.errorf(fmt.Sprintf("%s.services[%d]", p, j), "no service named %q", name)
 			}
 		}

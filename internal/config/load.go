@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 
@@ -96,11 +97,13 @@ func (c *Config) Marshal() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Hash is the hex SHA-256 of the effective configuration, leaving out
-// what is meant to differ between the nodes of a cluster: node.name, and
-// each HA group's unicast_peers (every node lists the others). Two nodes
-// whose files differ only in layout, comments, spelled-out defaults or
-// those settings have the same hash; peers compare it (docs/operations.md).
+// Hash is the hex SHA-256 of the effective configuration and of the
+// content of the files its http blocks name (error pages, certificates),
+// leaving out what is meant to differ between the nodes of a cluster:
+// node.name, and each HA group's unicast_peers (every node lists the
+// others). Two nodes whose files differ only in layout, comments,
+// spelled-out defaults or those settings have the same hash; peers compare
+// it (docs/operations.md).
 func (c *Config) Hash() string {
 	shared := *c
 	shared.Node.Name = ""
@@ -113,6 +116,26 @@ func (c *Config) Hash() string {
 		// Every schema type encodes; failing here is a programming error.
 		panic(err)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	h := sha256.New()
+	h.Write(b)
+	// The files an http block names are part of what runs: a renewed
+	// certificate or an edited error page changes the hash too.
+	for i := range c.Services {
+		hc := c.Services[i].HTTP
+		if hc == nil {
+			continue
+		}
+		for _, code := range slices.Sorted(maps.Keys(hc.ErrorBodies)) {
+			fmt.Fprintf(h, "\x00error_page %d %d\x00", code, len(hc.ErrorBodies[code]))
+			h.Write(hc.ErrorBodies[code])
+		}
+		if hc.TLS != nil {
+			for _, crt := range hc.TLS.Certificates {
+				fmt.Fprintf(h, "\x00certificate %d %d\x00", len(crt.CertPEM), len(crt.KeyPEM))
+				h.Write(crt.CertPEM)
+				h.Write(crt.KeyPEM)
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

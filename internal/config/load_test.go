@@ -56,12 +56,19 @@ func TestGolden(t *testing.T) {
 
 func loadForGolden(t *testing.T, file string, valid bool) string {
 	t.Helper()
+	// Files named in a config are made absolute: the golden files say
+	// TESTDATA for this machine's testdata directory.
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	portable := func(s string) string { return strings.ReplaceAll(s, dir+string(filepath.Separator), "TESTDATA/") }
 	c, err := Load(file)
 	if !valid {
 		if err == nil {
 			t.Fatalf("Load(%s): got no error, want some", file)
 		}
-		return err.Error() + "\n"
+		return portable(err.Error() + "\n")
 	}
 	if err != nil {
 		t.Fatalf("Load(%s): %v", file, err)
@@ -79,7 +86,7 @@ func loadForGolden(t *testing.T, file string, valid bool) string {
 		t.Fatal(err)
 	}
 	checkRoundTrip(t, c)
-	return string(out)
+	return portable(string(out))
 }
 
 // checkRoundTrip asserts that the effective config reads back unchanged.
@@ -149,7 +156,17 @@ func TestDefaults(t *testing.T) {
 		{
 			name: "http idle timeout is tcp's",
 			yaml: strings.Replace(minimal, "listen:", "protocol: http\n    listen:", 1),
-			want: func(c *Config) { c.Services[0].Protocol = ProtoHTTP },
+			want: func(c *Config) {
+				c.Services[0].Protocol = ProtoHTTP
+				c.Services[0].HTTP = &HTTP{
+					Forwarded: Forwarded{XForwardedFor: ptr(true), XForwardedProto: ptr(true), XForwardedHost: ptr(true)},
+					Limits:    Limits{MaxRequestLine: 8192, MaxHeaderBytes: 32768, MaxHeaders: 100},
+					Timeouts: HTTPTimeouts{
+						Header: Duration(10e9), KeepAlive: Duration(60e9), Body: Duration(60e9), Response: Duration(60e9),
+					},
+					MaxIdlePerBackend: 64,
+				}
+			},
 		},
 		{
 			name: "persistence present takes its defaults",

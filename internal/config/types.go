@@ -121,6 +121,9 @@ type Service struct {
 	// RemovalGrace is how long a removed (down, non-quiescent) backend's
 	// connections may continue; default 10s.
 	RemovalGrace Duration `yaml:"removal_grace"`
+	// HTTP configures a protocol: http service; nil for others. Defaults
+	// fill it in for every http service.
+	HTTP *HTTP `yaml:"http,omitempty"`
 	// SlowStart ramps a recovered backend's weight up from near 0 to its
 	// full weight over this time; 0 (default) gives it full weight at once.
 	SlowStart Duration `yaml:"slow_start"`

@@ -79,6 +79,7 @@ func (c *Config) check() Errors {
 	for i := range c.Services {
 		k.service(i, names, listens)
 		k.health(i)
+		k.http(i)
 	}
 	k.alerts()
 	k.ha()
@@ -95,23 +96,20 @@ func (k *checker) service(i int, names, listens map[string]int) {
 
 	protoOK := k.oneOf(p+".protocol", s.Protocol, protocols)
 	if ap, ok := k.addr(p+".listen", s.Listen, "ip:port", true); ok && protoOK {
-		key := s.Protocol + " " + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		// http listens on a TCP socket: it shares the tcp services' space.
+		network := s.Protocol
+		if network == ProtoHTTP {
+			network = ProtoTCP
+		}
+		key := network + " " + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
 		if first, dup := listens[key]; dup {
-			k.errorf(p+".listen", "%s %s is already used by services[%d] (%q)", s.Protocol, s.Listen, first, k.c.Services[first].Name)
+			k.errorf(p+".listen", "%s %s is already used by services[%d] (%q)", network, s.Listen, first, k.c.Services[first].Name)
 		} else {
 			listens[key] = i
 		}
 	}
 
-	if names := sched.Names(); !slices.Contains(names, s.Scheduler) {
-		msg := fmt.Sprintf("unknown scheduler %q", s.Scheduler)
-		if sg := suggest(s.Scheduler, names); sg != "" {
-			msg += fmt.Sprintf(", did you mean %q?", sg)
-		} else {
-			msg += "; want one of " + strings.Join(names, ", ")
-		}
-		k.errorf(p+".scheduler", "%s", msg)
-	}
+	k.scheduler(p+".scheduler", s.Scheduler)
 
 	if ps := s.Persistence; ps != nil {
 		pp := p + ".persistence"
@@ -125,27 +123,7 @@ func (k *checker) service(i int, names, listens map[string]int) {
 		}
 	}
 
-	if len(s.Backends) == 0 {
-		k.errorf(p+".backends", "at least one backend is required")
-	}
-	addrs := map[netip.AddrPort]int{}
-	for j := range s.Backends {
-		b := &s.Backends[j]
-		bp := p + ".backends[" + strconv.Itoa(j) + "]"
-		if ap, ok := k.addr(bp+".address", b.Address, "ip:port", false); ok {
-			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			if first, dup := addrs[ap]; dup {
-				k.errorf(bp+".address", "duplicate backend %s, first at backends[%d]", b.Address, first)
-			} else {
-				addrs[ap] = j
-			}
-		}
-		k.intRange(bp+".weight", b.WeightValue(), 0, maxWeight)
-		if b.MaxConnections < 0 {
-			k.errorf(bp+".max_connections", "want 0 (no limit) or more, got %d", b.MaxConnections)
-		}
-	}
-
+	k.backends(p+".backends", s.Backends)
 	if s.Fallback != "" {
 		k.addr(p+".fallback", s.Fallback, "ip:port", false)
 	}
@@ -170,6 +148,46 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	}
 	if s.MaxSessions < 1 {
 		k.errorf(p+".max_sessions", "want at least 1, got %d", s.MaxSessions)
+	}
+}
+
+// scheduler checks that name is a scheduler built into the binary.
+func (k *checker) scheduler(path, name string) {
+	names := sched.Names()
+	if slices.Contains(names, name) {
+		return
+	}
+	msg := fmt.Sprintf("unknown scheduler %q", name)
+	if sg := suggest(name, names); sg != "" {
+		msg += fmt.Sprintf(", did you mean %q?", sg)
+	} else {
+		msg += "; want one of " + strings.Join(names, ", ")
+	}
+	k.errorf(path, "%s", msg)
+}
+
+// backends checks a list of backends at path: at least one, with distinct
+// addresses.
+func (k *checker) backends(path string, backends []Backend) {
+	if len(backends) == 0 {
+		k.errorf(path, "at least one backend is required")
+	}
+	addrs := map[netip.AddrPort]int{}
+	for j := range backends {
+		b := &backends[j]
+		bp := path + "[" + strconv.Itoa(j) + "]"
+		if ap, ok := k.addr(bp+".address", b.Address, "ip:port", false); ok {
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			if first, dup := addrs[ap]; dup {
+				k.errorf(bp+".address", "duplicate backend %s, first at backends[%d]", b.Address, first)
+			} else {
+				addrs[ap] = j
+			}
+		}
+		k.intRange(bp+".weight", b.WeightValue(), 0, maxWeight)
+		if b.MaxConnections < 0 {
+			k.errorf(bp+".max_connections", "want 0 (no limit) or more, got %d", b.MaxConnections)
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
 )
 
 // Options configure a Daemon.
@@ -73,6 +74,7 @@ type Daemon struct {
 	adminSrv  *adminListener
 	file      *config.Config // the file as last applied, without the overlay
 	overlay   overlay        // runtime changes on top of file
+	logs      accessLogs
 
 	ha         map[string]*haGroup // owned by Run
 	haGroups   atomic.Pointer[map[string]*haGroup]
@@ -101,6 +103,8 @@ type snapshot struct {
 	removed  map[string][]string // service → addresses removed at runtime
 	services []*balancer.Service
 	fronts   map[string]*listener // by service name
+	// pools are the route pools of http services, by service name.
+	pools map[string][]*balancer.Service
 }
 
 type listenKey struct {
@@ -111,11 +115,12 @@ type listenKey struct {
 // listener is a bound socket and the proxy serving it. It lives as long as
 // some service listens on its address, across reloads.
 type listener struct {
-	key listenKey
-	ln  net.Listener
-	pc  *net.UDPConn
-	tcp *l4.TCPProxy
-	udp *l4.UDPProxy
+	key  listenKey
+	ln   net.Listener
+	pc   *net.UDPConn
+	tcp  *l4.TCPProxy
+	udp  *l4.UDPProxy
+	http *proxy.Proxy
 	// failed is set when serving stopped on an error (tracked services).
 	failed atomic.Bool
 }
@@ -140,6 +145,7 @@ func New(opt Options) *Daemon {
 		backends:  map[backendKey]*balancer.Backend{},
 		persist:   map[string]*balancer.Persistence{},
 		listeners: map[listenKey]*listener{},
+		logs:      accessLogs{},
 	}
 	d.adminAddr.Store("")
 	d.token.Store("")
@@ -281,8 +287,12 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	}
 	var fresh []*listener
 	var bindErrs []error
-	for k := range want {
-		if d.listeners[k] != nil {
+	for k, svc := range want {
+		if l := d.listeners[k]; l != nil {
+			if (l.http != nil) != (svc.Protocol == config.ProtoHTTP) {
+				// The engines cannot hand a socket over to each other.
+				bindErrs = append(bindErrs, fmt.Errorf("service %s: changing %s between tcp and http needs a restart", svc.Name, k.addr))
+			}
 			continue
 		}
 		l, err := bind(k)
@@ -300,6 +310,10 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	if tokenErr != nil {
 		bindErrs = append(bindErrs, tokenErr)
 	}
+	freshLogs, logErr := d.logs.open(p)
+	if logErr != nil {
+		bindErrs = append(bindErrs, logErr)
+	}
 	var nextHA map[string]*haGroup
 	if len(bindErrs) == 0 {
 		var err error
@@ -314,6 +328,9 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 		if adminLn != nil {
 			adminLn.Close()
 		}
+		for _, w := range freshLogs {
+			w.Close()
+		}
 		return errors.Join(bindErrs...)
 	}
 
@@ -325,12 +342,19 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	d.token.Store(token)
 	d.alerts.SetHooks(alertHooks(cfg))
 	d.setLevel(cfg.Log.Level)
+	d.logs.commit(p, freshLogs, cfg.Shutdown.DrainTimeout.D(), d.log)
+	for _, hp := range p.http {
+		hp.cfg.Log = d.opt.Log.With("component", "l7", "service", hp.cfg.Name)
+	}
 	for _, l := range fresh {
 		svc := want[l.key]
 		log := d.opt.Log.With("component", "l4", "service", svc.Name)
-		if l.pc != nil {
+		switch {
+		case l.pc != nil:
 			l.udp = l4.NewUDP(svc, log)
-		} else {
+		case svc.Protocol == config.ProtoHTTP:
+			l.http = proxy.New(p.http[svc.Name].cfg)
+		default:
 			l.tcp = l4.NewTCP(svc, log)
 		}
 		d.listeners[l.key] = l
@@ -361,7 +385,7 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 			}()
 			continue
 		}
-		l.update(svc)
+		l.update(svc, p.http[svc.Name])
 		fronts[svc.Name] = l
 	}
 	if adminLn != nil {
@@ -373,7 +397,11 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	d.persist = p.persist
 	d.file, d.overlay = file, ov
 	marks, removed := ov.marks()
-	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts})
+	pools := map[string][]*balancer.Service{}
+	for name, hp := range p.http {
+		pools[name] = hp.pools
+	}
+	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools})
 	// Last: a group tracking a service must find it in the snapshot.
 	d.commitHA(cfg, nextHA)
 	d.advertiseHash()
@@ -429,16 +457,24 @@ func bind(k listenKey) (*listener, error) {
 }
 
 func (l *listener) serve(ctx context.Context) error {
-	if l.udp != nil {
+	switch {
+	case l.udp != nil:
 		return l.udp.Serve(ctx, l.pc)
+	case l.http != nil:
+		return l.http.Serve(ctx, l.ln)
 	}
 	return l.tcp.Serve(ctx, l.ln)
 }
 
-func (l *listener) update(svc *balancer.Service) {
-	if l.udp != nil {
+// update hands a reloaded service to the running proxy; hp is its http
+// plan, nil for tcp and udp.
+func (l *listener) update(svc *balancer.Service, hp *httpPlan) {
+	switch {
+	case l.udp != nil:
 		l.udp.Update(svc)
-	} else {
+	case l.http != nil:
+		l.http.Update(hp.cfg)
+	default:
 		l.tcp.Update(svc)
 	}
 }
@@ -477,6 +513,9 @@ func (l *listener) shutdown(ctx context.Context) error {
 		l.pc.Close()
 		return err
 	}
+	if l.http != nil {
+		return l.http.Shutdown(ctx)
+	}
 	return l.tcp.Shutdown(ctx)
 }
 
@@ -504,6 +543,7 @@ func (d *Daemon) shutdown() {
 		}()
 	}
 	wg.Wait()
+	d.logs.closeAll()
 	if d.adminSrv != nil {
 		d.stopAdmin()
 	}

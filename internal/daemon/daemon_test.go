@@ -192,7 +192,7 @@ func TestReloadRejectedLeavesRunningConfig(t *testing.T) {
 	for name, yaml := range map[string]string{
 		"bind conflict": base + svcYAML("other", busy.Addr().String(), b1),
 		"invalid":       base + "  - name: broken\n    listen: nowhere\n    backends: []\n",
-		"http":          "admin: { listen: \"off\" }\nservices:\n" + strings.Replace(svcYAML("web", web, b1), "scheduler: rr", "protocol: http", 1),
+		"tcp to http":   "admin: { listen: \"off\" }\nservices:\n" + strings.Replace(svcYAML("web", web, b1), "scheduler: rr", "protocol: http", 1),
 	} {
 		if err := td.reload(yaml); err == nil {
 			t.Errorf("%s: reload accepted, want rejected", name)

@@ -35,43 +35,59 @@ func watchID(service string, addr netip.AddrPort) string {
 func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error) {
 	var ws []health.Watch
 	info := map[string]*watched{}
+	// add watches backend bc of pool (a service, or an http route's pool
+	// SERVICE/ROUTE) with its effective health block h.
+	add := func(i int, sc *config.Service, pool string, bc *config.Backend, h *config.Health) error {
+		if h == nil {
+			return nil
+		}
+		addr := netip.MustParseAddrPort(bc.Address)
+		spec, err := healthSpec(h)
+		if err == nil {
+			_, err = health.NewChecker(spec)
+		}
+		if err != nil {
+			line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
+			return fmt.Errorf("%s:%d:%d: services[%d].health: %w", cfg.File, line, col, i, err)
+		}
+		target := addr
+		if h.Address != "" {
+			target = netip.AddrPortFrom(netip.MustParseAddr(h.Address), target.Port())
+		}
+		if h.Port != 0 {
+			target = netip.AddrPortFrom(target.Addr(), uint16(h.Port))
+		}
+		id := watchID(pool, addr)
+		ws = append(ws, health.Watch{
+			ID:              id,
+			Target:          health.Target{Addr: target, Backend: addr, Service: pool},
+			Spec:            spec,
+			PassiveFailures: h.Passive.Failures,
+		})
+		info[id] = &watched{
+			service:   pool,
+			addr:      addr,
+			slowStart: sc.SlowStart.D(),
+			quiescent: sc.QuiescentValue(),
+			grace:     sc.RemovalGrace.D(),
+		}
+		return nil
+	}
 	for i := range cfg.Services {
 		sc := &cfg.Services[i]
 		for j := range sc.Backends {
-			h := sc.EffectiveHealth(j)
-			if h == nil {
-				continue
+			if err := add(i, sc, sc.Name, &sc.Backends[j], sc.EffectiveHealth(j)); err != nil {
+				return nil, nil, err
 			}
-			addr := netip.MustParseAddrPort(sc.Backends[j].Address)
-			spec, err := healthSpec(h)
-			if err != nil {
-				line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
-				return nil, nil, fmt.Errorf("%s:%d:%d: services[%d].health: %w", cfg.File, line, col, i, err)
-			}
-			if _, err := health.NewChecker(spec); err != nil {
-				line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
-				return nil, nil, fmt.Errorf("%s:%d:%d: services[%d].health: %w", cfg.File, line, col, i, err)
-			}
-			target := addr
-			if h.Address != "" {
-				target = netip.AddrPortFrom(netip.MustParseAddr(h.Address), target.Port())
-			}
-			if h.Port != 0 {
-				target = netip.AddrPortFrom(target.Addr(), uint16(h.Port))
-			}
-			id := watchID(sc.Name, addr)
-			ws = append(ws, health.Watch{
-				ID:              id,
-				Target:          health.Target{Addr: target, Backend: addr, Service: sc.Name},
-				Spec:            spec,
-				PassiveFailures: h.Passive.Failures,
-			})
-			info[id] = &watched{
-				service:   sc.Name,
-				addr:      addr,
-				slowStart: sc.SlowStart.D(),
-				quiescent: sc.QuiescentValue(),
-				grace:     sc.RemovalGrace.D(),
+		}
+		if sc.Protocol != config.ProtoHTTP || sc.HTTP == nil {
+			continue
+		}
+		for r := range sc.HTTP.Routes {
+			for j := range sc.HTTP.Routes[r].Backends {
+				if err := add(i, sc, sc.PoolName(r), &sc.HTTP.Routes[r].Backends[j], sc.RouteHealth(r, j)); err != nil {
+					return nil, nil, err
+				}
 			}
 		}
 	}
@@ -172,20 +188,26 @@ func (d *Daemon) onHealth(tr health.Transition) {
 }
 
 // closeBackend closes the TCP connections of a removed backend in every
-// service that has it.
+// service that has it (an http service's route pools included).
 func (d *Daemon) closeBackend(b *balancer.Backend) {
 	snap := d.snap.Load()
 	if snap == nil {
 		return
 	}
 	for _, svc := range snap.services {
-		if !svc.Owns(b) {
+		l := snap.fronts[svc.Name]
+		if l == nil || !snap.owns(svc, b) {
 			continue
 		}
-		if l := snap.fronts[svc.Name]; l != nil && l.tcp != nil {
-			if n := l.tcp.CloseBackend(b); n > 0 {
-				d.log.Info("closed connections of a removed backend", "service", svc.Name, "backend", b.Addr, "connections", n)
-			}
+		var n int
+		switch {
+		case l.tcp != nil:
+			n = l.tcp.CloseBackend(b)
+		case l.http != nil:
+			n = l.http.CloseBackend(b)
+		}
+		if n > 0 {
+			d.log.Info("closed connections of a removed backend", "service", svc.Name, "backend", b.Addr, "connections", n)
 		}
 	}
 }
@@ -201,13 +223,23 @@ func (d *Daemon) nodeName() string {
 func alertHooks(cfg *config.Config) []alert.Hook {
 	hooks := make([]alert.Hook, 0, len(cfg.Alerts))
 	for _, a := range cfg.Alerts {
+		// Events of an http route's backends name the pool (web/api): a
+		// hook for the service hears its routes too.
+		services := a.Services
+		for _, name := range a.Services {
+			if sc := cfg.Service(name); sc != nil && sc.HTTP != nil && sc.Protocol == config.ProtoHTTP {
+				for r := range sc.HTTP.Routes {
+					services = append(services[:len(services):len(services)], sc.PoolName(r))
+				}
+			}
+		}
 		hooks = append(hooks, alert.Hook{
 			Name:         a.Name,
 			Exec:         a.Exec,
 			Webhook:      a.Webhook,
 			Timeout:      a.Timeout.D(),
 			Kinds:        a.Events,
-			Services:     a.Services,
+			Services:     services,
 			MaxPerMinute: a.MaxPerMinute,
 		})
 	}

@@ -31,6 +31,10 @@ type plan struct {
 	watches   []health.Watch
 	watchInfo map[string]*watched
 	initUp    map[string]bool // watch id → its initial state
+
+	// http holds the engine config and route pools of each http service,
+	// by service name.
+	http map[string]*httpPlan
 }
 
 // Plan checks that cfg can be turned into a runtime without binding
@@ -48,6 +52,7 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 		backends: make(map[backendKey]*balancer.Backend),
 		persist:  make(map[string]*balancer.Persistence),
 		initUp:   map[string]bool{},
+		http:     map[string]*httpPlan{},
 	}
 	var errs []error
 	ws, info, err := healthPlan(cfg)
@@ -65,6 +70,14 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 			errs = append(errs, err)
 			continue
 		}
+		if sc.Protocol == config.ProtoHTTP {
+			hp, err := p.buildHTTP(i, sc, svc, live, livePersist)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.http[sc.Name] = hp
+		}
 		p.services = append(p.services, svc)
 	}
 	if len(errs) > 0 {
@@ -77,16 +90,26 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 }
 
 func (p *plan) buildService(i int, sc *config.Service, live map[backendKey]*balancer.Backend, livePersist map[string]*balancer.Persistence) (*balancer.Service, error) {
-	if sc.Protocol != config.ProtoTCP && sc.Protocol != config.ProtoUDP {
+	switch sc.Protocol {
+	case config.ProtoTCP, config.ProtoUDP, config.ProtoHTTP:
+	default:
 		line, col := p.cfg.Pos(fmt.Sprintf("services[%d].protocol", i))
-		return nil, fmt.Errorf("%s:%d:%d: services[%d].protocol: %q services are not supported by this build (tcp, udp)",
+		return nil, fmt.Errorf("%s:%d:%d: services[%d].protocol: %q services are not supported by this build (tcp, udp, http)",
 			p.cfg.File, line, col, i, sc.Protocol)
 	}
+	return p.buildPool(sc, sc.Name, sc.Scheduler, sc.Backends, fmt.Sprintf("services[%d].scheduler", i), live, livePersist)
+}
+
+// buildPool builds the balancer.Service named name over backends: a
+// service's own pool, or one of its http routes' (named SERVICE/ROUTE).
+// Backends, health and persistence state are keyed by name; the sorry
+// server (fallback) is the service's, shared by all its pools.
+func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []config.Backend, schedPath string, live map[backendKey]*balancer.Backend, livePersist map[string]*balancer.Persistence) (*balancer.Service, error) {
 	var primary, backup []*balancer.Backend
-	for _, bc := range sc.Backends {
+	for _, bc := range backends {
 		addr := netip.MustParseAddrPort(bc.Address)
-		b := p.backend(backendKey{service: sc.Name, addr: addr}, live, bc.WeightValue(), bc.MaxConnections)
-		if up, watched := p.initUp[watchID(sc.Name, addr)]; watched && !up && live[backendKey{service: sc.Name, addr: addr}] == nil {
+		b := p.backend(backendKey{service: name, addr: addr}, live, bc.WeightValue(), bc.MaxConnections)
+		if up, watched := p.initUp[watchID(name, addr)]; watched && !up && live[backendKey{service: name, addr: addr}] == nil {
 			b.SetHealthy(false) // a new backend checked with initial: down
 		}
 		if bc.Backup {
@@ -102,17 +125,17 @@ func (p *plan) buildService(i int, sc *config.Service, live map[backendKey]*bala
 	}
 	var persist *balancer.Persistence
 	if pc := sc.Persistence; pc != nil {
-		if old := livePersist[sc.Name]; old != nil && old.Matches(pc.Timeout.D(), pc.Netmask, pc.Netmask6, pc.MaxEntries) {
+		if old := livePersist[name]; old != nil && old.Matches(pc.Timeout.D(), pc.Netmask, pc.Netmask6, pc.MaxEntries) {
 			persist = old
 		} else {
 			persist = balancer.NewPersistence(pc.Timeout.D(), pc.Netmask, pc.Netmask6, pc.MaxEntries)
 		}
-		p.persist[sc.Name] = persist
+		p.persist[name] = persist
 	}
 	spec := balancer.ServiceSpec{
-		Name:               sc.Name,
+		Name:               name,
 		Protocol:           sc.Protocol,
-		Scheduler:          sc.Scheduler,
+		Scheduler:          scheduler,
 		Listen:             sc.ListenAddr(),
 		ConnectTimeout:     sc.Timeouts.Connect.D(),
 		IdleTimeout:        sc.Timeouts.Idle.D(),
@@ -125,8 +148,8 @@ func (p *plan) buildService(i int, sc *config.Service, live map[backendKey]*bala
 	}
 	svc, err := balancer.NewService(spec, primary, backup, fallback, persist)
 	if err != nil {
-		line, col := p.cfg.Pos(fmt.Sprintf("services[%d].scheduler", i))
-		return nil, fmt.Errorf("%s:%d:%d: services[%d].scheduler: %w", p.cfg.File, line, col, i, err)
+		line, col := p.cfg.Pos(schedPath)
+		return nil, fmt.Errorf("%s:%d:%d: %s: %w", p.cfg.File, line, col, schedPath, err)
 	}
 	return svc, nil
 }

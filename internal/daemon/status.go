@@ -1,13 +1,15 @@
 package daemon
 
 import (
+	"slices"
+	"strings"
+	"time"
+
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
-	"slices"
-	"strings"
-	"time"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
 )
 
 var _ admin.Source = (*Daemon)(nil)
@@ -54,25 +56,78 @@ func (d *Daemon) Status() admin.Status {
 		if p := svc.Persistence(); p != nil {
 			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
 		}
-		if l := snap.fronts[svc.Name]; l != nil {
+		l := snap.fronts[svc.Name]
+		if l != nil {
 			s.Counters = l.counters()
 		}
-		for _, b := range svc.Primary() {
-			bs := backendStatus(b, admin.RolePrimary, probes, svc)
-			bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
-			s.Backends = append(s.Backends, bs)
-		}
-		for _, b := range svc.Backup() {
-			bs := backendStatus(b, admin.RoleBackup, probes, svc)
-			bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
-			s.Backends = append(s.Backends, bs)
-		}
-		if b := svc.Fallback(); b != nil {
-			s.Backends = append(s.Backends, backendStatus(b, admin.RoleFallback, nil, svc))
+		isHTTP := l != nil && l.http != nil
+		s.Backends = snap.poolStatus(svc, probes)
+		if isHTTP {
+			s.HTTP = httpCounters(l.http.Stats())
+			s.Routes = snap.routeStatus(svc.Name, probes)
 		}
 		st.Services = append(st.Services, s)
 	}
 	return st
+}
+
+// poolStatus lists the backends of one pool (a service or an http
+// route's): primaries, backups, then the fallback, with the runtime
+// changes made to them.
+func (snap *snapshot) poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus) []admin.Backend {
+	out := []admin.Backend{}
+	for _, b := range svc.Primary() {
+		bs := backendStatus(b, admin.RolePrimary, probes, svc)
+		bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+		out = append(out, bs)
+	}
+	for _, b := range svc.Backup() {
+		bs := backendStatus(b, admin.RoleBackup, probes, svc)
+		bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
+		out = append(out, bs)
+	}
+	if b := svc.Fallback(); b != nil {
+		out = append(out, backendStatus(b, admin.RoleFallback, nil, svc))
+	}
+	return out
+}
+
+// routeStatus lists the route pools of the http service named service.
+func (snap *snapshot) routeStatus(service string, probes map[string]health.ProbeStatus) []admin.Route {
+	sc, pools := snap.cfg.Service(service), snap.pools[service]
+	if sc == nil || sc.HTTP == nil || len(pools) != len(sc.HTTP.Routes) {
+		return nil
+	}
+	out := make([]admin.Route, len(pools))
+	for r, pool := range pools {
+		rc := &sc.HTTP.Routes[r]
+		out[r] = admin.Route{
+			Name:       pool.Name,
+			Host:       rc.Host,
+			PathPrefix: rc.PathPrefix,
+			Scheduler:  pool.Scheduler,
+			Backends:   snap.poolStatus(pool, probes),
+		}
+		if p := pool.Persistence(); p != nil {
+			out[r].Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
+		}
+	}
+	return out
+}
+
+func httpCounters(s proxy.Stats) *admin.HTTPCounters {
+	return &admin.HTTPCounters{
+		Requests:         s.Requests,
+		BadRequests:      s.BadRequests,
+		Status1xx:        s.Status[1],
+		Status2xx:        s.Status[2],
+		Status3xx:        s.Status[3],
+		Status4xx:        s.Status[4],
+		Status5xx:        s.Status[5],
+		UpstreamConnects: s.UpstreamConnects,
+		UpstreamReuses:   s.UpstreamReuses,
+		Aborted:          s.Aborted,
+	}
 }
 
 func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, svc *balancer.Service) admin.Backend {
@@ -136,9 +191,13 @@ func (d *Daemon) AdminAddr() string {
 
 func (l *listener) counters() admin.Counters {
 	var s l4.Stats
-	if l.udp != nil {
+	switch {
+	case l.udp != nil:
 		s = l.udp.Stats()
-	} else {
+	case l.http != nil:
+		hs := l.http.Stats()
+		return admin.Counters{Accepted: hs.Connections, Active: int64(hs.ActiveConnections)}
+	default:
 		s = l.tcp.Stats()
 	}
 	return admin.Counters{
