@@ -41,9 +41,9 @@
 #                       instead of the working tree, e.g. HEAD or l7engine
 #   FULCRUM_BIN         use this fulcrum binary instead of building one
 #   FULCRUM_MAX_IDLE    set fulcrum's http.max_idle_per_backend (its
-#                       default, 64, makes it open and close upstream
-#                       connections at 512 connections; UPSTREAM_IDLE
-#                       matches what nginx and Caddy get); unset: the
+#                       default is 1024, UPSTREAM_IDLE's value for nginx
+#                       and Caddy; a smaller pool makes it open and close
+#                       upstream connections at 512 connections); unset: the
 #                       minimal config, fulcrum's defaults
 #   OUT [bench/l7/results-<UTC date and time>.md]  also write the report
 #                       here; "-" = stdout only

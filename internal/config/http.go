@@ -163,7 +163,7 @@ const (
 	defaultKeepAliveTimeout  = 60 * time.Second
 	defaultBodyTimeout       = 60 * time.Second
 	defaultResponseTimeout   = 60 * time.Second
-	defaultMaxIdlePerBackend = 64
+	defaultMaxIdlePerBackend = 1024
 	defaultAccessLogFormat   = "common"
 	defaultTLSMinVersion     = "1.2"
 	// maxHeaders is http1.MaxFields: the parser holds at most that many.

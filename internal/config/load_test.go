@@ -164,7 +164,7 @@ func TestDefaults(t *testing.T) {
 					Timeouts: HTTPTimeouts{
 						Header: Duration(10e9), KeepAlive: Duration(60e9), Body: Duration(60e9), Response: Duration(60e9),
 					},
-					MaxIdlePerBackend: 64,
+					MaxIdlePerBackend: 1024,
 				}
 			},
 		},

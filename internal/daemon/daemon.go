@@ -488,11 +488,15 @@ func (l *listener) closeSocket() {
 	// closed by the proxy's Shutdown once they are drained.
 }
 
-// active is the number of connections in flight (TCP; a UDP session is
-// not one a hand-over must keep).
+// active is the number of client connections open (TCP and HTTP, idle
+// keep-alive ones included; a UDP session is not one a hand-over must
+// keep).
 func (l *listener) active() int {
-	if l.tcp != nil {
+	switch {
+	case l.tcp != nil:
 		return l.tcp.Active()
+	case l.http != nil:
+		return l.http.Active()
 	}
 	return 0
 }

@@ -68,7 +68,7 @@ type Config struct {
 	BodyTimeout       time.Duration // longest wait for progress reading or writing a body; default 60s
 	ConnectTimeout    time.Duration // upstream connect; default 5s
 	ResponseTimeout   time.Duration // response head after the request was sent, else 504; default 60s
-	MaxIdlePerBackend int           // reusable upstream connections kept per backend; default 64
+	MaxIdlePerBackend int           // reusable upstream connections kept per backend; default 1024
 	// Retries is how many other backends are tried after a failed connect.
 	// A connect failure is always safe to retry: nothing of the request
 	// has been sent.
@@ -93,7 +93,7 @@ const (
 	DefaultBodyTimeout       = 60 * time.Second
 	DefaultConnectTimeout    = 5 * time.Second
 	DefaultResponseTimeout   = 60 * time.Second
-	DefaultMaxIdlePerBackend = 64
+	DefaultMaxIdlePerBackend = 1024
 )
 
 // Entry is one access-log record.
