@@ -25,6 +25,12 @@ type timedConn struct {
 	readArmed  time.Time     // the read deadline set on the socket
 	writePer   time.Duration
 	writeArmed time.Time
+
+	// pending holds bytes already read from the socket (see
+	// clientConn.waitRequest), returned before the socket is read again;
+	// pendingErr, an error or EOF found that way, is returned after them.
+	pending    []byte
+	pendingErr error
 }
 
 // readTimeout makes every read wait at most d (approximately, see above)
@@ -60,6 +66,15 @@ func (t *timedConn) clearDeadlines() {
 }
 
 func (t *timedConn) Read(b []byte) (int, error) {
+	if len(t.pending) > 0 {
+		n := copy(b, t.pending)
+		t.pending = t.pending[n:]
+		return n, nil
+	}
+	if err := t.pendingErr; err != nil {
+		t.pendingErr = nil
+		return 0, err
+	}
 	t.armRead()
 	return t.nc.Read(b)
 }

@@ -3,7 +3,7 @@
 package proxy
 
 import (
-	"errors"
+	"io"
 	"syscall"
 )
 
@@ -22,15 +22,25 @@ func (c *clientConn) setupIdleWait() {
 	c.raw, c.waitFn = raw, c.waitReadable
 }
 
-// waitReadable is the RawConn.Read callback of waitRequest. The first call
-// peeks: data (or EOF, or an error) already there ends the wait, since the
-// poller would not report it again; nothing there makes the poller wait
-// for readability, after which the second call ends the wait.
+// waitReadable is the RawConn.Read callback of waitRequest: it reads what
+// has arrived into c.first and hands it to the connection's reader, which
+// returns it before reading the socket again. Nothing there (EAGAIN) makes
+// the poller wait for readability and call it again.
 func (c *clientConn) waitReadable(fd uintptr) bool {
-	if c.waiting {
+	for {
+		n, err := syscall.Read(int(fd), c.first[:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case n > 0:
+			c.tc.pending = c.first[:n]
+		case err != nil:
+			c.tc.pendingErr = err
+		default:
+			c.tc.pendingErr = io.EOF
+		}
 		return true
 	}
-	c.waiting = true
-	_, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return !errors.Is(err, syscall.EAGAIN)
 }
