@@ -139,6 +139,7 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 			Announcer: ann,
 			ho:        deps.Handover(g),
 			busy:      d.vipBusy(vips),
+			release:   d.vipRelease(vips),
 			timeout:   g.HandoverTimeout.D(),
 			log:       log,
 			holds:     &d.holds,
@@ -227,21 +228,40 @@ func (hg *haGroup) stop() {
 // node: a service listening on one of them, or on every address, has one.
 func (d *Daemon) vipBusy(vips []netip.Prefix) func() bool {
 	return func() bool {
-		snap := d.snap.Load()
-		if snap == nil {
-			return false
-		}
-		for _, l := range snap.fronts {
-			a := l.key.addr.Addr().Unmap()
-			on := a.IsUnspecified()
-			for _, v := range vips {
-				on = on || v.Addr() == a
+		busy := false
+		d.vipListeners(vips, func(l *listener) { busy = busy || l.active() > 0 })
+		return busy
+	}
+}
+
+// vipRelease turns keep-alive off or on for the HTTP services on the VIPs
+// (proxy.SetReleasing).
+func (d *Daemon) vipRelease(vips []netip.Prefix) func(on bool) {
+	return func(on bool) {
+		d.vipListeners(vips, func(l *listener) {
+			if l.http != nil {
+				l.http.SetReleasing(on)
 			}
-			if on && l.active() > 0 {
-				return true
-			}
+		})
+	}
+}
+
+// vipListeners calls fn for each listener of the running config on one of
+// the VIPs or on every address.
+func (d *Daemon) vipListeners(vips []netip.Prefix, fn func(*listener)) {
+	snap := d.snap.Load()
+	if snap == nil {
+		return
+	}
+	for _, l := range snap.fronts {
+		a := l.key.addr.Addr().Unmap()
+		on := a.IsUnspecified()
+		for _, v := range vips {
+			on = on || v.Addr() == a
 		}
-		return false
+		if on {
+			fn(l)
+		}
 	}
 }
 

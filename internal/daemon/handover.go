@@ -36,6 +36,10 @@ type handoverAnnouncer struct {
 	vrrp.Announcer
 	ho      Handover
 	busy    func() bool
+	// release turns keep-alive off (true) on the HTTP services of the
+	// VIPs while they are held, so that clients move to the new master
+	// at their next request, and back on (false); nil: none.
+	release func(on bool)
 	timeout time.Duration
 	log     *slog.Logger
 	holds   *sync.WaitGroup // the daemon's: shutdown waits for holds to end
@@ -99,6 +103,7 @@ func (a *handoverAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, ne
 	a.hold = cancel
 	a.holds.Add(1)
 	a.log.Info("hand-over: keeping the VIPs for the connections on them", "new_master", next, "at_most", a.timeout)
+	a.setRelease(true)
 	go func() {
 		defer a.holds.Done()
 		start := time.Now()
@@ -124,6 +129,7 @@ func (a *handoverAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, ne
 		default:
 		}
 		a.hold = nil
+		a.setRelease(false)
 		rctx, done := context.WithTimeout(context.Background(), 5*time.Second)
 		defer done()
 		if err := a.Announcer.Release(rctx, vips); err != nil {
@@ -137,6 +143,12 @@ func (a *handoverAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, ne
 	return nil
 }
 
+func (a *handoverAnnouncer) setRelease(on bool) {
+	if a.release != nil {
+		a.release(on)
+	}
+}
+
 // cancelHold keeps the VIPs of a pending hold: we are master again.
 func (a *handoverAnnouncer) cancelHold(ctx context.Context) {
 	a.mu.Lock()
@@ -146,6 +158,7 @@ func (a *handoverAnnouncer) cancelHold(ctx context.Context) {
 	}
 	close(a.hold)
 	a.hold = nil
+	a.setRelease(false)
 	if err := a.ho.StopQuiet(ctx); err != nil {
 		a.log.Warn("hand-over: removing the quiet rules failed", "err", err)
 	}

@@ -68,6 +68,7 @@ func newTestHandover(quietErr error) (*handoverAnnouncer, *callLog, *atomic.Bool
 		ho:        logHandover{log: log, quietErr: quietErr},
 		busy:      busy.Load,
 		timeout:   10 * time.Second,
+		release:   func(on bool) { log.add("keep-alive off %v", on) },
 		log:       slog.New(slog.DiscardHandler),
 		holds:     holds,
 	}, log, busy, holds
@@ -117,13 +118,13 @@ func TestHandoverOldMasterHolds(t *testing.T) {
 			a, log, busy, holds := newTestHandover(nil)
 			busy.Store(true)
 			a.ReleaseTo(ctx, hoVIPs, hoPeer)
-			expectCalls(t, log, "hand-over with connections in flight", "quiet")
+			expectCalls(t, log, "hand-over with connections in flight", "quiet", "keep-alive off true")
 			time.Sleep(time.Second)
 			expectCalls(t, log, "while they last")
 			busy.Store(false)
 			time.Sleep(handoverPoll)
 			synctest.Wait()
-			expectCalls(t, log, "once they are done", "release", "stop quiet")
+			expectCalls(t, log, "once they are done", "keep-alive off false", "release", "stop quiet")
 			holds.Wait()
 		})
 	})
@@ -137,7 +138,7 @@ func TestHandoverOldMasterHolds(t *testing.T) {
 			if d := time.Since(start); d != a.timeout {
 				t.Errorf("held %v, want the timeout %v", d, a.timeout)
 			}
-			expectCalls(t, log, "connections that never end", "quiet", "release", "stop quiet")
+			expectCalls(t, log, "connections that never end", "quiet", "keep-alive off true", "keep-alive off false", "release", "stop quiet")
 		})
 	})
 	t.Run("master again meanwhile", func(t *testing.T) {
@@ -148,7 +149,7 @@ func TestHandoverOldMasterHolds(t *testing.T) {
 			time.Sleep(time.Second)
 			a.Acquire(ctx, hoVIPs)
 			holds.Wait()
-			expectCalls(t, log, "a hold cut short by taking over again", "quiet", "stop quiet", "acquire")
+			expectCalls(t, log, "a hold cut short by taking over again", "quiet", "keep-alive off true", "keep-alive off false", "stop quiet", "acquire")
 		})
 	})
 	t.Run("nothing in flight", func(t *testing.T) {

@@ -38,6 +38,7 @@ type clientConn struct {
 	client, local netip.AddrPort
 	tls           bool
 	state         atomic.Int32
+	served        atomic.Bool // a request was read: no longer a new connection
 	isH2          atomic.Bool // HTTP/2: x/net/http2 owns the connection
 
 	// brSize is the read buffer's size. The buffers are taken from their
@@ -117,13 +118,18 @@ func (c *clientConn) kill() {
 	c.nc.Close()
 }
 
-// goIdle marks c as waiting for a request; false means Shutdown has begun
-// and c must close instead. The order (store, then check) pairs with
-// Shutdown's (set closing, then scan states): one of the two sees the
-// other.
-func (c *clientConn) goIdle() bool {
+// goIdle marks c as waiting for a request; false means Shutdown (or
+// SetReleasing) has begun and c must close instead. The order (store,
+// then check) pairs with Shutdown's and SetReleasing's (set the flag, then
+// scan states): one of the two sees the other.
+func (c *clientConn) goIdle(first bool) bool {
 	c.state.Store(connIdle)
-	return !c.p.closing.Load()
+	if first {
+		// A new connection gets its first request served even while
+		// keep-alive is off (SetReleasing skips it too).
+		return !c.p.closing.Load()
+	}
+	return c.p.keepAlive()
 }
 
 // goActive marks c as busy with a request; false means Shutdown closed it.
@@ -147,6 +153,7 @@ func (c *clientConn) serve() {
 			return
 		}
 		first = false
+		c.served.Store(true)
 		// The request may have waited through an Update.
 		s = c.p.snap.Load()
 		if !c.handle(s, n) {
@@ -166,7 +173,7 @@ func (c *clientConn) readHead(s *snapshot, first bool) (int, bool) {
 		} else {
 			c.tc.readTimeout(s.idleTimeout)
 		}
-		if !c.goIdle() {
+		if !c.goIdle(first) {
 			return 0, false
 		}
 		err := c.waitRequest()
@@ -305,7 +312,7 @@ func (c *clientConn) handle(s *snapshot, n int) bool {
 	if status != 0 {
 		// Without a body the connection stays at a request boundary; with
 		// one, unread, it cannot.
-		keep := req.BodyKind() == http1.BodyNone && !req.Close && !c.p.closing.Load()
+		keep := req.BodyKind() == http1.BodyNone && !req.Close && c.p.keepAlive()
 		c.br.Discard(n)
 		c.finish(s, status, !keep, ex.isHead)
 		return keep

@@ -338,7 +338,7 @@ func (ex *exchange) relayResponse() bool {
 		return ex.fail(502)
 	}
 
-	keep := !req.Close && !c.p.closing.Load() && !ex.bodyCut
+	keep := !req.Close && c.p.keepAlive() && !ex.bodyCut
 	if resp.Body == http1.BodyChunked && req.Version == http1.HTTP10 {
 		// An HTTP/1.0 client knows no chunks: decode, and delimit by
 		// closing.
@@ -449,7 +449,7 @@ func (ex *exchange) fail(status int) bool {
 	}
 	// The request body may be partly unread: the connection cannot be
 	// trusted to be at a request boundary.
-	closeConn := ex.req.BodyKind() != http1.BodyNone || ex.req.Close || c.p.closing.Load()
+	closeConn := ex.req.BodyKind() != http1.BodyNone || ex.req.Close || !c.p.keepAlive()
 	c.writeError(ex.s, status, closeConn, ex.isHead)
 	ex.status = status
 	ex.done()

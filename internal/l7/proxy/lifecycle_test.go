@@ -539,3 +539,61 @@ func TestHTTP2StreamedUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetReleasing: during a hand-over, idle client connections close at
+// once, a request in flight is answered with Connection: close, new
+// connections still get an answer; afterwards keep-alive is back.
+func TestSetReleasing(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(entered)
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	svc, _ := service(t, be.addr)
+	p := New(&Config{Name: "web", Default: svc})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background(), ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		p.Shutdown(ctx)
+	})
+	addr := ln.Addr().String()
+
+	idle := dial(t, addr)
+	idle.roundTrip(get("/"))
+	busy := dial(t, addr)
+	busy.send(get("/slow"))
+	<-entered
+	eventually(t, "two client connections", func() bool { return p.Active() == 2 })
+
+	if n := p.SetReleasing(true); n != 1 {
+		t.Errorf("SetReleasing closed %d idle connections, want 1", n)
+	}
+	if !idle.closed() {
+		t.Error("idle client connection not closed")
+	}
+	close(release)
+	resp, body := busy.read("GET")
+	if resp.StatusCode != 200 || body != "done" || !resp.Close {
+		t.Errorf("in-flight request: got %d %q close=%v, want 200 done with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+	fresh := dial(t, addr)
+	if resp, _ := fresh.roundTrip(get("/")); resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("a new connection while releasing: %d close=%v, want 200 and Connection: close", resp.StatusCode, resp.Close)
+	}
+
+	p.SetReleasing(false)
+	again := dial(t, addr)
+	if resp, _ := again.roundTrip(get("/")); resp.StatusCode != 200 || resp.Close {
+		t.Errorf("after releasing: %d close=%v, want a kept-alive 200", resp.StatusCode, resp.Close)
+	}
+}

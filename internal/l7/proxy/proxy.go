@@ -34,7 +34,10 @@ type Proxy struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*clientConn]struct{}
-	closing   atomic.Bool   // Shutdown was called: refuse new connections
+	closing   atomic.Bool // Shutdown was called: refuse new connections
+	// releasing: a hand-over of the VIP is under way (SetReleasing); every
+	// client connection closes after its current response.
+	releasing atomic.Bool
 	drained   chan struct{} // closed once closing and conns is empty
 
 	// dialCtx is cancelled by a forced Shutdown, ending dials in progress.
@@ -141,6 +144,34 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		go p.serveConn(c)
 	}
 }
+
+// SetReleasing turns keep-alive off (on) or back on (off). The daemon
+// turns it on while this node hands its VIP over but still holds it for
+// the connections on it: each client connection then closes after its
+// current response, and those waiting for a request close at once, so
+// that the clients' next requests open connections that go to the new
+// master, instead of keeping the old one busy until the hand-over times
+// out. It reports how many idle connections it closed.
+func (p *Proxy) SetReleasing(on bool) int {
+	p.releasing.Store(on)
+	if !on {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for c := range p.conns {
+		if !c.isH2.Load() && c.served.Load() && c.state.CompareAndSwap(connIdle, connClosed) {
+			c.nc.Close()
+			n++
+		}
+	}
+	return n
+}
+
+// keepAlive reports whether a client connection may wait for another
+// request after this one.
+func (p *Proxy) keepAlive() bool { return !p.closing.Load() && !p.releasing.Load() }
 
 // Shutdown stops accepting (closing every listener given to Serve), closes
 // client connections idle between requests, lets requests in flight finish
