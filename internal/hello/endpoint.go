@@ -88,6 +88,9 @@ type group struct {
 	Group
 	key   []byte // derived from AuthKey
 	ident string
+	// state replaces Group.State, which SetGroups may swap while a hello
+	// is being sent.
+	state atomic.Pointer[func() (string, uint8)]
 
 	peers   map[netip.Addr]*Peer
 	last    map[string]time.Time // newest authenticated time per node
@@ -167,11 +170,12 @@ func (e *Endpoint) SetGroups(gs []Group) error {
 	for _, g := range gs {
 		ident := fmt.Sprint(g.VRID, g.Interface, g.Is6, g.Peers, g.Port, string(g.AuthKey))
 		if o := old[g.Name]; o != nil && o.ident == ident {
-			o.State = g.State
+			o.state.Store(&g.State)
 			next[g.Name] = o
 			continue
 		}
 		ng := &group{Group: g, ident: ident, peers: map[netip.Addr]*Peer{}, last: map[string]time.Time{}}
+		ng.state.Store(&g.State)
 		if g.AuthKey != nil {
 			ng.key = Key(g.AuthKey)
 		}
@@ -316,8 +320,8 @@ func (e *Endpoint) send() {
 
 func (e *Endpoint) sendGroup(g *group, hash string, buf []byte) []byte {
 	m := Message{Node: e.opt.Node, Group: g.Name, VRID: g.VRID, State: "initialize", Time: time.Now(), ConfigHash: hash}
-	if g.State != nil {
-		m.State, m.Priority = g.State()
+	if f := *g.state.Load(); f != nil {
+		m.State, m.Priority = f()
 	}
 	buf, err := m.Append(buf, g.key)
 	if err != nil {
