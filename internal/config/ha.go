@@ -14,6 +14,10 @@ type HA struct {
 	// SyncGroups fail over together: a fault in one member is a fault in
 	// all, and they share their tracking.
 	SyncGroups []SyncGroup `yaml:"sync_groups,omitempty"`
+	// HelloPort is the UDP port of fulcrum's hello between the nodes of
+	// each group (config hash, state, priority; see docs/ha.md); default
+	// 8051 when there are groups, 0 turns it off.
+	HelloPort int `yaml:"hello_port"`
 }
 
 // HAGroup is one VRRP virtual router.
@@ -120,6 +124,8 @@ const (
 	defaultGARPInterval      = 10 * time.Millisecond
 	defaultTrackInterval     = time.Second
 	defaultScriptTimeout     = 2 * time.Second
+	// defaultHelloPort is unassigned by IANA and close to nothing common.
+	defaultHelloPort = 8051
 )
 
 // PreemptValue reports whether the group preempts (default true).
@@ -149,6 +155,9 @@ func parseVIP(s string) (netip.Prefix, bool) {
 }
 
 func (c *Config) haDefaults() {
+	if len(c.HA.Groups) > 0 {
+		defaultTo(c, &c.HA.HelloPort, "ha.hello_port", defaultHelloPort)
+	}
 	for i := range c.HA.Groups {
 		g := &c.HA.Groups[i]
 		p := "ha.groups[" + strconv.Itoa(i) + "]"
@@ -168,6 +177,9 @@ func (c *Config) haDefaults() {
 }
 
 func (k *checker) ha() {
+	if p := k.c.HA.HelloPort; p < 0 || p > 65535 {
+		k.errorf("ha.hello_port", "want 1-65535, or 0 to turn the hello off; got %d", p)
+	}
 	names := map[string]int{}
 	vrids := map[string]int{} // interface/family/vrid → group
 	for i := range k.c.HA.Groups {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,34 @@ ha:
 			},
 		},
 	})
+}
+
+func TestHelloPort(t *testing.T) {
+	base := "node: {name: lb1}\nservices: [{name: web, listen: 127.0.0.1:80, backends: [{address: 127.0.0.1:81}]}]\n"
+	group := "  groups: [{name: web, interface: eth0, vrid: 51, vips: [192.0.2.5/24], priority: {lb1: 100}}]\n"
+	for _, c := range []struct {
+		yaml string
+		want int
+		err  string
+	}{
+		{base + "ha:\n" + group, 8051, ""},
+		{base + "ha:\n  hello_port: 0\n" + group, 0, ""},
+		{base + "ha:\n  hello_port: 9000\n" + group, 9000, ""},
+		{base + "ha:\n  hello_port: 70000\n" + group, 0, "ha.hello_port"},
+		{base, 0, ""},
+	} {
+		cfg, err := Parse("t.yaml", []byte(c.yaml))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: error %v, want %q", c.yaml, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if cfg.HA.HelloPort != c.want {
+			t.Errorf("%q: hello_port %d, want %d", c.yaml, cfg.HA.HelloPort, c.want)
+		}
+	}
 }
