@@ -53,6 +53,11 @@ type HAGroup struct {
 	VIPsHeld int `json:"vips_held"`
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
+	// HellosSent and HelloDropped count this group's hellos (0/nil when
+	// ha.hello_port is 0); dropped by reason: malformed, auth, stale,
+	// not_peer, vrid.
+	HellosSent   uint64            `json:"hellos_sent,omitempty"`
+	HelloDropped map[string]uint64 `json:"hello_dropped,omitempty"`
 }
 
 // HAPeer is another node heard advertising for a group.
@@ -69,6 +74,14 @@ type HAPeer struct {
 	// only from nodes that send them (the master); "" otherwise. Compare
 	// with Status.ConfigHash.
 	ConfigHash string `json:"config_hash,omitempty"`
+	// From the peer's hellos (docs/ha.md, "Hello"), when it sends them:
+	// its node name, VRRP state, how many hellos and the last one's time.
+	// Its ConfigHash then comes from them, in both directions and without
+	// auth_key_file too.
+	Node      string    `json:"node,omitempty"`
+	State     string    `json:"state,omitempty"`
+	Hellos    uint64    `json:"hellos,omitempty"`
+	LastHello time.Time `json:"last_hello,omitzero"`
 }
 
 // TrackItem is one thing an HA group tracks.

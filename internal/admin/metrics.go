@@ -34,6 +34,7 @@ type collector struct {
 	haState, haPrio, haConfPrio, haMasterPrio, haTransitions     *prometheus.Desc
 	haSent, haReceived, haSendErr, haDropped, haVIPs, haVIPsHeld *prometheus.Desc
 	haPeerPrio, haPeerAdverts, haPeerLastHeard, haTrackOK        *prometheus.Desc
+	haPeerConfigMatch                                            *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -104,6 +105,7 @@ func newCollector(src Source) *collector {
 	c.haVIPsHeld = d("ha_vips_held", "Virtual addresses of the group this node holds.", grp...)
 	c.haPeerPrio = d("ha_peer_priority", "The priority in the last advert heard from a peer (0: it was leaving).", "group", "peer")
 	c.haPeerAdverts = d("ha_peer_adverts_received_total", "Valid adverts received from a peer.", "group", "peer")
+	c.haPeerConfigMatch = d("ha_peer_config_match", "1 when a peer runs the same config hash as this node, 0 when another; absent while its hash is unknown.", "group", "peer")
 	c.haPeerLastHeard = d("ha_peer_last_advert_timestamp_seconds", "When a peer's last advert arrived, in seconds since the Unix epoch.", "group", "peer")
 	c.haTrackOK = d("ha_track_ok", "1 if a tracked item (service, interface, script, ping) of the group is fine, else 0.", "group", "kind", "name")
 	return c
@@ -232,6 +234,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.haPeerPrio, float64(p.Priority), n, p.Address)
 			counter(c.haPeerAdverts, float64(p.Adverts), n, p.Address)
 			gauge(c.haPeerLastHeard, unix(p.LastHeard), n, p.Address)
+			if p.ConfigHash != "" {
+				gauge(c.haPeerConfigMatch, bool01(strings.HasPrefix(st.ConfigHash, p.ConfigHash)), n, p.Address)
+			}
 		}
 		for _, t := range g.Track {
 			gauge(c.haTrackOK, bool01(t.OK), n, t.Kind, t.Name)

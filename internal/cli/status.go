@@ -142,7 +142,11 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			if len(g.Peers) > 0 {
 				peers := make([]string, len(g.Peers))
 				for i, p := range g.Peers {
-					peers[i] = fmt.Sprintf("%s priority %d %s ago", p.Address, p.Priority, now.Sub(p.LastHeard).Round(100*time.Millisecond))
+					who := p.Address
+					if p.Node != "" { // from its hellos
+						who += fmt.Sprintf(" (%s %s)", p.Node, p.State)
+					}
+					peers[i] = fmt.Sprintf("%s priority %d %s ago", who, p.Priority, now.Sub(p.LastHeard).Round(100*time.Millisecond))
 					if p.ConfigHash != "" && strings.HasPrefix(st.ConfigHash, p.ConfigHash) {
 						peers[i] += " (same config)"
 					}
@@ -406,8 +410,8 @@ func runtimeChanged(st *admin.Status) bool {
 	return false
 }
 
-// peerConfigs warns about peers whose adverts carry another config hash
-// than ours (only authenticated adverts carry one; "peers heard" marks
+// peerConfigs warns about peers that run another config hash than ours
+// (their hellos carry it, and authenticated adverts; "peers heard" marks
 // those that agree).
 func peerConfigs(w io.Writer, g admin.HAGroup, ours string) {
 	for _, p := range g.Peers {

@@ -24,6 +24,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
+	"github.com/fulcrum-lb/fulcrum/internal/hello"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
 )
@@ -79,6 +80,8 @@ type Daemon struct {
 	ha         map[string]*haGroup // owned by Run
 	haGroups   atomic.Pointer[map[string]*haGroup]
 	syncGroups atomic.Pointer[[]config.SyncGroup]
+	hello      helloState // owned by Run
+	helloEP    atomic.Pointer[hello.Endpoint]
 
 	snap      atomic.Pointer[snapshot]
 	adminAddr atomic.Value // string: the admin API's bound address
@@ -321,6 +324,18 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 			bindErrs = append(bindErrs, err)
 		}
 	}
+	var nextHello *hello.Endpoint
+	if len(bindErrs) == 0 {
+		var err error
+		if nextHello, err = d.prepareHello(cfg); err != nil {
+			bindErrs = append(bindErrs, err)
+			for name, hg := range nextHA {
+				if d.ha[name] != hg {
+					hg.close()
+				}
+			}
+		}
+	}
 	if len(bindErrs) > 0 {
 		for _, l := range fresh {
 			l.close()
@@ -404,6 +419,7 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools})
 	// Last: a group tracking a service must find it in the snapshot.
 	d.commitHA(cfg, nextHA)
+	d.commitHello(cfg, nextHello)
 	d.advertiseHash()
 	return nil
 }
@@ -533,6 +549,7 @@ func (d *Daemon) shutdown() {
 	// on them are done or its handover_timeout passed: the peer relays
 	// their packets to us meanwhile.
 	d.stopHA()
+	d.stopHello()
 	d.holds.Wait()
 	d.log.Info("shutting down: listeners closed, draining connections", "drain_timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), drain)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,6 +25,11 @@ import (
 // HADeps are the privileged pieces an HA group needs; tests replace them
 // with fakes.
 type HADeps struct {
+	// HelloListen opens the hello socket of one family on port (see
+	// package hello); nil turns the hello off. It defaults to the real
+	// one only together with the real Listen, so that a test's fake
+	// groups send nothing on the machine's network.
+	HelloListen func(is6 bool, port int) (net.PacketConn, error)
 	// Listen opens the VRRP socket.
 	Listen func(vrrp.ConnOptions) (vrrp.Conn, error)
 	// Announcer builds what adds the VIPs and sends gratuitous ARP/NA.
@@ -44,15 +50,18 @@ var ErrNoGroup = errors.New("no such ha group")
 
 // haGroup is one running VRRP instance and what tracks it.
 type haGroup struct {
-	name   string
-	key    string // hash of its config: an unchanged group survives a reload
-	cfg    config.HAGroup
-	vips   []netip.Prefix
-	inst   *vrrp.Instance
-	conn   vrrp.Conn
-	ann    vrrp.Announcer
-	cancel context.CancelFunc
-	done   chan struct{}
+	name string
+	key  string // hash of its config: an unchanged group survives a reload
+	cfg  config.HAGroup
+	vips []netip.Prefix
+	// authKey is the secret of auth_key_file, nil without one; the hello
+	// derives its own key from it.
+	authKey []byte
+	inst    *vrrp.Instance
+	conn    vrrp.Conn
+	ann     vrrp.Announcer
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	// Tracking results, written by the tracker, read by the applier and
 	// Status.
@@ -151,14 +160,15 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
 	}
 	hg := &haGroup{
-		name: g.Name,
-		key:  groupKey(cfg.Node.Name, g),
-		cfg:  *g,
-		vips: vips,
-		conn: conn,
-		ann:  ann,
-		inst: vrrp.New(vcfg, conn, ann, log),
-		done: make(chan struct{}),
+		name:    g.Name,
+		key:     groupKey(cfg.Node.Name, g),
+		cfg:     *g,
+		vips:    vips,
+		conn:    conn,
+		authKey: key,
+		ann:     ann,
+		inst:    vrrp.New(vcfg, conn, ann, log),
+		done:    make(chan struct{}),
 	}
 	hg.track.Store(&trackResult{})
 	return hg, nil
@@ -413,6 +423,9 @@ func (d *Daemon) advertiseHash() {
 		if h, ok := hg.conn.(vrrp.ConfigHasher); ok {
 			h.SetConfigHash(sum)
 		}
+	}
+	if d.hello.ep != nil {
+		d.hello.ep.SetConfigHash(d.snap.Load().hash)
 	}
 }
 

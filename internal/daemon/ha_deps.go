@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/hello"
 	"github.com/fulcrum-lb/fulcrum/internal/netif"
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
@@ -13,6 +14,9 @@ import (
 func (h HADeps) withDefaults() HADeps {
 	if h.Listen == nil {
 		h.Listen = vrrp.Listen
+		if h.HelloListen == nil {
+			h.HelloListen = hello.Listen
+		}
 	}
 	if h.PrimaryAddr == nil {
 		h.PrimaryAddr = vrrp.PrimaryAddr

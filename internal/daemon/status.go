@@ -245,6 +245,11 @@ func (d *Daemon) haStatus() []admin.HAGroup {
 				LastHeard:  p.LastHeard, Adverts: p.Adverts, ConfigHash: p.ConfigHash,
 			})
 		}
+		if ep := d.helloEP.Load(); ep != nil {
+			g.Peers = helloPeers(g.Peers, ep.Peers(hg.name))
+			hs := ep.Stats(hg.name)
+			g.HellosSent, g.HelloDropped = hs.Sent, hs.Dropped
+		}
 		if vs.Master.IsValid() {
 			g.Master = vs.Master.String()
 		}
