@@ -303,6 +303,9 @@ func (d *Daemon) haEvents(ctx context.Context, hg *haGroup) {
 }
 
 func (d *Daemon) haEvent(hg *haGroup, tr vrrp.Transition, notify chan<- vrrp.Transition) {
+	if ep := d.helloEP.Load(); ep != nil {
+		ep.Kick() // peers see the new state now, not at the next tick
+	}
 	extra := map[string]string{"group": hg.name, "vrid": fmt.Sprint(tr.VRID)}
 	if tr.Master.IsValid() {
 		extra["master"] = tr.Master.String()

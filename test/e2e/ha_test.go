@@ -834,7 +834,7 @@ func TestHAConfigHashAcrossPeers(t *testing.T) {
 		return h == st1.ConfigHash[:16], desc + " hash " + h
 	})
 	out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin)
-	if want := regexp.MustCompile(`peers heard: ` + regexp.QuoteMeta(lb1Addr) + ` priority 150 \S+ ago \(same config\)`); !want.MatchString(out) {
+	if want := regexp.MustCompile(`peers heard: ` + regexp.QuoteMeta(lb1Addr) + `( \(lb1 master\))? priority 150 \S+ ago \(same config\)`); !want.MatchString(out) {
 		t.Errorf("lb2's status lacks %q:\n%s", want, out)
 	}
 
@@ -859,4 +859,112 @@ func TestHAConfigHashAcrossPeers(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("lb2's status lacks %q:\n%s", want, out)
 	}
+}
+
+// TestHAConfigHashHello: without auth_key_file the adverts carry no hash;
+// the hello (ha.hello_port, multicast here) tells each node which config
+// the other runs, so `fulcrum status` warns on the master as on the
+// backup, and stops warning once the configs agree again.
+func TestHAConfigHashHello(t *testing.T) {
+	t.Parallel()
+	l := newHALab(t, haOpts{noTraffic: true})
+	l.startAll()
+	addr := map[string]string{"lb1": l.lbs["lb1"].addr.String(), "lb2": l.lbs["lb2"].addr.String()}
+	other := map[string]string{"lb1": "lb2", "lb2": "lb1"}
+	hashOf := func(node string) string {
+		st, err := l.nodes[node].status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ConfigHash
+	}
+	// peerHash is the hash node has heard from the other node.
+	peerHash := func(node string) (string, string) {
+		g := l.haGroupOf(node)
+		for _, p := range g.Peers {
+			if p.Address == addr[other[node]] {
+				return p.ConfigHash, fmt.Sprintf("%s's peer %+v", node, p)
+			}
+		}
+		return "", fmt.Sprintf("%s's peers: %+v", node, g.Peers)
+	}
+	waitHashes := func(what string) (h1, h2 string) {
+		t.Helper()
+		h1, h2 = hashOf("lb1"), hashOf("lb2")
+		waitUntil(t, 5*time.Second, what, func() (bool, string) {
+			p1, d1 := peerHash("lb1")
+			p2, d2 := peerHash("lb2")
+			return p1 == h2[:16] && p2 == h1[:16], d1 + "; " + d2
+		})
+		return h1, h2
+	}
+	status := func(node string) string {
+		return l.lbs[node].Run(binary, "status", "--admin", labAdmin)
+	}
+	reload := func(node, cfg string) {
+		t.Helper()
+		if err := os.WriteFile(l.nodes[node].config, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out := l.lbs[node].Run(binary, "reload", "--admin", labAdmin); !strings.HasPrefix(out, "reloaded: config ") {
+			t.Fatalf("%s reload: %s", node, out)
+		}
+	}
+
+	h1, h2 := waitHashes("both nodes hear each other's hash")
+	if h1 != h2 {
+		t.Fatalf("identical configs but for node.name: hashes %s and %s", h1, h2)
+	}
+	for node, peerState := range map[string]string{"lb1": "lb2 backup", "lb2": "lb1 master"} {
+		out := status(node)
+		want := regexp.MustCompile(`peers heard: ` + regexp.QuoteMeta(addr[other[node]]) + ` \(` + peerState + `\) priority \d+ \S+ ago \(same config\)`)
+		if !want.MatchString(out) || strings.Contains(out, "WARNING") {
+			t.Errorf("%s's status: want %q and no warning:\n%s", node, want, out)
+		}
+	}
+
+	// lb1, the master, gets another config: both warn.
+	orig := l.config("lb1")
+	reload("lb1", strings.Replace(orig, "scheduler: rr", "scheduler: wrr", 1))
+	h1, h2 = waitHashes("both nodes hear lb1's new hash")
+	if h1 == h2 {
+		t.Fatal("the reload did not change lb1's hash")
+	}
+	for node, hashes := range map[string][2]string{"lb1": {h2, h1}, "lb2": {h1, h2}} {
+		want := fmt.Sprintf("WARNING: peer %s runs config %.12s, this node %.12s", addr[other[node]], hashes[0], hashes[1])
+		if out := status(node); !strings.Contains(out, want) {
+			t.Errorf("%s's status lacks %q:\n%s", node, want, out)
+		}
+	}
+	resp, err := l.nodes["lb1"].client.Get("http://" + labAdmin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if out := string(metrics); !strings.Contains(out, `fulcrum_ha_peer_config_match{group="`+haGroupName+`",peer="`+addr["lb2"]+`"} 0`) {
+		t.Errorf("lb1's metrics lack the mismatch:\n%s", grepLines(out, "config_match"))
+	}
+
+	// Back to the same config: the warnings go.
+	reload("lb1", orig)
+	h1, h2 = waitHashes("both nodes hear lb1's restored hash")
+	if h1 != h2 {
+		t.Fatalf("restored config: hashes %s and %s", h1, h2)
+	}
+	for _, node := range []string{"lb1", "lb2"} {
+		if out := status(node); strings.Contains(out, "WARNING") || !strings.Contains(out, "(same config)") {
+			t.Errorf("%s's status after the configs agree again:\n%s", node, out)
+		}
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
