@@ -70,9 +70,8 @@ type HAPeer struct {
 	LastHeard  time.Time `json:"last_heard"`
 	Adverts    uint64    `json:"adverts"`
 	// ConfigHash is the first 16 hex digits of the peer's config hash,
-	// carried only by authenticated adverts (auth_key_file) and so known
-	// only from nodes that send them (the master); "" otherwise. Compare
-	// with Status.ConfigHash.
+	// from its hellos or its authenticated adverts; "" while unknown.
+	// Compare with Status.ConfigHash.
 	ConfigHash string `json:"config_hash,omitempty"`
 	// From the peer's hellos (docs/ha.md, "Hello"), when it sends them:
 	// its node name, VRRP state, how many hellos and the last one's time.
