@@ -74,7 +74,8 @@ func metricsStatus() Status {
 			Transitions: 3, AdvertsSent: 10, AdvertsReceived: 500, SendErrors: 1,
 			Dropped: map[string]uint64{"vrid": 4, "auth": 1},
 			Track:   []TrackItem{{Kind: "service", Name: "web", OK: false, Weight: 50}},
-			Peers:   []HAPeer{{Address: "192.0.2.2", Priority: 120, IntervalMS: 1000, LastHeard: t0.Add(time.Hour), Adverts: 500}},
+			Peers: []HAPeer{{Address: "192.0.2.2", Priority: 120, IntervalMS: 1000, LastHeard: t0.Add(time.Hour), Adverts: 500, ConfigHash: "ffffeeeeddddcccc"},
+				{Address: "192.0.2.3", Priority: 100, LastHeard: t0.Add(time.Hour), ConfigHash: "3f2a9c1e", Node: "lb3", State: "backup", Hellos: 9}},
 		}},
 	}
 }

@@ -177,3 +177,59 @@ ha:
 		t.Errorf("the reload disturbed the group: lb1 %s", haState(lb1))
 	}
 }
+
+// A hello port that cannot be bound fails the reload like a listener
+// would, leaving the running config in place; hello_port 0 turns it off.
+func TestHelloReload(t *testing.T) {
+	t.Parallel()
+	port, busy := freeUDPPort(t), freeUDPPort(t)
+	hold, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", busy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	yaml := func(port int) *string {
+		s := fmt.Sprintf(`node: { name: NODE }
+admin: { listen: "off" }
+services: [ { name: web, listen: %s, backends: [ { address: 127.0.0.1:9 } ] } ]
+ha:
+  hello_port: %d
+  groups:
+    - { name: web, interface: lo, vrid: 51, vips: [192.0.2.100/24], priority: { lb1: 150 }, unicast_peers: [127.0.0.2] }
+`, listen, port)
+		return &s
+	}
+	y := new(atomic.Pointer[string])
+	y.Store(yaml(port))
+	d := startHelloNode(t, &link{}, &holder{held: map[string]bool{}}, "lb1", "127.0.0.1", y)
+	waitUntil(t, "a hello sent", func() bool { return d.Status().HA[0].HellosSent > 0 })
+	hash := d.Status().ConfigHash
+
+	y.Store(yaml(busy))
+	if err := d.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("reload onto a busy hello port: %v", err)
+	}
+	if d.Status().ConfigHash != hash || d.helloEP.Load() == nil {
+		t.Fatal("the failed reload changed the running config or stopped the hello")
+	}
+
+	y.Store(yaml(0))
+	if err := d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d.helloEP.Load() != nil || d.Status().HA[0].HellosSent != 0 {
+		t.Error("hello_port 0 left the hello running")
+	}
+	// The port is free again.
+	c, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("hello socket not closed: %v", err)
+	}
+	c.Close()
+}

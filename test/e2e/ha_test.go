@@ -803,7 +803,8 @@ func TestHAKeepalivedInterop(t *testing.T) {
 // TestHAConfigHashAcrossPeers: with authenticated adverts the backup
 // learns the master's config hash; `fulcrum status` on it says the
 // configs agree, and warns once the master reloads another config
-// (through `fulcrum reload`).
+// (through `fulcrum reload`); the master, through the backup's
+// authenticated hellos, warns too.
 func TestHAConfigHashAcrossPeers(t *testing.T) {
 	t.Parallel()
 	l := newHALab(t, haOpts{auth: true, noTraffic: true})
@@ -858,6 +859,15 @@ func TestHAConfigHashAcrossPeers(t *testing.T) {
 	want := fmt.Sprintf("WARNING: peer %s runs config %.12s, this node %.12s", lb1Addr, st1.ConfigHash, st2.ConfigHash)
 	if !strings.Contains(out, want) {
 		t.Errorf("lb2's status lacks %q:\n%s", want, out)
+	}
+	// The master learns the backup's hash from its authenticated hellos.
+	want = fmt.Sprintf("WARNING: peer %s runs config %.12s, this node %.12s", l.lbs["lb2"].addr, st2.ConfigHash, st1.ConfigHash)
+	waitUntil(t, 5*time.Second, "lb1 warns about lb2's config", func() (bool, string) {
+		out := l.lbs["lb1"].Run(binary, "status", "--admin", labAdmin)
+		return strings.Contains(out, want), out
+	})
+	if g := l.haGroupOf("lb1"); len(g.HelloDropped) != 0 {
+		t.Errorf("lb1 dropped authenticated hellos: %v", g.HelloDropped)
 	}
 }
 
