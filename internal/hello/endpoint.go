@@ -69,6 +69,10 @@ type Options struct {
 	// family is off); the Endpoint owns and closes them.
 	Conn4, Conn6 net.PacketConn
 	Log          *slog.Logger
+	// InterfaceByName finds a group's interface (for multicast); default
+	// net.InterfaceByName. Tests whose sockets live in another network
+	// namespace look it up there.
+	InterfaceByName func(string) (*net.Interface, error)
 }
 
 // Endpoint sends this node's hellos for every group and keeps its peers'.
@@ -114,6 +118,9 @@ var dropNames = [dropReasons]string{"malformed", "auth", "stale", "not_peer", "v
 func New(opt Options) *Endpoint {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.InterfaceByName == nil {
+		opt.InterfaceByName = net.InterfaceByName
 	}
 	e := &Endpoint{opt: opt, kick: make(chan struct{}, 1), done: make(chan struct{}), joined: map[string]bool{}}
 	e.groups.Store(&map[string]*group{})
@@ -199,7 +206,7 @@ func (e *Endpoint) join(g Group) error {
 	if e.joined[k] {
 		return nil
 	}
-	ifi, err := net.InterfaceByName(g.Interface)
+	ifi, err := e.opt.InterfaceByName(g.Interface)
 	if err != nil {
 		return err
 	}
@@ -346,7 +353,7 @@ func (e *Endpoint) sendGroup(g *group, hash string, buf []byte) []byte {
 		return buf
 	}
 	// Multicast: out of the group's interface, whatever the routes say.
-	ifi, err := net.InterfaceByName(g.Interface)
+	ifi, err := e.opt.InterfaceByName(g.Interface)
 	if err != nil {
 		e.opt.Log.Debug("hello not sent", "group", g.Name, "error", err)
 		return buf
