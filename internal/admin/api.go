@@ -54,8 +54,10 @@ type HAGroup struct {
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
 	// HellosSent and HelloDropped count this group's hellos (0/nil when
-	// ha.hello_port is 0); dropped by reason: malformed, auth, stale,
-	// not_peer, vrid.
+	// ha.hello_port is 0); dropped by reason: auth (unauthenticated or
+	// forged), stale (replayed, or a clock off by more than 30s),
+	// not_peer (not in unicast_peers), vrid (the group's name with
+	// another VRID).
 	HellosSent   uint64            `json:"hellos_sent,omitempty"`
 	HelloDropped map[string]uint64 `json:"hello_dropped,omitempty"`
 }

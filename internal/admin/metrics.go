@@ -232,8 +232,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.haVIPsHeld, float64(g.VIPsHeld), n)
 		for _, p := range g.Peers {
 			gauge(c.haPeerPrio, float64(p.Priority), n, p.Address)
-			counter(c.haPeerAdverts, float64(p.Adverts), n, p.Address)
-			gauge(c.haPeerLastHeard, unix(p.LastHeard), n, p.Address)
+			if p.Adverts > 0 || p.Hellos == 0 { // heard by VRRP, not by hello only
+				counter(c.haPeerAdverts, float64(p.Adverts), n, p.Address)
+				gauge(c.haPeerLastHeard, unix(p.LastHeard), n, p.Address)
+			}
 			if p.ConfigHash != "" {
 				gauge(c.haPeerConfigMatch, bool01(strings.HasPrefix(st.ConfigHash, p.ConfigHash)), n, p.Address)
 			}

@@ -102,17 +102,17 @@ type group struct {
 	sent    atomic.Uint64
 }
 
-// Drop reasons, counted per group.
+// Drop reasons, counted per group. A datagram that is no hello at all
+// names no group: it is only logged (debug).
 const (
-	DropMalformed = iota
-	DropAuth
+	DropAuth = iota
 	DropStale
 	DropNotPeer
 	DropVRID
 	dropReasons
 )
 
-var dropNames = [dropReasons]string{"malformed", "auth", "stale", "not_peer", "vrid"}
+var dropNames = [dropReasons]string{"auth", "stale", "not_peer", "vrid"}
 
 // New starts an Endpoint on opt's sockets with no groups yet.
 func New(opt Options) *Endpoint {
