@@ -179,6 +179,14 @@ func (c *Config) haDefaults() {
 func (k *checker) ha() {
 	if p := k.c.HA.HelloPort; p < 0 || p > 65535 {
 		k.errorf("ha.hello_port", "want 1-65535, or 0 to turn the hello off; got %d", p)
+	} else if p > 0 && len(k.c.HA.Groups) > 0 {
+		// The hello binds the port on every address.
+		for i := range k.c.Services {
+			s := &k.c.Services[i]
+			if a, err := netip.ParseAddrPort(s.Listen); err == nil && s.Protocol == ProtoUDP && int(a.Port()) == p {
+				k.errorf("ha.hello_port", "%d is the port of udp service %s; pick another for the hello", p, s.Name)
+			}
+		}
 	}
 	names := map[string]int{}
 	vrids := map[string]int{} // interface/family/vrid → group

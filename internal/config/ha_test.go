@@ -98,6 +98,7 @@ func TestHelloPort(t *testing.T) {
 		{base + "ha:\n  hello_port: 9000\n" + group, 9000, ""},
 		{base + "ha:\n  hello_port: 70000\n" + group, 0, "ha.hello_port"},
 		{base, 0, ""},
+		{strings.Replace(base, "listen: 127.0.0.1:80,", "listen: 127.0.0.1:8051, protocol: udp,", 1) + "ha:\n" + group, 0, "udp service web"},
 	} {
 		cfg, err := Parse("t.yaml", []byte(c.yaml))
 		if c.err != "" {
