@@ -50,18 +50,19 @@ var ErrNoGroup = errors.New("no such ha group")
 
 // haGroup is one running VRRP instance and what tracks it.
 type haGroup struct {
-	name string
-	key  string // hash of its config: an unchanged group survives a reload
-	cfg  config.HAGroup
-	vips []netip.Prefix
+	name   string
+	key    string // hash of its config: an unchanged group survives a reload
+	cfg    config.HAGroup
+	vips   []netip.Prefix
+	inst   *vrrp.Instance
+	conn   vrrp.Conn
+	ann    vrrp.Announcer
+	cancel context.CancelFunc
+	done   chan struct{}
+
 	// authKey is the secret of auth_key_file, nil without one; the hello
 	// derives its own key from it.
 	authKey []byte
-	inst    *vrrp.Instance
-	conn    vrrp.Conn
-	ann     vrrp.Announcer
-	cancel  context.CancelFunc
-	done    chan struct{}
 
 	// Tracking results, written by the tracker, read by the applier and
 	// Status.
@@ -160,16 +161,16 @@ func (d *Daemon) prepareGroup(cfg *config.Config, g *config.HAGroup) (*haGroup, 
 		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
 	}
 	hg := &haGroup{
-		name:    g.Name,
-		key:     groupKey(cfg.Node.Name, g),
-		cfg:     *g,
-		vips:    vips,
-		conn:    conn,
-		authKey: key,
-		ann:     ann,
-		inst:    vrrp.New(vcfg, conn, ann, log),
-		done:    make(chan struct{}),
+		name: g.Name,
+		key:  groupKey(cfg.Node.Name, g),
+		cfg:  *g,
+		vips: vips,
+		conn: conn,
+		ann:  ann,
+		inst: vrrp.New(vcfg, conn, ann, log),
+		done: make(chan struct{}),
 	}
+	hg.authKey = key
 	hg.track.Store(&trackResult{})
 	return hg, nil
 }
