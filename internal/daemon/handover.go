@@ -34,8 +34,8 @@ const handoverPoll = 20 * time.Millisecond
 // timeout passes, and only then removes them.
 type handoverAnnouncer struct {
 	vrrp.Announcer
-	ho      Handover
-	busy    func() bool
+	ho   Handover
+	busy func() bool
 	// release turns keep-alive off (true) on the HTTP services of the
 	// VIPs while they are held, so that clients move to the new master
 	// at their next request, and back on (false); nil: none.
