@@ -141,10 +141,12 @@ func TestHTTP2OverTLS(t *testing.T) {
 	}
 }
 
-func TestShutdownWaitsForRequestInFlight(t *testing.T) {
-	t.Parallel()
+// idleAndBusy serves a proxy whose backend holds /slow until release is
+// closed, with two client connections: idle (one request answered) and
+// busy (a /slow request the backend has received).
+func idleAndBusy(t *testing.T) (p *Proxy, addr string, served chan error, idle, busy *client, release chan struct{}) {
 	entered := make(chan struct{})
-	release := make(chan struct{})
+	release = make(chan struct{})
 	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			close(entered)
@@ -153,20 +155,26 @@ func TestShutdownWaitsForRequestInFlight(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	svc, _ := service(t, be.addr)
-	p := New(&Config{Name: "web", Default: svc})
+	p = New(&Config{Name: "web", Default: svc})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
+	served = make(chan error, 1)
 	go func() { served <- p.Serve(context.Background(), ln) }()
-	addr := ln.Addr().String()
+	addr = ln.Addr().String()
 
-	idle := dial(t, addr)
+	idle = dial(t, addr)
 	idle.roundTrip(get("/"))
-	busy := dial(t, addr)
+	busy = dial(t, addr)
 	busy.send(get("/slow"))
 	<-entered
+	return p, addr, served, idle, busy, release
+}
+
+func TestShutdownWaitsForRequestInFlight(t *testing.T) {
+	t.Parallel()
+	p, addr, served, idle, busy, release := idleAndBusy(t)
 
 	shut := make(chan error, 1)
 	go func() {
@@ -545,34 +553,12 @@ func TestHTTP2StreamedUpload(t *testing.T) {
 // connections still get an answer; afterwards keep-alive is back.
 func TestSetReleasing(t *testing.T) {
 	t.Parallel()
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	be := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			close(entered)
-			<-release
-		}
-		io.WriteString(w, "done")
-	})
-	svc, _ := service(t, be.addr)
-	p := New(&Config{Name: "web", Default: svc})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.Serve(context.Background(), ln)
+	p, addr, _, idle, busy, release := idleAndBusy(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
 		p.Shutdown(ctx)
 	})
-	addr := ln.Addr().String()
-
-	idle := dial(t, addr)
-	idle.roundTrip(get("/"))
-	busy := dial(t, addr)
-	busy.send(get("/slow"))
-	<-entered
 	eventually(t, "two client connections", func() bool { return p.Active() == 2 })
 
 	if n := p.SetReleasing(true); n != 1 {
