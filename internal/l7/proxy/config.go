@@ -103,7 +103,8 @@ type Entry struct {
 	Service string
 	// Backend is the backend's address, "" when none was chosen (a
 	// malformed request, 503).
-	Backend            string
+	Backend string
+	// Path is the request target as the client sent it, query included.
 	Method, Host, Path []byte
 	Proto              string // "HTTP/1.1", "HTTP/1.0", "HTTP/2.0"
 	Status             int

@@ -326,7 +326,8 @@ func (c *clientConn) noteRequest(req *http1.Request) {
 	b := c.logBuf[:0]
 	b = append(b, req.Method...)
 	b = append(b, req.Host...)
-	b = append(b, req.Path()...)
+	// The target as sent, query included, as HAProxy and nginx log it.
+	b = append(b, req.Target...)
 	c.logBuf = b
 	m, h := len(req.Method), len(req.Host)
 	c.entry.Method = b[:m:m]

@@ -196,7 +196,7 @@ func TestAccessLog(t *testing.T) {
 	c.roundTrip("POST /up?q=1 HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
 	c.roundTrip("GET / HTTP/1.1\r\nHost: shop\r\nHost: x\r\n\r\n")
 	want := []string{
-		fmt.Sprintf("127.0.0.1 web %s POST shop /up 200 5 5 true", be.addr),
+		fmt.Sprintf("127.0.0.1 web %s POST shop /up?q=1 200 5 5 true", be.addr),
 		"127.0.0.1 web     400 0 0 false",
 	}
 	// The entry is written after the response: wait for it.
