@@ -167,6 +167,10 @@ services:
 	if got := get(t, "http://"+web+"/api/x"); got != "api" {
 		t.Errorf("GET /api/x: got %q, want api", got)
 	}
+	// HA tracking counts the route pool: the service still serves.
+	if ok, why := td.d.serviceAlive("web"); !ok {
+		t.Errorf("tracked service with its own backend down and its route's up: failed (%s), want alive", why)
+	}
 	resp, err := http.Get("http://" + web + "/")
 	if err != nil {
 		t.Fatal(err)

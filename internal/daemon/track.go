@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"net"
 	"net/netip"
 	"os"
@@ -79,7 +80,8 @@ func (r *trackResult) add(it trackItem) {
 }
 
 // serviceAlive reports whether a tracked service can serve: its listener
-// is up and at least one backend (primary or backup) is available.
+// is up and at least one backend (primary or backup) is available — of its
+// own or, for an http service, of one of its route pools.
 func (d *Daemon) serviceAlive(name string) (bool, string) {
 	snap := d.snap.Load()
 	if snap == nil {
@@ -92,19 +94,23 @@ func (d *Daemon) serviceAlive(name string) (bool, string) {
 		if l := snap.fronts[name]; l == nil || l.failed.Load() {
 			return false, "listener failed"
 		}
-		for _, b := range svc.Primary() {
-			if b.Available() {
-				return true, ""
-			}
-		}
-		for _, b := range svc.Backup() {
-			if b.Available() {
+		for _, s := range append([]*balancer.Service{svc}, snap.pools[name]...) {
+			if anyAvailable(s.Primary()) || anyAvailable(s.Backup()) {
 				return true, ""
 			}
 		}
 		return false, "no available backend"
 	}
 	return false, "no such service"
+}
+
+func anyAvailable(bs []*balancer.Backend) bool {
+	for _, b := range bs {
+		if b.Available() {
+			return true
+		}
+	}
+	return false
 }
 
 // trackSlow runs scripts and pings every track interval; slot i < n holds
