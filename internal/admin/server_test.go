@@ -127,6 +127,7 @@ func TestControlEndpoints(t *testing.T) {
 	}{
 		{"drain", "POST", "/api/v1/services/web/backends/10.0.0.1:80/drain", "", token, 200, "state web 10.0.0.1:80 drain", `"admin_state": "drain"`},
 		{"disable", "POST", "/api/v1/services/web/backends/10.0.0.1:80/disable", "", token, 200, "state web 10.0.0.1:80 maint", `"admin_state": "maint"`},
+		{"drain in a route pool, escaped", "POST", "/api/v1/services/web%2Fapi/backends/10.0.0.1:80/drain", "", token, 200, "state web/api 10.0.0.1:80 drain", `"admin_state": "drain"`},
 		{"enable IPv6, escaped", "POST", "/api/v1/services/web/backends/%5B2001:db8::1%5D:80/enable", "", token, 200, "state web [2001:db8::1]:80 ready", `"admin_state": "ready"`},
 		{"no token", "POST", "/api/v1/services/web/backends/10.0.0.1:80/drain", "", "", 401, "", "bearer token"},
 		{"wrong token", "POST", "/api/v1/services/web/backends/10.0.0.1:80/drain", "", "0123456789abcdeX", 401, "", "bearer token"},

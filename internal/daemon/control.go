@@ -133,7 +133,12 @@ func (d *Daemon) lookup(service, address string) (*balancer.Service, *balancer.B
 	if snap == nil {
 		return nil, nil, fmt.Errorf("service %q: %w", service, admin.ErrNotFound)
 	}
-	for _, svc := range snap.services {
+	// A service, or a route pool of an http service ("web/api").
+	all := snap.services
+	for _, ps := range snap.pools {
+		all = slices.Concat(all, ps)
+	}
+	for _, svc := range all {
 		if svc.Name != service {
 			continue
 		}
@@ -145,6 +150,16 @@ func (d *Daemon) lookup(service, address string) (*balancer.Service, *balancer.B
 		return svc, nil, fmt.Errorf("service %s has no backend %s: %w", service, addr, admin.ErrNotFound)
 	}
 	return nil, nil, fmt.Errorf("service %q: %w", service, admin.ErrNotFound)
+}
+
+// notPool refuses the runtime changes that route pools do not take: their
+// backends can be drained, disabled and enabled (SetAdminState), but their
+// weights and membership come from the config file.
+func notPool(service string) error {
+	if strings.Contains(service, "/") {
+		return fmt.Errorf("%s is a route pool: only drain, disable and enable work on its backends at runtime; weights and backends come from the config file: %w", service, admin.ErrInvalid)
+	}
+	return nil
 }
 
 func parseBackendAddr(s string) (netip.AddrPort, error) {
@@ -201,6 +216,9 @@ func (d *Daemon) evictLater(service string, b *balancer.Backend) {
 
 // SetWeight gives a backend a runtime weight, until the next reload.
 func (d *Daemon) SetWeight(ctx context.Context, service, address string, weight int) (admin.Backend, error) {
+	if err := notPool(service); err != nil {
+		return admin.Backend{}, err
+	}
 	if weight < 0 || weight > 65535 {
 		return admin.Backend{}, fmt.Errorf("weight %d: want 0-65535: %w", weight, admin.ErrInvalid)
 	}
@@ -232,6 +250,9 @@ func (d *Daemon) SetWeight(ctx context.Context, service, address string, weight 
 // It gets the service's health check; until the check has a verdict it
 // counts as up, or down with health.initial: down.
 func (d *Daemon) AddBackend(ctx context.Context, service string, nb admin.NewBackend) (admin.Backend, error) {
+	if err := notPool(service); err != nil {
+		return admin.Backend{}, err
+	}
 	addr, err := parseBackendAddr(nb.Address)
 	if err != nil {
 		return admin.Backend{}, err
@@ -278,6 +299,9 @@ func (d *Daemon) AddBackend(ctx context.Context, service string, nb admin.NewBac
 // backend that goes down: kept when quiescent, else closed after
 // removal_grace (TCP) or moved with the client's next datagram (UDP).
 func (d *Daemon) RemoveBackend(ctx context.Context, service, address string) (admin.Backend, error) {
+	if err := notPool(service); err != nil {
+		return admin.Backend{}, err
+	}
 	var out admin.Backend
 	err := d.do(ctx, func() error {
 		svc, b, err := d.lookup(service, address)

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
@@ -215,4 +218,41 @@ func mustRead(t *testing.T, c *config.Config) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRoutePoolBackendControl: a route pool's backend is addressed as
+// SERVICE/ROUTE by the runtime controls, like a service's.
+func TestRoutePoolBackendControl(t *testing.T) {
+	t.Parallel()
+	main, api := httpBackend(t, "main"), httpBackend(t, "api")
+	web := freeTCP(t)
+	td := startDaemon(t, httpYAML(web, main, api, ""))
+	ctx := context.Background()
+	if got := get(t, "http://"+web+"/api/x"); got != "api" {
+		t.Fatalf("GET /api/x: got %q, want api", got)
+	}
+	b, err := td.d.SetAdminState(ctx, "web/api", api, "maint")
+	if err != nil || b.AdminState != "maint" {
+		t.Fatalf("maint on web/api %s: %+v, %v", api, b, err)
+	}
+	resp, err := http.Get("http://" + web + "/api/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("GET /api/x with the pool's only backend in maintenance: %d, want 503", resp.StatusCode)
+	}
+	if _, err := td.d.SetAdminState(ctx, "web/api", api, "ready"); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, "http://"+web+"/api/x"); got != "api" {
+		t.Errorf("GET /api/x after enable: got %q, want api", got)
+	}
+	if _, err := td.d.SetWeight(ctx, "web/api", api, 7); !errors.Is(err, admin.ErrInvalid) {
+		t.Errorf("weight on a route pool's backend: %v, want refused (the file sets it)", err)
+	}
+	if _, err := td.d.SetAdminState(ctx, "web/nope", api, "drain"); !errors.Is(err, admin.ErrNotFound) {
+		t.Errorf("unknown pool: %v, want not found", err)
+	}
 }
