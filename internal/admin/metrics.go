@@ -162,44 +162,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if s.Persistence != nil {
 			gauge(c.svcPersist, float64(s.Persistence.Entries), n)
 		}
-		// A fallback may share its address with a backend; the registry
-		// rejects a repeated label set, so the first role wins.
-		seen := make(map[string]bool, len(s.Backends))
-		for _, b := range s.Backends {
-			if seen[b.Address] {
-				continue
-			}
-			seen[b.Address] = true
-			l := []string{n, b.Address}
-			counter(c.beConns, float64(b.Total), l...)
-			gauge(c.beActive, float64(b.Active), l...)
-			counter(c.beConnFail, float64(b.ConnectFailures), l...)
-			counter(c.beIn, float64(b.BytesIn), l...)
-			counter(c.beOut, float64(b.BytesOut), l...)
-			hist(c.beLifetime, b.Lifetimes, l...)
-			if b.Latency != nil {
-				counter(c.beReqs, float64(b.Requests), l...)
-				counter(c.beReqErrs, float64(b.Errors), l...)
-				hist(c.beLatency, b.Latency, l...)
-			}
-			gauge(c.beUp, bool01(b.Healthy), l...)
-			gauge(c.beAvailable, bool01(b.Available), l...)
-			gauge(c.beWeight, float64(b.ConfiguredWeight), l...)
-			eff := b.Weight
-			if !b.Healthy {
-				eff = 0
-			}
-			gauge(c.beEffWeight, float64(eff), l...)
-			if h := b.Health; h != nil {
-				counter(c.hcChecks, float64(h.Checks), l...)
-				counter(c.hcFailures, float64(h.Failures), l...)
-				counter(c.hcFlaps, float64(h.Flaps), l...)
-				hist(c.hcDuration, h.Durations, l...)
-				if !h.LastCheck.IsZero() {
-					gauge(c.hcLast, h.LastDurationMS/1000, l...)
-					gauge(c.hcLastAt, unix(h.LastCheck), l...)
-				}
-			}
+		c.backends(n, s.Backends, counter, gauge, hist)
+		// Route pools of an http service, as SERVICE/ROUTE.
+		for _, r := range s.Routes {
+			c.backends(n+"/"+r.Name, r.Backends, counter, gauge, hist)
 		}
 	}
 
@@ -286,4 +252,52 @@ func metricsHandler(src Source, log *slog.Logger) http.Handler {
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 	})
+}
+
+type (
+	counterFn func(d *prometheus.Desc, v float64, labels ...string)
+	histFn    func(d *prometheus.Desc, h *Histogram, labels ...string)
+)
+
+// backends sends the metrics of one service's (or route pool's) backends.
+func (c *collector) backends(n string, bs []Backend, counter, gauge counterFn, hist histFn) {
+	// A fallback may share its address with a backend; the registry
+	// rejects a repeated label set, so the first role wins.
+	seen := make(map[string]bool, len(bs))
+	for _, b := range bs {
+		if seen[b.Address] {
+			continue
+		}
+		seen[b.Address] = true
+		l := []string{n, b.Address}
+		counter(c.beConns, float64(b.Total), l...)
+		gauge(c.beActive, float64(b.Active), l...)
+		counter(c.beConnFail, float64(b.ConnectFailures), l...)
+		counter(c.beIn, float64(b.BytesIn), l...)
+		counter(c.beOut, float64(b.BytesOut), l...)
+		hist(c.beLifetime, b.Lifetimes, l...)
+		if b.Latency != nil {
+			counter(c.beReqs, float64(b.Requests), l...)
+			counter(c.beReqErrs, float64(b.Errors), l...)
+			hist(c.beLatency, b.Latency, l...)
+		}
+		gauge(c.beUp, bool01(b.Healthy), l...)
+		gauge(c.beAvailable, bool01(b.Available), l...)
+		gauge(c.beWeight, float64(b.ConfiguredWeight), l...)
+		eff := b.Weight
+		if !b.Healthy || b.AdminState == "drain" || b.AdminState == "maint" {
+			eff = 0
+		}
+		gauge(c.beEffWeight, float64(eff), l...)
+		if h := b.Health; h != nil {
+			counter(c.hcChecks, float64(h.Checks), l...)
+			counter(c.hcFailures, float64(h.Failures), l...)
+			counter(c.hcFlaps, float64(h.Flaps), l...)
+			hist(c.hcDuration, h.Durations, l...)
+			if !h.LastCheck.IsZero() {
+				gauge(c.hcLast, h.LastDurationMS/1000, l...)
+				gauge(c.hcLastAt, unix(h.LastCheck), l...)
+			}
+		}
+	}
 }

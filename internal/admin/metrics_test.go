@@ -51,6 +51,12 @@ func metricsStatus() Status {
 					// A fallback at a backend's address is exported once.
 					{Address: "10.0.0.2:80", Role: RoleFallback, Weight: 1, ConfiguredWeight: 1, Healthy: true},
 				},
+				// A route pool's backends are exported as service="web/api";
+				// a drained one has effective weight 0.
+				Routes: []Route{{Name: "api", PathPrefix: "/api/", Scheduler: "rr", Backends: []Backend{
+					{Address: "10.0.0.5:80", Role: RolePrimary, Weight: 3, ConfiguredWeight: 3, Healthy: true, AdminState: "drain",
+						Requests: 4, Latency: &Histogram{Bounds: bounds, Counts: []uint64{4, 0, 0, 0}, Count: 4, Sum: 2 * time.Millisecond}},
+				}}},
 			},
 			{
 				Name: "db", Protocol: "tcp", Listen: "192.0.2.100:5432", Scheduler: "lc",
