@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/connset"
 )
 
 // TCPProxy relays the TCP connections accepted on one listen address to
@@ -24,24 +24,16 @@ type TCPProxy struct {
 	log *slog.Logger
 	counters
 
-	// mu guards the sets below. Connection goroutines take it once when
-	// they start and once when they end; the per-byte path never does.
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*tcpConn]struct{}
-	closing   bool          // Shutdown was called: refuse new connections
-	drained   chan struct{} // closed once closing and conns is empty
+	// conns holds the listeners and connections. Connection goroutines
+	// take its lock once when they start and once when they end; the
+	// per-byte path never does.
+	conns *connset.Set[*tcpConn]
 }
 
 // NewTCP returns a proxy for svc. log is used as given; the caller scopes
 // it with component and service.
 func NewTCP(svc *balancer.Service, log *slog.Logger) *TCPProxy {
-	p := &TCPProxy{
-		log:       log,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*tcpConn]struct{}{},
-		drained:   make(chan struct{}),
-	}
+	p := &TCPProxy{log: log, conns: connset.New[*tcpConn]()}
 	p.svc.Store(svc)
 	return p
 }
@@ -64,10 +56,10 @@ func (p *TCPProxy) Stats() Stats { return p.counters.stats() }
 // connection still dialling its backend when ctx ends is closed.
 func (p *TCPProxy) Serve(ctx context.Context, ln net.Listener) error {
 	defer ln.Close()
-	if !p.addListener(ln) {
+	if !p.conns.AddListener(ln) {
 		return nil
 	}
-	defer p.removeListener(ln)
+	defer p.conns.RemoveListener(ln)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 
@@ -75,7 +67,7 @@ func (p *TCPProxy) Serve(ctx context.Context, ln net.Listener) error {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || p.isClosing() {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || p.conns.Closing() {
 				return nil
 			}
 			var te interface{ Temporary() bool }
@@ -108,29 +100,17 @@ func (p *TCPProxy) Serve(ctx context.Context, ln net.Listener) error {
 // waits for the open connections to finish. When ctx ends first it closes
 // them all, waits for their goroutines and returns ctx.Err().
 func (p *TCPProxy) Shutdown(ctx context.Context) error {
-	p.mu.Lock()
-	p.closing = true
-	for ln := range p.listeners {
-		ln.Close()
-	}
-	p.checkDrainedLocked()
-	p.mu.Unlock()
-
+	p.conns.Close(nil)
 	select {
-	case <-p.drained:
+	case <-p.conns.Drained():
 		return nil
 	case <-ctx.Done():
 	}
-	p.mu.Lock()
-	n := len(p.conns)
-	for c := range p.conns {
-		c.kill()
-	}
-	p.mu.Unlock()
+	n := p.conns.Each((*tcpConn).kill)
 	p.log.Info("drain deadline passed, closed remaining connections", "connections", n)
 	// Every socket and pending dial of those connections is closed or
 	// cancelled, so their goroutines end without waiting on any peer.
-	<-p.drained
+	<-p.conns.Drained()
 	return ctx.Err()
 }
 
@@ -138,70 +118,29 @@ func (p *TCPProxy) Shutdown(ctx context.Context) error {
 // after failing its health checks, once its grace period is over — and
 // returns how many it closed.
 func (p *TCPProxy) CloseBackend(b *balancer.Backend) int {
-	p.mu.Lock()
 	var victims []*tcpConn
-	for c := range p.conns {
+	p.conns.Each(func(c *tcpConn) {
 		if c.relaysTo(b) {
 			victims = append(victims, c)
 		}
-	}
-	p.mu.Unlock()
+	})
 	for _, c := range victims {
 		c.kill()
 	}
 	return len(victims)
 }
 
-func (p *TCPProxy) addListener(ln net.Listener) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closing {
-		return false
-	}
-	p.listeners[ln] = struct{}{}
-	return true
-}
-
-func (p *TCPProxy) removeListener(ln net.Listener) {
-	p.mu.Lock()
-	delete(p.listeners, ln)
-	p.mu.Unlock()
-}
-
-func (p *TCPProxy) isClosing() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closing
-}
-
 // track registers c, or refuses it once Shutdown has begun: a connection
 // that raced with the listener's close is not served.
 func (p *TCPProxy) track(c *tcpConn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closing {
+	if !p.conns.Add(c) {
 		return false
 	}
-	p.conns[c] = struct{}{}
 	p.active.Add(1)
 	return true
 }
 
 func (p *TCPProxy) untrack(c *tcpConn) {
-	p.mu.Lock()
-	delete(p.conns, c)
 	p.active.Add(-1)
-	p.checkDrainedLocked()
-	p.mu.Unlock()
-}
-
-func (p *TCPProxy) checkDrainedLocked() {
-	if !p.closing || len(p.conns) > 0 {
-		return
-	}
-	select {
-	case <-p.drained:
-	default:
-		close(p.drained)
-	}
+	p.conns.Remove(c)
 }

@@ -127,7 +127,7 @@ func (c *clientConn) goIdle(first bool) bool {
 	if first {
 		// A new connection gets its first request served even while
 		// keep-alive is off (SetReleasing skips it too).
-		return !c.p.closing.Load()
+		return !c.p.conns.Closing()
 	}
 	return c.p.keepAlive()
 }
@@ -180,7 +180,7 @@ func (c *clientConn) readHead(s *snapshot, first bool) (int, bool) {
 		if !c.goActive() || err != nil {
 			return 0, false
 		}
-	} else if c.p.closing.Load() {
+	} else if c.p.conns.Closing() {
 		return 0, false
 	}
 	deadlineSet := first

@@ -34,7 +34,7 @@ func newH2(s *snapshot) (*http2.Server, *http.Server) {
 // serveH2 runs an HTTP/2 connection negotiated by ALPN.
 func (p *Proxy) serveH2(c *clientConn, tc *tls.Conn) {
 	c.isH2.Store(true)
-	if p.closing.Load() {
+	if p.conns.Closing() {
 		return
 	}
 	ctx := context.WithValue(context.Background(), connKey{}, c)

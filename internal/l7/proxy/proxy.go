@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/connset"
 )
 
 // Proxy is the HTTP engine of one service: it accepts client connections,
@@ -28,17 +29,13 @@ type Proxy struct {
 	snap atomic.Pointer[snapshot]
 	counters
 
-	// mu guards the sets below. Connection goroutines take it when they
-	// start and end and when they go idle between requests only if
-	// Shutdown is pending; the per-request path never does.
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*clientConn]struct{}
-	closing   atomic.Bool // Shutdown was called: refuse new connections
+	// conns holds the listeners and client connections. Connection
+	// goroutines take its lock when they start and end; the per-request
+	// path only reads conns.Closing, lock-free.
+	conns *connset.Set[*clientConn]
 	// releasing: a hand-over of the VIP is under way (SetReleasing); every
 	// client connection closes after its current response.
 	releasing atomic.Bool
-	drained   chan struct{} // closed once closing and conns is empty
 
 	// dialCtx is cancelled by a forced Shutdown, ending dials in progress.
 	// It is the proxy's lifetime, not a request's, hence kept here.
@@ -59,10 +56,8 @@ type Proxy struct {
 // New returns a proxy for cfg.
 func New(cfg *Config) *Proxy {
 	p := &Proxy{
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*clientConn]struct{}{},
-		drained:   make(chan struct{}),
-		pools:     map[*balancer.Backend]*hostPool{},
+		conns: connset.New[*clientConn](),
+		pools: map[*balancer.Backend]*hostPool{},
 	}
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
 	s := p.compile(cfg)
@@ -104,10 +99,10 @@ func (p *Proxy) Active() int { return int(p.active.Load()) }
 // Connections outlive Serve: Shutdown drains them.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	defer ln.Close()
-	if !p.addListener(ln) {
+	if !p.conns.AddListener(ln) {
 		return nil
 	}
-	defer p.removeListener(ln)
+	defer p.conns.RemoveListener(ln)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 
@@ -115,7 +110,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || p.closing.Load() {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || p.conns.Closing() {
 				return nil
 			}
 			var te interface{ Temporary() bool }
@@ -157,21 +152,19 @@ func (p *Proxy) SetReleasing(on bool) int {
 	if !on {
 		return 0
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	n := 0
-	for c := range p.conns {
+	p.conns.Each(func(c *clientConn) {
 		if !c.isH2.Load() && c.served.Load() && c.state.CompareAndSwap(connIdle, connClosed) {
 			c.nc.Close()
 			n++
 		}
-	}
+	})
 	return n
 }
 
 // keepAlive reports whether a client connection may wait for another
 // request after this one.
-func (p *Proxy) keepAlive() bool { return !p.closing.Load() && !p.releasing.Load() }
+func (p *Proxy) keepAlive() bool { return !p.conns.Closing() && !p.releasing.Load() }
 
 // Shutdown stops accepting (closing every listener given to Serve), closes
 // client connections idle between requests, lets requests in flight finish
@@ -179,35 +172,21 @@ func (p *Proxy) keepAlive() bool { return !p.closing.Load() && !p.releasing.Load
 // backend connections. When ctx ends first it closes everything, waits for
 // the connection goroutines and returns ctx.Err().
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.mu.Lock()
-	p.closing.Store(true)
-	for ln := range p.listeners {
-		ln.Close()
-	}
-	for c := range p.conns {
-		c.closeIfIdle()
-	}
-	p.checkDrainedLocked()
-	p.mu.Unlock()
+	p.conns.Close((*clientConn).closeIfIdle)
 	// GOAWAY to HTTP/2 clients; each connection closes once its streams
 	// are done. Returns at once: it tracks no connection itself.
 	p.h2base.Shutdown(ctx)
 
 	var err error
 	select {
-	case <-p.drained:
+	case <-p.conns.Drained():
 	case <-ctx.Done():
 		p.killed.Store(true)
 		p.cancelDial()
-		p.mu.Lock()
-		n := len(p.conns)
-		for c := range p.conns {
-			c.kill()
-		}
-		p.mu.Unlock()
+		n := p.conns.Each((*clientConn).kill)
 		p.killUpstreams()
 		p.snap.Load().log.Info("drain deadline passed, closed remaining connections", "connections", n)
-		<-p.drained
+		<-p.conns.Drained()
 		err = ctx.Err()
 	}
 	p.poolsMu.Lock()
@@ -249,51 +228,18 @@ func (p *Proxy) killUpstreams() {
 	}
 }
 
-func (p *Proxy) addListener(ln net.Listener) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closing.Load() {
-		return false
-	}
-	p.listeners[ln] = struct{}{}
-	return true
-}
-
-func (p *Proxy) removeListener(ln net.Listener) {
-	p.mu.Lock()
-	delete(p.listeners, ln)
-	p.mu.Unlock()
-}
-
 // track registers c, or refuses it once Shutdown has begun.
 func (p *Proxy) track(c *clientConn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closing.Load() {
+	if !p.conns.Add(c) {
 		return false
 	}
-	p.conns[c] = struct{}{}
 	p.active.Add(1)
 	return true
 }
 
 func (p *Proxy) untrack(c *clientConn) {
-	p.mu.Lock()
-	delete(p.conns, c)
 	p.active.Add(-1)
-	p.checkDrainedLocked()
-	p.mu.Unlock()
-}
-
-func (p *Proxy) checkDrainedLocked() {
-	if !p.closing.Load() || len(p.conns) > 0 {
-		return
-	}
-	select {
-	case <-p.drained:
-	default:
-		close(p.drained)
-	}
+	p.conns.Remove(c)
 }
 
 // serveConn serves one accepted connection from start to close.

@@ -169,7 +169,7 @@ func (hp *hostPool) dial(ctx context.Context, timeout time.Duration) (*upConn, e
 	u.br = getReader(&u.tc, upstreamReadSize)
 	u.bw = getWriter(&u.tc)
 	hp.mu.Lock()
-	if hp.retired && hp.p.closing.Load() {
+	if hp.retired && hp.p.conns.Closing() {
 		hp.mu.Unlock()
 		u.free()
 		return nil, net.ErrClosed
