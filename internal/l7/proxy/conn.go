@@ -109,6 +109,7 @@ func (c *clientConn) closeIfIdle() {
 	}
 	if c.state.CompareAndSwap(connIdle, connClosed) {
 		c.nc.Close()
+		c.tc.wakeReader()
 	}
 }
 
@@ -116,6 +117,7 @@ func (c *clientConn) closeIfIdle() {
 func (c *clientConn) kill() {
 	c.state.Store(connClosed)
 	c.nc.Close()
+	c.tc.wakeReader()
 }
 
 // goIdle marks c as waiting for a request; false means Shutdown (or
@@ -141,6 +143,7 @@ func (c *clientConn) goActive() bool {
 // sides keep the connection. Pipelined requests wait in br and are served
 // in order, each after the previous response is written.
 func (c *clientConn) serve() {
+	defer c.tc.releasePoller()
 	defer c.tc.nc.Close()
 	s := c.p.snap.Load()
 	c.brSize = max(s.lim.MaxHeaderBytes, http1.DefaultMaxHeaderBytes)
@@ -230,7 +233,13 @@ func (c *clientConn) waitRequest() error {
 			c.msgs = nil
 		}
 		c.tc.armRead()
-		if err := c.raw.Read(c.waitFn); err != nil {
+		if c.tc.w != nil {
+			n, err := c.tc.readPolled(c.first[:])
+			if err != nil {
+				return err
+			}
+			c.tc.pending = c.first[:n]
+		} else if err := c.raw.Read(c.waitFn); err != nil {
 			return err
 		}
 	}

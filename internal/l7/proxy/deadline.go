@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,6 +34,99 @@ type timedConn struct {
 	// pendingErr, an error or EOF found that way, is returned after them.
 	pending    []byte
 	pendingErr error
+
+	// w, when set, is the socket's registration with the poller: reads
+	// wait there for data instead of in Go's netpoller (poller_linux.go).
+	// raw and readFn read the socket; rbuf, rn and rerr carry one read
+	// through the callback. kick is w for other goroutines, which only
+	// notify it, after closing the socket.
+	w      *waiter
+	kick   atomic.Pointer[waiter]
+	raw    syscall.RawConn
+	readFn func(fd uintptr) bool
+	rbuf   []byte
+	rn     int
+	rerr   error
+}
+
+// usePoller makes reads of a plain TCP socket wait on the poller.
+func (t *timedConn) usePoller() {
+	sc, ok := t.nc.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	w := newWaiter(raw)
+	if w == nil {
+		return
+	}
+	t.w, t.raw, t.readFn = w, raw, t.readRaw
+	t.kick.Store(w)
+}
+
+// stopPolling hands the socket back to Go's netpoller, for a tunnel whose
+// goroutines read and close both sockets.
+func (t *timedConn) stopPolling() {
+	if t.w != nil {
+		t.w.detach(t.raw)
+		t.w = nil
+	}
+}
+
+// releasePoller unregisters the socket; its owner calls it at the close.
+func (t *timedConn) releasePoller() {
+	if t.w != nil {
+		t.w.release()
+		t.w = nil
+	}
+}
+
+// wakeReader wakes the socket's reader after another goroutine closed the
+// socket: a reader waiting on the poller would not hear of it otherwise.
+func (t *timedConn) wakeReader() {
+	if w := t.kick.Load(); w != nil {
+		w.notify()
+	}
+}
+
+func (t *timedConn) readRaw(fd uintptr) bool {
+	for {
+		n, err := syscall.Read(int(fd), t.rbuf)
+		if err == syscall.EINTR {
+			continue
+		}
+		t.rn, t.rerr = n, err
+		return true
+	}
+}
+
+// readPolled reads into b, waiting on the poller while there is nothing.
+// The raw read honours the socket's deadline and fails once it is closed;
+// the waiter's timer and wakeReader end a wait for either.
+func (t *timedConn) readPolled(b []byte) (int, error) {
+	t.rbuf = b
+	for {
+		if err := t.raw.Read(t.readFn); err != nil {
+			t.rbuf = nil
+			return 0, err
+		}
+		if t.rerr != syscall.EAGAIN {
+			break
+		}
+		t.w.wait()
+	}
+	t.rbuf = nil
+	switch n, err := t.rn, t.rerr; {
+	case err != nil:
+		return 0, os.NewSyscallError("read", err)
+	case n == 0 && len(b) > 0:
+		return 0, io.EOF
+	default:
+		return n, nil
+	}
 }
 
 // readTimeout makes every read wait at most d (approximately, see above)
@@ -57,8 +153,9 @@ func (t *timedConn) writeTimeout(d time.Duration) {
 }
 
 // clearDeadlines removes every deadline, for a tunnel that manages its
-// own.
+// own and reads through Go's netpoller.
 func (t *timedConn) clearDeadlines() {
+	t.stopPolling()
 	t.readPer, t.writePer = 0, 0
 	t.readAbs = time.Time{}
 	t.readArmed, t.writeArmed = time.Time{}, time.Time{}
@@ -76,6 +173,9 @@ func (t *timedConn) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	t.armRead()
+	if t.w != nil {
+		return t.readPolled(b)
+	}
 	return t.nc.Read(b)
 }
 
@@ -86,10 +186,16 @@ func (t *timedConn) armRead() {
 		if t.readArmed.Sub(now) < t.readPer*3/4 {
 			t.readArmed = now.Add(t.readPer)
 			t.nc.SetReadDeadline(t.readArmed)
+			if t.w != nil {
+				t.w.setDeadline(t.readArmed)
+			}
 		}
 	} else if !t.readAbs.Equal(t.readArmed) {
 		t.readArmed = t.readAbs
 		t.nc.SetReadDeadline(t.readArmed)
+		if t.w != nil {
+			t.w.setDeadline(t.readArmed)
+		}
 	}
 }
 

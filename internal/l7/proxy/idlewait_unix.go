@@ -20,6 +20,7 @@ func (c *clientConn) setupIdleWait() {
 		return
 	}
 	c.raw, c.waitFn = raw, c.waitReadable
+	c.tc.usePoller()
 }
 
 // waitReadable is the RawConn.Read callback of waitRequest: it reads what

@@ -156,6 +156,7 @@ func (p *Proxy) SetReleasing(on bool) int {
 	p.conns.Each(func(c *clientConn) {
 		if !c.isH2.Load() && c.served.Load() && c.state.CompareAndSwap(connIdle, connClosed) {
 			c.nc.Close()
+			c.tc.wakeReader()
 			n++
 		}
 	})

@@ -166,6 +166,7 @@ func (hp *hostPool) dial(ctx context.Context, timeout time.Duration) (*upConn, e
 	}
 	u := &upConn{hp: hp}
 	u.tc.nc = nc
+	u.tc.usePoller()
 	u.br = getReader(&u.tc, upstreamReadSize)
 	u.bw = getWriter(&u.tc)
 	hp.mu.Lock()
@@ -190,6 +191,7 @@ func (u *upConn) close() {
 
 func (u *upConn) free() {
 	u.tc.nc.Close()
+	u.tc.releasePoller()
 	if u.br != nil {
 		putReader(u.br)
 		putWriter(u.bw)
@@ -207,6 +209,7 @@ func (hp *hostPool) closeAll() int {
 	for u := range hp.all {
 		u.killed.Store(true)
 		u.tc.nc.Close()
+		u.tc.wakeReader()
 	}
 	for _, u := range idle {
 		delete(hp.all, u)
