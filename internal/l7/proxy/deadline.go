@@ -92,23 +92,16 @@ func (t *timedConn) wakeReader() {
 	}
 }
 
-func (t *timedConn) readRaw(fd uintptr) bool {
-	for {
-		n, err := syscall.Read(int(fd), t.rbuf)
-		if err == syscall.EINTR {
-			continue
-		}
-		t.rn, t.rerr = n, err
-		return true
-	}
-}
-
 // readPolled reads into b, waiting on the poller while there is nothing.
 // The raw read honours the socket's deadline and fails once it is closed;
 // the waiter's timer and wakeReader end a wait for either.
 func (t *timedConn) readPolled(b []byte) (int, error) {
 	t.rbuf = b
 	for {
+		// Notifications so far are for data this read will see (or
+		// already saw): forget them, as Go's netpoller forgets readiness
+		// before a read, or a later wait would not wait.
+		t.w.reset()
 		if err := t.raw.Read(t.readFn); err != nil {
 			t.rbuf = nil
 			return 0, err

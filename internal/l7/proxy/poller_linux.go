@@ -48,6 +48,8 @@ type poller struct {
 	waiters []*waiter // by index, the data of the socket's epoll event
 	free    []int32
 
+	_ [64]byte // parks, written by every waiting goroutine, on a line of its own
+
 	// parks counts the waits begun: while goroutines keep reaching their
 	// next wait, the poller has company in the run queue and polls again
 	// after them rather than sleep.
@@ -255,6 +257,10 @@ func (w *waiter) wait() {
 	w.state.Store(waiterRunning) // notified since: read again
 }
 
+// reset forgets the notifications received while the goroutine ran; it
+// calls it right before reading.
+func (w *waiter) reset() { w.state.Store(waiterRunning) }
+
 // setDeadline arms the timer for the socket's new read deadline.
 func (w *waiter) setDeadline(t time.Time) {
 	if t.Equal(w.deadline) {
@@ -298,4 +304,16 @@ func (w *waiter) release() {
 		p.free = append(p.free, w.idx)
 	}
 	p.mu.Unlock()
+}
+
+// readRaw is the RawConn.Read callback of timedConn.readPolled: one read.
+func (t *timedConn) readRaw(fd uintptr) bool {
+	for {
+		n, err := syscall.Read(int(fd), t.rbuf)
+		if err == syscall.EINTR {
+			continue
+		}
+		t.rn, t.rerr = n, err
+		return true
+	}
 }
