@@ -234,6 +234,14 @@ func (c *clientConn) waitRequest() error {
 		}
 		c.tc.armRead()
 		if c.tc.w != nil {
+			if c.tc.drained && c.tc.w.quiet() {
+				// The client sends its next request after our response:
+				// a read now would find nothing. Wait for the poller's
+				// word first (it comes at once if data came since the
+				// last read drained the socket). A close by the client
+				// may be pending without new data: then read.
+				c.tc.w.wait()
+			}
 			n, err := c.tc.readPolled(c.first[:])
 			if err != nil {
 				return err

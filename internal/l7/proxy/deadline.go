@@ -47,6 +47,9 @@ type timedConn struct {
 	rbuf   []byte
 	rn     int
 	rerr   error
+	// drained: the last read returned less than it could take, so the
+	// socket was empty then, and any data since has notified w.
+	drained bool
 }
 
 // usePoller makes reads of a plain TCP socket wait on the poller.
@@ -109,9 +112,17 @@ func (t *timedConn) readPolled(b []byte) (int, error) {
 		if t.rerr != syscall.EAGAIN {
 			break
 		}
+		// The waiter's timer may fire a moment before Go's netpoller marks
+		// the deadline passed, and the read above, forgetting the timer's
+		// notification, found nothing: the deadline is checked here too.
+		if !t.readArmed.IsZero() && !time.Now().Before(t.readArmed) {
+			t.rbuf = nil
+			return 0, os.ErrDeadlineExceeded
+		}
 		t.w.wait()
 	}
 	t.rbuf = nil
+	t.drained = t.rn < len(b)
 	switch n, err := t.rn, t.rerr; {
 	case err != nil:
 		return 0, os.NewSyscallError("read", err)

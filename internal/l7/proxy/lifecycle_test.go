@@ -560,6 +560,9 @@ func TestSetReleasing(t *testing.T) {
 		p.Shutdown(ctx)
 	})
 	eventually(t, "two client connections", func() bool { return p.Active() == 2 })
+	// The idle connection's goroutine marks it idle just after writing
+	// the response the client has read.
+	eventually(t, "an idle client connection", func() bool { return idleConns(p) == 1 })
 
 	if n := p.SetReleasing(true); n != 1 {
 		t.Errorf("SetReleasing closed %d idle connections, want 1", n)
@@ -582,4 +585,15 @@ func TestSetReleasing(t *testing.T) {
 	if resp, _ := again.roundTrip(get("/")); resp.StatusCode != 200 || resp.Close {
 		t.Errorf("after releasing: %d close=%v, want a kept-alive 200", resp.StatusCode, resp.Close)
 	}
+}
+
+// idleConns counts the client connections waiting for a request.
+func idleConns(p *Proxy) int {
+	n := 0
+	p.conns.Each(func(c *clientConn) {
+		if c.state.Load() == connIdle {
+			n++
+		}
+	})
+	return n
 }

@@ -73,6 +73,9 @@ type waiter struct {
 	idx   int32
 	state atomic.Int32
 	wake  chan struct{}
+	// hup: the peer closed or reset its side, a condition a read may not
+	// have reported yet although it drained the data.
+	hup atomic.Bool
 
 	// timer notifies the waiter when the socket's read deadline passes:
 	// a read then fails with the deadline error, as with Go's netpoller.
@@ -200,7 +203,14 @@ func (p *poller) poll(epfd uintptr) bool {
 		if idx < 0 || int(idx) >= len(p.waiters) {
 			continue
 		}
-		if w := p.waiters[idx]; w != nil && w.claim() {
+		w := p.waiters[idx]
+		if w == nil {
+			continue
+		}
+		if p.events[i].Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			w.hup.Store(true)
+		}
+		if w.claim() {
 			b = append(b, w)
 		}
 	}
@@ -256,6 +266,11 @@ func (w *waiter) wait() {
 	}
 	w.state.Store(waiterRunning) // notified since: read again
 }
+
+// quiet reports whether nothing but new data can end a wait: the peer has
+// not closed its side (that does not come as new data after a read that
+// drained the socket).
+func (w *waiter) quiet() bool { return !w.hup.Load() }
 
 // reset forgets the notifications received while the goroutine ran; it
 // calls it right before reading.

@@ -18,6 +18,8 @@ func (*waiter) notify()                {}
 func (*waiter) setDeadline(time.Time)  {}
 func (*waiter) detach(syscall.RawConn) {}
 func (*waiter) release()               {}
+func (*waiter) reset()                 {}
+func (*waiter) quiet() bool            { return false }
 
 // readRaw is never called without a waiter.
 func (t *timedConn) readRaw(uintptr) bool { return true }
