@@ -192,29 +192,36 @@ func (p *poller) nap(epfd uintptr) bool {
 // poll takes the ready sockets without blocking and wakes their waiters,
 // in the order the sockets became ready. It reports whether it found any.
 func (p *poller) poll(epfd uintptr) bool {
-	n, err := unix.EpollWait(int(epfd), p.events[:], 0)
-	if err != nil || n <= 0 {
-		return false
-	}
 	b := p.batch[:0]
-	p.mu.Lock()
-	for i := range n {
-		idx := p.events[i].Fd
-		if idx < 0 || int(idx) >= len(p.waiters) {
-			continue
+	found := false
+	for {
+		n, err := unix.EpollWait(int(epfd), p.events[:], 0)
+		if err != nil || n <= 0 {
+			break
 		}
-		w := p.waiters[idx]
-		if w == nil {
-			continue
+		found = true
+		p.mu.Lock()
+		for i := range n {
+			idx := p.events[i].Fd
+			if idx < 0 || int(idx) >= len(p.waiters) {
+				continue
+			}
+			w := p.waiters[idx]
+			if w == nil {
+				continue
+			}
+			if p.events[i].Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				w.hup.Store(true)
+			}
+			if w.claim() {
+				b = append(b, w)
+			}
 		}
-		if p.events[i].Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			w.hup.Store(true)
-		}
-		if w.claim() {
-			b = append(b, w)
+		p.mu.Unlock()
+		if n < len(p.events) {
+			break // all taken; a full batch may have left more
 		}
 	}
-	p.mu.Unlock()
 	if len(b) > 0 {
 		// A goroutine woken by another runs next, and the one woken before
 		// it goes to the back of the run queue: wake the first last, so
@@ -226,7 +233,7 @@ func (p *poller) poll(epfd uintptr) bool {
 	}
 	clear(b)
 	p.batch = b[:0]
-	return true
+	return found
 }
 
 // claim marks w as notified and reports whether its goroutine is parked
