@@ -211,11 +211,18 @@ func (ex *exchange) relay(n int) bool {
 			}
 		}
 
-		// Let the other connections run before reading: the backend has
-		// had no time to answer yet, and a read now would find nothing,
-		// park and be woken again — two system calls and a wake-up that
-		// are saved when the answer is there by the time we come back.
-		runtime.Gosched()
+		// The backend has had no time to answer yet: a read now would
+		// find nothing. When the poller watches the socket, the last read
+		// drained it and the backend has not closed, wait for the
+		// poller's word (under the response timeout); else let the other
+		// connections run first, after which the answer is usually there.
+		if w := u.tc.w; w != nil && u.tc.drained && w.quiet() {
+			u.tc.readTimeout(s.responseTimeout)
+			u.tc.armRead()
+			w.wait()
+		} else {
+			runtime.Gosched()
+		}
 		st, retry := ex.readResponseHead(method, retryable)
 		if retry {
 			if ex.redial() {
