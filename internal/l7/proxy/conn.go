@@ -108,14 +108,19 @@ func (c *clientConn) closeIfIdle() {
 		return // told to go away by Shutdown through the http2 server
 	}
 	if c.state.CompareAndSwap(connIdle, connClosed) {
-		c.nc.Close()
-		c.tc.wakeReader()
+		c.closeSocket()
 	}
 }
 
 // kill closes c whatever it is doing (forced Shutdown).
 func (c *clientConn) kill() {
 	c.state.Store(connClosed)
+	c.closeSocket()
+}
+
+// closeSocket closes c from another goroutine than its own, which it
+// wakes if it waits on the poller.
+func (c *clientConn) closeSocket() {
 	c.nc.Close()
 	c.tc.wakeReader()
 }
@@ -234,14 +239,8 @@ func (c *clientConn) waitRequest() error {
 		}
 		c.tc.armRead()
 		if c.tc.w != nil {
-			if c.tc.drained && c.tc.w.quiet() {
-				// The client sends its next request after our response:
-				// a read now would find nothing. Wait for the poller's
-				// word first (it comes at once if data came since the
-				// last read drained the socket). A close by the client
-				// may be pending without new data: then read.
-				c.tc.w.wait()
-			}
+			// The client sends its next request after our response.
+			c.tc.awaitData()
 			n, err := c.tc.readPolled(c.first[:])
 			if err != nil {
 				return err

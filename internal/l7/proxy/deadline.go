@@ -95,6 +95,20 @@ func (t *timedConn) wakeReader() {
 	}
 }
 
+// awaitData waits for the poller's word before a read that would find
+// nothing: the last read drained the socket and the peer has not closed
+// its side (a close may be pending without new data). It reports whether
+// it waited. The caller has just armed a progress timeout (readTimeout,
+// armRead), whose deadline is in the future, so the waiter's timer bounds
+// the wait.
+func (t *timedConn) awaitData() bool {
+	if t.w == nil || !t.drained || !t.w.quiet() {
+		return false
+	}
+	t.w.wait()
+	return true
+}
+
 // readPolled reads into b, waiting on the poller while there is nothing.
 // The raw read honours the socket's deadline and fails once it is closed;
 // the waiter's timer and wakeReader end a wait for either.

@@ -212,15 +212,13 @@ func (ex *exchange) relay(n int) bool {
 		}
 
 		// The backend has had no time to answer yet: a read now would
-		// find nothing. When the poller watches the socket, the last read
-		// drained it and the backend has not closed, wait for the
-		// poller's word (under the response timeout); else let the other
+		// find nothing. Wait for the poller's word, under the response
+		// timeout; where that does not apply (no poller, a read that
+		// filled the buffer, a backend that closed), let the other
 		// connections run first, after which the answer is usually there.
-		if w := u.tc.w; w != nil && u.tc.drained && w.quiet() {
-			u.tc.readTimeout(s.responseTimeout)
-			u.tc.armRead()
-			w.wait()
-		} else {
+		u.tc.readTimeout(s.responseTimeout)
+		u.tc.armRead()
+		if !u.tc.awaitData() {
 			runtime.Gosched()
 		}
 		st, retry := ex.readResponseHead(method, retryable)

@@ -32,9 +32,9 @@ import (
 // (edge-triggered; the sockets stay in Go's netpoller too). It polls
 // without blocking, wakes the goroutines waiting on the sockets it finds
 // ready in that order, and yields, so that it polls again after every
-// pass of the run queue. After two empty polls in a row it sleeps, with
-// the epoll descriptor in Go's netpoller, until one of the sockets has
-// data again.
+// pass of the run queue. When a poll finds nothing and no goroutine has
+// begun a wait since the last one, it sleeps, with the epoll descriptor
+// in Go's netpoller, until one of the sockets has data again.
 type poller struct {
 	epfd int
 	file *os.File        // epfd: kept referenced, or its finalizer closes it

@@ -155,8 +155,7 @@ func (p *Proxy) SetReleasing(on bool) int {
 	n := 0
 	p.conns.Each(func(c *clientConn) {
 		if !c.isH2.Load() && c.served.Load() && c.state.CompareAndSwap(connIdle, connClosed) {
-			c.nc.Close()
-			c.tc.wakeReader()
+			c.closeSocket()
 			n++
 		}
 	})
