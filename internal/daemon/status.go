@@ -237,6 +237,7 @@ func (d *Daemon) haStatus() []admin.HAGroup {
 			AdvertsReceived:    vs.AdvertsReceived,
 			SendErrors:         vs.SendErrors,
 			VIPsHeld:           vs.VIPsHeld,
+			ListenUntil:        vs.ListenUntil,
 		}
 		for _, p := range vs.Peers {
 			g.Peers = append(g.Peers, admin.HAPeer{
