@@ -366,6 +366,8 @@ func (ex *exchange) relayResponse() bool {
 	}
 
 	keep := !req.Close && c.p.keepAlive() && !ex.bodyCut
+	// The rest of a body the backend did not take is still coming.
+	c.linger = ex.bodyCut
 	if resp.Body == http1.BodyChunked && req.Version == http1.HTTP10 {
 		// An HTTP/1.0 client knows no chunks: decode, and delimit by
 		// closing.
