@@ -235,8 +235,9 @@ func unix(t time.Time) float64 {
 
 // newRegistry holds the collector and the Go runtime's and the process's
 // standard metrics.
-func newRegistry(src Source) *prometheus.Registry {
+func newRegistry(src Source, extra ...prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(extra...)
 	reg.MustRegister(
 		newCollector(src),
 		collectors.NewGoCollector(),
@@ -247,8 +248,8 @@ func newRegistry(src Source) *prometheus.Registry {
 
 // metricsHandler serves GET /metrics. A metric that fails is logged and
 // left out rather than failing the whole scrape.
-func metricsHandler(src Source, log *slog.Logger) http.Handler {
-	return promhttp.HandlerFor(newRegistry(src), promhttp.HandlerOpts{
+func metricsHandler(src Source, log *slog.Logger, extra ...prometheus.Collector) http.Handler {
+	return promhttp.HandlerFor(newRegistry(src, extra...), promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 	})

@@ -192,7 +192,8 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	exported := map[string]bool{}
 	nameRe := regexp.MustCompile(`fqName: "([a-z_]+)"`)
-	for _, d := range newCollector(fakeSource{}).descs {
+	descs := append(newCollector(fakeSource{}).descs, newRefusalCollector(&refusals{}).desc)
+	for _, d := range descs {
 		name := nameRe.FindStringSubmatch(d.String())[1]
 		exported[name] = true
 		if !documented[name] {
