@@ -59,7 +59,9 @@ type HAGroup struct {
 	// ha.hello_port is 0); dropped by reason: auth (unauthenticated or
 	// forged), stale (replayed, or a clock off by more than 30s),
 	// not_peer (not in unicast_peers), vrid (the group's name with
-	// another VRID).
+	// another VRID), malformed (no hello at all) and unknown_group (a
+	// hello for a group this node does not have); the last two name no
+	// group, and every group of the family that received them counts them.
 	HellosSent   uint64            `json:"hellos_sent,omitempty"`
 	HelloDropped map[string]uint64 `json:"hello_dropped,omitempty"`
 }

@@ -35,7 +35,7 @@ type collector struct {
 	haState, haPrio, haConfPrio, haMasterPrio, haTransitions     *prometheus.Desc
 	haSent, haReceived, haSendErr, haDropped, haVIPs, haVIPsHeld *prometheus.Desc
 	haPeerPrio, haPeerAdverts, haPeerLastHeard, haTrackOK        *prometheus.Desc
-	haPeerConfigMatch                                            *prometheus.Desc
+	haPeerConfigMatch, haHellosSent, haHelloDropped              *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -105,6 +105,8 @@ func newCollector(src Source) *collector {
 	c.haReceived = d("ha_adverts_received_total", "Valid VRRP adverts received for the group's VRID.", grp...)
 	c.haSendErr = d("ha_advert_send_errors_total", "VRRP adverts that could not be sent.", grp...)
 	c.haDropped = d("ha_adverts_dropped_total", "Received VRRP packets dropped, by reason (ttl, vrid, version, type, length, checksum, family, interval, auth, replay, peer, self, other); a reason appears once it has counted.", "group", "reason")
+	c.haHellosSent = d("ha_hellos_sent_total", "Hellos (the config-hash datagrams on ha.hello_port) sent for the group.", grp...)
+	c.haHelloDropped = d("ha_hellos_dropped_total", "Datagrams on the hello port dropped, by reason (auth, stale, not_peer, vrid, malformed, unknown_group); malformed and unknown_group name no group and count in every group of the family that received them; a reason appears once it has counted.", "group", "reason")
 	c.haVIPs = d("ha_vips", "Virtual addresses configured for the group.", grp...)
 	c.haVIPsHeld = d("ha_vips_held", "Virtual addresses of the group this node holds.", grp...)
 	c.haPeerPrio = d("ha_peer_priority", "The priority in the last advert heard from a peer (0: it was leaving).", "group", "peer")
@@ -202,6 +204,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.haSendErr, float64(g.SendErrors), n)
 		for reason, v := range g.Dropped {
 			counter(c.haDropped, float64(v), n, reason)
+		}
+		counter(c.haHellosSent, float64(g.HellosSent), n)
+		for reason, v := range g.HelloDropped {
+			counter(c.haHelloDropped, float64(v), n, reason)
 		}
 		gauge(c.haVIPs, float64(len(g.VIPs)), n)
 		gauge(c.haVIPsHeld, float64(g.VIPsHeld), n)
