@@ -171,7 +171,7 @@ services:
 		t.Errorf("GET /api/x: got %q, want api", got)
 	}
 	// HA tracking counts the route pool: the service still serves.
-	if ok, why := td.d.serviceAlive("web"); !ok {
+	if ok, why := (haHost{td.d}).ServiceAlive("web"); !ok {
 		t.Errorf("tracked service with its own backend down and its route's up: failed (%s), want alive", why)
 	}
 	resp, err := http.Get("http://" + web + "/")
