@@ -23,9 +23,10 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/alert"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
-	"github.com/fulcrum-lb/fulcrum/internal/hello"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
 )
 
@@ -48,7 +49,7 @@ type Options struct {
 	Stopping  func()
 	// HA overrides the privileged pieces of VRRP (tests); zero fields
 	// take the real ones.
-	HA HADeps
+	HA ha.Deps
 }
 
 // Daemon is one running fulcrum node.
@@ -59,7 +60,6 @@ type Daemon struct {
 	reloadc chan chan error
 	ctlc    chan func()    // runtime changes, run by the Run goroutine
 	wg      sync.WaitGroup // serve loops and draining frontends
-	holds   sync.WaitGroup // HA groups keeping their VIPs for a hand-over
 
 	monitor  *health.Monitor
 	alerts   *alert.Dispatcher
@@ -77,11 +77,7 @@ type Daemon struct {
 	overlay   overlay        // runtime changes on top of file
 	logs      accessLogs
 
-	ha         map[string]*haGroup // owned by Run
-	haGroups   atomic.Pointer[map[string]*haGroup]
-	syncGroups atomic.Pointer[[]config.SyncGroup]
-	hello      helloState // owned by Run
-	helloEP    atomic.Pointer[hello.Endpoint]
+	ha *ha.Manager // its applier is the Run goroutine
 
 	snap      atomic.Pointer[snapshot]
 	adminAddr atomic.Value // string: the admin API's bound address
@@ -108,6 +104,7 @@ type snapshot struct {
 	fronts   map[string]*listener // by service name
 	// pools are the route pools of http services, by service name.
 	pools map[string][]*balancer.Service
+	logs  []*accesslog.Writer // the access logs open, by path
 }
 
 type listenKey struct {
@@ -139,7 +136,6 @@ func New(opt Options) *Daemon {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	opt.HA = opt.HA.withDefaults()
 	d := &Daemon{
 		opt:       opt,
 		log:       opt.Log.With("component", "daemon"),
@@ -154,6 +150,7 @@ func New(opt Options) *Daemon {
 	d.token.Store("")
 	d.monitor = health.NewMonitor(opt.Log.With("component", "health"), d.onHealth)
 	d.alerts = alert.NewDispatcher(opt.Log.With("component", "alert"), nil)
+	d.ha = ha.New(ha.Options{Host: haHost{d}, Alerts: d.alerts, Log: opt.Log, Deps: opt.HA})
 	return d
 }
 
@@ -313,27 +310,15 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	if tokenErr != nil {
 		bindErrs = append(bindErrs, tokenErr)
 	}
-	freshLogs, logErr := d.logs.open(p)
+	freshLogs, logErr := d.logs.open(p, d.opt.Log.With("component", "accesslog"))
 	if logErr != nil {
 		bindErrs = append(bindErrs, logErr)
 	}
-	var nextHA map[string]*haGroup
+	var nextHA *ha.Pending
 	if len(bindErrs) == 0 {
 		var err error
-		if nextHA, err = d.prepareHA(cfg); err != nil {
+		if nextHA, err = d.ha.Prepare(cfg); err != nil {
 			bindErrs = append(bindErrs, err)
-		}
-	}
-	var nextHello *hello.Endpoint
-	if len(bindErrs) == 0 {
-		var err error
-		if nextHello, err = d.prepareHello(cfg); err != nil {
-			bindErrs = append(bindErrs, err)
-			for name, hg := range nextHA {
-				if d.ha[name] != hg {
-					hg.close()
-				}
-			}
 		}
 	}
 	if len(bindErrs) > 0 {
@@ -416,11 +401,10 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	for name, hp := range p.http {
 		pools[name] = hp.pools
 	}
-	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools})
+	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools, logs: d.logs.list()})
 	// Last: a group tracking a service must find it in the snapshot.
-	d.commitHA(cfg, nextHA)
-	d.commitHello(cfg, nextHello)
-	d.advertiseHash()
+	nextHA.Commit()
+	d.ha.SetConfigHash(file.Hash())
 	return nil
 }
 
@@ -548,9 +532,7 @@ func (d *Daemon) shutdown() {
 	// keeps its VIPs, and the listeners stay open, until the connections
 	// on them are done or its handover_timeout passed: the peer relays
 	// their packets to us meanwhile.
-	d.stopHA()
-	d.stopHello()
-	d.holds.Wait()
+	d.ha.Stop()
 	d.log.Info("shutting down: listeners closed, draining connections", "drain_timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
