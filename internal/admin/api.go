@@ -17,6 +17,8 @@ type Status struct {
 	Services   []Service `json:"services"`
 	Alerts     Alerts    `json:"alerts"`
 	HA         []HAGroup `json:"ha"`
+	// AccessLogs are the access-log destinations open, by path.
+	AccessLogs []AccessLog `json:"access_logs,omitempty"`
 
 	// Time is when this status was taken: rates are computed between two
 	// of them.
@@ -94,6 +96,19 @@ type TrackItem struct {
 	OK     bool   `json:"ok"`
 	Weight int    `json:"weight"` // 0: fault when failed
 	Detail string `json:"detail,omitempty"`
+}
+
+// AccessLog is one access-log destination (a file or stderr) shared by
+// the http services logging there.
+type AccessLog struct {
+	Path  string `json:"path"`
+	Lines uint64 `json:"lines"` // queued for writing
+	// WriteErrors counts failed writes (a full disk); each loses the
+	// LinesLost lines it carried.
+	WriteErrors uint64    `json:"write_errors"`
+	LinesLost   uint64    `json:"lines_lost"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Alerts reports the alert hooks' deliveries.

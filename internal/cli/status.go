@@ -288,6 +288,12 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	if runtimeChanged(st) {
 		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
 	}
+	for _, l := range st.AccessLogs {
+		if l.WriteErrors > 0 {
+			fmt.Fprintf(w, "Access log %s: %d writes failed, %d lines lost, last at %s: %s\n",
+				l.Path, l.WriteErrors, l.LinesLost, l.LastErrorAt.Format(time.RFC3339), firstLine(l.LastError))
+		}
+	}
 	if len(st.Alerts.Hooks) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Alert hooks")

@@ -141,6 +141,11 @@ func TestRenderStatusHTTP(t *testing.T) {
 			},
 		},
 	}
+	st.AccessLogs = []admin.AccessLog{
+		{Path: "/var/log/fulcrum/access.log", Lines: 11990, WriteErrors: 3, LinesLost: 40,
+			LastError: "write /var/log/fulcrum/access.log: no space left on device", LastErrorAt: started.Add(50 * time.Minute)},
+		{Path: "stderr", Lines: 10},
+	}
 	st.Time = started.Add(time.Hour)
 	// Ten seconds earlier: 100 requests less on each pool's backend.
 	prev := &admin.Status{Time: st.Time.Add(-10 * time.Second), Services: []admin.Service{{

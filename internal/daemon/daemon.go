@@ -25,6 +25,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/accesslog"
 )
 
 // Options configure a Daemon.
@@ -101,6 +102,7 @@ type snapshot struct {
 	fronts   map[string]*listener // by service name
 	// pools are the route pools of http services, by service name.
 	pools map[string][]*balancer.Service
+	logs  []*accesslog.Writer // the access logs open, by path
 }
 
 type listenKey struct {
@@ -304,7 +306,7 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	if tokenErr != nil {
 		bindErrs = append(bindErrs, tokenErr)
 	}
-	freshLogs, logErr := d.logs.open(p)
+	freshLogs, logErr := d.logs.open(p, d.opt.Log.With("component", "accesslog"))
 	if logErr != nil {
 		bindErrs = append(bindErrs, logErr)
 	}
@@ -387,7 +389,7 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	for name, hp := range p.http {
 		pools[name] = hp.pools
 	}
-	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools})
+	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools, logs: d.logs.list()})
 	// Last: a group tracking a service must find it in the snapshot.
 	nextHA.Commit()
 	d.ha.SetConfigHash(file.Hash())

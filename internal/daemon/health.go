@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -40,11 +39,8 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 			return nil
 		}
 		addr := netip.MustParseAddrPort(bc.Address)
-		spec, err := healthSpec(h)
-		if err == nil {
-			_, err = health.NewChecker(spec)
-		}
-		if err != nil {
+		spec := h.Spec()
+		if _, err := health.NewChecker(spec); err != nil {
 			line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
 			return fmt.Errorf("%s:%d:%d: services[%d].health: %w", cfg.File, line, col, i, err)
 		}
@@ -88,42 +84,6 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 		}
 	}
 	return ws, info, nil
-}
-
-func healthSpec(h *config.Health) (health.Spec, error) {
-	s := health.Spec{
-		Type:          h.Type,
-		Interval:      h.Interval.D(),
-		Timeout:       h.Timeout.D(),
-		Jitter:        h.Jitter.D(),
-		Rise:          h.Rise,
-		Fall:          h.Fall,
-		InitialUp:     h.Initial != "down",
-		Method:        h.Method,
-		Path:          h.Path,
-		Host:          h.Host,
-		ExpectBody:    h.ExpectBody,
-		TLSSkipVerify: h.TLSSkipVerify,
-		SNI:           h.SNI,
-		Send:          []byte(h.Send),
-		Expect:        []byte(h.Expect),
-		Command:       h.Command,
-	}
-	if h.Type == "http" || h.Type == "https" {
-		ranges, err := health.ParseStatusRanges(h.ExpectStatus)
-		if err != nil {
-			return s, err
-		}
-		s.ExpectStatus = ranges
-	}
-	if h.ExpectRegex != "" {
-		re, err := regexp.Compile(h.ExpectRegex)
-		if err != nil {
-			return s, err
-		}
-		s.ExpectRegex = re
-	}
-	return s, nil
 }
 
 // passive forwards a backend's connect outcomes to the monitor.

@@ -258,3 +258,33 @@ func TestRoutePoolBackendControl(t *testing.T) {
 		t.Errorf("unknown pool: %v, want not found", err)
 	}
 }
+
+// TestHTTPAccessLogWriteErrorsShown: writes to an access log that fail (a
+// full disk: /dev/full answers every write with ENOSPC) are shown in the
+// status, hence in /metrics and `fulcrum status`.
+func TestHTTPAccessLogWriteErrorsShown(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	main, api := httpBackend(t, "main"), httpBackend(t, "api")
+	web := freeTCP(t)
+	td := startDaemon(t, httpYAML(web, main, api, "      access_log: { path: /dev/full }\n"))
+	get(t, "http://"+web+"/")
+	// The writer flushes every second: the failure follows.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := td.d.Status()
+		if len(st.AccessLogs) == 1 && st.AccessLogs[0].WriteErrors > 0 {
+			l := st.AccessLogs[0]
+			if l.Path != "/dev/full" || l.LinesLost != 1 || !strings.Contains(l.LastError, "no space left") {
+				t.Errorf("got %+v, want /dev/full with 1 line lost and ENOSPC", l)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access logs in the status: got %+v, want a write error", st.AccessLogs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -36,6 +36,13 @@ func (d *Daemon) Status() admin.Status {
 		})
 	}
 	st.HA = d.ha.Status()
+	for _, w := range snap.logs {
+		ls := w.Stats()
+		st.AccessLogs = append(st.AccessLogs, admin.AccessLog{
+			Path: ls.Path, Lines: ls.Lines, WriteErrors: ls.Errors, LinesLost: ls.Lost,
+			LastError: ls.LastError, LastErrorAt: ls.LastErrorAt,
+		})
+	}
 	probes := map[string]health.ProbeStatus{}
 	for _, ps := range d.monitor.Status() {
 		probes[ps.ID] = ps

@@ -11,6 +11,22 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/runner"
 )
 
+func init() {
+	register(Type{
+		Name: "exec",
+		Keys: []string{"command"},
+		Validate: func(s *Spec) []FieldError {
+			if len(s.Command) == 0 || s.Command[0] == "" {
+				return []FieldError{{"command", "required for an exec check: the program and its arguments"}}
+			}
+			return nil
+		},
+		New: func(s Spec) (Checker, error) {
+			return &execChecker{timeout: s.Timeout, argv: s.Command}, nil
+		},
+	})
+}
+
 // maxOutput bounds what is kept of a command's output; only its first line
 // reaches the reason, the rest is for a script that writes its error last
 // within a short report.
