@@ -53,6 +53,10 @@ type HAGroup struct {
 	// VIPsHeld is how many of VIPs this node holds: all on a master, none
 	// on a backup once a hand-over is complete.
 	VIPsHeld int `json:"vips_held"`
+	// ListenUntil is set while a starting backup that has heard no master
+	// yet listens for one (ha.groups[].initdead): it takes the VIPs then,
+	// unless it hears a master first.
+	ListenUntil time.Time `json:"listen_until,omitzero"`
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
 	// HellosSent and HelloDropped count this group's hellos (0/nil when

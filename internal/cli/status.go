@@ -139,6 +139,10 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			case g.State != "master" && g.VIPsHeld > 0:
 				fmt.Fprintf(w, "    still holds %d of %d VIPs (handing over, or removing them failed)\n", g.VIPsHeld, len(g.VIPs))
 			}
+			if !g.ListenUntil.IsZero() && g.State == "backup" {
+				fmt.Fprintf(w, "    starting: listening for a master (initdead) %s more before taking the VIPs\n",
+					max(g.ListenUntil.Sub(now), 0).Round(100*time.Millisecond))
+			}
 			if len(g.Peers) > 0 {
 				peers := make([]string, len(g.Peers))
 				for i, p := range g.Peers {
