@@ -102,6 +102,7 @@ func (m *Manager) prepareGroup(cfg *config.Config, g *config.HAGroup) (*group, e
 		DownAdverts:  g.MasterDownAdverts,
 		Preempt:      g.PreemptValue(),
 		PreemptDelay: g.PreemptDelay.D(),
+		InitDead:     g.InitDead.D(),
 		VIPs:         addrs,
 		Accept:       true,
 		LocalAddr:    local,
