@@ -220,15 +220,13 @@ func TestStatusRateFlag(t *testing.T) {
 		rate  func(float64) bool
 	}{
 		{[]string{"--rate=500ms"}, 2, func(r float64) bool { return r > 0 && r <= 50 }}, // 25 connections in at least 0.5s
+		{[]string{"--rate", "500ms"}, 2, func(r float64) bool { return r > 0 && r <= 50 }}, // as users type it
 		{nil, 1, nil},
 	} {
 		src.reads.Store(0)
-		var out bytes.Buffer
-		cmd := newStatusCmd()
-		cmd.SetOut(&out)
-		cmd.SetArgs(append([]string{"--admin", ln.Addr().String()}, tc.args...))
-		if err := cmd.Execute(); err != nil {
-			t.Fatalf("%v: %v", tc.args, err)
+		var out, stderr bytes.Buffer
+		if code := Main(append([]string{"status", "--admin", ln.Addr().String()}, tc.args...), &out, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, stderr.String())
 		}
 		if got := src.reads.Load(); got != tc.reads {
 			t.Errorf("%v: status read %d times, want %d", tc.args, got, tc.reads)
