@@ -57,8 +57,12 @@ type Admin struct {
 	// Listen is a literal ip:port; default 127.0.0.1:9900. "off" disables
 	// the admin server.
 	Listen string `yaml:"listen"`
-	// TokenFile holds the bearer token required for mutations.
+	// TokenFile holds the bearer token required for mutations; a relative
+	// path is taken relative to the config file's directory.
 	TokenFile string `yaml:"token_file"`
+	// Token is TokenFile's content without surrounding white space, read
+	// and checked (at least 16 characters) by Load.
+	Token string `yaml:"-" json:"-"`
 }
 
 // Log configures log/slog output on stderr.

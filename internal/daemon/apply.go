@@ -67,7 +67,6 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	// (logs), and HA groups tracking a service find it published.
 	return runStages(
 		d.backendStage(p, false),
-		d.tokenStage(cfg),
 		d.settingsStage(cfg),
 		d.accessLogStage(p, cfg),
 		d.listenerStage(p, cfg),
@@ -80,7 +79,7 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 // applyRuntime applies the file with the runtime changes next on top,
 // touching only what they change: backends, their services, health
 // watches only when backends come or go, and the frontends' snapshots.
-// The token file, access logs, alert hooks, admin listener and HA groups
+// The admin token, access logs, alert hooks, admin listener and HA groups
 // are left as they are. Run goroutine only.
 func (d *Daemon) applyRuntime(next overlay) error {
 	eff := next.effective(d.file)
@@ -128,21 +127,11 @@ func sameKeys[V any](a, b map[string]V) bool {
 	return true
 }
 
-// tokenStage reads the admin token file.
-func (d *Daemon) tokenStage(cfg *config.Config) stage {
-	var token string
-	return stage{
-		prepare: func() (err error) {
-			token, err = readToken(cfg.Admin.TokenFile)
-			return err
-		},
-		commit: func() { d.token.Store(token) },
-	}
-}
-
-// settingsStage applies what needs no resource: alert hooks, log level.
+// settingsStage applies what needs no resource: the admin token (read
+// and checked by config.Load), alert hooks, log level.
 func (d *Daemon) settingsStage(cfg *config.Config) stage {
 	return stage{commit: func() {
+		d.token.Store(cfg.Admin.Token)
 		d.alerts.SetHooks(alertHooks(cfg))
 		d.setLevel(cfg.Log.Level)
 	}}

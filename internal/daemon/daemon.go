@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -389,18 +387,3 @@ func (d *Daemon) stopAdmin() {
 
 func (d *Daemon) adminToken() string { return d.token.Load().(string) }
 
-// readToken reads the admin bearer token; "" when none is configured.
-func readToken(file string) (string, error) {
-	if file == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("admin.token_file: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if len(t) < 16 {
-		return "", fmt.Errorf("admin.token_file %s: the token is shorter than 16 characters", file)
-	}
-	return t, nil
-}

@@ -135,8 +135,8 @@ func TestRendersStatusShapes(t *testing.T) {
 	if vertices != 3 {
 		t.Errorf("db's rate line: got %d vertices, want 3", vertices)
 	}
-	if got := cellText(`section[data-service="db"] .graph-head`); !strings.Contains(got, "conn/s now 3.0, peak 3.0") || !strings.Contains(got, "errors/s now 0.5, peak 0.5") || !strings.Contains(got, "last 10 min") {
-		t.Errorf("db's graph head: got %q, want the rate and errors now and at peak over the last 10 min", got)
+	if got := cellText(`section[data-service="db"] .graph-head`); !strings.Contains(got, "conn/s now 3.0, peak 3.0") || !strings.Contains(got, "errors/s now 0.5, peak 0.5") || !strings.Contains(got, "last 6 s") {
+		t.Errorf("db's graph head: got %q, want the rate and errors now and at peak over the 6 s the history has", got)
 	}
 	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.spark`); got != "—" {
 		t.Errorf("a backend without history: got %q, want —", got)

@@ -258,10 +258,26 @@
 
   // ---- graphs ----
 
-  // windowMS is the span the graphs show, and windowStart its left edge.
-  const windowMS = () => (hist && hist.window_ms) || 600000;
-  const windowStart = () => (validTime(hist && hist.time) || new Date()).getTime() - windowMS();
-  const windowLabel = () => 'last ' + Math.round(windowMS() / 60000) + ' min';
+  // The graphs span the node's history window (10 minutes), or the time
+  // since its first sample when that is shorter, so that a young node's
+  // graphs are not a sliver at the right edge; they end at the newest
+  // sample.
+  function histNow() {
+    const times = (hist && hist.times) || [];
+    return times.length ? times[times.length - 1] : (validTime(hist && hist.time) || new Date()).getTime();
+  }
+  function windowMS() {
+    if (!hist) return 600000;
+    const full = hist.window_ms || 600000;
+    const times = hist.times || [];
+    if (!times.length) return full;
+    return Math.min(full, Math.max(1000, histNow() - (times[0] - (hist.interval_ms || 0))));
+  }
+  const windowStart = () => histNow() - windowMS();
+  function windowLabel() {
+    const ms = windowMS();
+    return 'last ' + (ms >= 120000 ? Math.round(ms / 60000) + ' min' : Math.round(ms / 1000) + ' s');
+  }
 
   // niceMax rounds a graph's top up to 1, 2 or 5 times a power of ten.
   function niceMax(v) {
@@ -291,8 +307,8 @@
   }
 
   // chart draws a series' rate (and errors, in red) over the window. It
-  // carries data-points (how many rates it plots) and data-last (the
-  // newest rate) for tests and tools.
+  // carries data-points (how many rates it plots), data-last (the newest
+  // rate) and data-peak (the highest) for tests and tools.
   function chart(x, w, h, cls) {
     const known = (vs) => (vs || []).filter((v) => v !== null && v !== undefined);
     const rates = known(x.rate), errs = known(x.errors);
@@ -304,7 +320,7 @@
       ', peak ' + (errs.length ? perSec(Math.max(...errs)) : '—') + '; top of the graph ' + max;
     return svg('svg', {
       class: 'chart ' + cls, viewBox: '0 0 ' + w + ' ' + h, preserveAspectRatio: 'none', role: 'img', 'aria-label': title,
-      'data-points': rates.length, 'data-last': lastRate === null ? '' : lastRate,
+      'data-points': rates.length, 'data-last': lastRate === null ? '' : lastRate, 'data-peak': rates.length ? Math.max(...rates) : '',
     }, svg('title', {}, title), svg('rect', { class: 'bg', x: 0, y: 0, width: w, height: h }),
     lines(x.rate || [], 'rate', w, h, max), lines(x.errors || [], 'errors', w, h, max));
   }
@@ -363,7 +379,7 @@
       if (!trs.length) list.append(el('li', { class: 'muted', text: 'no change since ' + (first ? hms(first) : 'start') }));
       return el('div', { class: 'ha-timeline-row', 'data-group': g.group },
         el('div', { class: 'timeline-head' }, el('span', { class: 'name', text: g.group }), ' ', el('span', { class: 'pill ' + g.state, text: g.state })),
-        el('div', { class: 'timeline-bar' }, bar, el('div', { class: 'axis muted' }, el('span', { text: hms(t0) }), el('span', { text: 'now ' + hms(now) }))),
+        el('div', { class: 'timeline-bar' }, bar, el('div', { class: 'axis muted' }, el('span', { text: hms(t0) }), el('span', { text: hms(now) }))),
         list);
     });
     box.replaceChildren(el('h3', {}, 'State over the ' + windowLabel()), ...rows);
