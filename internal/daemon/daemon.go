@@ -386,4 +386,3 @@ func (d *Daemon) stopAdmin() {
 }
 
 func (d *Daemon) adminToken() string { return d.token.Load().(string) }
-
