@@ -27,6 +27,12 @@ type testDaemon struct {
 
 func startDaemon(t *testing.T, yaml string) *testDaemon {
 	t.Helper()
+	return startDaemonLog(t, yaml, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startDaemonLog is startDaemon logging to log.
+func startDaemonLog(t *testing.T, yaml string, log *slog.Logger) *testDaemon {
+	t.Helper()
 	td := &testDaemon{t: t, yaml: yaml}
 	ready := make(chan struct{})
 	td.d = New(Options{
@@ -39,7 +45,7 @@ func startDaemon(t *testing.T, yaml string) *testDaemon {
 			}
 			return cfg, Plan(cfg)
 		},
-		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:   log,
 		Ready: func() { close(ready) },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -85,6 +91,13 @@ func echoListener(t *testing.T, name string) net.Listener {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	serveEcho(ln, name)
+	return ln
+}
+
+// serveEcho answers each line on ln's connections with name:line until ln
+// is closed.
+func serveEcho(ln net.Listener, name string) {
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -104,7 +117,6 @@ func echoListener(t *testing.T, name string) net.Listener {
 			}()
 		}
 	}()
-	return ln
 }
 
 func ask(t *testing.T, addr string) string {

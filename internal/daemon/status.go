@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"strings"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
@@ -85,7 +86,7 @@ func (snap *snapshot) poolStatus(svc *balancer.Service, probes map[string]health
 		out = append(out, bs)
 	}
 	if b := svc.Fallback(); b != nil {
-		out = append(out, backendStatus(b, admin.RoleFallback, nil, svc))
+		out = append(out, backendStatus(b, admin.RoleFallback, probes, svc))
 	}
 	return out
 }
@@ -131,7 +132,12 @@ func httpCounters(s proxy.Stats) *admin.HTTPCounters {
 func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, svc *balancer.Service) admin.Backend {
 	s := b.Stats()
 	var h *admin.Health
-	if ps, ok := probes[watchID(svc.Name, b.Addr)]; ok {
+	id := watchID(svc.Name, b.Addr)
+	if role == admin.RoleFallback { // the service's, shared by its route pools
+		service, _, _ := strings.Cut(svc.Name, "/")
+		id = fallbackWatchID(service, b.Addr)
+	}
+	if ps, ok := probes[id]; ok {
 		h = &admin.Health{
 			Check:          ps.Check,
 			State:          ps.State.String(),
@@ -194,7 +200,7 @@ func (l *listener) counters() admin.Counters {
 		s = l.udp.Stats()
 	case l.http != nil:
 		hs := l.http.Stats()
-		return admin.Counters{Accepted: hs.Connections, Active: int64(hs.ActiveConnections)}
+		return admin.Counters{Accepted: hs.Connections, Active: int64(hs.ActiveConnections), Refused: hs.Refused}
 	default:
 		s = l.tcp.Stats()
 	}
@@ -202,6 +208,7 @@ func (l *listener) counters() admin.Counters {
 		Accepted:         s.Accepted,
 		Active:           s.Active,
 		NoBackend:        s.NoBackend,
+		Refused:          s.Refused,
 		ConnectFailures:  s.ConnectFailures,
 		ProxyHeaderError: s.ProxyHeaderErrors,
 		Dropped:          s.Dropped,

@@ -253,6 +253,9 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 	for attempt := 0; attempt <= svc.Retries; attempt++ {
 		b, err := svc.Pick(client, l.vip, &tried)
 		if err != nil {
+			if attempt == 0 {
+				p.refused.Add(1)
+			}
 			break
 		}
 		b.Acquire()
