@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/fulcrum-lb/fulcrum/internal/admin/ui"
-	"github.com/fulcrum-lb/fulcrum/internal/chromium"
+	"github.com/fulcrum-lb/fulcrum/internal/browsertest"
 )
 
 // fakeCluster is a Source whose backends' admin state follows the
@@ -103,7 +104,7 @@ func dashStatus() Status {
 
 // serveDashboard runs the admin server on loopback and returns its
 // address and a function that stops it.
-func serveDashboard(t *testing.T, f *fakeCluster, token string) (string, func()) {
+func serveDashboard(t *testing.T, f *fakeCluster, token string, tweak ...func(*Options)) (string, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -111,8 +112,12 @@ func serveDashboard(t *testing.T, f *fakeCluster, token string) (string, func())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	srv := New(Options{Source: f, Control: f, Token: func() string { return token },
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opt := Options{Source: f, Control: f, Token: func() string { return token },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, tw := range tweak {
+		tw(&opt)
+	}
+	srv := New(opt)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	var once sync.Once
 	stop := func() {
@@ -203,42 +208,18 @@ func TestCrossSiteActionsRefused(t *testing.T) {
 
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
-	bin := chromium.Binary()
-	if bin == "" {
-		t.Skip("chromium is not installed (Debian: apt-get install chromium); skipping the dashboard browser test")
-	}
+	tab := browsertest.New(t, 120*time.Second)
 	f := &fakeCluster{st: dashStatus()}
 	addr, stop := serveDashboard(t, f, dashToken)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	b, err := chromium.Launch(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	p, err := b.Page(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%v\npage problems: %q", err, p.Problems())
-		}
-	}
-	must(p.SetViewport(ctx, 1400, 900))
-	must(p.Navigate(ctx, "http://"+addr+"/"))
+	tab.Navigate("http://"+addr+"/", 1400, 900)
 
 	stateOf := func(address string) string {
 		return fmt.Sprintf(`document.querySelector('tr[data-service="web"][data-backend=%q] td.admin-state .pill')?.textContent`, address)
 	}
 	waitState := func(address, want string) {
 		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer wcancel()
-		must(p.WaitFor(wctx, stateOf(address)+` === "`+want+`"`))
+		tab.WaitFor(20*time.Second, stateOf(address)+` === "`+want+`"`)
 	}
 	button := func(action, address string) string {
 		return fmt.Sprintf(`tr[data-service="web"][data-backend=%q] button[data-action=%q]`, address, action)
@@ -246,51 +227,48 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitState("127.0.0.1:81", "ready")
 
 	// What the page shows.
-	var text string
-	must(p.Eval(ctx, `document.body.innerText`, &text))
+	text := browsertest.Eval[string](tab, `document.body.innerText`)
 	for _, want := range []string{"lb1", "v0.9.0", "0123456789ab", "master", "192.0.2.2 (100) different config", "held 1/1", "127.0.0.1:83", "connect: connection refused", "1,234", "9.42 MiB", "<img src=x id=xss>"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page lacks %q; it shows:\n%s", want, text)
 		}
 	}
-	var injected bool
-	must(p.Eval(ctx, `document.getElementById("xss") !== null`, &injected))
-	if injected {
+	if browsertest.Eval[bool](tab, `document.getElementById("xss") !== null`) {
 		t.Error("a service name was rendered as markup")
 	}
 
 	// Without the token the API refuses, and the page says so.
-	must(p.Click(ctx, button("drain", "127.0.0.1:81")))
-	must(p.WaitFor(ctx, `[...document.querySelectorAll("#messages .banner.error")].some(e => e.textContent.includes("HTTP 401") && e.textContent.includes("enter the admin token"))`))
+	tab.Click(button("drain", "127.0.0.1:81"))
+	tab.WaitFor(0, `[...document.querySelectorAll("#messages .banner.error")].some(e => e.textContent.includes("HTTP 401") && e.textContent.includes("enter the admin token"))`)
 	if calls := f.recorded(); len(calls) != 0 {
 		t.Fatalf("controller called without a token: %q", calls)
 	}
 
 	// A wrong token is refused too.
-	must(p.Type(ctx, "#token", "wrong-token-wrong-token"))
-	must(p.Click(ctx, "#token-save"))
-	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
-	must(p.Click(ctx, button("disable", "127.0.0.1:81")))
-	must(p.WaitFor(ctx, `document.querySelectorAll("#messages .banner.error").length === 2`))
+	tab.Type("#token", "wrong-token-wrong-token")
+	tab.Click("#token-save")
+	tab.WaitFor(0, `document.getElementById("token-state").textContent === "token set for this tab"`)
+	tab.Click(button("disable", "127.0.0.1:81"))
+	tab.WaitFor(0, `document.querySelectorAll("#messages .banner.error").length === 2`)
 
 	// With the token: drain, disable, enable, and an IPv6 backend whose
 	// address must be escaped in the URL.
-	must(p.Type(ctx, "#token", dashToken))
-	must(p.Click(ctx, "#token-save"))
-	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
-	must(p.Click(ctx, button("drain", "127.0.0.1:81")))
+	tab.Type("#token", dashToken)
+	tab.Click("#token-save")
+	tab.WaitFor(0, `document.getElementById("token-state").textContent === "token set for this tab"`)
+	tab.Click(button("drain", "127.0.0.1:81"))
 	waitState("127.0.0.1:81", "drain")
-	must(p.WaitFor(ctx, `document.querySelector(`+"`"+`tr[data-backend="127.0.0.1:81"] button[data-action="drain"]`+"`"+`).disabled`))
-	must(p.Click(ctx, button("disable", "127.0.0.1:81")))
+	tab.WaitFor(0, `document.querySelector(`+"`"+`tr[data-backend="127.0.0.1:81"] button[data-action="drain"]`+"`"+`).disabled`)
+	tab.Click(button("disable", "127.0.0.1:81"))
 	waitState("127.0.0.1:81", "maint")
-	must(p.Click(ctx, button("drain", "[::1]:82")))
+	tab.Click(button("drain", "[::1]:82"))
 	waitState("[::1]:82", "drain")
-	must(p.Click(ctx, button("enable", "127.0.0.1:81")))
+	tab.Click(button("enable", "127.0.0.1:81"))
 	waitState("127.0.0.1:81", "ready")
 	if out := os.Getenv("FULCRUM_SCREENSHOT"); out != "" {
-		png, err := p.Screenshot(ctx)
-		must(err)
-		must(os.WriteFile(out, png, 0o644))
+		if err := os.WriteFile(out, tab.Screenshot(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want := []string{"state web 127.0.0.1:81 drain", "state web 127.0.0.1:81 maint", "state web [::1]:82 drain", "state web 127.0.0.1:81 ready"}
 	if got := f.recorded(); !slices.Equal(got, want) {
@@ -298,14 +276,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	// The token survives a reload of the page (sessionStorage), not the
 	// field: the field is cleared once used.
-	must(p.Navigate(ctx, "http://"+addr+"/ui/"))
-	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab" && document.getElementById("token").value === ""`))
+	tab.Navigate("http://"+addr+"/ui/", 1400, 900)
+	tab.WaitFor(0, `document.getElementById("token-state").textContent === "token set for this tab" && document.getElementById("token").value === ""`)
 	waitState("[::1]:82", "drain")
 
 	// The page must have broken none of its own rules: no exceptions, no
 	// CSP violations, no console errors. The browser logs the refused
 	// requests above as failed loads; those are expected.
-	for _, pr := range p.Problems() {
+	for _, pr := range tab.Problems() {
 		if !strings.HasPrefix(pr, "log/network/") {
 			t.Errorf("page problem: %s", pr)
 		}
@@ -313,12 +291,125 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// When the API goes away the page says so and keeps the last data.
 	banner := `getComputedStyle(document.getElementById("fetch-error")).display`
-	var display string
-	must(p.Eval(ctx, banner, &display))
-	if display != "none" {
+	if display := browsertest.Eval[string](tab, banner); display != "none" {
 		t.Errorf("fetch error banner shown while the API answers: display %q", display)
 	}
 	stop()
-	must(p.WaitFor(ctx, banner+` !== "none" && document.getElementById("fetch-error").textContent.includes("Cannot read /api/v1/status")`))
-	must(p.WaitFor(ctx, stateOf("[::1]:82")+` === "drain"`))
+	tab.WaitFor(0, banner+` !== "none" && document.getElementById("fetch-error").textContent.includes("Cannot read /api/v1/status")`)
+	tab.WaitFor(0, stateOf("[::1]:82")+` === "drain"`)
+}
+
+// growingCluster is a fakeCluster whose web service accepts 100
+// connections a second by its status's clock (127.0.0.1:81 takes half),
+// and whose HA group "web" goes from master to backup when released.
+type growingCluster struct {
+	*fakeCluster
+	start time.Time
+}
+
+func (g growingCluster) Status() Status {
+	st := g.fakeCluster.Status()
+	st.Time = time.Now()
+	ms := uint64(st.Time.Sub(g.start).Milliseconds())
+	st.Services[0].Counters.Accepted = ms / 10
+	st.Services[0].Backends[0].Total = ms / 20
+	return st
+}
+
+func (g growingCluster) ReleaseGroup(_ context.Context, name string) error {
+	g.smu.Lock()
+	defer g.smu.Unlock()
+	g.st.HA = slices.Clone(g.st.HA) // statuses handed out keep the old one
+	for i := range g.st.HA {
+		if h := &g.st.HA[i]; h.Name == name && h.State == "master" {
+			h.State, h.Since, h.VIPsHeld = "backup", time.Now(), 0
+			h.Transitions++
+			return nil
+		}
+	}
+	return fmt.Errorf("no such group %s in master state", name)
+}
+
+// TestDashboardHistoryInBrowser: the graphs gain a point with every sample
+// the node takes and show the rate; the HA timeline shows a transition the
+// test causes through the API.
+func TestDashboardHistoryInBrowser(t *testing.T) {
+	t.Parallel()
+	tab := browsertest.New(t, 120*time.Second)
+	g := growingCluster{fakeCluster: &fakeCluster{st: dashStatus()}, start: time.Now()}
+	addr, _ := serveDashboard(t, g.fakeCluster, dashToken, func(o *Options) {
+		o.Source, o.Control, o.HistoryInterval = g, g, time.Second
+	})
+	tab.Navigate("http://"+addr+"/", 1400, 900)
+	// Poll every second, as the node samples.
+	browsertest.Eval[chromedp.Void](tab, `(() => { const s = document.getElementById("refresh"); s.value = "1000"; s.dispatchEvent(new Event("change")); })()`)
+
+	graph := `document.querySelector('section[data-service="web"] svg.chart.big')`
+	points := func() int { return browsertest.Eval[int](tab, `Number(`+graph+`?.dataset.points ?? -1)`) }
+	history := func() History {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + "/api/v1/history")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h History
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	// A point per sample: wait for three, then for each of the next two
+	// samples the node takes, the page shows one more point, and as many
+	// as the API has.
+	tab.WaitFor(60*time.Second, graph+`?.dataset.points >= 3`)
+	for range 2 {
+		n := len(history().Times)
+		tab.WaitFor(30*time.Second, fmt.Sprintf(`%s?.dataset.points > %d`, graph, n))
+		got, api := points(), len(history().Times)
+		if got < n+1 || got > api {
+			t.Errorf("graph points: got %d, want one more than the %d before and at most the API's %d", got, n, api)
+		}
+	}
+	vertices := browsertest.Eval[int](tab, graph+`.querySelector("polyline.rate").getAttribute("points").trim().split(/\s+/).length`)
+	if p := points(); vertices != p {
+		t.Errorf("rate line: got %d vertices, want one per point (%d)", vertices, p)
+	}
+	if last := browsertest.Eval[float64](tab, `Number(`+graph+`.dataset.last)`); last < 80 || last > 120 {
+		t.Errorf("web's rate on the graph: got %v, want about 100 conn/s", last)
+	}
+	spark := `document.querySelector('tr[data-service="web"][data-backend="127.0.0.1:81"] svg.chart.small')`
+	if last := browsertest.Eval[float64](tab, `Number(`+spark+`?.dataset.last ?? -1)`); last < 40 || last > 60 {
+		t.Errorf("127.0.0.1:81's rate on its graph: got %v, want about 50 conn/s", last)
+	}
+
+	// The HA timeline: master all along, then a release the test asks for.
+	row := `document.querySelector('#ha-timeline [data-group="web"]')`
+	tab.WaitFor(30*time.Second, row+`?.querySelector("rect.seg.master") && !`+row+`.querySelector("rect.seg.backup")`)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/ha/web/release", nil)
+	req.Header.Set("Authorization", "Bearer "+dashToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("release: got %d, want 200", resp.StatusCode)
+	}
+	tab.WaitFor(30*time.Second, row+`?.querySelector("ul.changes li")?.textContent.startsWith("master → backup at ")`)
+	g.smu.Lock()
+	since := g.st.HA[0].Since
+	g.smu.Unlock()
+	if got, want := browsertest.Eval[string](tab, row+`.querySelector("ul.changes li").dataset.time`), since.UTC().Format("2006-01-02T15:04:05.000Z"); got != want {
+		t.Errorf("transition time on the page: got %s, want %s, when the group changed", got, want)
+	}
+	tab.WaitFor(30*time.Second, row+`.querySelector("rect.seg.backup") !== null && `+row+`.querySelector("line.mark") !== null`)
+	if out := os.Getenv("FULCRUM_SCREENSHOT"); out != "" {
+		if err := os.WriteFile(out, tab.Screenshot(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pr := range tab.Problems() {
+		t.Errorf("page problem: %s", pr)
+	}
 }

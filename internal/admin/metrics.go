@@ -30,6 +30,7 @@ type collector struct {
 	hcChecks, hcFailures, hcFlaps, hcDuration, hcLast, hcLastAt *prometheus.Desc
 
 	alertDeliveries, alertQueueDropped *prometheus.Desc
+	logLines, logErrors, logLost       *prometheus.Desc
 
 	haState, haPrio, haConfPrio, haMasterPrio, haTransitions     *prometheus.Desc
 	haSent, haReceived, haSendErr, haDropped, haVIPs, haVIPsHeld *prometheus.Desc
@@ -92,6 +93,9 @@ func newCollector(src Source) *collector {
 
 	c.alertDeliveries = d("alert_deliveries_total", "Alert events per hook by result: sent, failed, rate_limited (over max_per_minute), overflow (the hook's queue was full).", "hook", "result")
 	c.alertQueueDropped = d("alert_queue_dropped_total", "Alert events lost because the dispatcher's queue was full.")
+	c.logLines = d("access_log_lines_total", "Lines queued for an access-log destination (file or stderr).", "path")
+	c.logErrors = d("access_log_write_errors_total", "Failed writes to an access-log destination (a full disk); each loses the lines it carried.", "path")
+	c.logLost = d("access_log_lines_lost_total", "Access-log lines lost by failed writes.", "path")
 
 	c.haState = d("ha_state", "1 for the HA group's current VRRP state, 0 for the others.", "group", "state")
 	c.haPrio = d("ha_priority", "The group's effective VRRP priority on this node, after tracking.", grp...)
@@ -174,6 +178,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	counter(c.alertQueueDropped, float64(st.Alerts.QueueDropped))
+	for _, l := range st.AccessLogs {
+		counter(c.logLines, float64(l.Lines), l.Path)
+		counter(c.logErrors, float64(l.WriteErrors), l.Path)
+		counter(c.logLost, float64(l.LinesLost), l.Path)
+	}
 	for _, h := range st.Alerts.Hooks {
 		counter(c.alertDeliveries, float64(h.Sent), h.Name, "sent")
 		counter(c.alertDeliveries, float64(h.Failed), h.Name, "failed")

@@ -74,6 +74,8 @@ func metricsStatus() Status {
 			},
 		},
 		Alerts: Alerts{QueueDropped: 1, Hooks: []AlertHook{{Name: "pager", Sent: 5, Failed: 1, Dropped: 2, Overflow: 3}}},
+		AccessLogs: []AccessLog{{Path: "/var/log/fulcrum/access.log", Lines: 120, WriteErrors: 2, LinesLost: 17,
+			LastError: "write /var/log/fulcrum/access.log: no space left on device", LastErrorAt: t0.Add(time.Minute)}},
 		HA: []HAGroup{{
 			Name: "web", Interface: "eth0", VRID: 51, VIPs: []string{"192.0.2.100/24", "192.0.2.101/24"},
 			State: "backup", Priority: 100, ConfiguredPriority: 150, Master: "192.0.2.2", MasterPriority: 120,

@@ -34,7 +34,7 @@ for HTTP services (connect failures, timeouts, broken responses, 5xx) and
 failed connect attempts for TCP and UDP services.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			addr, _, err := adminTarget(addr, file, "")
+			addr, err := adminAddr(addr, file)
 			if err != nil {
 				return err
 			}
@@ -81,8 +81,7 @@ failed connect attempts for TCP and UDP services.`,
 			}
 		},
 	}
-	cmd.Flags().StringVar(&addr, "admin", "", "admin API address (default: from --config, else 127.0.0.1:9900)")
-	cmd.Flags().StringVarP(&file, "config", "c", "", "read the admin address from this config file")
+	addrFlags(cmd, &addr, &file)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON status")
 	cmd.Flags().DurationVarP(&watch, "watch", "w", 0, "refresh in place at this interval (e.g. 2s)")
 	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
@@ -138,6 +137,10 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 				fmt.Fprintf(w, "    holds %d of %d VIPs: adding them failed (see the log)\n", g.VIPsHeld, len(g.VIPs))
 			case g.State != "master" && g.VIPsHeld > 0:
 				fmt.Fprintf(w, "    still holds %d of %d VIPs (handing over, or removing them failed)\n", g.VIPsHeld, len(g.VIPs))
+			}
+			if !g.ListenUntil.IsZero() && g.State == "backup" {
+				fmt.Fprintf(w, "    starting: listening for a master (initdead) %s more before taking the VIPs\n",
+					max(g.ListenUntil.Sub(now), 0).Round(100*time.Millisecond))
 			}
 			if len(g.Peers) > 0 {
 				peers := make([]string, len(g.Peers))
@@ -290,6 +293,12 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	}
 	if runtimeChanged(st) {
 		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
+	}
+	for _, l := range st.AccessLogs {
+		if l.WriteErrors > 0 {
+			fmt.Fprintf(w, "Access log %s: %d writes failed, %d lines lost, last at %s: %s\n",
+				l.Path, l.WriteErrors, l.LinesLost, l.LastErrorAt.Format(time.RFC3339), firstLine(l.LastError))
+		}
 	}
 	if len(st.Alerts.Hooks) > 0 {
 		fmt.Fprintln(w)

@@ -40,6 +40,7 @@ func (c *Config) applyDefaults() {
 		c.Node.Name, _ = os.Hostname()
 	}
 	defaultTo(c, &c.Admin.Listen, "admin.listen", defaultAdminListen)
+	c.Admin.TokenFile = c.FilePath(c.Admin.TokenFile)
 	defaultTo(c, &c.Log.Level, "log.level", defaultLogLevel)
 	defaultTo(c, &c.Log.Format, "log.format", defaultLogFormat)
 	defaultTo(c, &c.Shutdown.DrainTimeout, "shutdown.drain_timeout", Duration(defaultDrainTimeout))

@@ -57,8 +57,12 @@ type Admin struct {
 	// Listen is a literal ip:port; default 127.0.0.1:9900. "off" disables
 	// the admin server.
 	Listen string `yaml:"listen"`
-	// TokenFile holds the bearer token required for mutations.
+	// TokenFile holds the bearer token required for mutations; a relative
+	// path is taken relative to the config file's directory.
 	TokenFile string `yaml:"token_file"`
+	// Token is TokenFile's content without surrounding white space, read
+	// and checked (at least 16 characters) by Load.
+	Token string `yaml:"-" json:"-"`
 }
 
 // Log configures log/slog output on stderr.
@@ -92,7 +96,9 @@ type Service struct {
 	Listen string `yaml:"listen"`
 	// Protocol is tcp (default), udp or http.
 	Protocol string `yaml:"protocol"`
-	// Scheduler is one of sched.Names(); default wlc, as ipvsadm.
+	// Scheduler is one of sched.Names(): IPVS's rr, wrr, lc, wlc, sed, nq,
+	// sh, dh, lblc, lblcr, fo, ovf, mh and twos, and p2c, maglev and
+	// random; default wlc, as ipvsadm.
 	Scheduler string `yaml:"scheduler"`
 	// Persistence, when present, pins clients to backends; nil (the key
 	// left out) means none.

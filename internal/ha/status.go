@@ -34,6 +34,7 @@ func (m *Manager) Status() []admin.HAGroup {
 			AdvertsReceived:    vs.AdvertsReceived,
 			SendErrors:         vs.SendErrors,
 			VIPsHeld:           vs.VIPsHeld,
+			ListenUntil:        vs.ListenUntil,
 		}
 		for _, p := range vs.Peers {
 			g.Peers = append(g.Peers, admin.HAPeer{
