@@ -125,8 +125,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.hist.run(hctx)
 	}()
 	defer func() {
+		// The sampler ends after the status read it may be in; never let
+		// a status that hangs hang the shutdown too.
 		stopHistory()
-		<-sampled
+		select {
+		case <-sampled:
+		case <-time.After(5 * time.Second):
+		}
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()

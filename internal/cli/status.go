@@ -242,6 +242,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		if c.Dropped > 0 {
 			fmt.Fprintf(&b, " dropped %d", c.Dropped)
 		}
+		if c.Evicted+c.EvictedPerClient > 0 {
+			fmt.Fprintf(&b, " evicted %d (table full) %d (per client)", c.Evicted, c.EvictedPerClient)
+		}
 		b.WriteString("]")
 		out = append(out, printed{text: b.String()})
 		addBackends(s, s.Backends)

@@ -20,6 +20,7 @@ const (
 	defaultIdleTimeoutUDP    = 60 * time.Second
 	defaultProxyHeader       = 5 * time.Second
 	defaultMaxSessions       = 65536
+	defaultMaxPerClient      = 1024
 	defaultWeight            = 1
 	defaultPersistTimeout    = 360 * time.Second // ipvsadm -p
 	defaultPersistNetmask    = 32
@@ -62,6 +63,7 @@ func (c *Config) applyDefaults() {
 		defaultTo(c, &s.Timeouts.Idle, p+".timeouts.idle", Duration(idle))
 		defaultTo(c, &s.Timeouts.ProxyHeader, p+".timeouts.proxy_header", Duration(defaultProxyHeader))
 		defaultTo(c, &s.MaxSessions, p+".max_sessions", defaultMaxSessions)
+		defaultTo(c, &s.MaxSessionsPerClient, p+".max_sessions_per_client", defaultMaxPerClient)
 		for j := range s.Backends {
 			if s.Backends[j].Weight == nil {
 				s.Backends[j].Weight = ptr(defaultWeight)

@@ -173,6 +173,9 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	if s.MaxSessions < 1 {
 		k.errorf(p+".max_sessions", "want at least 1, got %d", s.MaxSessions)
 	}
+	if s.MaxSessionsPerClient < 1 {
+		k.errorf(p+".max_sessions_per_client", "want at least 1, got %d", s.MaxSessionsPerClient)
+	}
 }
 
 // scheduler checks that name is a scheduler built into the binary.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 )
 
 // testDaemon runs a daemon whose config is whatever set() stored last.
@@ -27,11 +28,17 @@ type testDaemon struct {
 
 func startDaemon(t *testing.T, yaml string) *testDaemon {
 	t.Helper()
-	return startDaemonLog(t, yaml, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startDaemonWith(t, yaml, ha.Deps{})
 }
 
-// startDaemonLog is startDaemon logging to log.
-func startDaemonLog(t *testing.T, yaml string, log *slog.Logger) *testDaemon {
+// startDaemonWith runs a daemon whose HA pieces are deps.
+func startDaemonWith(t *testing.T, yaml string, deps ha.Deps) *testDaemon {
+	t.Helper()
+	return startDaemonLog(t, yaml, deps, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startDaemonLog is startDaemonWith logging to log.
+func startDaemonLog(t *testing.T, yaml string, deps ha.Deps, log *slog.Logger) *testDaemon {
 	t.Helper()
 	td := &testDaemon{t: t, yaml: yaml}
 	ready := make(chan struct{})
@@ -47,6 +54,7 @@ func startDaemonLog(t *testing.T, yaml string, log *slog.Logger) *testDaemon {
 		},
 		Log:   log,
 		Ready: func() { close(ready) },
+		HA:    deps,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

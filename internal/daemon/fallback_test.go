@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 )
 
 // syncBuffer is a log sink the daemon's goroutines and the test share.
@@ -48,7 +49,7 @@ services:
     health: { type: tcp, interval: 50ms, timeout: 1s, rise: 1, fall: 1 }
     fallback: %s
     backends: [{ address: %s }]
-`, adminAddr, web, fallback, backend), slog.New(slog.NewTextHandler(&logs, nil)))
+`, adminAddr, web, fallback, backend), ha.Deps{}, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	fallbackStatus := func() admin.Backend {
 		bs := td.d.Status().Services[0].Backends

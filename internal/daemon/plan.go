@@ -43,6 +43,10 @@ type plan struct {
 	// http holds the engine config and route pools of each http service,
 	// by service name.
 	http map[string]*httpPlan
+
+	// fronts are the listeners serving the services, by service name,
+	// filled in when the listeners commit.
+	fronts map[string]*listener
 }
 
 // Plan checks that cfg can be turned into a runtime without binding
@@ -151,6 +155,7 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 		SendProxy:          sc.ProxyProtocol.Send,
 		AcceptProxy:        sc.ProxyProtocol.Accept,
 		MaxSessions:        sc.MaxSessions,
+		MaxPerClient:       sc.MaxSessionsPerClient,
 	}
 	svc, err := balancer.NewService(spec, primary, backup, fallback, persist)
 	if err != nil {
