@@ -59,9 +59,9 @@ services:
 		}
 		return fb
 	}
-	waitUntil(t, "the fallback down", func() bool {
-		fb := fallbackStatus()
-		return fb.Health != nil && fb.Health.State == "down" && !fb.Healthy && !fb.Available
+	waitUntil(t, "the backend and the fallback down", func() bool {
+		b, fb := td.d.Status().Services[0].Backends[0], fallbackStatus()
+		return !b.Healthy && fb.Health != nil && fb.Health.State == "down" && !fb.Healthy && !fb.Available
 	})
 
 	// A client finds nothing usable: closed at once, and counted.
