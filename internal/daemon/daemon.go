@@ -403,11 +403,6 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 		l.update(svc, p.http[svc.Name])
 		fronts[svc.Name] = l
 	}
-	if adminLn != nil {
-		d.startAdmin(cfg.Admin.Listen, adminLn)
-	} else if cfg.Admin.Listen == "off" && d.adminSrv != nil {
-		d.stopAdmin()
-	}
 	d.backends = p.backends
 	d.persist = p.persist
 	d.file, d.overlay = file, ov
@@ -421,6 +416,13 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	d.commitHA(cfg, nextHA)
 	d.commitHello(cfg, nextHello)
 	d.advertiseHash()
+	// The admin API answers only once there is a state to report: at
+	// start, a status taken earlier would show no service at all.
+	if adminLn != nil {
+		d.startAdmin(cfg.Admin.Listen, adminLn)
+	} else if cfg.Admin.Listen == "off" && d.adminSrv != nil {
+		d.stopAdmin()
+	}
 	return nil
 }
 
