@@ -17,6 +17,8 @@ type Status struct {
 	Services   []Service `json:"services"`
 	Alerts     Alerts    `json:"alerts"`
 	HA         []HAGroup `json:"ha"`
+	// AccessLogs are the access-log destinations open, by path.
+	AccessLogs []AccessLog `json:"access_logs,omitempty"`
 
 	// Time is when this status was taken: rates are computed between two
 	// of them.
@@ -51,13 +53,19 @@ type HAGroup struct {
 	// VIPsHeld is how many of VIPs this node holds: all on a master, none
 	// on a backup once a hand-over is complete.
 	VIPsHeld int `json:"vips_held"`
+	// ListenUntil is set while a starting backup that has heard no master
+	// yet listens for one (ha.groups[].initdead): it takes the VIPs then,
+	// unless it hears a master first.
+	ListenUntil time.Time `json:"listen_until,omitzero"`
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
 	// HellosSent and HelloDropped count this group's hellos (0/nil when
 	// ha.hello_port is 0); dropped by reason: auth (unauthenticated or
 	// forged), stale (replayed, or a clock off by more than 30s),
 	// not_peer (not in unicast_peers), vrid (the group's name with
-	// another VRID).
+	// another VRID), malformed (no hello at all) and unknown_group (a
+	// hello for a group this node does not have); the last two name no
+	// group, and every group of the family that received them counts them.
 	HellosSent   uint64            `json:"hellos_sent,omitempty"`
 	HelloDropped map[string]uint64 `json:"hello_dropped,omitempty"`
 }
@@ -92,6 +100,19 @@ type TrackItem struct {
 	OK     bool   `json:"ok"`
 	Weight int    `json:"weight"` // 0: fault when failed
 	Detail string `json:"detail,omitempty"`
+}
+
+// AccessLog is one access-log destination (a file or stderr) shared by
+// the http services logging there.
+type AccessLog struct {
+	Path  string `json:"path"`
+	Lines uint64 `json:"lines"` // queued for writing
+	// WriteErrors counts failed writes (a full disk); each loses the
+	// LinesLost lines it carried.
+	WriteErrors uint64    `json:"write_errors"`
+	LinesLost   uint64    `json:"lines_lost"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Alerts reports the alert hooks' deliveries.

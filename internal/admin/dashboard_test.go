@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin/ui"
-	"github.com/fulcrum-lb/fulcrum/internal/chromium"
+	"github.com/fulcrum-lb/fulcrum/internal/browsertest"
 )
 
 // fakeCluster is a Source whose backends' admin state follows the
@@ -203,42 +203,18 @@ func TestCrossSiteActionsRefused(t *testing.T) {
 
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
-	bin := chromium.Binary()
-	if bin == "" {
-		t.Skip("chromium is not installed (Debian: apt-get install chromium); skipping the dashboard browser test")
-	}
+	tab := browsertest.New(t, 120*time.Second)
 	f := &fakeCluster{st: dashStatus()}
 	addr, stop := serveDashboard(t, f, dashToken)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	b, err := chromium.Launch(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	p, err := b.Page(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%v\npage problems: %q", err, p.Problems())
-		}
-	}
-	must(p.SetViewport(ctx, 1400, 900))
-	must(p.Navigate(ctx, "http://"+addr+"/"))
+	tab.Navigate("http://"+addr+"/", 1400, 900)
 
 	stateOf := func(address string) string {
 		return fmt.Sprintf(`document.querySelector('tr[data-service="web"][data-backend=%q] td.admin-state .pill')?.textContent`, address)
 	}
 	waitState := func(address, want string) {
 		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer wcancel()
-		must(p.WaitFor(wctx, stateOf(address)+` === "`+want+`"`))
+		tab.WaitFor(20*time.Second, stateOf(address)+` === "`+want+`"`)
 	}
 	button := func(action, address string) string {
 		return fmt.Sprintf(`tr[data-service="web"][data-backend=%q] button[data-action=%q]`, address, action)
@@ -246,51 +222,48 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitState("127.0.0.1:81", "ready")
 
 	// What the page shows.
-	var text string
-	must(p.Eval(ctx, `document.body.innerText`, &text))
+	text := browsertest.Eval[string](tab, `document.body.innerText`)
 	for _, want := range []string{"lb1", "v0.9.0", "0123456789ab", "master", "192.0.2.2 (100) different config", "held 1/1", "127.0.0.1:83", "connect: connection refused", "1,234", "9.42 MiB", "<img src=x id=xss>"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page lacks %q; it shows:\n%s", want, text)
 		}
 	}
-	var injected bool
-	must(p.Eval(ctx, `document.getElementById("xss") !== null`, &injected))
-	if injected {
+	if browsertest.Eval[bool](tab, `document.getElementById("xss") !== null`) {
 		t.Error("a service name was rendered as markup")
 	}
 
 	// Without the token the API refuses, and the page says so.
-	must(p.Click(ctx, button("drain", "127.0.0.1:81")))
-	must(p.WaitFor(ctx, `[...document.querySelectorAll("#messages .banner.error")].some(e => e.textContent.includes("HTTP 401") && e.textContent.includes("enter the admin token"))`))
+	tab.Click(button("drain", "127.0.0.1:81"))
+	tab.WaitFor(0, `[...document.querySelectorAll("#messages .banner.error")].some(e => e.textContent.includes("HTTP 401") && e.textContent.includes("enter the admin token"))`)
 	if calls := f.recorded(); len(calls) != 0 {
 		t.Fatalf("controller called without a token: %q", calls)
 	}
 
 	// A wrong token is refused too.
-	must(p.Type(ctx, "#token", "wrong-token-wrong-token"))
-	must(p.Click(ctx, "#token-save"))
-	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
-	must(p.Click(ctx, button("disable", "127.0.0.1:81")))
-	must(p.WaitFor(ctx, `document.querySelectorAll("#messages .banner.error").length === 2`))
+	tab.Type("#token", "wrong-token-wrong-token")
+	tab.Click("#token-save")
+	tab.WaitFor(0, `document.getElementById("token-state").textContent === "token set for this tab"`)
+	tab.Click(button("disable", "127.0.0.1:81"))
+	tab.WaitFor(0, `document.querySelectorAll("#messages .banner.error").length === 2`)
 
 	// With the token: drain, disable, enable, and an IPv6 backend whose
 	// address must be escaped in the URL.
-	must(p.Type(ctx, "#token", dashToken))
-	must(p.Click(ctx, "#token-save"))
-	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
-	must(p.Click(ctx, button("drain", "127.0.0.1:81")))
+	tab.Type("#token", dashToken)
+	tab.Click("#token-save")
+	tab.WaitFor(0, `document.getElementById("token-state").textContent === "token set for this tab"`)
+	tab.Click(button("drain", "127.0.0.1:81"))
 	waitState("127.0.0.1:81", "drain")
-	must(p.WaitFor(ctx, `document.querySelector(`+"`"+`tr[data-backend="127.0.0.1:81"] button[data-action="drain"]`+"`"+`).disabled`))
-	must(p.Click(ctx, button("disable", "127.0.0.1:81")))
+	tab.WaitFor(0, `document.querySelector(`+"`"+`tr[data-backend="127.0.0.1:81"] button[data-action="drain"]`+"`"+`).disabled`)
+	tab.Click(button("disable", "127.0.0.1:81"))
 	waitState("127.0.0.1:81", "maint")
-	must(p.Click(ctx, button("drain", "[::1]:82")))
+	tab.Click(button("drain", "[::1]:82"))
 	waitState("[::1]:82", "drain")
-	must(p.Click(ctx, button("enable", "127.0.0.1:81")))
+	tab.Click(button("enable", "127.0.0.1:81"))
 	waitState("127.0.0.1:81", "ready")
 	if out := os.Getenv("FULCRUM_SCREENSHOT"); out != "" {
-		png, err := p.Screenshot(ctx)
-		must(err)
-		must(os.WriteFile(out, png, 0o644))
+		if err := os.WriteFile(out, tab.Screenshot(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want := []string{"state web 127.0.0.1:81 drain", "state web 127.0.0.1:81 maint", "state web [::1]:82 drain", "state web 127.0.0.1:81 ready"}
 	if got := f.recorded(); !slices.Equal(got, want) {
@@ -298,14 +271,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	// The token survives a reload of the page (sessionStorage), not the
 	// field: the field is cleared once used.
-	must(p.Navigate(ctx, "http://"+addr+"/ui/"))
-	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab" && document.getElementById("token").value === ""`))
+	tab.Navigate("http://"+addr+"/ui/", 1400, 900)
+	tab.WaitFor(0, `document.getElementById("token-state").textContent === "token set for this tab" && document.getElementById("token").value === ""`)
 	waitState("[::1]:82", "drain")
 
 	// The page must have broken none of its own rules: no exceptions, no
 	// CSP violations, no console errors. The browser logs the refused
 	// requests above as failed loads; those are expected.
-	for _, pr := range p.Problems() {
+	for _, pr := range tab.Problems() {
 		if !strings.HasPrefix(pr, "log/network/") {
 			t.Errorf("page problem: %s", pr)
 		}
@@ -313,12 +286,10 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// When the API goes away the page says so and keeps the last data.
 	banner := `getComputedStyle(document.getElementById("fetch-error")).display`
-	var display string
-	must(p.Eval(ctx, banner, &display))
-	if display != "none" {
+	if display := browsertest.Eval[string](tab, banner); display != "none" {
 		t.Errorf("fetch error banner shown while the API answers: display %q", display)
 	}
 	stop()
-	must(p.WaitFor(ctx, banner+` !== "none" && document.getElementById("fetch-error").textContent.includes("Cannot read /api/v1/status")`))
-	must(p.WaitFor(ctx, stateOf("[::1]:82")+` === "drain"`))
+	tab.WaitFor(0, banner+` !== "none" && document.getElementById("fetch-error").textContent.includes("Cannot read /api/v1/status")`)
+	tab.WaitFor(0, stateOf("[::1]:82")+` === "drain"`)
 }

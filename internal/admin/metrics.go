@@ -30,11 +30,12 @@ type collector struct {
 	hcChecks, hcFailures, hcFlaps, hcDuration, hcLast, hcLastAt *prometheus.Desc
 
 	alertDeliveries, alertQueueDropped *prometheus.Desc
+	logLines, logErrors, logLost       *prometheus.Desc
 
 	haState, haPrio, haConfPrio, haMasterPrio, haTransitions     *prometheus.Desc
 	haSent, haReceived, haSendErr, haDropped, haVIPs, haVIPsHeld *prometheus.Desc
 	haPeerPrio, haPeerAdverts, haPeerLastHeard, haTrackOK        *prometheus.Desc
-	haPeerConfigMatch                                            *prometheus.Desc
+	haPeerConfigMatch, haHellosSent, haHelloDropped              *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -91,6 +92,9 @@ func newCollector(src Source) *collector {
 
 	c.alertDeliveries = d("alert_deliveries_total", "Alert events per hook by result: sent, failed, rate_limited (over max_per_minute), overflow (the hook's queue was full).", "hook", "result")
 	c.alertQueueDropped = d("alert_queue_dropped_total", "Alert events lost because the dispatcher's queue was full.")
+	c.logLines = d("access_log_lines_total", "Lines queued for an access-log destination (file or stderr).", "path")
+	c.logErrors = d("access_log_write_errors_total", "Failed writes to an access-log destination (a full disk); each loses the lines it carried.", "path")
+	c.logLost = d("access_log_lines_lost_total", "Access-log lines lost by failed writes.", "path")
 
 	c.haState = d("ha_state", "1 for the HA group's current VRRP state, 0 for the others.", "group", "state")
 	c.haPrio = d("ha_priority", "The group's effective VRRP priority on this node, after tracking.", grp...)
@@ -101,6 +105,8 @@ func newCollector(src Source) *collector {
 	c.haReceived = d("ha_adverts_received_total", "Valid VRRP adverts received for the group's VRID.", grp...)
 	c.haSendErr = d("ha_advert_send_errors_total", "VRRP adverts that could not be sent.", grp...)
 	c.haDropped = d("ha_adverts_dropped_total", "Received VRRP packets dropped, by reason (ttl, vrid, version, type, length, checksum, family, interval, auth, replay, peer, self, other); a reason appears once it has counted.", "group", "reason")
+	c.haHellosSent = d("ha_hellos_sent_total", "Hellos (the config-hash datagrams on ha.hello_port) sent for the group.", grp...)
+	c.haHelloDropped = d("ha_hellos_dropped_total", "Datagrams on the hello port dropped, by reason (auth, stale, not_peer, vrid, malformed, unknown_group); malformed and unknown_group name no group and count in every group of the family that received them; a reason appears once it has counted.", "group", "reason")
 	c.haVIPs = d("ha_vips", "Virtual addresses configured for the group.", grp...)
 	c.haVIPsHeld = d("ha_vips_held", "Virtual addresses of the group this node holds.", grp...)
 	c.haPeerPrio = d("ha_peer_priority", "The priority in the last advert heard from a peer (0: it was leaving).", "group", "peer")
@@ -170,6 +176,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	counter(c.alertQueueDropped, float64(st.Alerts.QueueDropped))
+	for _, l := range st.AccessLogs {
+		counter(c.logLines, float64(l.Lines), l.Path)
+		counter(c.logErrors, float64(l.WriteErrors), l.Path)
+		counter(c.logLost, float64(l.LinesLost), l.Path)
+	}
 	for _, h := range st.Alerts.Hooks {
 		counter(c.alertDeliveries, float64(h.Sent), h.Name, "sent")
 		counter(c.alertDeliveries, float64(h.Failed), h.Name, "failed")
@@ -193,6 +204,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.haSendErr, float64(g.SendErrors), n)
 		for reason, v := range g.Dropped {
 			counter(c.haDropped, float64(v), n, reason)
+		}
+		counter(c.haHellosSent, float64(g.HellosSent), n)
+		for reason, v := range g.HelloDropped {
+			counter(c.haHelloDropped, float64(v), n, reason)
 		}
 		gauge(c.haVIPs, float64(len(g.VIPs)), n)
 		gauge(c.haVIPsHeld, float64(g.VIPsHeld), n)
@@ -235,8 +250,9 @@ func unix(t time.Time) float64 {
 
 // newRegistry holds the collector and the Go runtime's and the process's
 // standard metrics.
-func newRegistry(src Source) *prometheus.Registry {
+func newRegistry(src Source, extra ...prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(extra...)
 	reg.MustRegister(
 		newCollector(src),
 		collectors.NewGoCollector(),
@@ -247,8 +263,8 @@ func newRegistry(src Source) *prometheus.Registry {
 
 // metricsHandler serves GET /metrics. A metric that fails is logged and
 // left out rather than failing the whole scrape.
-func metricsHandler(src Source, log *slog.Logger) http.Handler {
-	return promhttp.HandlerFor(newRegistry(src), promhttp.HandlerOpts{
+func metricsHandler(src Source, log *slog.Logger, extra ...prometheus.Collector) http.Handler {
+	return promhttp.HandlerFor(newRegistry(src, extra...), promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 	})

@@ -74,12 +74,15 @@ func metricsStatus() Status {
 			},
 		},
 		Alerts: Alerts{QueueDropped: 1, Hooks: []AlertHook{{Name: "pager", Sent: 5, Failed: 1, Dropped: 2, Overflow: 3}}},
+		AccessLogs: []AccessLog{{Path: "/var/log/fulcrum/access.log", Lines: 120, WriteErrors: 2, LinesLost: 17,
+			LastError: "write /var/log/fulcrum/access.log: no space left on device", LastErrorAt: t0.Add(time.Minute)}},
 		HA: []HAGroup{{
 			Name: "web", Interface: "eth0", VRID: 51, VIPs: []string{"192.0.2.100/24", "192.0.2.101/24"},
 			State: "backup", Priority: 100, ConfiguredPriority: 150, Master: "192.0.2.2", MasterPriority: 120,
 			Transitions: 3, AdvertsSent: 10, AdvertsReceived: 500, SendErrors: 1,
-			Dropped: map[string]uint64{"vrid": 4, "auth": 1},
-			Track:   []TrackItem{{Kind: "service", Name: "web", OK: false, Weight: 50}},
+			Dropped:    map[string]uint64{"vrid": 4, "auth": 1},
+			HellosSent: 11, HelloDropped: map[string]uint64{"malformed": 7, "unknown_group": 2},
+			Track: []TrackItem{{Kind: "service", Name: "web", OK: false, Weight: 50}},
 			Peers: []HAPeer{{Address: "192.0.2.2", Priority: 120, IntervalMS: 1000, LastHeard: t0.Add(time.Hour), Adverts: 500, ConfigHash: "ffffeeeeddddcccc"},
 				{Address: "192.0.2.3", Priority: 100, LastHeard: t0.Add(time.Hour), ConfigHash: "3f2a9c1e", Node: "lb3", State: "backup", Hellos: 9}},
 		}},
@@ -192,7 +195,8 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	exported := map[string]bool{}
 	nameRe := regexp.MustCompile(`fqName: "([a-z_]+)"`)
-	for _, d := range newCollector(fakeSource{}).descs {
+	descs := append(newCollector(fakeSource{}).descs, newRefusalCollector(&refusals{}).desc)
+	for _, d := range descs {
 		name := nameRe.FindStringSubmatch(d.String())[1]
 		exported[name] = true
 		if !documented[name] {

@@ -57,9 +57,10 @@ type Options struct {
 
 // Server is the admin HTTP API.
 type Server struct {
-	opt Options
-	log *slog.Logger
-	srv *http.Server
+	opt     Options
+	log     *slog.Logger
+	srv     *http.Server
+	refused refusals
 }
 
 // New returns a server.
@@ -74,7 +75,7 @@ func New(opt Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("POST /api/v1/ha/{group}/release", s.mutation(s.release))
-	mux.Handle("GET /metrics", metricsHandler(opt.Source, s.log))
+	mux.Handle("GET /metrics", metricsHandler(opt.Source, s.log, newRefusalCollector(&s.refused)))
 	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/drain", s.mutation(s.adminState("drain")))
 	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/disable", s.mutation(s.adminState("maint")))
 	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/enable", s.mutation(s.adminState("ready")))
@@ -93,10 +94,12 @@ func New(opt Options) *Server {
 	// be able to act on a loopback admin API: a "simple" cross-site POST
 	// needs no preflight. Browsers say where a request comes from
 	// (Sec-Fetch-Site, Origin); the CLI sends neither and is unaffected.
+	// A page that rebinds its own name to this node's address is not
+	// cross-origin to the browser: hostGuard refuses names first.
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
 	s.srv = &http.Server{
-		Handler:           csrf.Handler(mux),
+		Handler:           s.hostGuard(csrf.Handler(mux)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -130,6 +133,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) crossOrigin(w http.ResponseWriter, r *http.Request) {
+	s.refused.add(refusedCrossOrigin)
 	s.log.Warn("admin action refused: cross-origin browser request", "client", r.RemoteAddr, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 	writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused: use the dashboard served by this node, or the CLI"})
 }
@@ -140,13 +144,15 @@ func (s *Server) mutation(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		client := r.RemoteAddr
 		if token := s.opt.Token(); token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got, ok := bearerToken(r.Header.Get("Authorization"))
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				s.refused.add(refusedToken)
 				s.log.Warn("admin action refused: bad or missing token", "client", client, "path", r.URL.Path)
 				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required"})
 				return
 			}
 		} else if ap, err := netip.ParseAddrPort(client); err != nil || !ap.Addr().Unmap().IsLoopback() {
+			s.refused.add(refusedNotLocal)
 			s.log.Warn("admin action refused: no token configured and the client is not local", "client", client, "path", r.URL.Path)
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "set admin.token_file to allow actions from other hosts"})
 			return

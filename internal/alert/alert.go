@@ -96,10 +96,6 @@ const (
 	outputLimit = 4 << 10
 	// drainTimeout bounds delivering what is queued at shutdown.
 	drainTimeout = 2 * time.Second
-	// waitDelay bounds waiting for a program's output pipes after it
-	// exits or is killed, in case a descendant outside its process group
-	// holds them open.
-	waitDelay = time.Second
 	// reportEvery is how often drops are summed up in the log.
 	reportEvery = time.Minute
 )

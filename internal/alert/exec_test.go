@@ -185,35 +185,6 @@ func TestExecOutputFlood(t *testing.T) {
 	}
 }
 
-func TestCapped(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		writes []string
-		want   string
-	}{
-		{name: "fits", writes: []string{"ab", "cd"}, want: "abcd"},
-		{name: "exactly full", writes: []string{"abc", "de"}, want: "abcde"},
-		{name: "cut in a write", writes: []string{"abc", "defg"}, want: "abcde\n[output cut at 4 KiB]"},
-		{name: "write after full", writes: []string{"abcde", "f"}, want: "abcde\n[output cut at 4 KiB]"},
-		{name: "empty write when full", writes: []string{"abcde", ""}, want: "abcde"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			c := &capped{max: 5}
-			for _, w := range tt.writes {
-				if n, err := c.Write([]byte(w)); n != len(w) || err != nil {
-					t.Fatalf("Write(%q): got %d, %v; want %d, nil", w, n, err, len(w))
-				}
-			}
-			if got := string(c.bytes()); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestEnvName(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ key, want string }{

@@ -139,6 +139,10 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			case g.State != "master" && g.VIPsHeld > 0:
 				fmt.Fprintf(w, "    still holds %d of %d VIPs (handing over, or removing them failed)\n", g.VIPsHeld, len(g.VIPs))
 			}
+			if !g.ListenUntil.IsZero() && g.State == "backup" {
+				fmt.Fprintf(w, "    starting: listening for a master (initdead) %s more before taking the VIPs\n",
+					max(g.ListenUntil.Sub(now), 0).Round(100*time.Millisecond))
+			}
 			if len(g.Peers) > 0 {
 				peers := make([]string, len(g.Peers))
 				for i, p := range g.Peers {
@@ -287,6 +291,12 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	}
 	if runtimeChanged(st) {
 		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
+	}
+	for _, l := range st.AccessLogs {
+		if l.WriteErrors > 0 {
+			fmt.Fprintf(w, "Access log %s: %d writes failed, %d lines lost, last at %s: %s\n",
+				l.Path, l.WriteErrors, l.LinesLost, l.LastErrorAt.Format(time.RFC3339), firstLine(l.LastError))
+		}
 	}
 	if len(st.Alerts.Hooks) > 0 {
 		fmt.Fprintln(w)

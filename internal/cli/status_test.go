@@ -57,6 +57,8 @@ func testStatus(now time.Time) *admin.Status {
 			{Name: "api", Interface: "eth0", VRID: 53, VIPs: []string{"192.168.0.107/24"}, State: "backup", Since: started,
 				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.3", MasterPriority: 150, AdvertsReceived: 54000,
 				Peers: []admin.HAPeer{{Address: "192.168.0.3", Priority: 150, LastHeard: now.Add(-100 * time.Millisecond), ConfigHash: "3f2a9c1e77b0d1c2", Node: "lb3", State: "backup", Hellos: 12}, {Address: "192.168.0.4", Priority: 120, LastHeard: now.Add(-2 * time.Second)}}},
+			{Name: "mail", Interface: "eth0", VRID: 54, VIPs: []string{"192.168.0.108/24"}, State: "backup", Since: now.Add(-500 * time.Millisecond),
+				Priority: 100, ConfiguredPriority: 100, ListenUntil: now.Add(1500 * time.Millisecond)},
 		},
 		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
 			{Name: "lvs.alert", Sent: 4},
@@ -140,6 +142,11 @@ func TestRenderStatusHTTP(t *testing.T) {
 				Backends: []admin.Backend{{Address: "192.168.0.121:25", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
 			},
 		},
+	}
+	st.AccessLogs = []admin.AccessLog{
+		{Path: "/var/log/fulcrum/access.log", Lines: 11990, WriteErrors: 3, LinesLost: 40,
+			LastError: "write /var/log/fulcrum/access.log: no space left on device", LastErrorAt: started.Add(50 * time.Minute)},
+		{Path: "stderr", Lines: 10},
 	}
 	st.Time = started.Add(time.Hour)
 	// Ten seconds earlier: 100 requests less on each pool's backend.

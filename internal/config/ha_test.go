@@ -26,6 +26,7 @@ ha:
       vips: [2001:db8::105]
       priority: { lb1: 150, lb2: 100 }
       unicast_peers: [2001:db8::2]
+      initdead: 0s
   sync_groups:
     - { name: both, groups: [web, web6] }
 `
@@ -39,6 +40,9 @@ func TestHADefaults(t *testing.T) {
 	}
 	if g.AdvertInterval.D() != 100*time.Millisecond || g.MasterDownAdverts != 2 || g.GARP.Repeat != 3 || g.GARP.Interval.D() != 10*time.Millisecond {
 		t.Errorf("defaults: got interval %s master_down_adverts %d garp %+v", g.AdvertInterval, g.MasterDownAdverts, g.GARP)
+	}
+	if g.InitDead.D() != 2*time.Second || c.HA.Groups[1].InitDead != 0 {
+		t.Errorf("initdead: got %s and %s, want 2s by default and 0s as given", g.InitDead, c.HA.Groups[1].InitDead)
 	}
 	if g.PreemptValue() || !c.HA.Groups[1].PreemptValue() {
 		t.Errorf("preempt: got %v %v, want false as given and true by default", g.PreemptValue(), c.HA.Groups[1].PreemptValue())

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"regexp"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
 
 // Health configures the active checks of a service's backends: what
@@ -18,7 +20,8 @@ import (
 // A backend's own health block overrides the service's key by key: every
 // key it gives replaces the service's, the others are inherited.
 type Health struct {
-	// Type is tcp (connect; default), http, https, udp or exec.
+	// Type is tcp (connect, and send/expect if given; default), http,
+	// https, udp or exec. Keys of another type than this one are errors.
 	Type string `yaml:"type"`
 	// Interval between the end of one check and the start of the next;
 	// default 2s.
@@ -56,8 +59,12 @@ type Health struct {
 	TLSSkipVerify bool   `yaml:"tls_skip_verify"`
 	SNI           string `yaml:"sni"`
 
-	// udp: Send is the datagram sent; Expect, if given, must occur in the
-	// reply (any reply counts otherwise).
+	// tcp and udp. Send is written once connected (tcp; Piranha nanny's
+	// send=) or is the datagram sent (udp, required). Expect, if given,
+	// must occur as a substring in the reply within the timeout (tcp: in
+	// its first 64 KiB; any reply counts for udp otherwise). A tcp check
+	// with expect and no send reads the server's greeting (SMTP's 220).
+	// YAML double-quoted strings write bytes as "\r\n" or "\x00".
 	Send   string `yaml:"send"`
 	Expect string `yaml:"expect"`
 
@@ -109,19 +116,14 @@ const (
 	defaultHealthRise     = 2
 	defaultHealthFall     = 3
 	defaultHealthInitial  = "up"
-	defaultHealthMethod   = "GET"
-	defaultHealthPath     = "/"
 	defaultRemovalGrace   = 10 * time.Second
 	defaultAlertTimeout   = 10 * time.Second
 	defaultAlertPerMinute = 60
 )
 
 var (
-	healthTypes    = []string{"tcp", "http", "https", "udp", "exec"}
-	httpOnlyKeys   = []string{"method", "path", "host", "expect_status", "expect_body", "expect_regex", "tls_skip_verify", "sni"}
 	healthInitials = []string{"up", "down"}
 	alertEvents    = []string{"backend", "ha"}
-	statusRangeRE  = regexp.MustCompile(`^([1-5][0-9][0-9])(?:-([1-5][0-9][0-9]))?$|^([1-5])xx$`)
 )
 
 // EffectiveHealth returns the health block that applies to backend j of s:
@@ -142,18 +144,56 @@ func (s *Service) healthFor(over *Health) *Health {
 		h.overlay(over)
 	}
 	// A backend may switch the type; give the new type its defaults.
-	if h.Type == "http" || h.Type == "https" {
-		if h.Method == "" {
-			h.Method = defaultHealthMethod
-		}
-		if h.Path == "" {
-			h.Path = defaultHealthPath
-		}
-		if h.ExpectStatus == nil {
-			h.ExpectStatus = []string{"200-399"}
-		}
-	}
+	h.typeDefaults(func(string) bool { return false })
 	return &h
+}
+
+// typeDefaults fills the keys of h's check type that are unset and not
+// given (an empty list counts as left out), from the type's registration.
+func (h *Health) typeDefaults(given func(key string) bool) {
+	t := health.Lookup(h.Type)
+	if t == nil {
+		return
+	}
+	v := reflect.ValueOf(h).Elem()
+	fs := fieldsOf(v.Type())
+	for key, def := range t.Defaults {
+		f := v.FieldByIndex(fs.byName[key])
+		if !f.IsZero() || (f.Kind() != reflect.Slice && given(key)) {
+			continue
+		}
+		d := reflect.ValueOf(def)
+		if d.Kind() == reflect.Slice { // a copy: the registration's is shared
+			d = reflect.AppendSlice(reflect.MakeSlice(d.Type(), 0, d.Len()), d)
+		}
+		f.Set(d)
+	}
+}
+
+// Spec is the checker's view of an effective health block: its keys,
+// copied one for one. The check type's registration in package health
+// validates it and builds the checker.
+func (h *Health) Spec() health.Spec {
+	return health.Spec{
+		Type:          h.Type,
+		Interval:      h.Interval.D(),
+		Timeout:       h.Timeout.D(),
+		Jitter:        h.Jitter.D(),
+		Rise:          h.Rise,
+		Fall:          h.Fall,
+		InitialUp:     h.Initial != "down",
+		Method:        h.Method,
+		Path:          h.Path,
+		Host:          h.Host,
+		ExpectStatus:  h.ExpectStatus,
+		ExpectBody:    h.ExpectBody,
+		ExpectRegex:   h.ExpectRegex,
+		TLSSkipVerify: h.TLSSkipVerify,
+		SNI:           h.SNI,
+		Send:          []byte(h.Send),
+		Expect:        []byte(h.Expect),
+		Command:       h.Command,
+	}
 }
 
 // overlay copies every non-zero key of o over h.
@@ -208,13 +248,7 @@ func (c *Config) healthDefaults(h *Health, p string) {
 	defaultTo(c, &h.Fall, p+".fall", defaultHealthFall)
 	defaultTo(c, &h.Jitter, p+".jitter", h.Interval/10)
 	defaultTo(c, &h.Initial, p+".initial", defaultHealthInitial)
-	if h.Type == "http" || h.Type == "https" {
-		defaultTo(c, &h.Method, p+".method", defaultHealthMethod)
-		defaultTo(c, &h.Path, p+".path", defaultHealthPath)
-		if h.ExpectStatus == nil {
-			h.ExpectStatus = []string{"200-399"}
-		}
-	}
+	h.typeDefaults(func(key string) bool { return c.given(p + "." + key) })
 }
 
 // normalize makes an empty list the same as a left-out one, so that the
@@ -299,23 +333,10 @@ func (k *checker) healthBlock(own, base string, h *Health, seen map[string]bool)
 		seen[path] = true
 		k.errorf(path, format, args...)
 	}
-	if !slices.Contains(healthTypes, h.Type) {
-		errorf("type", "unknown value %q; want %s", h.Type, orList(quoteAll(healthTypes)))
-	}
-	if h.Interval <= 0 {
-		errorf("interval", "want a duration above 0, got %s", h.Interval)
-	}
-	if h.Timeout <= 0 {
-		errorf("timeout", "want a duration above 0, got %s", h.Timeout)
-	}
-	if h.Rise < 1 || h.Rise > 100 {
-		errorf("rise", "want 1-100, got %d", h.Rise)
-	}
-	if h.Fall < 1 || h.Fall > 100 {
-		errorf("fall", "want 1-100, got %d", h.Fall)
-	}
-	if h.Jitter < 0 {
-		errorf("jitter", "want a non-negative duration, got %s", h.Jitter)
+	// The checker's own keys and the type's, as the type's registration
+	// validates them.
+	for _, fe := range health.Validate(h.Spec()) {
+		errorf(fe.Key, "%s", fe.Msg)
 	}
 	if !slices.Contains(healthInitials, h.Initial) {
 		errorf("initial", "unknown value %q; want \"up\" or \"down\"", h.Initial)
@@ -328,42 +349,12 @@ func (k *checker) healthBlock(own, base string, h *Health, seen map[string]bool)
 	if h.Port < 0 || h.Port > 65535 {
 		errorf("port", "want 1-65535 (0 keeps the backend's), got %d", h.Port)
 	}
-	switch h.Type {
-	case "http", "https":
-		if h.Method == "" || strings.ContainsAny(h.Method, " \t\r\n") {
-			errorf("method", "want an HTTP method like GET, got %q", h.Method)
-		}
-		if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " \t\r\n") {
-			errorf("path", "want a path starting with / and without spaces, got %q", h.Path)
-		}
-		if strings.ContainsAny(h.Host, " \t\r\n") {
-			errorf("host", "want a host name without spaces, got %q", h.Host)
-		}
-		for _, st := range h.ExpectStatus {
-			if !validStatusRange(st) {
-				errorf("expect_status", "want statuses like \"200\", \"2xx\" or \"200-399\", got %q", st)
-			}
-		}
-		if h.ExpectRegex != "" {
-			if _, err := regexp.Compile(h.ExpectRegex); err != nil {
-				errorf("expect_regex", "invalid regular expression: %v", err)
-			}
-		}
-	case "udp":
-		if h.Send == "" {
-			errorf("send", "required for a udp check: the datagram to send")
-		}
-	case "exec":
-		if len(h.Command) == 0 || h.Command[0] == "" {
-			errorf("command", "required for an exec check: the program and its arguments")
-		}
-	}
-	if h.Type != "http" && h.Type != "https" {
-		for _, key := range httpOnlyKeys {
-			// A backend that switches the type inherits the service's http
-			// keys silently; only keys it gives itself are wrong.
-			if k.c.given(own+"."+key) || (own == base && k.c.given(base+"."+key)) {
-				errorf(key, "applies to http and https checks only, not %s", h.Type)
+	if t := health.Lookup(h.Type); t != nil {
+		for _, key := range health.TypeKeys() {
+			// A backend that switches the type inherits the service's keys
+			// of the old type silently; only keys it gives itself are wrong.
+			if !slices.Contains(t.Keys, key) && (k.c.given(own+"."+key) || (own == base && k.c.given(base+"."+key))) {
+				errorf(key, "applies to %s checks only, not %s", andList(health.Owners(key)), h.Type)
 			}
 		}
 	}
@@ -372,17 +363,12 @@ func (k *checker) healthBlock(own, base string, h *Health, seen map[string]bool)
 	}
 }
 
-func validStatusRange(s string) bool {
-	m := statusRangeRE.FindStringSubmatch(s)
-	if m == nil {
-		return false
+// andList joins items as "a, b and c".
+func andList(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
 	}
-	if m[2] != "" {
-		lo, _ := strconv.Atoi(m[1])
-		hi, _ := strconv.Atoi(m[2])
-		return lo <= hi
-	}
-	return true
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 func (k *checker) alerts() {

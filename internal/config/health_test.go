@@ -1,10 +1,13 @@
 package config
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
 
 const healthService = `services:
@@ -84,7 +87,7 @@ func TestHealthErrors(t *testing.T) {
     backends: [{ address: 10.0.0.11:80 }]
 `,
 			want: []string{
-				`f.yaml:4:21: services[0].health.type: unknown value "ftp"; want "tcp", "http", "https", "udp" or "exec"`,
+				`f.yaml:4:21: services[0].health.type: unknown value "ftp"; want "exec", "http", "https", "tcp" or "udp"`,
 				`f.yaml:4:36: services[0].health.interval: want a duration above 0, got 0s`,
 				`f.yaml:4:46: services[0].health.rise: want 1-100, got 0`,
 				`f.yaml:4:55: services[0].health.fall: want 1-100, got 101`,
@@ -127,6 +130,30 @@ func TestHealthErrors(t *testing.T) {
 			},
 		},
 		{
+			// Each type reads its own keys; another's is an error, not
+			// silently ignored (send/expect on an http check, command on
+			// tcp), whether the service or a backend gives it.
+			name: "keys of other check types",
+			yaml: `services:
+  - name: web
+    listen: 10.0.0.1:80
+    health: { type: http, send: "PING\r\n", expect: PONG }
+    backends: [{ address: 10.0.0.11:80 }, { address: 10.0.0.12:80, health: { type: tcp, command: [/bin/true] } }]
+  - name: dns
+    listen: 10.0.0.1:53
+    protocol: udp
+    health: { type: udp, send: x, sni: example.com }
+    backends: [{ address: 10.0.0.11:53 }, { address: 10.0.0.12:53, health: { type: exec, command: [/bin/true], expect: ok } }]
+`,
+			want: []string{
+				`f.yaml:4:33: services[0].health.send: applies to tcp and udp checks only, not http`,
+				`f.yaml:4:53: services[0].health.expect: applies to tcp and udp checks only, not http`,
+				`f.yaml:5:98: services[0].backends[1].health.command: applies to exec checks only, not tcp`,
+				`f.yaml:9:40: services[1].health.sni: applies to http and https checks only, not udp`,
+				`f.yaml:10:120: services[1].backends[1].health.expect: applies to tcp and udp checks only, not exec`,
+			},
+		},
+		{
 			name: "backend override needs a service health block",
 			yaml: `services:
   - name: web
@@ -155,4 +182,51 @@ func TestHealthErrors(t *testing.T) {
 			},
 		},
 	})
+}
+
+// Every key a check type registers is a key of the health block, and
+// Spec copies it: a key added to a registration cannot be left out of the
+// config or of the copy.
+func TestHealthSpecCopiesEveryTypeKey(t *testing.T) {
+	t.Parallel()
+	fs := fieldsOf(reflect.TypeFor[Health]())
+	for _, key := range health.TypeKeys() {
+		idx, ok := fs.byName[key]
+		if !ok {
+			t.Errorf("check type key %q (of %v): no such key in the health block", key, health.Owners(key))
+			continue
+		}
+		var h Health
+		f := reflect.ValueOf(&h).Elem().FieldByIndex(idx)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"x"}))
+		default:
+			t.Fatalf("key %q: no test value for a %s", key, f.Kind())
+		}
+		if diff := cmp.Diff(new(Health).Spec(), h.Spec()); diff == "" {
+			t.Errorf("key %q: Spec does not copy it", key)
+		}
+	}
+}
+
+func TestTCPSendExpect(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, `services:
+  - name: redis
+    listen: 10.0.0.1:6379
+    health: { type: tcp, send: "PING\r\n", expect: "+PONG" }
+    backends: [{ address: 10.0.0.11:6379 }]
+`)
+	s := c.Services[0].EffectiveHealth(0).Spec()
+	if string(s.Send) != "PING\r\n" || string(s.Expect) != "+PONG" {
+		t.Errorf("got send %q expect %q, want \"PING\\r\\n\" and \"+PONG\"", s.Send, s.Expect)
+	}
+	if _, err := health.NewChecker(s); err != nil {
+		t.Errorf("NewChecker: %v", err)
+	}
 }

@@ -6,22 +6,16 @@ import (
 	"slices"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
 
 // The methods below shape Marshal's output (the effective config) where
 // printing every field as it is would not read back to the same config.
 
-// checkKeys are the health keys that belong to some check types only.
-var checkKeys = map[string][]string{
-	"http":  httpOnlyKeys,
-	"https": httpOnlyKeys,
-	"udp":   {"send", "expect"},
-	"exec":  {"command"},
-}
-
 // MarshalYAML leaves out the keys of other check types that are unset:
-// they mean nothing here, and a file that gives the http ones to another
-// type is refused. A key that is set stays, since a backend switching the
+// they mean nothing here, and a file that gives them to another type is
+// refused. A key that is set stays, since a backend switching the
 // type inherits it.
 func (h Health) MarshalYAML() (any, error) {
 	type plain Health // without this method
@@ -48,15 +42,8 @@ func (h Health) MarshalYAML() (any, error) {
 
 // foreignCheckKey reports whether key belongs to check types other than typ.
 func foreignCheckKey(typ, key string) bool {
-	if slices.Contains(checkKeys[typ], key) {
-		return false
-	}
-	for _, keys := range checkKeys {
-		if slices.Contains(keys, key) {
-			return true
-		}
-	}
-	return false
+	owners := health.Owners(key)
+	return len(owners) > 0 && !slices.Contains(owners, typ)
 }
 
 // MarshalYAML writes a backend's health block as the keys it overrides:

@@ -3,6 +3,7 @@ package config
 import (
 	"reflect"
 
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/sched"
 )
 
@@ -37,7 +38,7 @@ func SchemaHints() Hints {
 			"Service.protocol":   protocols,
 			"Service.scheduler":  sched.Names(),
 			"ProxyProtocol.send": proxySends,
-			"Health.type":        healthTypes,
+			"Health.type":        health.Types(),
 			"Health.initial":     healthInitials,
 			"Alert.events":       alertEvents,
 		},

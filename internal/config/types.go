@@ -92,7 +92,9 @@ type Service struct {
 	Listen string `yaml:"listen"`
 	// Protocol is tcp (default), udp or http.
 	Protocol string `yaml:"protocol"`
-	// Scheduler is one of sched.Names(); default wlc, as ipvsadm.
+	// Scheduler is one of sched.Names(): IPVS's rr, wrr, lc, wlc, sed, nq,
+	// sh, dh, lblc, lblcr, fo, ovf, mh and twos, and p2c, maglev and
+	// random; default wlc, as ipvsadm.
 	Scheduler string `yaml:"scheduler"`
 	// Persistence, when present, pins clients to backends; nil (the key
 	// left out) means none.

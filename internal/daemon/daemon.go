@@ -23,10 +23,9 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/alert"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
-	"github.com/fulcrum-lb/fulcrum/internal/hello"
-	"github.com/fulcrum-lb/fulcrum/internal/l4"
-	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/accesslog"
 )
 
 // Options configure a Daemon.
@@ -48,7 +47,7 @@ type Options struct {
 	Stopping  func()
 	// HA overrides the privileged pieces of VRRP (tests); zero fields
 	// take the real ones.
-	HA HADeps
+	HA ha.Deps
 }
 
 // Daemon is one running fulcrum node.
@@ -59,7 +58,6 @@ type Daemon struct {
 	reloadc chan chan error
 	ctlc    chan func()    // runtime changes, run by the Run goroutine
 	wg      sync.WaitGroup // serve loops and draining frontends
-	holds   sync.WaitGroup // HA groups keeping their VIPs for a hand-over
 
 	monitor  *health.Monitor
 	alerts   *alert.Dispatcher
@@ -77,11 +75,7 @@ type Daemon struct {
 	overlay   overlay        // runtime changes on top of file
 	logs      accessLogs
 
-	ha         map[string]*haGroup // owned by Run
-	haGroups   atomic.Pointer[map[string]*haGroup]
-	syncGroups atomic.Pointer[[]config.SyncGroup]
-	hello      helloState // owned by Run
-	helloEP    atomic.Pointer[hello.Endpoint]
+	ha *ha.Manager // its applier is the Run goroutine
 
 	snap      atomic.Pointer[snapshot]
 	adminAddr atomic.Value // string: the admin API's bound address
@@ -108,6 +102,7 @@ type snapshot struct {
 	fronts   map[string]*listener // by service name
 	// pools are the route pools of http services, by service name.
 	pools map[string][]*balancer.Service
+	logs  []*accesslog.Writer // the access logs open, by path
 }
 
 type listenKey struct {
@@ -115,15 +110,13 @@ type listenKey struct {
 	addr    netip.AddrPort
 }
 
-// listener is a bound socket and the proxy serving it. It lives as long as
-// some service listens on its address, across reloads.
+// listener is a bound socket and the data plane serving it. It lives as
+// long as some service listens on its address, across reloads.
 type listener struct {
-	key  listenKey
-	ln   net.Listener
-	pc   *net.UDPConn
-	tcp  *l4.TCPProxy
-	udp  *l4.UDPProxy
-	http *proxy.Proxy
+	key      listenKey
+	protocol string // the service protocol its data plane serves
+	sock     socket
+	front    Frontend // set when the apply that bound it commits
 	// failed is set when serving stopped on an error (tracked services).
 	failed atomic.Bool
 }
@@ -139,7 +132,6 @@ func New(opt Options) *Daemon {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	opt.HA = opt.HA.withDefaults()
 	d := &Daemon{
 		opt:       opt,
 		log:       opt.Log.With("component", "daemon"),
@@ -154,6 +146,7 @@ func New(opt Options) *Daemon {
 	d.token.Store("")
 	d.monitor = health.NewMonitor(opt.Log.With("component", "health"), d.onHealth)
 	d.alerts = alert.NewDispatcher(opt.Log.With("component", "alert"), nil)
+	d.ha = ha.New(ha.Options{Host: haHost{d}, Alerts: d.alerts, Log: opt.Log, Deps: opt.HA})
 	return d
 }
 
@@ -292,13 +285,13 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	var bindErrs []error
 	for k, svc := range want {
 		if l := d.listeners[k]; l != nil {
-			if (l.http != nil) != (svc.Protocol == config.ProtoHTTP) {
-				// The engines cannot hand a socket over to each other.
-				bindErrs = append(bindErrs, fmt.Errorf("service %s: changing %s between tcp and http needs a restart", svc.Name, k.addr))
+			if l.protocol != svc.Protocol {
+				// The data planes cannot hand a socket over to each other.
+				bindErrs = append(bindErrs, fmt.Errorf("service %s: changing %s between %s and %s needs a restart", svc.Name, k.addr, l.protocol, svc.Protocol))
 			}
 			continue
 		}
-		l, err := bind(k)
+		l, err := bind(k, svc.Protocol)
 		if err != nil {
 			bindErrs = append(bindErrs, fmt.Errorf("service %s: %w", want[k].Name, err))
 			continue
@@ -313,32 +306,20 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	if tokenErr != nil {
 		bindErrs = append(bindErrs, tokenErr)
 	}
-	freshLogs, logErr := d.logs.open(p)
+	freshLogs, logErr := d.logs.open(p, d.opt.Log.With("component", "accesslog"))
 	if logErr != nil {
 		bindErrs = append(bindErrs, logErr)
 	}
-	var nextHA map[string]*haGroup
+	var nextHA *ha.Pending
 	if len(bindErrs) == 0 {
 		var err error
-		if nextHA, err = d.prepareHA(cfg); err != nil {
+		if nextHA, err = d.ha.Prepare(cfg); err != nil {
 			bindErrs = append(bindErrs, err)
-		}
-	}
-	var nextHello *hello.Endpoint
-	if len(bindErrs) == 0 {
-		var err error
-		if nextHello, err = d.prepareHello(cfg); err != nil {
-			bindErrs = append(bindErrs, err)
-			for name, hg := range nextHA {
-				if d.ha[name] != hg {
-					hg.close()
-				}
-			}
 		}
 	}
 	if len(bindErrs) > 0 {
 		for _, l := range fresh {
-			l.close()
+			l.sock.close()
 		}
 		if adminLn != nil {
 			adminLn.Close()
@@ -363,20 +344,12 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	}
 	for _, l := range fresh {
 		svc := want[l.key]
-		log := d.opt.Log.With("component", "l4", "service", svc.Name)
-		switch {
-		case l.pc != nil:
-			l.udp = l4.NewUDP(svc, log)
-		case svc.Protocol == config.ProtoHTTP:
-			l.http = proxy.New(p.http[svc.Name].cfg)
-		default:
-			l.tcp = l4.NewTCP(svc, log)
-		}
+		l.front = dataPlanes[svc.Protocol].new(l.sock, p.snapshotOf(svc), d.opt.Log)
 		d.listeners[l.key] = l
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			if err := l.serve(d.serveCtx); err != nil {
+			if err := l.front.Serve(d.serveCtx); err != nil {
 				l.failed.Store(true)
 				d.log.Error("listener stopped", "listen", l.key.addr, "error", err)
 			}
@@ -389,18 +362,18 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 		if !ok {
 			delete(d.listeners, k)
 			d.log.Info("closing listener, draining its connections", "listen", k.addr)
-			l.closeSocket()
+			l.front.StopAccepting()
 			drain := cfg.Shutdown.DrainTimeout.D()
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), drain)
 				defer cancel()
-				_ = l.shutdown(ctx)
+				_ = l.front.Drain(ctx)
 			}()
 			continue
 		}
-		l.update(svc, p.http[svc.Name])
+		l.front.Update(p.snapshotOf(svc))
 		fronts[svc.Name] = l
 	}
 	d.backends = p.backends
@@ -411,11 +384,10 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	for name, hp := range p.http {
 		pools[name] = hp.pools
 	}
-	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools})
+	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools, logs: d.logs.list()})
 	// Last: a group tracking a service must find it in the snapshot.
-	d.commitHA(cfg, nextHA)
-	d.commitHello(cfg, nextHello)
-	d.advertiseHash()
+	nextHA.Commit()
+	d.ha.SetConfigHash(file.Hash())
 	// The admin API answers only once there is a state to report: at
 	// start, a status taken earlier would show no service at all.
 	if adminLn != nil {
@@ -427,16 +399,12 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 }
 
 func keyOf(svc *balancer.Service) listenKey {
-	network := "tcp"
-	if svc.Protocol == config.ProtoUDP {
-		network = "udp"
-	}
-	return listenKey{network: network, addr: svc.Listen}
+	return listenKey{network: dataPlanes[svc.Protocol].network, addr: svc.Listen}
 }
 
 // bind opens the socket for k. IP_FREEBIND lets a standby balancer bind a
 // virtual IP it does not hold yet, so taking the VIP over needs no restart.
-func bind(k listenKey) (*listener, error) {
+func bind(k listenKey, protocol string) (*listener, error) {
 	// KeepAlive -1: accepted connections get no TCP keep-alive probes (the
 	// idle timeout ends dead ones), saving four setsockopt calls each.
 	lc := net.ListenConfig{KeepAlive: -1, Control: func(network, address string, c syscall.RawConn) error {
@@ -457,88 +425,21 @@ func bind(k listenKey) (*listener, error) {
 	if k.addr.Addr().Is6() && !k.addr.Addr().Is4In6() {
 		network = k.network + "6"
 	}
-	l := &listener{key: k}
+	l := &listener{key: k, protocol: protocol}
 	if k.network == "udp" {
 		pc, err := lc.ListenPacket(context.Background(), network, k.addr.String())
 		if err != nil {
 			return nil, err
 		}
-		l.pc = pc.(*net.UDPConn)
+		l.sock.pc = pc.(*net.UDPConn)
 		return l, nil
 	}
 	ln, err := lc.Listen(context.Background(), network, k.addr.String())
 	if err != nil {
 		return nil, err
 	}
-	l.ln = ln
+	l.sock.ln = ln
 	return l, nil
-}
-
-func (l *listener) serve(ctx context.Context) error {
-	switch {
-	case l.udp != nil:
-		return l.udp.Serve(ctx, l.pc)
-	case l.http != nil:
-		return l.http.Serve(ctx, l.ln)
-	}
-	return l.tcp.Serve(ctx, l.ln)
-}
-
-// update hands a reloaded service to the running proxy; hp is its http
-// plan, nil for tcp and udp.
-func (l *listener) update(svc *balancer.Service, hp *httpPlan) {
-	switch {
-	case l.udp != nil:
-		l.udp.Update(svc)
-	case l.http != nil:
-		l.http.Update(hp.cfg)
-	default:
-		l.tcp.Update(svc)
-	}
-}
-
-// closeSocket stops accepting; established connections continue.
-func (l *listener) closeSocket() {
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	// A UDP socket carries the replies of established sessions too; it is
-	// closed by the proxy's Shutdown once they are drained.
-}
-
-// active is the number of client connections open (TCP and HTTP, idle
-// keep-alive ones included; a UDP session is not one a hand-over must
-// keep).
-func (l *listener) active() int {
-	switch {
-	case l.tcp != nil:
-		return l.tcp.Active()
-	case l.http != nil:
-		return l.http.Active()
-	}
-	return 0
-}
-
-// close releases a socket that never served.
-func (l *listener) close() {
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	if l.pc != nil {
-		l.pc.Close()
-	}
-}
-
-func (l *listener) shutdown(ctx context.Context) error {
-	if l.udp != nil {
-		err := l.udp.Shutdown(ctx)
-		l.pc.Close()
-		return err
-	}
-	if l.http != nil {
-		return l.http.Shutdown(ctx)
-	}
-	return l.tcp.Shutdown(ctx)
 }
 
 // shutdown stops every listener and drains the connections in parallel.
@@ -550,19 +451,17 @@ func (d *Daemon) shutdown() {
 	// keeps its VIPs, and the listeners stay open, until the connections
 	// on them are done or its handover_timeout passed: the peer relays
 	// their packets to us meanwhile.
-	d.stopHA()
-	d.stopHello()
-	d.holds.Wait()
+	d.ha.Stop()
 	d.log.Info("shutting down: listeners closed, draining connections", "drain_timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, l := range d.listeners {
-		l.closeSocket()
+		l.front.StopAccepting()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = l.shutdown(ctx)
+			_ = l.front.Drain(ctx)
 		}()
 	}
 	wg.Wait()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
 
@@ -128,7 +129,7 @@ func startHANode(t *testing.T, l *link, h *holder, node, addr, yaml string) *Dae
 		},
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready: func() { close(ready) },
-		HA: HADeps{
+		HA: ha.Deps{
 			Listen:      func(vrrp.ConnOptions) (vrrp.Conn, error) { return l.listen(src), nil },
 			PrimaryAddr: func(string, vrrp.Family) (netip.Addr, error) { return src, nil },
 			Announcer: func(*config.HAGroup, *slog.Logger) (vrrp.Announcer, error) {
@@ -297,7 +298,7 @@ ha:
 		},
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready: func() { close(ready) },
-		HA: HADeps{
+		HA: ha.Deps{
 			Listen:      func(vrrp.ConnOptions) (vrrp.Conn, error) { return l.listen(src), nil },
 			PrimaryAddr: func(string, vrrp.Family) (netip.Addr, error) { return src, nil },
 			Announcer: func(*config.HAGroup, *slog.Logger) (vrrp.Announcer, error) {

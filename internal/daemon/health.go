@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +19,6 @@ type watched struct {
 	addr      netip.AddrPort
 	backend   *balancer.Backend // filled in by buildPlan
 	slowStart time.Duration
-	quiescent bool
-	grace     time.Duration
 }
 
 // watchID names the watch of one backend of one service.
@@ -42,11 +39,8 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 			return nil
 		}
 		addr := netip.MustParseAddrPort(bc.Address)
-		spec, err := healthSpec(h)
-		if err == nil {
-			_, err = health.NewChecker(spec)
-		}
-		if err != nil {
+		spec := h.Spec()
+		if _, err := health.NewChecker(spec); err != nil {
 			line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
 			return fmt.Errorf("%s:%d:%d: services[%d].health: %w", cfg.File, line, col, i, err)
 		}
@@ -68,8 +62,6 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 			service:   pool,
 			addr:      addr,
 			slowStart: sc.SlowStart.D(),
-			quiescent: sc.QuiescentValue(),
-			grace:     sc.RemovalGrace.D(),
 		}
 		return nil
 	}
@@ -92,42 +84,6 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 		}
 	}
 	return ws, info, nil
-}
-
-func healthSpec(h *config.Health) (health.Spec, error) {
-	s := health.Spec{
-		Type:          h.Type,
-		Interval:      h.Interval.D(),
-		Timeout:       h.Timeout.D(),
-		Jitter:        h.Jitter.D(),
-		Rise:          h.Rise,
-		Fall:          h.Fall,
-		InitialUp:     h.Initial != "down",
-		Method:        h.Method,
-		Path:          h.Path,
-		Host:          h.Host,
-		ExpectBody:    h.ExpectBody,
-		TLSSkipVerify: h.TLSSkipVerify,
-		SNI:           h.SNI,
-		Send:          []byte(h.Send),
-		Expect:        []byte(h.Expect),
-		Command:       h.Command,
-	}
-	if h.Type == "http" || h.Type == "https" {
-		ranges, err := health.ParseStatusRanges(h.ExpectStatus)
-		if err != nil {
-			return s, err
-		}
-		s.ExpectStatus = ranges
-	}
-	if h.ExpectRegex != "" {
-		re, err := regexp.Compile(h.ExpectRegex)
-		if err != nil {
-			return s, err
-		}
-		s.ExpectRegex = re
-	}
-	return s, nil
 }
 
 // passive forwards a backend's connect outcomes to the monitor.
@@ -167,13 +123,8 @@ func (d *Daemon) onHealth(tr health.Transition) {
 	if up && w.slowStart > 0 {
 		w.backend.SlowStart(w.slowStart)
 	}
-	if !up && !w.quiescent {
-		b := w.backend
-		time.AfterFunc(w.grace, func() {
-			if !b.Healthy() {
-				d.closeBackend(b)
-			}
-		})
+	if !up {
+		d.evictLater(w.backend, d.evictTargets(w.backend))
 	}
 	d.alerts.Notify(alert.Event{
 		Kind:      "backend",
@@ -185,31 +136,6 @@ func (d *Daemon) onHealth(tr health.Transition) {
 		Node:      d.nodeName(),
 		Time:      tr.At,
 	})
-}
-
-// closeBackend closes the TCP connections of a removed backend in every
-// service that has it (an http service's route pools included).
-func (d *Daemon) closeBackend(b *balancer.Backend) {
-	snap := d.snap.Load()
-	if snap == nil {
-		return
-	}
-	for _, svc := range snap.services {
-		l := snap.fronts[svc.Name]
-		if l == nil || !snap.owns(svc, b) {
-			continue
-		}
-		var n int
-		switch {
-		case l.tcp != nil:
-			n = l.tcp.CloseBackend(b)
-		case l.http != nil:
-			n = l.http.CloseBackend(b)
-		}
-		if n > 0 {
-			d.log.Info("closed connections of a removed backend", "service", svc.Name, "backend", b.Addr, "connections", n)
-		}
-	}
 }
 
 func (d *Daemon) nodeName() string {

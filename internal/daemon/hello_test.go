@@ -14,6 +14,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
 
@@ -55,7 +56,7 @@ func startHelloNode(t *testing.T, l *link, h *holder, node, addr string, yaml *a
 		},
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready: func() { close(ready) },
-		HA: HADeps{
+		HA: ha.Deps{
 			Listen:      func(vrrp.ConnOptions) (vrrp.Conn, error) { return l.listen(src), nil },
 			PrimaryAddr: func(string, vrrp.Family) (netip.Addr, error) { return src, nil },
 			Announcer: func(*config.HAGroup, *slog.Logger) (vrrp.Announcer, error) {
@@ -215,7 +216,7 @@ ha:
 	if err := d.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("reload onto a busy hello port: %v", err)
 	}
-	if d.Status().ConfigHash != hash || d.helloEP.Load() == nil {
+	if d.Status().ConfigHash != hash || d.ha.Hello() == nil {
 		t.Fatal("the failed reload changed the running config or stopped the hello")
 	}
 
@@ -223,7 +224,7 @@ ha:
 	if err := d.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if d.helloEP.Load() != nil || d.Status().HA[0].HellosSent != 0 {
+	if d.ha.Hello() != nil || d.Status().HA[0].HellosSent != 0 {
 		t.Error("hello_port 0 left the hello running")
 	}
 	// The port is free again.

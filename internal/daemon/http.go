@@ -3,6 +3,8 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
@@ -122,16 +124,17 @@ func (s *snapshot) owns(svc *balancer.Service, b *balancer.Backend) bool {
 // services logging there. Owned by the Run goroutine.
 type accessLogs map[string]*accesslog.Writer
 
-// open opens the writers the plan needs that are not open yet; on error
-// it closes those it opened and changes nothing.
-func (al accessLogs) open(p *plan) (fresh []*accesslog.Writer, err error) {
+// open opens the writers the plan needs that are not open yet, which log
+// their failed writes to log; on error it closes those it opened and
+// changes nothing.
+func (al accessLogs) open(p *plan, log *slog.Logger) (fresh []*accesslog.Writer, err error) {
 	seen := map[string]bool{}
 	for _, hp := range p.http {
 		path := hp.accessLog.path
 		if path == "" || al[path] != nil || seen[path] {
 			continue
 		}
-		w, err := accesslog.Open(path, accesslog.DefaultTick)
+		w, err := accesslog.Open(path, accesslog.DefaultTick, log)
 		if err != nil {
 			for _, w := range fresh {
 				w.Close()
@@ -174,6 +177,16 @@ func (al accessLogs) commit(p *plan, fresh []*accesslog.Writer, grace time.Durat
 			}
 		}
 	}
+}
+
+// list returns the open writers, for the snapshot Status reads.
+func (al accessLogs) list() []*accesslog.Writer {
+	ws := make([]*accesslog.Writer, 0, len(al))
+	for _, w := range al {
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(a, b *accesslog.Writer) int { return strings.Compare(a.Path(), b.Path()) })
+	return ws
 }
 
 // closeAll flushes and closes every writer, at shutdown.

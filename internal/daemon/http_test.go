@@ -137,21 +137,23 @@ func TestHTTPRouteBackendsAreHealthChecked(t *testing.T) {
 	main, api := httpBackend(t, "main"), httpBackend(t, "api")
 	_, apiPort, _ := strings.Cut(api, ":")
 	web := freeTCP(t)
-	// The service's check goes to port 1 (closed): the main backend stays
-	// down. The route's backend overrides the port with its own: up.
+	// The service's check goes to a closed port (not port 1: another test
+	// on the machine may listen there): the main backend stays down. The
+	// route's backend overrides the port with its own: up.
+	_, closed, _ := strings.Cut(freeTCP(t), ":")
 	td := startDaemon(t, fmt.Sprintf(`admin: { listen: "off" }
 services:
   - name: web
     listen: %s
     protocol: http
-    health: { type: tcp, port: 1, interval: 50ms, rise: 1, fall: 1, initial: down }
+    health: { type: tcp, port: %s, interval: 50ms, rise: 1, fall: 1, initial: down }
     backends: [{ address: %s }]
     http:
       routes:
         - name: api
           path_prefix: /api/
           backends: [{ address: %s, health: { port: %s } }]
-`, web, main, api, apiPort))
+`, web, closed, main, api, apiPort))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := td.d.Status().Services[0]
@@ -171,7 +173,7 @@ services:
 		t.Errorf("GET /api/x: got %q, want api", got)
 	}
 	// HA tracking counts the route pool: the service still serves.
-	if ok, why := td.d.serviceAlive("web"); !ok {
+	if ok, why := (haHost{td.d}).ServiceAlive("web"); !ok {
 		t.Errorf("tracked service with its own backend down and its route's up: failed (%s), want alive", why)
 	}
 	resp, err := http.Get("http://" + web + "/")
@@ -254,5 +256,35 @@ func TestRoutePoolBackendControl(t *testing.T) {
 	}
 	if _, err := td.d.SetAdminState(ctx, "web/nope", api, "drain"); !errors.Is(err, admin.ErrNotFound) {
 		t.Errorf("unknown pool: %v, want not found", err)
+	}
+}
+
+// TestHTTPAccessLogWriteErrorsShown: writes to an access log that fail (a
+// full disk: /dev/full answers every write with ENOSPC) are shown in the
+// status, hence in /metrics and `fulcrum status`.
+func TestHTTPAccessLogWriteErrorsShown(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	main, api := httpBackend(t, "main"), httpBackend(t, "api")
+	web := freeTCP(t)
+	td := startDaemon(t, httpYAML(web, main, api, "      access_log: { path: /dev/full }\n"))
+	get(t, "http://"+web+"/")
+	// The writer flushes every second: the failure follows.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := td.d.Status()
+		if len(st.AccessLogs) == 1 && st.AccessLogs[0].WriteErrors > 0 {
+			l := st.AccessLogs[0]
+			if l.Path != "/dev/full" || l.LinesLost != 1 || !strings.Contains(l.LastError, "no space left") {
+				t.Errorf("got %+v, want /dev/full with 1 line lost and ENOSPC", l)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access logs in the status: got %+v, want a write error", st.AccessLogs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -24,24 +24,6 @@ type Checker interface {
 	Check(ctx context.Context, t Target) error
 }
 
-// NewChecker returns the checker for s, or every reason s cannot be run.
-func NewChecker(s Spec) (Checker, error) {
-	s = s.withDefaults()
-	if err := s.validate(); err != nil {
-		return nil, err
-	}
-	switch s.Type {
-	case "tcp":
-		return &tcpChecker{timeout: s.Timeout}, nil
-	case "http", "https":
-		return newHTTPChecker(s), nil
-	case "udp":
-		return &udpChecker{timeout: s.Timeout, send: s.Send, expect: s.Expect}, nil
-	default: // "exec", as validate allows nothing else
-		return &execChecker{timeout: s.Timeout, argv: s.Command}, nil
-	}
-}
-
 // checkError is a failed check: reason is what users read, err keeps the
 // cause for errors.Is.
 type checkError struct {

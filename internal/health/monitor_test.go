@@ -681,12 +681,14 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+// A backend going down loses redundancy and is logged at WARN; coming
+// back is INFO.
 func TestTransitionLog(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var buf lockedBuffer
 		m := NewMonitor(slog.New(slog.NewJSONHandler(&buf, nil)), nil)
-		m.newChecker = func(Spec) (Checker, error) { return &script{steps: []step{fail}}, nil }
+		m.newChecker = func(Spec) (Checker, error) { return &script{steps: []step{fail, ok}}, nil }
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
@@ -694,20 +696,31 @@ func TestTransitionLog(t *testing.T) {
 			m.Run(ctx)
 		}()
 		s := baseSpec()
-		s.Fall = 1
+		s.Fall, s.Rise = 1, 1
 		m.Set([]Watch{watch(webID, "web", s)})
+		time.Sleep(s.Interval + s.Jitter + time.Second) // the second check, in the bubble's time
 		synctest.Wait()
 		cancel()
 		<-done
-		var rec map[string]any
-		if err := json.Unmarshal(buf.b.Bytes(), &rec); err != nil {
-			t.Fatalf("log %q: %v", buf.b.String(), err)
+		lines := bytes.Split(bytes.TrimSpace(buf.b.Bytes()), []byte("\n"))
+		if len(lines) != 2 {
+			t.Fatalf("got %d log lines %q, want 2 (down, then up)", len(lines), buf.b.String())
 		}
-		want := map[string]any{"level": "INFO", "service": "web", "backend": "10.0.0.5:80", "state": "down",
-			"prev_state": "up", "reason": "status 503, want 200-399", "check": "tcp", "passive": false}
-		for k, v := range want {
-			if rec[k] != v {
-				t.Errorf("log key %s: got %v, want %v", k, rec[k], v)
+		wants := []map[string]any{
+			{"level": "WARN", "service": "web", "backend": "10.0.0.5:80", "state": "down",
+				"prev_state": "up", "reason": "status 503, want 200-399", "check": "tcp", "passive": false},
+			{"level": "INFO", "service": "web", "backend": "10.0.0.5:80", "state": "up",
+				"prev_state": "down", "reason": "check passed", "check": "tcp", "passive": false},
+		}
+		for i, want := range wants {
+			var rec map[string]any
+			if err := json.Unmarshal(lines[i], &rec); err != nil {
+				t.Fatalf("log %q: %v", lines[i], err)
+			}
+			for k, v := range want {
+				if rec[k] != v {
+					t.Errorf("line %d key %s: got %v, want %v", i, k, rec[k], v)
+				}
 			}
 		}
 	})

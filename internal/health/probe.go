@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
@@ -260,10 +261,16 @@ func (p *probe) passiveDown(m *Monitor) {
 	p.emit(m, from, Down, why, now, true)
 }
 
-// emit logs and delivers a transition to every member; p.mu is held.
+// emit logs and delivers a transition to every member; p.mu is held. A
+// backend going down is a WARN (the service lost redundancy, or a
+// fallback lost its last resort); one coming back is INFO.
 func (p *probe) emit(m *Monitor, from, to State, reason string, at time.Time, passive bool) {
+	level := slog.LevelInfo
+	if to == Down {
+		level = slog.LevelWarn
+	}
 	for _, mem := range p.members {
-		m.log.Info("backend health changed",
+		m.log.Log(context.Background(), level, "backend health changed",
 			"service", mem.w.Target.Service, "backend", backendOf(mem.w.Target),
 			"state", to.String(), "prev_state", from.String(), "reason", reason,
 			"check", p.spec.Type, "passive", passive)

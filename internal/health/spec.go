@@ -1,20 +1,19 @@
 package health
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Spec is one check's configuration, already defaulted and validated by
-// the caller (NewChecker still rejects what it cannot run).
+// Spec is one check's configuration as the config file gives it, defaulted
+// by the caller. NewChecker validates it with the check type's registration
+// (registry.go) and rejects what it cannot run.
 type Spec struct {
-	Type     string        // "tcp" | "http" | "https" | "udp" | "exec"
+	Type     string        // a registered type: "tcp", "http", "https", "udp", "exec"
 	Interval time.Duration // between the end of one check and the start of the next
 	Timeout  time.Duration // bounds one check
 	// Jitter: each wait is Interval + rand[0, Jitter) so that checks of
@@ -27,21 +26,23 @@ type Spec struct {
 	InitialUp bool
 
 	// http and https (ldirectord's negotiate, keepalived's HTTP_GET).
-	Method string // default GET
-	Path   string // default /
+	Method string // "" is GET
+	Path   string // "" is /
 	// Host is the Host header (ldirectord's virtualhost=); default the
 	// target address.
-	Host         string
-	ExpectStatus []StatusRange // default 200-399
-	ExpectBody   string        // must occur in the first 64 KiB; "" = any
-	ExpectRegex  *regexp.Regexp
+	Host string
+	// ExpectStatus are accepted statuses written "200", "2xx" or
+	// "200-399"; none is 200-399.
+	ExpectStatus []string
+	ExpectBody   string // must occur in the first 64 KiB; "" = any
+	ExpectRegex  string // must match the first 64 KiB (Go syntax); "" = any
 	// TLSSkipVerify and SNI apply to https. SNI defaults to Host when Host
 	// is a name.
 	TLSSkipVerify bool
 	SNI           string
 
-	// udp: Send is the datagram; Expect, if not empty, must occur in the
-	// reply (any reply counts otherwise).
+	// tcp and udp: Send is written after connecting (tcp) or is the
+	// datagram (udp); Expect, if not empty, must occur in the reply.
 	Send, Expect []byte
 
 	// exec (mon monitors, keepalived MISC_CHECK): argv; exit 0 = up.
@@ -58,23 +59,21 @@ func (r StatusRange) String() string {
 	return strconv.Itoa(r.Lo) + "-" + strconv.Itoa(r.Hi)
 }
 
-// defaultStatus is what ldirectord and HAProxy accept: anything but an
-// error, and a redirect is not followed.
-var defaultStatus = []StatusRange{{200, 399}}
-
-// ParseStatusRanges parses accepted statuses written "200", "2xx" or
+// parseStatusRanges parses accepted statuses written "200", "2xx" or
 // "200-299".
-func ParseStatusRanges(ss []string) ([]StatusRange, error) {
+func parseStatusRanges(ss []string) ([]StatusRange, error) {
 	out := make([]StatusRange, 0, len(ss))
 	for _, s := range ss {
 		r, ok := parseStatusRange(strings.TrimSpace(s))
 		if !ok {
-			return nil, fmt.Errorf("expect_status %q: want a status like \"200\", \"2xx\" or \"200-299\" (100-599)", s)
+			return nil, fmt.Errorf("expect_status %q: %s", s, statusSyntax)
 		}
 		out = append(out, r)
 	}
 	return out, nil
 }
+
+const statusSyntax = `want statuses like "200", "2xx" or "200-399"`
 
 func parseStatusRange(s string) (StatusRange, bool) {
 	if len(s) == 3 && (s[1:] == "xx" || s[1:] == "XX") {
@@ -116,74 +115,32 @@ func statusWant(rs []StatusRange) string {
 	return strings.Join(parts, " or ")
 }
 
-var checkTypes = []string{"tcp", "http", "https", "udp", "exec"}
-
-// withDefaults fills what the caller may leave empty, so that two specs
-// that check the same thing also look the same to the dedupe key.
-func (s Spec) withDefaults() Spec {
-	if s.Type == "http" || s.Type == "https" {
-		if s.Method == "" {
-			s.Method = "GET"
-		}
-		if s.Path == "" {
-			s.Path = "/"
-		}
-		if len(s.ExpectStatus) == 0 {
-			s.ExpectStatus = defaultStatus
-		}
-	}
-	return s
-}
-
-// validate reports every problem that would make the spec impossible to
-// run, all at once.
-func (s Spec) validate() error {
-	var errs []error
-	if !slices.Contains(checkTypes, s.Type) {
-		errs = append(errs, fmt.Errorf("check type %q: want one of %s", s.Type, strings.Join(checkTypes, ", ")))
-	}
+// validateCommon reports the problems of the keys every check type has.
+func (s *Spec) validateCommon() []FieldError {
+	var errs []FieldError
 	if s.Interval <= 0 {
-		errs = append(errs, fmt.Errorf("interval %s: want above 0", s.Interval))
+		errs = append(errs, FieldError{"interval", fmt.Sprintf("want a duration above 0, got %s", s.Interval)})
 	}
 	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("timeout %s: want above 0", s.Timeout))
+		errs = append(errs, FieldError{"timeout", fmt.Sprintf("want a duration above 0, got %s", s.Timeout)})
+	}
+	if s.Rise < 1 || s.Rise > 100 {
+		errs = append(errs, FieldError{"rise", fmt.Sprintf("want 1-100, got %d", s.Rise)})
+	}
+	if s.Fall < 1 || s.Fall > 100 {
+		errs = append(errs, FieldError{"fall", fmt.Sprintf("want 1-100, got %d", s.Fall)})
 	}
 	if s.Jitter < 0 {
-		errs = append(errs, fmt.Errorf("jitter %s: want 0 or more", s.Jitter))
+		errs = append(errs, FieldError{"jitter", fmt.Sprintf("want a non-negative duration, got %s", s.Jitter)})
 	}
-	if s.Rise < 1 || s.Fall < 1 {
-		errs = append(errs, fmt.Errorf("rise %d, fall %d: want at least 1", s.Rise, s.Fall))
-	}
-	switch s.Type {
-	case "http", "https":
-		if strings.ContainsAny(s.Method, " \t\r\n") {
-			errs = append(errs, fmt.Errorf("method %q: want an HTTP method like GET", s.Method))
-		}
-		if !strings.HasPrefix(s.Path, "/") {
-			errs = append(errs, fmt.Errorf("path %q: want a path starting with /", s.Path))
-		}
-		for _, r := range s.ExpectStatus {
-			if r.Lo < 100 || r.Hi > 599 || r.Lo > r.Hi {
-				errs = append(errs, fmt.Errorf("expect_status %s: want a range within 100-599", r))
-			}
-		}
-	case "udp":
-		if len(s.Send) == 0 {
-			errs = append(errs, errors.New("udp check: want a datagram to send"))
-		}
-	case "exec":
-		if len(s.Command) == 0 || s.Command[0] == "" {
-			errs = append(errs, errors.New("exec check: want a command"))
-		}
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
-// fingerprint identifies what a spec checks and how often. InitialUp is
-// left out: it only matters when a probe is born, and a reload that flips
+// fingerprint identifies what a spec checks and how often, as given (the
+// config spells every default out, so two specs that check the same thing
+// look the same). InitialUp is left out: it only matters when a probe is born, and a reload that flips
 // it must not reset the health of a probe that already has a verdict.
 func (s Spec) fingerprint() string {
-	s = s.withDefaults()
 	var b strings.Builder
 	field := func(v string) {
 		b.WriteString(strconv.Quote(v))
@@ -198,13 +155,9 @@ func (s Spec) fingerprint() string {
 	field(s.Method)
 	field(s.Path)
 	field(s.Host)
-	field(statusWant(s.ExpectStatus))
+	field(strings.Join(s.ExpectStatus, ","))
 	field(s.ExpectBody)
-	if s.ExpectRegex != nil {
-		field(s.ExpectRegex.String())
-	} else {
-		field("")
-	}
+	field(s.ExpectRegex)
 	field(strconv.FormatBool(s.TLSSkipVerify))
 	field(s.SNI)
 	field(string(s.Send))

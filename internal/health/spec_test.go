@@ -1,7 +1,6 @@
 package health
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +31,7 @@ func TestParseStatusRanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := ParseStatusRanges(tt.in)
+			got, err := parseStatusRanges(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
@@ -57,14 +56,15 @@ func TestNewCheckerRejects(t *testing.T) {
 		spec func(*Spec)
 		want []string // every one must be in the error
 	}{
-		{"unknown type", func(s *Spec) { s.Type = "icmp" }, []string{`check type "icmp"`}},
+		{"unknown type", func(s *Spec) { s.Type = "icmp" }, []string{`type: unknown value "icmp"; want "exec", "http", "https", "tcp" or "udp"`}},
 		{"every timing problem at once", func(s *Spec) {
 			s.Type, s.Interval, s.Timeout, s.Jitter, s.Rise = "tcp", 0, -1, -1, 0
-		}, []string{"interval 0s", "timeout -1ns", "jitter -1ns", "rise 0"}},
-		{"http path", func(s *Spec) { s.Type, s.Path = "http", "index.html" }, []string{`path "index.html"`}},
-		{"http status", func(s *Spec) { s.Type, s.ExpectStatus = "http", []StatusRange{{300, 200}} }, []string{"expect_status 300-200"}},
-		{"udp without payload", func(s *Spec) { s.Type = "udp" }, []string{"udp check"}},
-		{"exec without command", func(s *Spec) { s.Type, s.Command = "exec", []string{""} }, []string{"exec check"}},
+		}, []string{"interval: want a duration above 0, got 0s", "timeout: want a duration above 0, got -1ns", "jitter: want a non-negative duration, got -1ns", "rise: want 1-100, got 0"}},
+		{"http path", func(s *Spec) { s.Type, s.Path = "http", "index.html" }, []string{`path: want a path starting with / and without spaces, got "index.html"`}},
+		{"http status", func(s *Spec) { s.Type, s.ExpectStatus = "http", []string{"300-200"} }, []string{`expect_status: want statuses like "200", "2xx" or "200-399", got "300-200"`}},
+		{"http regex", func(s *Spec) { s.Type, s.ExpectRegex = "https", "(" }, []string{"expect_regex: invalid regular expression"}},
+		{"udp without payload", func(s *Spec) { s.Type = "udp" }, []string{"send: required for a udp check"}},
+		{"exec without command", func(s *Spec) { s.Type, s.Command = "exec", []string{""} }, []string{"command: required for an exec check"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,22 +87,21 @@ func TestNewCheckerRejects(t *testing.T) {
 func TestFingerprint(t *testing.T) {
 	t.Parallel()
 	base := Spec{Type: "http", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
-		ExpectBody: "Test Page", ExpectRegex: regexp.MustCompile("a+")}
+		Method: "GET", Path: "/", ExpectStatus: []string{"200-399"}, ExpectBody: "Test Page", ExpectRegex: "a+"}
 	tests := []struct {
 		name string
 		spec func(*Spec)
 		same bool
 	}{
-		{"defaults spelled out", func(s *Spec) {
-			s.Method, s.Path, s.ExpectStatus = "GET", "/", []StatusRange{{200, 399}}
-		}, true},
-		{"regex compiled again", func(s *Spec) { s.ExpectRegex = regexp.MustCompile("a+") }, true},
 		{"initial state", func(s *Spec) { s.InitialUp = !s.InitialUp }, true},
 		{"path", func(s *Spec) { s.Path = "/health" }, false},
 		{"interval", func(s *Spec) { s.Interval = 2 * time.Second }, false},
 		{"rise", func(s *Spec) { s.Rise = 3 }, false},
-		{"regex", func(s *Spec) { s.ExpectRegex = regexp.MustCompile("b+") }, false},
-		{"no regex", func(s *Spec) { s.ExpectRegex = nil }, false},
+		{"regex", func(s *Spec) { s.ExpectRegex = "b+" }, false},
+		{"no regex", func(s *Spec) { s.ExpectRegex = "" }, false},
+		{"statuses", func(s *Spec) { s.ExpectStatus = []string{"200"} }, false},
+		{"send", func(s *Spec) { s.Send = []byte("PING\r\n") }, false},
+		{"expect", func(s *Spec) { s.Expect = []byte("+PONG") }, false},
 		{"host", func(s *Spec) { s.Host = "example.com" }, false},
 		{"command split differently", func(s *Spec) { s.Command = []string{"a b"} }, false},
 	}

@@ -1,10 +1,13 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,21 +104,7 @@ func fullListener(t *testing.T) netip.AddrPort {
 
 func TestTCPCheck(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	up := addrPort(t, ln.Addr())
+	up := serveTCP(t, func(net.Conn) {}) // accepts and closes
 	refused := closedPort(t, "tcp")
 	hanging := fullListener(t)
 
@@ -157,5 +146,83 @@ func TestCheckCancelled(t *testing.T) {
 	err = c.Check(ctx, Target{Addr: hanging})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want an error wrapping context.Canceled", err)
+	}
+}
+
+// serveTCP runs handle on every connection to a new loopback listener.
+func serveTCP(t *testing.T, handle func(net.Conn)) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return addrPort(t, ln.Addr())
+}
+
+func TestTCPSendExpect(t *testing.T) {
+	t.Parallel()
+	// redis answers +PONG only to the exact PING, so a checker that sent
+	// nothing or something else sees -ERR.
+	redis := serveTCP(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, len("PING\r\n"))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "PING\r\n" {
+			c.Write([]byte("-ERR unknown command\r\n"))
+			return
+		}
+		// One byte a write: the match must be found across reads.
+		for _, b := range []byte("+PONG\r\n") {
+			c.Write([]byte{b})
+		}
+		io.Copy(io.Discard, c)
+	})
+	smtp := serveTCP(t, func(c net.Conn) { c.Write([]byte("220 mx.example.com ESMTP\r\n")) })
+	silent := serveTCP(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	chatty := serveTCP(t, func(c net.Conn) {
+		c.Write(bytes.Repeat([]byte("x"), maxReply))
+		c.Write([]byte("+PONG\r\n"))
+	})
+	closes := serveTCP(t, func(net.Conn) {}) // accepts and closes
+
+	tests := []struct {
+		name         string
+		addr         netip.AddrPort
+		send, expect string
+		want         string
+	}{
+		{"send and expect", redis, "PING\r\n", "+PONG", ""},
+		{"wrong request", redis, "PONG\r\n", "+PONG", `reply from ` + redis.String() + ` lacks "+PONG" (got "-ERR unknown command\r\n")`},
+		{"expect without send reads the banner", smtp, "", "220 ", ""},
+		{"banner lacks", smtp, "", "554", `reply from ` + smtp.String() + ` lacks "554" (got "220 mx.example.com ESMTP\r\n")`},
+		{"send without expect", silent, "PING\r\n", "", ""},
+		{"no reply", silent, "PING\r\n", "+PONG", "reply from " + silent.String() + ": timeout after 300ms"},
+		{"closed at once", closes, "", "+PONG", `reply from ` + closes.String() + ` lacks "+PONG" (connection closed without a reply)`},
+		{"expect beyond the read limit", chatty, "", "+PONG", `reply from ` + chatty.String() + ` lacks "+PONG" (got "` + strings.Repeat("x", 64) + `"…)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := Spec{Type: "tcp", Interval: time.Second, Timeout: 300 * time.Millisecond, Rise: 1, Fall: 1,
+				Send: []byte(tt.send), Expect: []byte(tt.expect)}
+			if tt.want == "" {
+				s.Timeout = 10 * time.Second // success must not depend on the machine's speed
+			}
+			if got := reason(check(t, s, Target{Addr: tt.addr})); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,22 @@ import (
 	"time"
 )
 
+func init() {
+	register(Type{
+		Name: "udp",
+		Keys: []string{"send", "expect"},
+		Validate: func(s *Spec) []FieldError {
+			if len(s.Send) == 0 {
+				return []FieldError{{"send", "required for a udp check: the datagram to send"}}
+			}
+			return nil
+		},
+		New: func(s Spec) (Checker, error) {
+			return &udpChecker{timeout: s.Timeout, send: s.Send, expect: s.Expect}, nil
+		},
+	})
+}
+
 // udpChecker sends one datagram on a connected socket and waits for a
 // reply. Connecting the socket is what lets the kernel hand back an ICMP
 // port unreachable as ECONNREFUSED, a clear "down" without waiting for

@@ -103,16 +103,20 @@ type group struct {
 }
 
 // Drop reasons, counted per group. A datagram that is no hello at all
-// names no group: it is only logged (debug).
+// (DropMalformed), or a hello for a group this node does not have
+// (DropUnknownGroup), names none of ours: every group of the family whose
+// socket received it counts it, since they share the port.
 const (
 	DropAuth = iota
 	DropStale
 	DropNotPeer
 	DropVRID
+	DropMalformed
+	DropUnknownGroup
 	dropReasons
 )
 
-var dropNames = [dropReasons]string{"auth", "stale", "not_peer", "vrid"}
+var dropNames = [dropReasons]string{"auth", "stale", "not_peer", "vrid", "malformed", "unknown_group"}
 
 // New starts an Endpoint on opt's sockets with no groups yet.
 func New(opt Options) *Endpoint {
@@ -397,21 +401,28 @@ func (e *Endpoint) receive(c net.PacketConn) {
 			continue
 		}
 		src := ua.AddrPort().Addr().Unmap().WithZone("")
-		e.handle(buf[:n], src, time.Now())
+		e.handle(buf[:n], src, c == e.opt.Conn6, time.Now())
 	}
 }
 
-// handle takes in one datagram from src.
-func (e *Endpoint) handle(b []byte, src netip.Addr, now time.Time) {
+// handle takes in one datagram from src, received on the IPv6 socket if
+// is6.
+func (e *Endpoint) handle(b []byte, src netip.Addr, is6 bool, now time.Time) {
 	// The group name decides the key, so find it before checking the
 	// MAC: a structural parse without a key first.
 	m, err := Parse(b, nil)
 	if err != nil {
+		e.dropFamily(is6, DropMalformed)
 		e.opt.Log.Debug("hello dropped", "from", src, "error", err)
-		return // no group to count it against
+		return
+	}
+	if m.Node == e.opt.Node {
+		return
 	}
 	g := (*e.groups.Load())[m.Group]
-	if g == nil || m.Node == e.opt.Node {
+	if g == nil {
+		e.dropFamily(is6, DropUnknownGroup)
+		e.opt.Log.Debug("hello dropped: unknown group", "from", src, "group", m.Group, "node", m.Node)
 		return
 	}
 	if m.VRID != g.VRID {
@@ -449,4 +460,14 @@ func (e *Endpoint) handle(b []byte, src netip.Addr, now time.Time) {
 	}
 	p.Node, p.ConfigHash, p.State, p.Priority, p.LastSeen = m.Node, m.ConfigHash, m.State, m.Priority, now
 	p.Hellos++
+}
+
+// dropFamily counts a datagram that names none of our groups against
+// every group of the family it arrived on.
+func (e *Endpoint) dropFamily(is6 bool, reason int) {
+	for _, g := range *e.groups.Load() {
+		if g.Is6 == is6 {
+			g.dropped[reason].Add(1)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package hello
 
 import (
+	"maps"
 	"net"
 	"net/netip"
 	"testing"
@@ -124,20 +125,20 @@ func TestReplayAndStale(t *testing.T) {
 	m := sample()
 	m.Time = now
 	b, _ := m.Append(nil, Key(secret))
-	e.handle(b, src, now)
+	e.handle(b, src, false, now)
 	if len(e.Peers("web")) != 1 {
 		t.Fatal("fresh hello not accepted")
 	}
-	e.handle(b, src, now.Add(time.Second)) // replay
+	e.handle(b, src, false, now.Add(time.Second)) // replay
 	m.Time = now.Add(-time.Minute)
 	old, _ := m.Append(nil, Key(secret))
-	e.handle(old, src, now) // outside the window
+	e.handle(old, src, false, now) // outside the window
 	if got := e.Stats("web").Dropped["stale"]; got != 2 {
 		t.Errorf("stale drops %d, want 2", got)
 	}
 	m.Time = now.Add(time.Millisecond)
 	next, _ := m.Append(nil, Key(secret))
-	e.handle(next, src, now)
+	e.handle(next, src, false, now)
 	if ps := e.Peers("web"); len(ps) != 1 || ps[0].Hellos != 2 {
 		t.Errorf("peers %+v", ps)
 	}
@@ -148,27 +149,28 @@ func TestFilters(t *testing.T) {
 	e := endpoint(t, nil, peer)
 	m := sample()
 	b, _ := m.Append(nil, nil)
-	e.handle(b, netip.MustParseAddr("192.0.2.9"), time.Now()) // not a peer
+	e.handle(b, netip.MustParseAddr("192.0.2.9"), false, time.Now()) // not a peer
 	own := m
 	own.Node = "lb2"
 	ob, _ := own.Append(nil, nil)
-	e.handle(ob, peer.Addr(), time.Now()) // our own
+	e.handle(ob, peer.Addr(), false, time.Now()) // our own
 	other := m
 	other.VRID = 52
 	vb, _ := other.Append(nil, nil)
-	e.handle(vb, peer.Addr(), time.Now())
+	e.handle(vb, peer.Addr(), false, time.Now())
 	unknown := m
 	unknown.Group = "mail"
 	ub, _ := unknown.Append(nil, nil)
-	e.handle(ub, peer.Addr(), time.Now())
-	e.handle(b[:10], peer.Addr(), time.Now())
+	e.handle(ub, peer.Addr(), false, time.Now())
+	e.handle(b[:10], peer.Addr(), false, time.Now())
 	if ps := e.Peers("web"); len(ps) != 0 {
 		t.Errorf("accepted: %+v", ps)
 	}
-	if d := e.Stats("web").Dropped; d["not_peer"] != 1 || d["vrid"] != 1 {
-		t.Errorf("dropped %v", d)
+	want := map[string]uint64{"not_peer": 1, "vrid": 1, "unknown_group": 1, "malformed": 1}
+	if d := e.Stats("web").Dropped; !maps.Equal(d, want) {
+		t.Errorf("dropped %v, want %v", d, want)
 	}
-	e.handle(b, peer.Addr(), time.Now())
+	e.handle(b, peer.Addr(), false, time.Now())
 	if ps := e.Peers("web"); len(ps) != 1 {
 		t.Errorf("peer's hello not accepted: %+v", ps)
 	}
@@ -178,8 +180,8 @@ func TestExpiry(t *testing.T) {
 	e := endpoint(t, nil)
 	m := sample()
 	b, _ := m.Append(nil, nil)
-	e.handle(b, netip.MustParseAddr("192.0.2.1"), time.Now().Add(-Expiry-time.Second))
-	e.handle(b, netip.MustParseAddr("192.0.2.2"), time.Now())
+	e.handle(b, netip.MustParseAddr("192.0.2.1"), false, time.Now().Add(-Expiry-time.Second))
+	e.handle(b, netip.MustParseAddr("192.0.2.2"), false, time.Now())
 	ps := e.Peers("web")
 	if len(ps) != 1 || ps[0].Addr != netip.MustParseAddr("192.0.2.2") {
 		t.Errorf("peers %+v", ps)
@@ -190,7 +192,7 @@ func TestSetGroupsKeepsUnchanged(t *testing.T) {
 	e := endpoint(t, nil)
 	m := sample()
 	b, _ := m.Append(nil, nil)
-	e.handle(b, netip.MustParseAddr("192.0.2.1"), time.Now())
+	e.handle(b, netip.MustParseAddr("192.0.2.1"), false, time.Now())
 	e.SetGroups([]Group{{Name: "web", VRID: 51}})
 	if len(e.Peers("web")) != 1 {
 		t.Error("unchanged group lost its peers")
@@ -198,5 +200,66 @@ func TestSetGroupsKeepsUnchanged(t *testing.T) {
 	e.SetGroups([]Group{{Name: "web", VRID: 52, Peers: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:1")}}})
 	if len(e.Peers("web")) != 0 {
 		t.Error("changed group kept its peers")
+	}
+}
+
+// Junk on the hello port, and hellos of groups this node does not have,
+// name none of its groups: every group of the socket's family counts
+// them, the other family's groups do not.
+func TestJunkCounted(t *testing.T) {
+	c := loopConn(t)
+	e := New(Options{Node: "lb2", Conn4: c})
+	t.Cleanup(func() { e.Close() })
+	peer := netip.MustParseAddrPort("127.0.0.1:9")
+	if err := e.SetGroups([]Group{
+		{Name: "web", VRID: 51, Peers: []netip.AddrPort{peer}},
+		{Name: "db", VRID: 52, Peers: []netip.AddrPort{peer}},
+		{Name: "web6", VRID: 53, Is6: true, Peers: []netip.AddrPort{netip.MustParseAddrPort("[::1]:9")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := net.Dial("udp4", c.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	unknown := sample()
+	unknown.Group = "mail"
+	ub, _ := unknown.Append(nil, nil)
+	gm := sample()
+	good, _ := gm.Append(nil, nil)
+	const junk = 50
+	for i := range junk {
+		b := []byte("GET / HTTP/1.1\r\n\r\n")
+		switch i % 3 {
+		case 1:
+			b = good[:len(good)-1-i%7] // truncated hello
+		case 2:
+			b = []byte{byte(i)}
+		}
+		if _, err := s.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Write(ub); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"malformed": junk, "unknown_group": 1}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := e.Stats("web").Dropped
+		if maps.Equal(d, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web dropped %v, want %v (UDP on loopback lost none)", d, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := e.Stats("db").Dropped; !maps.Equal(d, want) {
+		t.Errorf("db dropped %v, want %v", d, want)
+	}
+	if d := e.Stats("web6").Dropped; d != nil {
+		t.Errorf("web6 (IPv6) dropped %v, want nothing", d)
 	}
 }

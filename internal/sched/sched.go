@@ -1,7 +1,8 @@
 // Package sched chooses a backend for a new connection or request.
 //
 // Every algorithm of Linux IPVS is here (rr, wrr, lc, wlc, sed, nq, sh, dh,
-// lblc, lblcr) together with p2c, maglev and random. L4 and L7 share them: a
+// lblc, lblcr, fo, ovf, mh, twos) together with fulcrum's own p2c, maglev
+// and random. L4 and L7 share them: a
 // scheduler sees backends only through the Backend interface and a
 // connection only through a Key, so it never depends on how the caller
 // proxies traffic.

@@ -125,7 +125,11 @@ type Status struct {
 	MasterPriority uint8
 	MasterInterval time.Duration
 	// HoldUntil is when a Release stops holding us back from preempting.
-	HoldUntil       time.Time
+	HoldUntil time.Time
+	// ListenUntil is, while a starting backup listens for an existing
+	// master (Config.InitDead) and has heard none yet, when it will take
+	// over; zero otherwise.
+	ListenUntil     time.Time
 	AdvertsSent     uint64
 	AdvertsReceived uint64 // valid adverts for our VRID
 	SendErrors      uint64

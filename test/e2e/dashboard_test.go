@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulcrum-lb/fulcrum/internal/chromium"
+	"github.com/chromedp/chromedp"
+	"github.com/fulcrum-lb/fulcrum/internal/browsertest"
 )
 
 // TestDashboardDrainInChromium loads the dashboard of the real binary in
@@ -19,10 +19,7 @@ import (
 // saves what the browser shows.
 func TestDashboardDrainInChromium(t *testing.T) {
 	t.Parallel()
-	bin := chromium.Binary()
-	if bin == "" {
-		t.Skip("chromium is not installed (Debian: apt-get install chromium); skipping the dashboard browser test")
-	}
+	tab := browsertest.New(t, 2*time.Minute)
 	const token = "dashboard-e2e-token-0123456789"
 	tokenFile := filepath.Join(t.TempDir(), "admin.token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
@@ -62,54 +59,31 @@ services:
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	b, err := chromium.Launch(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	p, err := b.Page(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%v\npage problems: %q\nchromium:\n%s", err, p.Problems(), b.Stderr())
-		}
-	}
 	row := func(addr string) string { return fmt.Sprintf(`tr[data-service="web"][data-backend=%q]`, addr) }
-	must(p.SetViewport(ctx, 1280, 720))
-	must(p.Navigate(ctx, "http://"+n.admin+"/"))
+	tab.Navigate("http://"+n.admin+"/", 1280, 720)
 	// Both backends shown, checked and up.
 	for _, be := range bs {
-		must(p.WaitFor(ctx, fmt.Sprintf(`document.querySelector('%s td.health .pill')?.textContent === "up" && document.querySelector('%s td.check').classList.contains("ok")`, row(be.addr), row(be.addr))))
+		tab.WaitFor(0, fmt.Sprintf(`document.querySelector('%s td.health .pill')?.textContent === "up" && document.querySelector('%s td.check').classList.contains("ok")`, row(be.addr), row(be.addr)))
 	}
 	// The "cannot read the status" banner is not shown while all is well.
-	var banner string
-	must(p.Eval(ctx, `getComputedStyle(document.getElementById("fetch-error")).display`, &banner))
-	if banner != "none" {
+	if banner := browsertest.Eval[string](tab, `getComputedStyle(document.getElementById("fetch-error")).display`); banner != "none" {
 		t.Errorf("fetch error banner: display %q, want none", banner)
 	}
-	must(p.WaitFor(ctx, `document.querySelector('`+row(dead)+` td.health .pill')?.textContent === "down" && document.querySelector('`+row(dead)+` td.check').textContent.includes("refused")`))
-	var node string
-	must(p.Eval(ctx, `document.getElementById("node").textContent`, &node))
-	if node != "lb1" {
+	tab.WaitFor(0, `document.querySelector('`+row(dead)+` td.health .pill')?.textContent === "down" && document.querySelector('`+row(dead)+` td.check').textContent.includes("refused")`)
+	if node := browsertest.Eval[string](tab, `document.getElementById("node").textContent`); node != "lb1" {
 		t.Errorf("node on the page: got %q, want lb1", node)
 	}
 
-	must(p.Type(ctx, "#token", token))
-	must(p.Click(ctx, "#token-save"))
-	must(p.WaitFor(ctx, `document.getElementById("token-state").textContent === "token set for this tab"`))
-	must(p.Click(ctx, row(bs[0].addr)+` button[data-action="drain"]`))
+	tab.Type("#token", token)
+	tab.Click("#token-save")
+	tab.WaitFor(0, `document.getElementById("token-state").textContent === "token set for this tab"`)
+	tab.Click(row(bs[0].addr) + ` button[data-action="drain"]`)
 
 	// The API reports the new admin state...
 	deadline := time.Now().Add(20 * time.Second)
 	for state := ""; state != "drain"; {
 		if time.Now().After(deadline) {
-			t.Fatalf("admin state of %s in /api/v1/status: got %q, want drain\npage problems: %q", bs[0].addr, state, p.Problems())
+			t.Fatalf("admin state of %s in /api/v1/status: got %q, want drain\npage problems: %q", bs[0].addr, state, tab.Problems())
 		}
 		for _, be := range n.service("web").Backends {
 			if be.Address == bs[0].addr {
@@ -124,16 +98,16 @@ services:
 		}
 	}
 	// ...the page shows it, with the action's confirmation...
-	must(p.WaitFor(ctx, `document.querySelector('`+row(bs[0].addr)+` td.admin-state .pill').textContent === "drain"`))
-	must(p.WaitFor(ctx, `document.querySelector('`+row(bs[0].addr)+` button[data-action="drain"]').disabled`))
-	must(p.WaitFor(ctx, `[...document.querySelectorAll("#messages .banner.ok")].some(e => e.textContent.includes("admin state is now drain"))`))
+	tab.WaitFor(0, `document.querySelector('`+row(bs[0].addr)+` td.admin-state .pill').textContent === "drain"`)
+	tab.WaitFor(0, `document.querySelector('`+row(bs[0].addr)+` button[data-action="drain"]').disabled`)
+	tab.WaitFor(0, `[...document.querySelectorAll("#messages .banner.ok")].some(e => e.textContent.includes("admin state is now drain"))`)
 	// ...and new connections go to the other backend only.
 	for range 4 {
 		if got, err := ask(listen); err != nil || got != bs[1].name {
 			t.Errorf("new connection after drain: got %q, %v; want %s", got, err, bs[1].name)
 		}
 	}
-	for _, pr := range p.Problems() {
+	for _, pr := range tab.Problems() {
 		t.Errorf("page problem: %s", pr)
 	}
 
@@ -142,11 +116,11 @@ services:
 			out = filepath.Join("..", "..", out) // relative to the repository
 		}
 		// Let a refresh bring the counters of the connections above in.
-		must(p.Eval(ctx, `window.scrollTo(0, 0)`, nil))
+		browsertest.Eval[chromedp.Void](tab, `window.scrollTo(0, 0)`)
 		time.Sleep(2500 * time.Millisecond)
-		png, err := p.Screenshot(ctx)
-		must(err)
-		must(os.WriteFile(out, png, 0o644))
+		if err := os.WriteFile(out, tab.Screenshot(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("screenshot written to %s", out)
 	}
 }

@@ -57,6 +57,11 @@ func TestSchedulerDistribution(t *testing.T) {
 		{scheduler: "sh"},
 		{scheduler: "dh"},
 		{scheduler: "maglev"},
+		{scheduler: "mh"},
+		{scheduler: "twos", want: []float64{1. / 3, 1. / 3, 1. / 3}, tol: 0.25},
+		{scheduler: "fo", weights: []int{1, 3, 2}, want: []float64{0, 1, 0}},
+		// One connection at a time never exceeds weight 50: no overflow.
+		{scheduler: "ovf", weights: []int{1, 50, 2}, want: []float64{0, 1, 0}},
 		// Locality schedulers move a destination off a server whose active
 		// connections exceed its weight; weight 10 keeps it below that.
 		{scheduler: "lblc", weights: []int{10, 10, 10}},

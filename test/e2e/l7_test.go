@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/sha1"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
-	wsbin "encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/tlsconf/testcert"
 )
 
@@ -333,102 +332,20 @@ func TestHTTPLargeBodiesStream(t *testing.T) {
 	}
 }
 
-// wsAccept is the Sec-WebSocket-Accept value for key (RFC 6455).
-func wsAccept(key string) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(h[:])
-}
-
-// wsReadFrame reads one unfragmented frame and returns its opcode and
-// unmasked payload.
-func wsReadFrame(r *bufio.Reader) (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, err
-	}
-	op, masked, n := h[0]&0x0f, h[1]&0x80 != 0, uint64(h[1]&0x7f)
-	switch n {
-	case 126:
-		var e [2]byte
-		if _, err := io.ReadFull(r, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(wsbin.BigEndian.Uint16(e[:]))
-	case 127:
-		var e [8]byte
-		if _, err := io.ReadFull(r, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = wsbin.BigEndian.Uint64(e[:])
-	}
-	var mask [4]byte
-	if masked {
-		if _, err := io.ReadFull(r, mask[:]); err != nil {
-			return 0, nil, err
-		}
-	}
-	if n > 1<<20 {
-		return 0, nil, fmt.Errorf("frame of %d bytes", n)
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
-	}
-	if masked {
-		for i := range p {
-			p[i] ^= mask[i%4]
-		}
-	}
-	return op, p, nil
-}
-
-// wsFrame encodes a final frame; a client masks its frames.
-func wsFrame(op byte, p []byte, mask bool) []byte {
-	f := []byte{0x80 | op}
-	m := byte(0)
-	if mask {
-		m = 0x80
-	}
-	switch {
-	case len(p) < 126:
-		f = append(f, m|byte(len(p)))
-	case len(p) < 1<<16:
-		f = append(f, m|126, byte(len(p)>>8), byte(len(p)))
-	default:
-		f = wsbin.BigEndian.AppendUint64(append(f, m|127), uint64(len(p)))
-	}
-	if !mask {
-		return append(f, p...)
-	}
-	key := [4]byte{0x12, 0x34, 0x56, 0x78}
-	f = append(f, key[:]...)
-	for i, c := range p {
-		f = append(f, c^key[i%4])
-	}
-	return f
-}
-
-// wsEcho upgrades the request and echoes every data frame until a close.
+// wsEcho upgrades the request and echoes every message until a close.
 func wsEcho(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		http.Error(w, "want a websocket upgrade", 400)
-		return
-	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
-		return
+		return // Accept has answered the request
 	}
-	defer conn.Close()
-	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-		wsAccept(r.Header.Get("Sec-WebSocket-Key")))
-	brw.Flush()
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
 	for {
-		op, p, err := wsReadFrame(brw.Reader)
-		if err != nil || op == 8 {
-			conn.Write(wsFrame(8, nil, false))
-			return
+		typ, p, err := c.Read(r.Context())
+		if err != nil {
+			return // a close frame is answered by Read
 		}
-		if _, err := conn.Write(wsFrame(op, p, false)); err != nil {
+		if err := c.Write(r.Context(), typ, p); err != nil {
 			return
 		}
 	}
@@ -439,37 +356,32 @@ func TestHTTPWebSocketEcho(t *testing.T) {
 	b := startL7Backend(t, "b0", wsEcho)
 	listen := freeAddr(t, "tcp")
 	startNode(t, httpService(listen, "", b))
-	c, err := net.DialTimeout("tcp", listen, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+listen+"/x/ws", nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("handshake through the proxy: %v", err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	const key = "dGhlIHNhbXBsZSBub25jZQ=="
-	fmt.Fprintf(c, "GET /x/ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", listen, key)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
+	defer c.CloseNow()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: got %d, want 101", resp.StatusCode)
 	}
-	if resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != wsAccept(key) {
-		t.Fatalf("handshake: got %d accept %q, want 101 %q", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Accept"), wsAccept(key))
-	}
+	c.SetReadLimit(1 << 20)
 	for i, msg := range []string{"hello", strings.Repeat("a longer message ", 100), strings.Repeat("x", 70000)} {
-		if _, err := c.Write(wsFrame(1, []byte(msg), true)); err != nil {
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
 			t.Fatal(err)
 		}
-		op, p, err := wsReadFrame(br)
+		typ, p, err := c.Read(ctx)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
-		if op != 1 || string(p) != msg {
-			t.Fatalf("message %d: got opcode %d and %d bytes, want the text echoed (%d bytes)", i, op, len(p), len(msg))
+		if typ != websocket.MessageText || string(p) != msg {
+			t.Fatalf("message %d: got a %v message of %d bytes, want the text echoed (%d bytes)", i, typ, len(p), len(msg))
 		}
 	}
-	c.Write(wsFrame(8, nil, true))
-	if op, _, err := wsReadFrame(br); err != nil || op != 8 {
-		t.Errorf("close: got opcode %d, %v; want the close echoed", op, err)
+	// Close waits for the backend's close frame, relayed back.
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Errorf("close: got %v; want the close echoed", err)
 	}
 }
 

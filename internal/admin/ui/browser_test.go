@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fulcrum-lb/fulcrum/internal/chromium"
+	"github.com/chromedp/chromedp"
+	"github.com/fulcrum-lb/fulcrum/internal/browsertest"
 )
 
 // TestRendersStatusShapes loads the page in Chromium against a status
@@ -24,10 +24,7 @@ import (
 // actions against the real API server.
 func TestRendersStatusShapes(t *testing.T) {
 	t.Parallel()
-	bin := chromium.Binary()
-	if bin == "" {
-		t.Skip("chromium is not installed (Debian: apt-get install chromium); skipping the browser test")
-	}
+	tab := browsertest.New(t, 90*time.Second)
 	status, err := os.ReadFile("testdata/status-http.json")
 	if err != nil {
 		t.Fatal(err)
@@ -59,30 +56,10 @@ func TestRendersStatusShapes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	b, err := chromium.Launch(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	p, err := b.Page(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%v\npage problems: %q", err, p.Problems())
-		}
-	}
-	must(p.SetViewport(ctx, 1400, 900))
-	must(p.Navigate(ctx, srv.URL+"/"))
-	must(p.WaitFor(ctx, `document.querySelector('tr[data-service="web/api"]') !== null`))
+	tab.Navigate(srv.URL+"/", 1400, 900)
+	tab.WaitFor(0, `document.querySelector('tr[data-service="web/api"]') !== null`)
 
-	var text string
-	must(p.Eval(ctx, `document.body.innerText`, &text))
+	text := browsertest.Eval[string](tab, `document.body.innerText`)
 	for _, want := range []string{
 		"lb2", "feedfacecafe", "2 ok, 1 failed", `unknown scheduler "rrr"`,
 		"requests 1,500", "bad requests 4", "2xx 1,480", "5xx 3", "reuses 1,488",
@@ -97,21 +74,17 @@ func TestRendersStatusShapes(t *testing.T) {
 	}
 	cellText := func(sel string) string {
 		t.Helper()
-		var s string
-		must(p.Eval(ctx, `document.querySelector(`+"`"+sel+"`"+`)?.innerText ?? "missing"`, &s))
-		return s
+		return browsertest.Eval[string](tab, `document.querySelector(`+"`"+sel+"`"+`)?.innerText ?? "missing"`)
 	}
 	// Flat counters (requests, errors) in a TCP service's table, columns
 	// in header order.
-	var headers []string
-	must(p.Eval(ctx, `[...document.querySelectorAll('table[data-pool="db"] th')].map(e => e.textContent)`, &headers))
+	headers := browsertest.Eval[[]string](tab, `[...document.querySelectorAll('table[data-pool="db"] th')].map(e => e.textContent)`)
 	ri, ei := slices.Index(headers, "Requests"), slices.Index(headers, "Errors")
 	if ri < 0 || ei != ri+2 || headers[ri+1] != "Req/s" || slices.Contains(headers, "Mean") {
 		t.Fatalf("db headers: got %q, want Requests, Req/s, Errors and no Mean", headers)
 	}
 	row := `tr[data-service="db"][data-backend="10.0.0.3:5432"]`
-	var cells []string
-	must(p.Eval(ctx, `[...document.querySelectorAll('`+row+` td')].map(e => e.innerText)`, &cells))
+	cells := browsertest.Eval[[]string](tab, `[...document.querySelectorAll('`+row+` td')].map(e => e.innerText)`)
 	if len(cells) != len(headers) || cells[ri] != "77" || cells[ei] != "5" {
 		t.Errorf("db backend cells: got %q under %q, want 77 requests and 5 errors", cells, headers)
 	}
@@ -122,30 +95,28 @@ func TestRendersStatusShapes(t *testing.T) {
 		t.Errorf("fallback name cell: got %q, want the address and its role", got)
 	}
 	// Rates: the refresh selector set to 1 s brings a second sample.
-	must(p.Eval(ctx, `(() => { const s = document.getElementById("refresh"); s.value = "1000"; s.dispatchEvent(new Event("change")); })()`, nil))
-	must(p.WaitFor(ctx, `document.querySelector('tr[data-service="web"][data-backend="10.0.0.1:8080"] td.rate')?.textContent === "10"`))
+	browsertest.Eval[chromedp.Void](tab, `(() => { const s = document.getElementById("refresh"); s.value = "1000"; s.dispatchEvent(new Event("change")); })()`)
+	tab.WaitFor(0, `document.querySelector('tr[data-service="web"][data-backend="10.0.0.1:8080"] td.rate')?.textContent === "10"`)
 
 	// The fallback has no buttons; the HA table is hidden with no groups.
 	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.actions`); got != "" {
 		t.Errorf("fallback actions: got %q, want none", got)
 	}
-	var haHidden bool
-	must(p.Eval(ctx, `getComputedStyle(document.getElementById("ha-section")).display === "none"`, &haHidden))
-	if !haHidden {
+	if !browsertest.Eval[bool](tab, `getComputedStyle(document.getElementById("ha-section")).display === "none"`) {
 		t.Error("the HA section shows with no groups")
 	}
 
 	// An action on a route's backend addresses the pool SERVICE/ROUTE,
 	// escaped into one path segment.
-	must(p.Click(ctx, `tr[data-service="web/api"] button[data-action="drain"]`))
-	must(p.WaitFor(ctx, `document.querySelector("#messages .banner.ok")?.textContent.includes("drain 10.0.0.2:8080 in web/api")`))
+	tab.Click(`tr[data-service="web/api"] button[data-action="drain"]`)
+	tab.WaitFor(0, `document.querySelector("#messages .banner.ok")?.textContent.includes("drain 10.0.0.2:8080 in web/api")`)
 	mu.Lock()
 	got := slices.Clone(actions)
 	mu.Unlock()
 	if want := []string{"/api/v1/services/web%2Fapi/backends/10.0.0.2%3A8080/drain"}; !slices.Equal(got, want) {
 		t.Errorf("actions: got %q, want %q", got, want)
 	}
-	for _, pr := range p.Problems() {
+	for _, pr := range tab.Problems() {
 		t.Errorf("page problem: %s", pr)
 	}
 }

@@ -132,7 +132,7 @@ func readLines(t *testing.T, path string) []string {
 func TestWriterFlushesPeriodically(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "access.log")
-	w, err := Open(path, 20*time.Millisecond)
+	w, err := Open(path, 20*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestWriterReopenAndClose(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
-	w, err := Open(path, time.Hour)
+	w, err := Open(path, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestWriterReopenAndClose(t *testing.T) {
 
 func TestWriterOpenError(t *testing.T) {
 	t.Parallel()
-	_, err := Open(filepath.Join(t.TempDir(), "missing", "access.log"), 0)
+	_, err := Open(filepath.Join(t.TempDir(), "missing", "access.log"), 0, nil)
 	if err == nil || !strings.Contains(err.Error(), "missing/access.log") {
 		t.Errorf("got %v, want an error naming the path", err)
 	}
@@ -199,7 +199,7 @@ func TestWriterOpenError(t *testing.T) {
 func TestWriterConcurrent(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "access.log")
-	w, err := Open(path, 5*time.Millisecond)
+	w, err := Open(path, 5*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestWriterConcurrent(t *testing.T) {
 }
 
 func TestLogDoesNotAllocate(t *testing.T) {
-	w := New(discard{}, time.Hour)
+	w := New(discard{}, time.Hour, nil)
 	defer w.Close()
 	e := entry()
 	for _, f := range []Format{Common, JSON} {
@@ -262,7 +262,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func BenchmarkLog(b *testing.B) {
 	for _, f := range []Format{Common, JSON} {
 		b.Run(f.String(), func(b *testing.B) {
-			w := New(discard{}, time.Hour)
+			w := New(discard{}, time.Hour, nil)
 			defer w.Close()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -292,7 +292,7 @@ func (w *writes) Write(p []byte) (int, error) {
 func TestWriterBoundsWritesAtLineEnds(t *testing.T) {
 	t.Parallel()
 	out := &writes{}
-	w := New(out, time.Hour)
+	w := New(out, time.Hour, nil)
 	w.maxWrite = pipeBuf // as for stderr
 	e := entry()
 	long := entry()

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,10 @@ const (
 	lineSize    = 512
 	DefaultTick = time.Second
 	pipeBuf     = 4096 // POSIX PIPE_BUF on Linux
+	// ErrorLogInterval is the least time between two log lines about
+	// failed writes (a full disk fails every write): the first failure is
+	// logged at once, later ones at most this often, with their count.
+	ErrorLogInterval = 10 * time.Second
 )
 
 // Writer is one log destination. Its methods may be called from any
@@ -45,7 +50,17 @@ type Writer struct {
 	// only writes up to PIPE_BUF reach a pipe whole, never interleaved.
 	maxWrite int
 
-	lines, dropped, errs atomic.Uint64
+	lines, dropped, errs, lost atomic.Uint64
+
+	// Failed writes: log says so (rate-limited, see ErrorLogInterval);
+	// the fields below are guarded by mu.
+	log        *slog.Logger
+	lastErr    string
+	lastErrAt  time.Time
+	loggedAt   time.Time // when the last line about a failure was logged
+	unlogged   uint64    // failed writes since that line
+	unloggedLn uint64    // lines they lost
+	failing    bool      // the last write failed
 
 	stop chan struct{}
 	done chan struct{}
@@ -56,9 +71,9 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, lineSize); retur
 
 // Open starts a Writer on path (appended to, created 0644 if missing) or
 // on standard error when path is "stderr", flushed every tick (DefaultTick
-// when 0).
-func Open(path string, tick time.Duration) (*Writer, error) {
-	w := &Writer{path: path}
+// when 0). Failed writes are logged to log (slog.Default() when nil).
+func Open(path string, tick time.Duration, log *slog.Logger) (*Writer, error) {
+	w := &Writer{path: path, log: log}
 	if path == Stderr {
 		w.out, w.maxWrite = os.Stderr, pipeBuf
 	} else {
@@ -73,8 +88,8 @@ func Open(path string, tick time.Duration) (*Writer, error) {
 }
 
 // New starts a Writer on out, which it does not close.
-func New(out io.Writer, tick time.Duration) *Writer {
-	w := &Writer{out: out}
+func New(out io.Writer, tick time.Duration, log *slog.Logger) *Writer {
+	w := &Writer{out: out, log: log}
 	w.start(tick)
 	return w
 }
@@ -91,6 +106,9 @@ func (w *Writer) start(tick time.Duration) {
 	if tick <= 0 {
 		tick = DefaultTick
 	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
 	w.buf = make([]byte, 0, bufSize)
 	w.stop = make(chan struct{})
 	w.done = make(chan struct{})
@@ -103,7 +121,10 @@ func (w *Writer) start(tick time.Duration) {
 			case <-w.stop:
 				return
 			case <-t.C:
-				_ = w.Flush()
+				w.mu.Lock()
+				_ = w.flushLocked()
+				w.reportLocked(time.Now())
+				w.mu.Unlock()
 			}
 		}
 	}()
@@ -152,7 +173,8 @@ func (w *Writer) flushLocked() error {
 		return nil
 	}
 	var err error
-	for b := w.buf; len(b) > 0 && err == nil; {
+	b := w.buf
+	for len(b) > 0 && err == nil {
 		n := len(b)
 		if w.maxWrite > 0 && n > w.maxWrite {
 			// Up to the last line end within the bound; a longer line
@@ -163,16 +185,52 @@ func (w *Writer) flushLocked() error {
 				n = i + 1
 			}
 		}
-		_, err = w.out.Write(b[:n])
+		var k int
+		k, err = w.out.Write(b[:n])
+		if err != nil {
+			b = b[k:]
+			break
+		}
 		b = b[n:]
 	}
-	w.buf = w.buf[:0]
 	if err != nil {
 		// The lines are lost either way; retrying a full disk would only
 		// stall every request behind the lock.
-		w.errs.Add(1)
+		w.failed(err, uint64(bytes.Count(b, []byte{'\n'})))
+	} else if w.failing {
+		w.failing = false
+		w.reportLocked(time.Now())
+		w.log.Info("access log writes succeed again", "path", w.path)
 	}
+	w.buf = w.buf[:0]
 	return err
+}
+
+// failed counts a failed write that lost lines, and logs it unless a
+// line about failures was logged less than ErrorLogInterval ago (the
+// next one then says how many there were). Called with mu held.
+func (w *Writer) failed(err error, lines uint64) {
+	now := time.Now()
+	w.errs.Add(1)
+	w.lost.Add(lines)
+	w.failing = true
+	w.lastErr, w.lastErrAt = err.Error(), now
+	w.unlogged++
+	w.unloggedLn += lines
+	w.reportLocked(now)
+}
+
+// reportLocked logs the failed writes not logged yet, unless the last
+// such line is more recent than ErrorLogInterval. Called with mu held.
+func (w *Writer) reportLocked(now time.Time) {
+	if w.unlogged == 0 || now.Sub(w.loggedAt) < ErrorLogInterval {
+		return
+	}
+	w.log.Warn("access log write failed, lines lost", "path", w.path, "error", w.lastErr,
+		"failed_writes", w.unlogged, "lines_lost", w.unloggedLn,
+		"failed_writes_total", w.errs.Load())
+	w.loggedAt = now
+	w.unlogged, w.unloggedLn = 0, 0
 }
 
 // Reopen flushes and reopens the file, for logrotate: after the old file
@@ -222,12 +280,25 @@ func (w *Writer) Close() error {
 
 // Stats are a Writer's counters.
 type Stats struct {
+	Path    string
 	Lines   uint64 // queued
 	Dropped uint64 // logged after Close
 	Errors  uint64 // failed writes (each loses a buffer of lines)
+	Lost    uint64 // lines lost by failed writes
+	// LastError is the last failed write's error and LastErrorAt its
+	// time; "" and zero without any.
+	LastError   string
+	LastErrorAt time.Time
 }
 
 // Stats reads the counters.
 func (w *Writer) Stats() Stats {
-	return Stats{Lines: w.lines.Load(), Dropped: w.dropped.Load(), Errors: w.errs.Load()}
+	w.mu.Lock()
+	lastErr, lastAt := w.lastErr, w.lastErrAt
+	w.mu.Unlock()
+	return Stats{
+		Path: w.path, Lines: w.lines.Load(), Dropped: w.dropped.Load(),
+		Errors: w.errs.Load(), Lost: w.lost.Load(),
+		LastError: lastErr, LastErrorAt: lastAt,
+	}
 }

@@ -40,6 +40,9 @@ type clientConn struct {
 	state         atomic.Int32
 	served        atomic.Bool // a request was read: no longer a new connection
 	isH2          atomic.Bool // HTTP/2: x/net/http2 owns the connection
+	// linger: the connection ends after an answer sent while the client
+	// may still be sending; it closes gracefully (lingerClose).
+	linger bool
 
 	// brSize is the read buffer's size. The buffers are taken from their
 	// pools when a request arrives and given back while the connection
@@ -150,6 +153,11 @@ func (c *clientConn) goActive() bool {
 func (c *clientConn) serve() {
 	defer c.tc.releasePoller()
 	defer c.tc.nc.Close()
+	defer func() {
+		if c.linger {
+			c.lingerClose()
+		}
+	}()
 	s := c.p.snap.Load()
 	c.brSize = max(s.lim.MaxHeaderBytes, http1.DefaultMaxHeaderBytes)
 	c.setupIdleWait()
@@ -274,6 +282,9 @@ func (c *clientConn) writeError(s *snapshot, status int, closeConn, head bool) {
 	c.p.countStatus(status)
 	c.bw.Write(b)
 	c.bw.Flush()
+	if closeConn {
+		c.linger = true
+	}
 }
 
 func (c *clientConn) logRejected(s *snapshot, status int) {

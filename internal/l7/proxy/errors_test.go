@@ -238,3 +238,43 @@ func TestEarlyResponseToUpload(t *testing.T) {
 		t.Errorf("got %d %q close=%v, want the backend's 413 and Connection: close", resp.StatusCode, body, resp.Close)
 	}
 }
+
+// TestResponseTimeoutWholeHead: a backend trickling its response head a
+// byte at a time does not restart the response timeout with every byte:
+// the whole head must come within it.
+func TestResponseTimeoutWholeHead(t *testing.T) {
+	t.Parallel()
+	const head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: trickle-trickle-trickle\r\n\r\nok"
+	stop := make(chan struct{})
+	defer close(stop)
+	be := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		for i := range len(head) {
+			if _, err := c.Write([]byte{head[i]}); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	svc, _ := service(t, be.addr)
+	const timeout = 600 * time.Millisecond
+	_, addr := startProxy(t, &Config{Default: svc, ResponseTimeout: timeout})
+	c := dial(t, addr)
+	start := time.Now()
+	resp, _ := c.roundTrip(get("/trickle"))
+	took := time.Since(start)
+	if resp.StatusCode != 504 {
+		t.Fatalf("got %d after %v, want 504 (the head takes %v to trickle in)", resp.StatusCode, took, time.Duration(len(head))*100*time.Millisecond)
+	}
+	// The head takes 7 s; the timeout fires at 0.45-0.6 s, plus a
+	// generous margin for a loaded machine.
+	if took > 4*time.Second {
+		t.Errorf("504 after %v, want about %v", took, timeout)
+	}
+}

@@ -294,11 +294,23 @@ func (ex *exchange) sendBody() int {
 func (ex *exchange) readResponseHead(method []byte, retryable bool) (status int, retry bool) {
 	c, s, u := ex.c, ex.s, ex.u
 	resp := &c.resp
+	// The response timeout bounds the whole head, interim responses
+	// included, not the wait for each byte: a backend trickling its head
+	// must not hold the request for longer. The first read waits under the
+	// progress timeout (armed rarely, so that the usual head, read in one
+	// go, costs no deadline change); once a read brought part of a head,
+	// the deadline that read had becomes the head's: between 3/4 of the
+	// timeout and the timeout after the request was sent.
 	u.tc.readTimeout(s.responseTimeout)
+	whole := false
 	for {
 		buf, _ := u.br.Peek(u.br.Buffered())
 		n, err := http1.ParseResponse(buf, resp, http1.Limits{}, method)
 		if err == http1.ErrIncomplete {
+			if !whole && len(buf) > 0 && !u.tc.readArmed.IsZero() {
+				u.tc.readDeadline(u.tc.readArmed)
+				whole = true
+			}
 			if _, err := u.br.Peek(len(buf) + 1); err != nil {
 				switch {
 				case isTimeout(err):
@@ -328,6 +340,10 @@ func (ex *exchange) readResponseHead(method []byte, retryable bool) (status int,
 				c.bw.Flush()
 			}
 			u.br.Discard(n)
+			if !whole && !u.tc.readArmed.IsZero() {
+				u.tc.readDeadline(u.tc.readArmed)
+				whole = true
+			}
 			continue
 		}
 		if s.accessLog != nil {
@@ -350,6 +366,8 @@ func (ex *exchange) relayResponse() bool {
 	}
 
 	keep := !req.Close && c.p.keepAlive() && !ex.bodyCut
+	// The rest of a body the backend did not take is still coming.
+	c.linger = ex.bodyCut
 	if resp.Body == http1.BodyChunked && req.Version == http1.HTTP10 {
 		// An HTTP/1.0 client knows no chunks: decode, and delimit by
 		// closing.

@@ -1,4 +1,4 @@
-package daemon
+package ha
 
 import (
 	"errors"
@@ -23,13 +23,13 @@ type helloState struct {
 // prepareHello opens the hello sockets cfg needs, or keeps the running
 // ones when the port did not change. A nil endpoint means the hello is
 // off (no groups, hello_port 0, or no real sockets in a test).
-func (d *Daemon) prepareHello(cfg *config.Config) (*hello.Endpoint, error) {
+func (m *Manager) prepareHello(cfg *config.Config) (*hello.Endpoint, error) {
 	port := cfg.HA.HelloPort
-	if d.opt.HA.HelloListen == nil || port == 0 || len(cfg.HA.Groups) == 0 {
+	if m.opt.Deps.HelloListen == nil || port == 0 || len(cfg.HA.Groups) == 0 {
 		return nil, nil
 	}
-	if d.hello.ep != nil && d.hello.port == port && d.hello.node == cfg.Node.Name {
-		return d.hello.ep, nil
+	if m.hello.ep != nil && m.hello.port == port && m.hello.node == cfg.Node.Name {
+		return m.hello.ep, nil
 	}
 	var need4, need6 bool
 	for i := range cfg.HA.Groups {
@@ -41,8 +41,8 @@ func (d *Daemon) prepareHello(cfg *config.Config) (*hello.Endpoint, error) {
 	}
 	// Both families are opened when they can be, so that a group of the
 	// other family added later needs no new socket on a port we hold.
-	c4, err4 := d.opt.HA.HelloListen(false, port)
-	c6, err6 := d.opt.HA.HelloListen(true, port)
+	c4, err4 := m.opt.Deps.HelloListen(false, port)
+	c6, err6 := m.opt.Deps.HelloListen(true, port)
 	var errs []error
 	if need4 && err4 != nil {
 		errs = append(errs, err4)
@@ -58,24 +58,24 @@ func (d *Daemon) prepareHello(cfg *config.Config) (*hello.Endpoint, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	return hello.New(hello.Options{Node: cfg.Node.Name, Conn4: c4, Conn6: c6, Log: d.opt.Log.With("component", "hello")}), nil
+	return hello.New(hello.Options{Node: cfg.Node.Name, Conn4: c4, Conn6: c6, Log: m.opt.Log.With("component", "hello")}), nil
 }
 
-// commitHello swaps in ep and gives it the running groups. Run goroutine
-// only, after commitHA.
-func (d *Daemon) commitHello(cfg *config.Config, ep *hello.Endpoint) {
-	if old := d.hello.ep; old != nil && old != ep {
+// commitHello swaps in ep and gives it the running groups; after
+// commitGroups.
+func (m *Manager) commitHello(cfg *config.Config, ep *hello.Endpoint) {
+	if old := m.hello.ep; old != nil && old != ep {
 		old.Close()
 	}
-	d.hello = helloState{ep: ep, port: cfg.HA.HelloPort, node: cfg.Node.Name}
-	d.helloEP.Store(ep)
+	m.hello = helloState{ep: ep, port: cfg.HA.HelloPort, node: cfg.Node.Name}
+	m.helloEP.Store(ep)
 	if ep == nil {
 		return
 	}
 	var groups []hello.Group
 	for i := range cfg.HA.Groups {
 		g := &cfg.HA.Groups[i]
-		hg := d.ha[g.Name]
+		hg := m.groups[g.Name]
 		if hg == nil {
 			continue
 		}
@@ -97,17 +97,17 @@ func (d *Daemon) commitHello(cfg *config.Config, ep *hello.Endpoint) {
 		groups = append(groups, hgr)
 	}
 	if err := ep.SetGroups(groups); err != nil {
-		d.log.Warn("hello: some groups cannot hear their peers' hellos", "error", err)
+		m.log.Warn("hello: some groups cannot hear their peers' hellos", "error", err)
 	}
 }
 
 // stopHello closes the endpoint (shutdown).
-func (d *Daemon) stopHello() {
-	if d.hello.ep != nil {
-		d.hello.ep.Close()
+func (m *Manager) stopHello() {
+	if m.hello.ep != nil {
+		m.hello.ep.Close()
 	}
-	d.hello = helloState{}
-	d.helloEP.Store(nil)
+	m.hello = helloState{}
+	m.helloEP.Store(nil)
 }
 
 // helloPeers merges the peers heard through hellos into those heard

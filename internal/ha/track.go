@@ -1,10 +1,9 @@
-package daemon
+package ha
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"net"
 	"net/netip"
 	"os"
@@ -21,9 +20,9 @@ import (
 // priority within a fraction of a second.
 const trackEvery = 100 * time.Millisecond
 
-// trackGroup evaluates what hg tracks until ctx is done and applies the
+// track evaluates what hg tracks until ctx is done and applies the
 // result (with its sync group's) to the instances.
-func (d *Daemon) trackGroup(ctx context.Context, hg *haGroup) {
+func (m *Manager) track(ctx context.Context, hg *group) {
 	t := &hg.cfg.Track
 	if len(t.Services)+len(t.Interfaces)+len(t.Scripts)+len(t.Ping) == 0 {
 		return
@@ -32,18 +31,18 @@ func (d *Daemon) trackGroup(ctx context.Context, hg *haGroup) {
 	// their last verdict here.
 	slow := make([]atomic.Pointer[trackItem], len(t.Scripts)+1)
 	if len(t.Scripts)+len(t.Ping) > 0 {
-		go d.trackSlow(ctx, hg, slow)
+		go m.trackSlow(ctx, hg, slow)
 	}
 	tick := time.NewTicker(trackEvery)
 	defer tick.Stop()
 	for {
 		res := &trackResult{}
 		for _, name := range t.Services {
-			ok, detail := d.serviceAlive(name)
+			ok, detail := m.opt.Host.ServiceAlive(name)
 			res.add(trackItem{kind: "service", name: name, ok: ok, weight: t.Weight, detail: detail})
 		}
 		for _, ifname := range t.Interfaces {
-			up, err := d.opt.HA.LinkUp(ifname)
+			up, err := m.opt.Deps.LinkUp(ifname)
 			detail := ""
 			if err != nil {
 				detail = err.Error()
@@ -58,7 +57,7 @@ func (d *Daemon) trackGroup(ctx context.Context, hg *haGroup) {
 			}
 		}
 		hg.track.Store(res)
-		d.applyTracking()
+		m.applyTracking()
 		select {
 		case <-ctx.Done():
 			return
@@ -79,43 +78,9 @@ func (r *trackResult) add(it trackItem) {
 	}
 }
 
-// serviceAlive reports whether a tracked service can serve: its listener
-// is up and at least one backend (primary or backup) is available — of its
-// own or, for an http service, of one of its route pools.
-func (d *Daemon) serviceAlive(name string) (bool, string) {
-	snap := d.snap.Load()
-	if snap == nil {
-		return false, "not running"
-	}
-	for _, svc := range snap.services {
-		if svc.Name != name {
-			continue
-		}
-		if l := snap.fronts[name]; l == nil || l.failed.Load() {
-			return false, "listener failed"
-		}
-		for _, s := range append([]*balancer.Service{svc}, snap.pools[name]...) {
-			if anyAvailable(s.Primary()) || anyAvailable(s.Backup()) {
-				return true, ""
-			}
-		}
-		return false, "no available backend"
-	}
-	return false, "no such service"
-}
-
-func anyAvailable(bs []*balancer.Backend) bool {
-	for _, b := range bs {
-		if b.Available() {
-			return true
-		}
-	}
-	return false
-}
-
 // trackSlow runs scripts and pings every track interval; slot i < n holds
 // script i, the last slot the ping verdict.
-func (d *Daemon) trackSlow(ctx context.Context, hg *haGroup, slots []atomic.Pointer[trackItem]) {
+func (m *Manager) trackSlow(ctx context.Context, hg *group, slots []atomic.Pointer[trackItem]) {
 	t := &hg.cfg.Track
 	tick := time.NewTicker(t.Interval.D())
 	defer tick.Stop()
@@ -231,13 +196,13 @@ func icmpChecksum(b []byte) uint16 {
 // (a fault in one is a fault in all; the largest priority cut applies to
 // all) and hands the result to the instances. Safe from any goroutine:
 // the instance setters are atomic and idempotent.
-func (d *Daemon) applyTracking() {
-	groups := d.haGroups.Load()
+func (m *Manager) applyTracking() {
+	groups := m.published.Load()
 	if groups == nil {
 		return
 	}
 	syncOf := map[string][]string{}
-	if sg := d.syncGroups.Load(); sg != nil {
+	if sg := m.syncGroups.Load(); sg != nil {
 		for _, s := range *sg {
 			for _, g := range s.Groups {
 				syncOf[g] = s.Groups

@@ -1,0 +1,69 @@
+package ha
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+)
+
+// Status reports the running groups, sorted by name, for the admin API.
+// Safe from any goroutine.
+func (m *Manager) Status() []admin.HAGroup {
+	out := []admin.HAGroup{}
+	groups := m.published.Load()
+	if groups == nil {
+		return out
+	}
+	for _, hg := range *groups {
+		vs := hg.inst.Status()
+		g := admin.HAGroup{
+			Name:               hg.name,
+			Interface:          hg.cfg.Interface,
+			VRID:               hg.cfg.VRID,
+			VIPs:               hg.cfg.VIPs,
+			State:              strings.ToLower(vs.State.String()),
+			Since:              vs.Since,
+			Priority:           int(vs.Priority),
+			ConfiguredPriority: hg.cfg.Priority[m.nodeName()],
+			Preempt:            hg.cfg.PreemptValue(),
+			MasterPriority:     int(vs.MasterPriority),
+			MasterIntervalMS:   float64(vs.MasterInterval.Microseconds()) / 1000,
+			Transitions:        vs.Transitions,
+			AdvertsSent:        vs.AdvertsSent,
+			AdvertsReceived:    vs.AdvertsReceived,
+			SendErrors:         vs.SendErrors,
+			VIPsHeld:           vs.VIPsHeld,
+			ListenUntil:        vs.ListenUntil,
+		}
+		for _, p := range vs.Peers {
+			g.Peers = append(g.Peers, admin.HAPeer{
+				Address: p.Addr.String(), Priority: int(p.Priority),
+				IntervalMS: float64(p.Interval.Microseconds()) / 1000,
+				LastHeard:  p.LastHeard, Adverts: p.Adverts, ConfigHash: p.ConfigHash,
+			})
+		}
+		if ep := m.helloEP.Load(); ep != nil {
+			g.Peers = helloPeers(g.Peers, ep.Peers(hg.name))
+			hs := ep.Stats(hg.name)
+			g.HellosSent, g.HelloDropped = hs.Sent, hs.Dropped
+		}
+		if vs.Master.IsValid() {
+			g.Master = vs.Master.String()
+		}
+		for r, n := range vs.Dropped {
+			if n > 0 {
+				if g.Dropped == nil {
+					g.Dropped = map[string]uint64{}
+				}
+				g.Dropped[r.String()] = n
+			}
+		}
+		for _, it := range hg.track.Load().items {
+			g.Track = append(g.Track, admin.TrackItem{Kind: it.kind, Name: it.name, OK: it.ok, Weight: it.weight, Detail: it.detail})
+		}
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b admin.HAGroup) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
