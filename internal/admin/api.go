@@ -208,6 +208,11 @@ type Counters struct {
 	ConnectFailures  uint64 `json:"connect_failures"`
 	ProxyHeaderError uint64 `json:"proxy_header_errors,omitempty"`
 	Dropped          uint64 `json:"dropped,omitempty"`
+	// Evicted and EvictedPerClient count UDP sessions ended to make room
+	// for a new one: the table was at max_sessions, or the client address
+	// at max_sessions_per_client.
+	Evicted          uint64 `json:"evicted,omitempty"`
+	EvictedPerClient uint64 `json:"evicted_per_client,omitempty"`
 	SendErrors       uint64 `json:"send_errors,omitempty"`
 	IdleTimeouts     uint64 `json:"idle_timeouts"`
 }

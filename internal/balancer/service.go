@@ -29,6 +29,8 @@ type Service struct {
 	SendProxy          string // "", "v1", "v2"
 	AcceptProxy        bool
 	MaxSessions        int
+	// MaxPerClient bounds the UDP sessions of one client address.
+	MaxPerClient int
 	// Quiescent: a backend that is down keeps its connections (true) or
 	// loses them (false: TCP after a grace period, UDP sessions at once).
 	Quiescent bool
@@ -68,6 +70,7 @@ type ServiceSpec struct {
 	SendProxy                 string
 	AcceptProxy               bool
 	MaxSessions               int
+	MaxPerClient              int
 	Quiescent                 bool
 }
 
@@ -92,6 +95,7 @@ func NewService(spec ServiceSpec, primary, backup []*Backend, fallback *Backend,
 		SendProxy:          spec.SendProxy,
 		AcceptProxy:        spec.AcceptProxy,
 		MaxSessions:        spec.MaxSessions,
+		MaxPerClient:       spec.MaxPerClient,
 		Quiescent:          spec.Quiescent,
 		Scheduler:          spec.Scheduler,
 		primary:            p,

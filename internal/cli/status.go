@@ -34,7 +34,7 @@ for HTTP services (connect failures, timeouts, broken responses, 5xx) and
 failed connect attempts for TCP and UDP services.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			addr, _, err := adminTarget(addr, file, "")
+			addr, err := adminAddr(addr, file)
 			if err != nil {
 				return err
 			}
@@ -81,8 +81,7 @@ failed connect attempts for TCP and UDP services.`,
 			}
 		},
 	}
-	cmd.Flags().StringVar(&addr, "admin", "", "admin API address (default: from --config, else 127.0.0.1:9900)")
-	cmd.Flags().StringVarP(&file, "config", "c", "", "read the admin address from this config file")
+	addrFlags(cmd, &addr, &file)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON status")
 	cmd.Flags().DurationVarP(&watch, "watch", "w", 0, "refresh in place at this interval (e.g. 2s)")
 	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
@@ -239,6 +238,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		}
 		if c.Dropped > 0 {
 			fmt.Fprintf(&b, " dropped %d", c.Dropped)
+		}
+		if c.Evicted+c.EvictedPerClient > 0 {
+			fmt.Fprintf(&b, " evicted %d (table full) %d (per client)", c.Evicted, c.EvictedPerClient)
 		}
 		b.WriteString("]")
 		out = append(out, printed{text: b.String()})

@@ -67,6 +67,9 @@ type HAGroup struct {
 	// HMAC-SHA256 and replay-protected. Every node must use it; plain
 	// VRRP peers (keepalived, routers) can then no longer take part.
 	AuthKeyFile string `yaml:"auth_key_file,omitempty"`
+	// AuthKey is AuthKeyFile's content without surrounding white space,
+	// read and checked (at least 16 bytes) by Load; nil without a file.
+	AuthKey []byte `yaml:"-" json:"-"`
 	// GARP tunes the gratuitous ARP / unsolicited NA sent on taking over.
 	GARP GARP `yaml:"garp"`
 	// Track lowers this node's priority, or puts the group in fault, when
@@ -174,6 +177,7 @@ func (c *Config) haDefaults() {
 		defaultTo(c, &g.MasterDownAdverts, p+".master_down_adverts", defaultMasterDownAdverts)
 		defaultTo(c, &g.InitDead, p+".initdead", Duration(defaultInitDead))
 		defaultTo(c, &g.HandoverTimeout, p+".handover_timeout", Duration(defaultHandoverTimeout))
+		g.AuthKeyFile = c.FilePath(g.AuthKeyFile)
 		if g.Preempt == nil {
 			g.Preempt = ptr(true) // VRRP's default, spelled out for the effective config
 		}
@@ -266,6 +270,7 @@ func (k *checker) ha() {
 		if g.InitDead < 0 {
 			k.errorf(p+".initdead", "want a non-negative duration, got %s", g.InitDead)
 		}
+		g.AuthKey = k.secret(p+".auth_key_file", g.AuthKeyFile)
 		for j, peer := range g.UnicastPeers {
 			a, err := netip.ParseAddr(peer)
 			if err != nil || a.IsUnspecified() || (family != 0 && (a.Is4() != (family == 4))) {

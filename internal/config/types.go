@@ -57,8 +57,12 @@ type Admin struct {
 	// Listen is a literal ip:port; default 127.0.0.1:9900. "off" disables
 	// the admin server.
 	Listen string `yaml:"listen"`
-	// TokenFile holds the bearer token required for mutations.
+	// TokenFile holds the bearer token required for mutations; a relative
+	// path is taken relative to the config file's directory.
 	TokenFile string `yaml:"token_file"`
+	// Token is TokenFile's content without surrounding white space, read
+	// and checked (at least 16 characters) by Load.
+	Token string `yaml:"-" json:"-"`
 }
 
 // Log configures log/slog output on stderr.
@@ -111,7 +115,13 @@ type Service struct {
 	// ProxyProtocol is valid on tcp services only.
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	// MaxSessions bounds the UDP session table, at least 1; default 65536.
+	// A new client arriving at a full table evicts the least recently
+	// active session.
 	MaxSessions int `yaml:"max_sessions"`
+	// MaxSessionsPerClient bounds the UDP sessions of one client address
+	// (all its ports), at least 1; default 1024. A client at its limit that
+	// opens another evicts its own least recently active session.
+	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
 	// Health configures active (and passive) checks; nil means none: every
 	// backend counts as up.
 	Health *Health `yaml:"health,omitempty"`

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -66,6 +67,7 @@ func (c *Config) check() Errors {
 	if c.Admin.Listen != "off" {
 		k.addr("admin.listen", c.Admin.Listen, `ip:port or "off"`, true)
 	}
+	c.Admin.Token = string(k.secret("admin.token_file", c.Admin.TokenFile))
 	k.oneOf("log.level", c.Log.Level, logLevels)
 	k.oneOf("log.format", c.Log.Format, logFormats)
 	if c.Shutdown.DrainTimeout < 0 {
@@ -84,6 +86,28 @@ func (c *Config) check() Errors {
 	k.alerts()
 	k.ha()
 	return k.errs
+}
+
+// minSecret is the shortest admin token and HA auth key accepted.
+const minSecret = 16
+
+// secret reads the secret in the file named at path (admin.token_file,
+// auth_key_file): its content without surrounding white space, at least
+// minSecret bytes long. nil when no file is named or on error.
+func (k *checker) secret(path, name string) []byte {
+	if name == "" {
+		return nil
+	}
+	b, ok := k.readFile(path, name)
+	if !ok {
+		return nil
+	}
+	b = bytes.TrimSpace(b)
+	if n := len(b); n < minSecret {
+		k.errorf(path, "%s holds %d bytes; want a secret of at least %d", name, n, minSecret)
+		return nil
+	}
+	return b
 }
 
 // service checks services[i]. names and listens map the names and
@@ -148,6 +172,9 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	}
 	if s.MaxSessions < 1 {
 		k.errorf(p+".max_sessions", "want at least 1, got %d", s.MaxSessions)
+	}
+	if s.MaxSessionsPerClient < 1 {
+		k.errorf(p+".max_sessions_per_client", "want at least 1, got %d", s.MaxSessionsPerClient)
 	}
 }
 

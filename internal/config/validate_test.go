@@ -323,7 +323,7 @@ func TestValidateInCode(t *testing.T) {
 	c.applyDefaults()
 	c.Node.Name = "lb1"
 	c.Services = []Service{{Name: "web", Listen: "10.0.0.1:80", Protocol: ProtoTCP, Scheduler: "wlc",
-		Timeouts: Timeouts{Connect: 1, Idle: 1, ProxyHeader: 1}, MaxSessions: 1}}
+		Timeouts: Timeouts{Connect: 1, Idle: 1, ProxyHeader: 1}, MaxSessions: 1, MaxSessionsPerClient: 1}}
 	err := c.Validate()
 	if got, want := errString(err), "generated: services[0].backends: at least one backend is required"; got != want {
 		t.Errorf("got %q, want %q", got, want)

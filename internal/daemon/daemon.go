@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -302,10 +300,6 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 	if adminErr != nil {
 		bindErrs = append(bindErrs, adminErr)
 	}
-	token, tokenErr := readToken(cfg.Admin.TokenFile)
-	if tokenErr != nil {
-		bindErrs = append(bindErrs, tokenErr)
-	}
 	freshLogs, logErr := d.logs.open(p, d.opt.Log.With("component", "accesslog"))
 	if logErr != nil {
 		bindErrs = append(bindErrs, logErr)
@@ -335,7 +329,7 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 		f()
 	}
 	d.commitHealth(p)
-	d.token.Store(token)
+	d.token.Store(cfg.Admin.Token) // read and checked by config.Load
 	d.alerts.SetHooks(alertHooks(cfg))
 	d.setLevel(cfg.Log.Level)
 	d.logs.commit(p, freshLogs, cfg.Shutdown.DrainTimeout.D(), d.log)
@@ -522,18 +516,3 @@ func (d *Daemon) stopAdmin() {
 
 func (d *Daemon) adminToken() string { return d.token.Load().(string) }
 
-// readToken reads the admin bearer token; "" when none is configured.
-func readToken(file string) (string, error) {
-	if file == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("admin.token_file: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if len(t) < 16 {
-		return "", fmt.Errorf("admin.token_file %s: the token is shorter than 16 characters", file)
-	}
-	return t, nil
-}

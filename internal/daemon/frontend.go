@@ -105,6 +105,8 @@ func l4Counters(s l4.Stats) admin.Counters {
 		ConnectFailures:  s.ConnectFailures,
 		ProxyHeaderError: s.ProxyHeaderErrors,
 		Dropped:          s.Dropped,
+		Evicted:          s.Evicted,
+		EvictedPerClient: s.EvictedPerClient,
 		SendErrors:       s.SendErrors,
 		IdleTimeouts:     s.IdleTimeouts,
 	}

@@ -143,6 +143,7 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 		SendProxy:          sc.ProxyProtocol.Send,
 		AcceptProxy:        sc.ProxyProtocol.Accept,
 		MaxSessions:        sc.MaxSessions,
+		MaxPerClient:       sc.MaxSessionsPerClient,
 	}
 	svc, err := balancer.NewService(spec, primary, backup, fallback, persist)
 	if err != nil {

@@ -76,17 +76,7 @@ func (m *Manager) prepareGroup(cfg *config.Config, g *config.HAGroup) (*group, e
 	if err != nil {
 		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
 	}
-	var key []byte
-	if g.AuthKeyFile != "" {
-		key, err = os.ReadFile(g.AuthKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("ha group %s: auth key: %w", g.Name, err)
-		}
-		key = []byte(strings.TrimSpace(string(key)))
-		if len(key) < 16 {
-			return nil, fmt.Errorf("ha group %s: auth key in %s is shorter than 16 bytes", g.Name, g.AuthKeyFile)
-		}
-	}
+	key := g.AuthKey // read and checked by config.Load
 	var peers []netip.Addr
 	for _, p := range g.UnicastPeers {
 		peers = append(peers, netip.MustParseAddr(p))

@@ -107,6 +107,11 @@ services:
 			t.Errorf("new connection after drain: got %q, %v; want %s", got, err, bs[1].name)
 		}
 	}
+	// The node's own history has those connections: the service's graph
+	// and the other backend's show a rate above 0 within a sample or two.
+	graph := `document.querySelector('section[data-service="web"] svg.chart.big')`
+	spark := `document.querySelector('` + row(bs[1].addr) + ` svg.chart.small')`
+	tab.WaitFor(20*time.Second, graph+`?.dataset.peak > 0 && `+spark+`?.dataset.peak > 0`)
 	for _, pr := range tab.Problems() {
 		t.Errorf("page problem: %s", pr)
 	}
