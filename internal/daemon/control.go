@@ -220,7 +220,7 @@ func (d *Daemon) SetWeight(ctx context.Context, service, address string, weight 
 			next.weights[k] = weight
 		}
 		prev := b.ConfiguredWeight()
-		if err := d.applyOverlay(next); err != nil {
+		if err := d.applyRuntime(next); err != nil {
 			return err
 		}
 		d.log.Info("backend weight set at runtime", "service", service, "backend", b.Addr, "weight", weight, "prev_weight", prev)
@@ -264,7 +264,7 @@ func (d *Daemon) AddBackend(ctx context.Context, service string, nb admin.NewBac
 		next.added = append(next.added, addedBackend{service: service, b: config.Backend{
 			Address: addr.String(), Weight: &weight, Backup: nb.Backup,
 		}})
-		if err := d.applyOverlay(next); err != nil {
+		if err := d.applyRuntime(next); err != nil {
 			return err
 		}
 		_, b, err = d.lookup(service, addr.String())
@@ -305,7 +305,7 @@ func (d *Daemon) RemoveBackend(ctx context.Context, service, address string) (ad
 		}
 		out = d.backendJSON(service, b)
 		targets := d.evictTargets(b) // before b leaves the snapshot
-		if err := d.applyOverlay(next); err != nil {
+		if err := d.applyRuntime(next); err != nil {
 			return err
 		}
 		// Nothing routes to b any more; maint evicts its traffic when the
@@ -327,16 +327,6 @@ func (o overlay) addedIndex(k backendKey) int {
 		}
 	}
 	return -1
-}
-
-// applyOverlay applies the file with next on top and keeps next when that
-// works. Run goroutine only.
-func (d *Daemon) applyOverlay(next overlay) error {
-	eff := next.effective(d.file)
-	if err := eff.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", err, admin.ErrInvalid)
-	}
-	return d.apply(eff, d.file, next)
 }
 
 // backendJSON is b as the status shows it.

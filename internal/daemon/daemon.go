@@ -5,7 +5,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -264,132 +263,6 @@ func (d *Daemon) reload() error {
 	return err
 }
 
-// apply makes cfg the running config, or changes nothing and returns why
-// not. Order matters: everything that can fail (planning, binding new
-// sockets) happens before anything running is touched. cfg is file with
-// the runtime changes ov on top (cfg == file when there are none).
-func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
-	p, err := buildPlan(cfg, d.backends, d.persist)
-	if err != nil {
-		return err
-	}
-
-	// Bind what is new.
-	want := map[listenKey]*balancer.Service{}
-	for _, svc := range p.services {
-		want[keyOf(svc)] = svc
-	}
-	var fresh []*listener
-	var bindErrs []error
-	for k, svc := range want {
-		if l := d.listeners[k]; l != nil {
-			if l.protocol != svc.Protocol {
-				// The data planes cannot hand a socket over to each other.
-				bindErrs = append(bindErrs, fmt.Errorf("service %s: changing %s between %s and %s needs a restart", svc.Name, k.addr, l.protocol, svc.Protocol))
-			}
-			continue
-		}
-		l, err := bind(k, svc.Protocol)
-		if err != nil {
-			bindErrs = append(bindErrs, fmt.Errorf("service %s: %w", want[k].Name, err))
-			continue
-		}
-		fresh = append(fresh, l)
-	}
-	adminLn, adminErr := d.bindAdmin(cfg.Admin.Listen)
-	if adminErr != nil {
-		bindErrs = append(bindErrs, adminErr)
-	}
-	freshLogs, logErr := d.logs.open(p, d.opt.Log.With("component", "accesslog"))
-	if logErr != nil {
-		bindErrs = append(bindErrs, logErr)
-	}
-	var nextHA *ha.Pending
-	if len(bindErrs) == 0 {
-		var err error
-		if nextHA, err = d.ha.Prepare(cfg); err != nil {
-			bindErrs = append(bindErrs, err)
-		}
-	}
-	if len(bindErrs) > 0 {
-		for _, l := range fresh {
-			l.sock.close()
-		}
-		if adminLn != nil {
-			adminLn.Close()
-		}
-		for _, w := range freshLogs {
-			w.Close()
-		}
-		return errors.Join(bindErrs...)
-	}
-
-	// Commit: nothing below fails.
-	for _, f := range p.commit {
-		f()
-	}
-	d.commitHealth(p)
-	d.token.Store(cfg.Admin.Token) // read and checked by config.Load
-	d.alerts.SetHooks(alertHooks(cfg))
-	d.setLevel(cfg.Log.Level)
-	d.logs.commit(p, freshLogs, cfg.Shutdown.DrainTimeout.D(), d.log)
-	for _, hp := range p.http {
-		hp.cfg.Log = d.opt.Log.With("component", "l7", "service", hp.cfg.Name)
-	}
-	for _, l := range fresh {
-		svc := want[l.key]
-		l.front = dataPlanes[svc.Protocol].new(l.sock, p.snapshotOf(svc), d.opt.Log)
-		d.listeners[l.key] = l
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			if err := l.front.Serve(d.serveCtx); err != nil {
-				l.failed.Store(true)
-				d.log.Error("listener stopped", "listen", l.key.addr, "error", err)
-			}
-		}()
-		d.log.Info("listening", "service", svc.Name, "listen", l.key.addr, "protocol", svc.Protocol)
-	}
-	fronts := map[string]*listener{}
-	for k, l := range d.listeners {
-		svc, ok := want[k]
-		if !ok {
-			delete(d.listeners, k)
-			d.log.Info("closing listener, draining its connections", "listen", k.addr)
-			l.front.StopAccepting()
-			drain := cfg.Shutdown.DrainTimeout.D()
-			d.wg.Add(1)
-			go func() {
-				defer d.wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), drain)
-				defer cancel()
-				_ = l.front.Drain(ctx)
-			}()
-			continue
-		}
-		l.front.Update(p.snapshotOf(svc))
-		fronts[svc.Name] = l
-	}
-	if adminLn != nil {
-		d.startAdmin(cfg.Admin.Listen, adminLn)
-	} else if cfg.Admin.Listen == "off" && d.adminSrv != nil {
-		d.stopAdmin()
-	}
-	d.backends = p.backends
-	d.persist = p.persist
-	d.file, d.overlay = file, ov
-	marks, removed := ov.marks()
-	pools := map[string][]*balancer.Service{}
-	for name, hp := range p.http {
-		pools[name] = hp.pools
-	}
-	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools, logs: d.logs.list()})
-	// Last: a group tracking a service must find it in the snapshot.
-	nextHA.Commit()
-	d.ha.SetConfigHash(file.Hash())
-	return nil
-}
-
 func keyOf(svc *balancer.Service) listenKey {
 	return listenKey{network: dataPlanes[svc.Protocol].network, addr: svc.Listen}
 }
@@ -513,4 +386,3 @@ func (d *Daemon) stopAdmin() {
 }
 
 func (d *Daemon) adminToken() string { return d.token.Load().(string) }
-

@@ -35,6 +35,10 @@ type plan struct {
 	// http holds the engine config and route pools of each http service,
 	// by service name.
 	http map[string]*httpPlan
+
+	// fronts are the listeners serving the services, by service name,
+	// filled in when the listeners commit.
+	fronts map[string]*listener
 }
 
 // Plan checks that cfg can be turned into a runtime without binding
