@@ -73,11 +73,13 @@ type HAGroup struct {
 // HAPeer is another node heard advertising for a group.
 type HAPeer struct {
 	Address string `json:"address"`
-	// Priority and IntervalMS are from its last advert; priority 0 means
-	// it was leaving.
+	// Priority is from its last advert, or its last hello when that is
+	// newer; priority 0 means it was leaving. IntervalMS and LastHeard
+	// are from its last advert (zero if it never sent one: only a master
+	// advertises).
 	Priority   int       `json:"priority"`
 	IntervalMS float64   `json:"interval_ms"`
-	LastHeard  time.Time `json:"last_heard"`
+	LastHeard  time.Time `json:"last_heard,omitzero"`
 	Adverts    uint64    `json:"adverts"`
 	// ConfigHash is the first 16 hex digits of the peer's config hash,
 	// from its hellos or its authenticated adverts; "" while unknown.
@@ -91,6 +93,10 @@ type HAPeer struct {
 	State     string    `json:"state,omitempty"`
 	Hellos    uint64    `json:"hellos,omitempty"`
 	LastHello time.Time `json:"last_hello,omitzero"`
+	// Gone is set for a peer heard before and silent since: no hello for
+	// 5s and no advert for three of its intervals. The group has lost
+	// that redundancy (logged at Warn when it went).
+	Gone bool `json:"gone,omitempty"`
 }
 
 // TrackItem is one thing an HA group tracks.

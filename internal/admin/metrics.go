@@ -216,7 +216,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.haVIPsHeld, float64(g.VIPsHeld), n)
 		for _, p := range g.Peers {
 			gauge(c.haPeerPrio, float64(p.Priority), n, p.Address)
-			if p.Adverts > 0 || p.Hellos == 0 { // heard by VRRP, not by hello only
+			if p.Adverts > 0 { // heard by VRRP, not by hello only (or gone, forgotten by the hello)
 				counter(c.haPeerAdverts, float64(p.Adverts), n, p.Address)
 				gauge(c.haPeerLastHeard, unix(p.LastHeard), n, p.Address)
 			}

@@ -142,21 +142,7 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 				fmt.Fprintf(w, "    starting: listening for a master (initdead) %s more before taking the VIPs\n",
 					max(g.ListenUntil.Sub(now), 0).Round(100*time.Millisecond))
 			}
-			if len(g.Peers) > 0 {
-				peers := make([]string, len(g.Peers))
-				for i, p := range g.Peers {
-					who := p.Address
-					if p.Node != "" { // from its hellos
-						who += fmt.Sprintf(" (%s %s)", p.Node, p.State)
-					}
-					peers[i] = fmt.Sprintf("%s priority %d %s ago", who, p.Priority, now.Sub(p.LastHeard).Round(100*time.Millisecond))
-					if p.ConfigHash != "" && strings.HasPrefix(st.ConfigHash, p.ConfigHash) {
-						peers[i] += " (same config)"
-					}
-				}
-				fmt.Fprintf(w, "    peers heard: %s\n", strings.Join(peers, ", "))
-			}
-			peerConfigs(w, g, st.ConfigHash)
+			renderPeers(w, g, st.ConfigHash, now)
 			for _, it := range g.Track {
 				if !it.OK {
 					effect := fmt.Sprintf("-%d", it.Weight)
@@ -422,15 +408,58 @@ func runtimeChanged(st *admin.Status) bool {
 	return false
 }
 
-// peerConfigs warns about peers that run another config hash than ours
-// (their hellos carry it, and authenticated adverts; "peers heard" marks
-// those that agree).
-func peerConfigs(w io.Writer, g admin.HAGroup, ours string) {
+// renderPeers prints the group's peers, each with how long ago it was
+// last heard (by advert or hello, whichever is newer), and warns about
+// peers gone — with "no redundancy" when none is left — and about peers
+// that run another config hash than ours (their hellos carry it, and
+// authenticated adverts; "same config" marks those that agree).
+func renderPeers(w io.Writer, g admin.HAGroup, ours string, now time.Time) {
+	if len(g.Peers) == 0 {
+		return
+	}
+	var peers, gone []string
 	for _, p := range g.Peers {
-		if p.ConfigHash != "" && !strings.HasPrefix(ours, p.ConfigHash) {
+		who := p.Address
+		if p.Node != "" && p.State != "" && !p.Gone { // from its hellos
+			who += fmt.Sprintf(" (%s %s)", p.Node, p.State)
+		} else if p.Node != "" {
+			who += " (" + p.Node + ")"
+		}
+		ago := now.Sub(peerLastSeen(p)).Round(100 * time.Millisecond)
+		if p.Gone {
+			gone = append(gone, fmt.Sprintf("%s gone, last heard %s ago", who, ago))
+			continue
+		}
+		s := fmt.Sprintf("%s priority %d %s ago", who, p.Priority, ago)
+		if p.ConfigHash != "" && strings.HasPrefix(ours, p.ConfigHash) {
+			s += " (same config)"
+		}
+		peers = append(peers, s)
+	}
+	if len(peers) > 0 {
+		fmt.Fprintf(w, "    peers heard: %s\n", strings.Join(peers, ", "))
+	}
+	for _, s := range gone {
+		if len(peers) == 0 {
+			fmt.Fprintf(w, "    WARNING: no redundancy: peer %s; no other peer heard\n", s)
+		} else {
+			fmt.Fprintf(w, "    WARNING: peer %s\n", s)
+		}
+	}
+	for _, p := range g.Peers {
+		if p.ConfigHash != "" && !p.Gone && !strings.HasPrefix(ours, p.ConfigHash) {
 			fmt.Fprintf(w, "    WARNING: peer %s runs config %.12s, this node %.12s\n", p.Address, p.ConfigHash, ours)
 		}
 	}
+}
+
+// peerLastSeen is when a peer was last heard: its last advert or its
+// last hello, whichever is newer.
+func peerLastSeen(p admin.HAPeer) time.Time {
+	if p.LastHello.After(p.LastHeard) {
+		return p.LastHello
+	}
+	return p.LastHeard
 }
 
 // healthSummary is ldirectord's status in one cell: the check, its state

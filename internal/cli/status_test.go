@@ -46,7 +46,9 @@ func testStatus(now time.Time) *admin.Status {
 		HA: []admin.HAGroup{
 			{Name: "web", Interface: "eth0", VRID: 51, VIPs: []string{"192.168.0.105/24"}, State: "master", Since: started.Add(time.Hour),
 				Priority: 100, ConfiguredPriority: 150, AdvertsSent: 36000, AdvertsReceived: 2, VIPsHeld: 1,
-				Track: []admin.TrackItem{{Kind: "service", Name: "web", OK: true}, {Kind: "interface", Name: "eth1", Weight: 50, Detail: "link down"}}},
+				Track: []admin.TrackItem{{Kind: "service", Name: "web", OK: true}, {Kind: "interface", Name: "eth1", Weight: 50, Detail: "link down"}},
+				// Its only peer stopped saying hello 42s ago.
+				Peers: []admin.HAPeer{{Address: "192.168.0.2", Priority: 100, Node: "lb2", State: "backup", Hellos: 900, LastHello: now.Add(-42 * time.Second), Gone: true}}},
 			{Name: "db", Interface: "eth0", VRID: 52, VIPs: []string{"192.168.0.106/24"}, State: "backup", Since: started,
 				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000, VIPsHeld: 1,
 				Peers: []admin.HAPeer{
@@ -55,7 +57,8 @@ func testStatus(now time.Time) *admin.Status {
 				}},
 			{Name: "api", Interface: "eth0", VRID: 53, VIPs: []string{"192.168.0.107/24"}, State: "backup", Since: started,
 				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.3", MasterPriority: 150, AdvertsReceived: 54000,
-				Peers: []admin.HAPeer{{Address: "192.168.0.3", Priority: 150, LastHeard: now.Add(-100 * time.Millisecond), ConfigHash: "3f2a9c1e77b0d1c2", Node: "lb3", State: "backup", Hellos: 12}, {Address: "192.168.0.4", Priority: 120, LastHeard: now.Add(-2 * time.Second)}}},
+				// lb3 was master an hour ago and says hello since.
+				Peers: []admin.HAPeer{{Address: "192.168.0.3", Priority: 150, LastHeard: now.Add(-time.Hour), LastHello: now.Add(-400 * time.Millisecond), ConfigHash: "3f2a9c1e77b0d1c2", Node: "lb3", State: "backup", Hellos: 12}, {Address: "192.168.0.4", Priority: 120, LastHeard: now.Add(-2 * time.Second)}}},
 			{Name: "mail", Interface: "eth0", VRID: 54, VIPs: []string{"192.168.0.108/24"}, State: "backup", Since: now.Add(-500 * time.Millisecond),
 				Priority: 100, ConfiguredPriority: 100, ListenUntil: now.Add(1500 * time.Millisecond)},
 		},

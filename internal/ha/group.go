@@ -36,6 +36,8 @@ type group struct {
 	// Tracking results, written by the tracker, read by the applier and
 	// Status.
 	track atomic.Pointer[trackResult]
+	// peers remembers the peers heard, to tell one gone (watchPeers).
+	peers peerWatch
 }
 
 type trackResult struct {
@@ -140,7 +142,7 @@ func (m *Manager) startGroup(hg *group) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hg.cancel = cancel
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		// A VIP left on the interface by a crashed run would answer
@@ -166,6 +168,10 @@ func (m *Manager) startGroup(hg *group) {
 	go func() {
 		defer wg.Done()
 		m.track(ctx, hg)
+	}()
+	go func() {
+		defer wg.Done()
+		m.watchPeers(ctx, hg)
 	}()
 	go func() {
 		wg.Wait()
@@ -223,6 +229,7 @@ func (m *Manager) events(ctx context.Context, hg *group) {
 }
 
 func (m *Manager) event(hg *group, tr vrrp.Transition, notify chan<- vrrp.Transition) {
+	m.masterLost(hg, tr)
 	if ep := m.helloEP.Load(); ep != nil {
 		ep.Kick() // peers see the new state now, not at the next tick
 	}

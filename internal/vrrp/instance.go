@@ -639,6 +639,9 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	}
 	prev := in.Status().Master // the master last heard, while we were backup
 	t := in.transition(Master, reason, in.cfg.LocalAddr)
+	if t != nil && prev != in.cfg.LocalAddr {
+		t.PrevMaster = prev
+	}
 	// RFC 9568 order: the advert first, so that other backups stand down
 	// at once, then the addresses and their gratuitous ARP/NA.
 	in.advertise(in.prio)
@@ -749,7 +752,8 @@ func (in *Instance) notify(t *Transition) {
 	if t == nil {
 		return
 	}
-	in.log.Info("state changed", "state", t.To, "prev_state", t.From, "reason", t.Reason, "master", t.Master, "priority", in.prio)
+	in.log.Log(context.Background(), transitionLevel(t), "state changed",
+		"state", t.To, "prev_state", t.From, "reason", t.Reason, "master", t.Master, "priority", in.prio)
 	select {
 	case in.events <- *t:
 	default:
@@ -757,6 +761,17 @@ func (in *Instance) notify(t *Transition) {
 		in.status.EventsDropped++
 		in.mu.Unlock()
 	}
+}
+
+// transitionLevel is Warn for the transitions that mean redundancy was
+// lost: a fault (this node can no longer serve) and taking over from a
+// master that went silent (it died, or the link between us did); Info for
+// the rest, which are planned or restore redundancy.
+func transitionLevel(t *Transition) slog.Level {
+	if t.To == Fault || t.To == Master && t.Reason == ReasonMasterDown {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // advertise sends an advert with the given priority. A failed send is

@@ -56,7 +56,11 @@ type Transition struct {
 	// Master is the master after the transition: LocalAddr when To is
 	// Master, the master last heard when To is Backup, else zero.
 	Master netip.Addr
-	At     time.Time
+	// PrevMaster, when To is Master, is the master we heard before taking
+	// over (with ReasonMasterDown: the one that went silent); zero if
+	// none was heard.
+	PrevMaster netip.Addr
+	At         time.Time
 }
 
 // DropReason says why a received packet was not processed.

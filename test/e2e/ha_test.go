@@ -52,8 +52,8 @@ type haOpts struct {
 	// default is 1).
 	keepalived  []string
 	kaAdvertInt string
-	preempt    *bool
-	auth       bool // every node gets the same auth_key_file
+	preempt     *bool
+	auth        bool // every node gets the same auth_key_file
 	// noTraffic leaves out the client and the backends.
 	noTraffic bool
 	// extra is appended to the group's config (indented 6 spaces).
@@ -409,6 +409,23 @@ func TestHAKillMaster(t *testing.T) {
 	}
 	if mac := l.client.neighMAC(l.vip); mac != l.lbs["lb2"].mac {
 		t.Errorf("client resolves the VIP to %q, want lb2's %s", mac, l.lbs["lb2"].mac)
+	}
+
+	// lb2 is alone now: its status says so once lb1's hellos have been
+	// missed for 5s, and its log said it once, at WARN, when it took
+	// over and when lb1 went.
+	lb1 := l.lbs["lb1"].addr.String()
+	waitUntil(t, 15*time.Second, "lb2's status warns of no redundancy", func() (bool, string) {
+		out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin)
+		return strings.Contains(out, "WARNING: no redundancy: peer "+lb1+" (lb1) gone, last heard "), out
+	})
+	logs := l.nodes["lb2"].p.out.String()
+	takeover := grepLines(logs, "state=master")
+	if n := strings.Count(takeover, "state=master"); n != 1 || !strings.Contains(takeover, "level=WARN") || !strings.Contains(takeover, "reason=master_down") {
+		t.Errorf("lb2 logged taking over %d times, want once at WARN with reason=master_down:\n%s", n, takeover)
+	}
+	if gone := grepLines(logs, "ha peer gone"); strings.Count(gone, "ha peer gone") != 1 || !strings.Contains(gone, "level=WARN") || !strings.Contains(gone, "peer="+lb1) {
+		t.Errorf("lb2 logged lb1 gone as:\n%s\nwant one WARN line", gone)
 	}
 }
 
