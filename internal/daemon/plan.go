@@ -148,6 +148,7 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 		AcceptProxy:        sc.ProxyProtocol.Accept,
 		MaxSessions:        sc.MaxSessions,
 		MaxPerClient:       sc.MaxSessionsPerClient,
+		HashPort:           sc.HashPort,
 	}
 	svc, err := balancer.NewService(spec, primary, backup, fallback, persist)
 	if err != nil {

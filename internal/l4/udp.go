@@ -250,7 +250,7 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 	client := from.Addr().Unmap()
 	var tried balancer.Tried
 	for attempt := 0; attempt <= svc.Retries; attempt++ {
-		b, err := svc.Pick(client, l.vip, &tried)
+		b, err := svc.PickFlow(from, l.vip, &tried)
 		if err != nil {
 			break
 		}
