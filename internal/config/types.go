@@ -122,6 +122,11 @@ type Service struct {
 	// (all its ports), at least 1; default 1024. A client at its limit that
 	// opens another evicts its own least recently active session.
 	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
+	// HashPort makes sh, mh and maglev hash the client's port with its
+	// address, as IPVS's sh-port and mh-port flags do, so that one
+	// address's connections spread over the backends; tcp and udp
+	// services.
+	HashPort bool `yaml:"hash_port,omitempty"`
 	// Health configures active (and passive) checks; nil means none: every
 	// backend counts as up.
 	Health *Health `yaml:"health,omitempty"`

@@ -173,10 +173,19 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	if s.MaxSessions < 1 {
 		k.errorf(p+".max_sessions", "want at least 1, got %d", s.MaxSessions)
 	}
+	if s.HashPort && protoOK && s.Protocol == ProtoHTTP {
+		k.errorf(p+".hash_port", "hash_port is for tcp and udp services, not %s", s.Protocol)
+	} else if s.HashPort && !slices.Contains(portHashing, s.Scheduler) {
+		k.errorf(p+".hash_port", "scheduler %s hashes no client address; hash_port goes with %s", s.Scheduler, strings.Join(portHashing, ", "))
+	}
 	if s.MaxSessionsPerClient < 1 {
 		k.errorf(p+".max_sessions_per_client", "want at least 1, got %d", s.MaxSessionsPerClient)
 	}
 }
+
+// portHashing are the schedulers that hash the client address, and so
+// the port too with hash_port.
+var portHashing = []string{"sh", "mh", "maglev"}
 
 // scheduler checks that name is a scheduler built into the binary.
 func (k *checker) scheduler(path, name string) {

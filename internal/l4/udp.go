@@ -250,8 +250,11 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 	client := from.Addr().Unmap()
 	var tried balancer.Tried
 	for attempt := 0; attempt <= svc.Retries; attempt++ {
-		b, err := svc.Pick(client, l.vip, &tried)
+		b, err := svc.PickFlow(from, l.vip, &tried)
 		if err != nil {
+			if attempt == 0 {
+				p.refused.Add(1)
+			}
 			break
 		}
 		b.Acquire()

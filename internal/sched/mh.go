@@ -10,9 +10,9 @@ package sched
 // backends) but spreads the stranded ones in exact proportion to weight.
 // Both rebuild on a weight change, as IPVS does on ipvsadm -e -w.
 //
-// IPVS hashes the source port as well under its mh-port flag; fulcrum's
-// schedulers see the client's address only, so mh, like sh, hashes the
-// address alone.
+// Like sh, it hashes Key.Source, which the caller builds from the client's
+// address, or its address and port for a service with hash_port (IPVS's
+// mh-port flag).
 func init() {
 	register("mh", func(bs []Backend) Scheduler { return newMaglevOn(bs, configuredWeight) })
 }

@@ -159,10 +159,13 @@ func TestConcurrentPick(t *testing.T) {
 			stop.Store(true)
 			<-flipped
 
-			// Once the flipping stops, picks see a settled pool again.
+			// Once the flipping stops, picks see a settled pool again
+			// (idle: ovf rightly refuses when every backend is over its
+			// weight).
 			for i := range p.fakes {
 				p.setUp(i, true)
 				p.setWeight(i, 1)
+				p.fakes[i].active.Store(0)
 			}
 			p.setUp(4, false)
 			for i := range 200 {
