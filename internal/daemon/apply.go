@@ -64,15 +64,17 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 		return err
 	}
 	// Commit order matters: the frontends get complete engine configs
-	// (logs), and HA groups tracking a service find it published.
+	// (logs), HA groups tracking a service find it published, and the
+	// admin API answers only once there is a state to report (at start, a
+	// status taken earlier would show no service at all).
 	return runStages(
 		d.backendStage(p, false),
 		d.settingsStage(cfg),
 		d.accessLogStage(p, cfg),
 		d.listenerStage(p, cfg),
-		d.adminStage(cfg),
 		d.publishStage(p, file, ov),
 		d.haStage(cfg, file.Hash()),
+		d.adminStage(cfg),
 	)
 }
 

@@ -595,7 +595,12 @@ func (in *Instance) shutdown(ctx context.Context, recv <-chan Packet) {
 		in.handingOver = false
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
-		in.releaseVIPs(rctx)
+		// A hand-over even when no successor was heard: a backup slowed
+		// down past those two intervals (a loaded machine) still takes
+		// over, as the successor of our priority 0, and relays our
+		// connections' packets to us; without one, they finish here.
+		// Released at once, the addresses would strand them either way.
+		in.giveUpVIPs(rctx, true)
 	}
 	in.notify(t)
 }
@@ -694,11 +699,16 @@ func (in *Instance) toFault(ctx context.Context) {
 	in.notify(t)
 }
 
-func (in *Instance) releaseVIPs(ctx context.Context) {
+func (in *Instance) releaseVIPs(ctx context.Context) { in.giveUpVIPs(ctx, false) }
+
+// giveUpVIPs releases the addresses: through a HandoverAnnouncer's
+// ReleaseTo, which may keep them a while for the connections on them, when
+// a successor was heard or handOver is set; at once otherwise.
+func (in *Instance) giveUpVIPs(ctx context.Context, handOver bool) {
 	next := in.successor
 	in.successor = netip.Addr{}
 	var err error
-	if ho, ok := in.ann.(HandoverAnnouncer); ok && next.IsValid() {
+	if ho, ok := in.ann.(HandoverAnnouncer); ok && (next.IsValid() || handOver) {
 		err = ho.ReleaseTo(ctx, in.cfg.VIPs, next)
 	} else {
 		err = in.ann.Release(ctx, in.cfg.VIPs)

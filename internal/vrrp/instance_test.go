@@ -304,6 +304,35 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
+// TestShutdownNoSuccessorHeard: a master that hears no successor within
+// two intervals of its priority 0 — alone, or beside a backup slowed down
+// on a loaded machine that takes over later — still hands the addresses
+// over (ReleaseTo), so that a hand-over announcer keeps them for the
+// connections in flight instead of stranding them.
+func TestShutdownNoSuccessorHeard(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := &fakeNet{}
+		a := start(t, n, testConfig("10.0.0.1", 200), nil)
+		time.Sleep(time.Second)
+		if st := a.in.State(); st != Master {
+			t.Fatalf("state %v, want master", st)
+		}
+		stopAt := time.Now()
+		a.stop(t)
+		rel, ok := a.ann.last("release")
+		if !ok || a.ann.count("release") != 1 {
+			t.Fatalf("%d releases, want 1", a.ann.count("release"))
+		}
+		if !rel.handover || rel.from.IsValid() {
+			t.Errorf("released with hand-over %v to %v, want a hand-over (ReleaseTo) to nobody heard", rel.handover, rel.from)
+		}
+		if d, want := rel.at.Sub(stopAt), 2*iv+handoverGrace(iv); d != want {
+			t.Errorf("released %v after the stop, want %v (two intervals for a successor, then the grace)", d, want)
+		}
+	})
+}
+
 // TestDrops feeds packets that must be ignored, each of which would make
 // us stay backup if it were taken for the master's advert, and checks that
 // we become master on time all the same and count each by reason.

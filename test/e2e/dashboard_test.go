@@ -85,14 +85,14 @@ services:
 		if time.Now().After(deadline) {
 			t.Fatalf("admin state of %s in /api/v1/status: got %q, want drain\npage problems: %q", bs[0].addr, state, tab.Problems())
 		}
-		for _, be := range n.status().Services[0].Backends {
+		for _, be := range n.service("web").Backends {
 			if be.Address == bs[0].addr {
 				state = be.AdminState
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, be := range n.status().Services[0].Backends {
+	for _, be := range n.service("web").Backends {
 		if be.Address == bs[1].addr && be.AdminState != "ready" {
 			t.Errorf("the other backend: admin state %q, want ready", be.AdminState)
 		}
