@@ -85,6 +85,7 @@ func testStatus(now time.Time) *admin.Status {
 			},
 			{
 				Name: "dns", Protocol: "udp", Listen: "[2001:db8::5]:53", Scheduler: "rr",
+				Counters: admin.Counters{Accepted: 70000, Active: 1024, Evicted: 3000, EvictedPerClient: 65000},
 				Backends: []admin.Backend{{Address: "[2001:db8::10]:53", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
 			},
 			{
