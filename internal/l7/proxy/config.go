@@ -135,4 +135,8 @@ type Stats struct {
 	// backend died mid-body or the client stopped reading. The client
 	// connection was closed.
 	Aborted uint64
+	// Refused counts requests answered 503 because their pool had no
+	// usable backend: every backend down, disabled or full, and the
+	// fallback down or absent.
+	Refused uint64
 }
