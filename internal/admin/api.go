@@ -1,6 +1,7 @@
 // Package admin serves fulcrum's HTTP API on the admin listener (loopback
-// by default): the JSON status that `fulcrum status` renders, and the
-// client the CLI uses to read it.
+// by default): the JSON status that `fulcrum status` renders, the recent
+// history of rates and HA changes that the dashboard draws (history.go),
+// and the client the CLI uses to read the status.
 package admin
 
 import "time"
@@ -57,6 +58,10 @@ type HAGroup struct {
 	// yet listens for one (ha.groups[].initdead): it takes the VIPs then,
 	// unless it hears a master first.
 	ListenUntil time.Time `json:"listen_until,omitzero"`
+	// ReleasedAt is set while `fulcrum ha release` holds this node back:
+	// it does not preempt until the new master fails or `fulcrum ha
+	// reclaim` undoes the release.
+	ReleasedAt time.Time `json:"released_at,omitzero"`
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
 	// HellosSent and HelloDropped count this group's hellos (0/nil when

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 )
 
 type fakeSource struct{ st Status }
@@ -52,12 +53,7 @@ func TestStatusRoundTrip(t *testing.T) {
 
 func TestFetchStatusNoServer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.TCP(t) // reserved: nothing listens there
 	if _, err := FetchStatus(context.Background(), addr); err == nil {
 		t.Fatal("got nil error from a closed port")
 	}
@@ -79,6 +75,10 @@ func (f *fakeControl) record(format string, args ...any) error {
 
 func (f *fakeControl) ReleaseGroup(_ context.Context, name string) error {
 	return f.record("release %s", name)
+}
+
+func (f *fakeControl) ReclaimGroup(_ context.Context, name string) error {
+	return f.record("reclaim %s", name)
 }
 
 func (f *fakeControl) SetAdminState(_ context.Context, service, address, state string) (Backend, error) {
@@ -141,6 +141,8 @@ func TestControlEndpoints(t *testing.T) {
 		{"add oversized body", "POST", "/api/v1/services/web/backends", `{"address":"` + strings.Repeat("1", 5000) + `"}`, token, 400, "", "body:"},
 		{"remove", "DELETE", "/api/v1/services/web/backends/10.0.0.1:80", "", token, 200, "remove web 10.0.0.1:80", ""},
 		{"reload", "POST", "/api/v1/reload", "", token, 200, "reload", `"config_hash": "abc123"`},
+		{"release", "POST", "/api/v1/ha/web/release", "", token, 200, "release web", `"released": "web"`},
+		{"reclaim", "POST", "/api/v1/ha/web/reclaim", "", token, 200, "reclaim web", `"reclaimed": "web"`},
 		{"unknown action", "POST", "/api/v1/services/web/backends/10.0.0.1:80/explode", "", token, 404, "", ""},
 	}
 	for _, tt := range tests {

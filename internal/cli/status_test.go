@@ -51,6 +51,7 @@ func testStatus(now time.Time) *admin.Status {
 				Peers: []admin.HAPeer{{Address: "192.168.0.2", Priority: 100, Node: "lb2", State: "backup", Hellos: 900, LastHello: now.Add(-42 * time.Second), Gone: true}}},
 			{Name: "db", Interface: "eth0", VRID: 52, VIPs: []string{"192.168.0.106/24"}, State: "backup", Since: started,
 				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000, VIPsHeld: 1,
+				ReleasedAt: now.Add(-5 * time.Minute),
 				Peers: []admin.HAPeer{
 					{Address: "192.168.0.2", Priority: 150, LastHeard: now.Add(-300 * time.Millisecond), Adverts: 54000, ConfigHash: "9876fedc00112233"},
 					{Address: "192.168.0.3", Priority: 0, LastHeard: now.Add(-time.Hour), Adverts: 12},
