@@ -23,6 +23,7 @@ type collector struct {
 
 	svcConns, svcActive, svcNoBackend, svcConnFail, svcProxyErr, svcIdle *prometheus.Desc
 	svcUDPDropped, svcUDPSendErr, svcPersist                             *prometheus.Desc
+	svcPoller                                                            *prometheus.Desc
 
 	beConns, beActive, beConnFail, beIn, beOut, beLifetime      *prometheus.Desc
 	beReqs, beReqErrs, beLatency                                *prometheus.Desc
@@ -69,6 +70,7 @@ func newCollector(src Source) *collector {
 	c.svcUDPDropped = d("service_udp_dropped_total", "Datagrams from new clients refused because the session table was full or the proxy was shutting down (UDP services).", svc...)
 	c.svcUDPSendErr = d("service_udp_send_errors_total", "Datagrams that could not be sent to a backend or a client (UDP services).", svc...)
 	c.svcPersist = d("service_persistence_entries", "Clients in a service's persistence table.", svc...)
+	c.svcPoller = d("service_http_poller", "1 for the state of the poller the HTTP/1.1 reads of a service wait on (on; off: turned off by http.poller or FULCRUM_HTTP_POLLER; failed: could not start or stopped on an error, reads wait in Go's netpoller), 0 for the others (HTTP services).", "service", "state")
 
 	c.beConns = d("backend_connections_total", "Connections (UDP: sessions) opened to a backend, including failed attempts.", be...)
 	c.beActive = d("backend_connections_active", "Connections (UDP: sessions) to a backend open now.", be...)
@@ -167,6 +169,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s.Persistence != nil {
 			gauge(c.svcPersist, float64(s.Persistence.Entries), n)
+		}
+		if h := s.HTTP; h != nil && h.Poller != "" {
+			for _, state := range pollerStates {
+				gauge(c.svcPoller, bool01(h.Poller == state), n, state)
+			}
 		}
 		c.backends(n, s.Backends, counter, gauge, hist)
 		// Route pools of an http service, as SERVICE/ROUTE.
@@ -317,3 +324,6 @@ func (c *collector) backends(n string, bs []Backend, counter, gauge counterFn, h
 		}
 	}
 }
+
+// pollerStates are the values of HTTPCounters.Poller.
+var pollerStates = []string{"on", "off", "failed"}

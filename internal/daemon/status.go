@@ -132,6 +132,8 @@ func httpCounters(s proxy.Stats) *admin.HTTPCounters {
 		UpstreamConnects: s.UpstreamConnects,
 		UpstreamReuses:   s.UpstreamReuses,
 		Aborted:          s.Aborted,
+		Poller:           s.Poller.String(),
+		PollerError:      s.PollerError,
 	}
 }
 
