@@ -53,6 +53,10 @@ type HAGroup struct {
 	// VIPsHeld is how many of VIPs this node holds: all on a master, none
 	// on a backup once a hand-over is complete.
 	VIPsHeld int `json:"vips_held"`
+	// ListenUntil is set while a starting backup that has heard no master
+	// yet listens for one (ha.groups[].initdead): it takes the VIPs then,
+	// unless it hears a master first.
+	ListenUntil time.Time `json:"listen_until,omitzero"`
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
 	// HellosSent and HelloDropped count this group's hellos (0/nil when
@@ -69,11 +73,13 @@ type HAGroup struct {
 // HAPeer is another node heard advertising for a group.
 type HAPeer struct {
 	Address string `json:"address"`
-	// Priority and IntervalMS are from its last advert; priority 0 means
-	// it was leaving.
+	// Priority is from its last advert, or its last hello when that is
+	// newer; priority 0 means it was leaving. IntervalMS and LastHeard
+	// are from its last advert (zero if it never sent one: only a master
+	// advertises).
 	Priority   int       `json:"priority"`
 	IntervalMS float64   `json:"interval_ms"`
-	LastHeard  time.Time `json:"last_heard"`
+	LastHeard  time.Time `json:"last_heard,omitzero"`
 	Adverts    uint64    `json:"adverts"`
 	// ConfigHash is the first 16 hex digits of the peer's config hash,
 	// from its hellos or its authenticated adverts; "" while unknown.
@@ -87,6 +93,10 @@ type HAPeer struct {
 	State     string    `json:"state,omitempty"`
 	Hellos    uint64    `json:"hellos,omitempty"`
 	LastHello time.Time `json:"last_hello,omitzero"`
+	// Gone is set for a peer heard before and silent since: no hello for
+	// 5s and no advert for three of its intervals. The group has lost
+	// that redundancy (logged at Warn when it went).
+	Gone bool `json:"gone,omitempty"`
 }
 
 // TrackItem is one thing an HA group tracks.
@@ -210,6 +220,11 @@ type Counters struct {
 	ConnectFailures  uint64 `json:"connect_failures"`
 	ProxyHeaderError uint64 `json:"proxy_header_errors,omitempty"`
 	Dropped          uint64 `json:"dropped,omitempty"`
+	// Evicted and EvictedPerClient count UDP sessions ended to make room
+	// for a new one: the table was at max_sessions, or the client address
+	// at max_sessions_per_client.
+	Evicted          uint64 `json:"evicted,omitempty"`
+	EvictedPerClient uint64 `json:"evicted_per_client,omitempty"`
 	SendErrors       uint64 `json:"send_errors,omitempty"`
 	IdleTimeouts     uint64 `json:"idle_timeouts"`
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/fulcrum-lb/fulcrum/internal/admin/ui"
 	"github.com/fulcrum-lb/fulcrum/internal/browsertest"
 )
@@ -103,7 +104,7 @@ func dashStatus() Status {
 
 // serveDashboard runs the admin server on loopback and returns its
 // address and a function that stops it.
-func serveDashboard(t *testing.T, f *fakeCluster, token string) (string, func()) {
+func serveDashboard(t *testing.T, f *fakeCluster, token string, tweak ...func(*Options)) (string, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -111,8 +112,12 @@ func serveDashboard(t *testing.T, f *fakeCluster, token string) (string, func())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	srv := New(Options{Source: f, Control: f, Token: func() string { return token },
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opt := Options{Source: f, Control: f, Token: func() string { return token },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, tw := range tweak {
+		tw(&opt)
+	}
+	srv := New(opt)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	var once sync.Once
 	stop := func() {
@@ -292,4 +297,119 @@ func TestDashboardInBrowser(t *testing.T) {
 	stop()
 	tab.WaitFor(0, banner+` !== "none" && document.getElementById("fetch-error").textContent.includes("Cannot read /api/v1/status")`)
 	tab.WaitFor(0, stateOf("[::1]:82")+` === "drain"`)
+}
+
+// growingCluster is a fakeCluster whose web service accepts 100
+// connections a second by its status's clock (127.0.0.1:81 takes half),
+// and whose HA group "web" goes from master to backup when released.
+type growingCluster struct {
+	*fakeCluster
+	start time.Time
+}
+
+func (g growingCluster) Status() Status {
+	st := g.fakeCluster.Status()
+	st.Time = time.Now()
+	ms := uint64(st.Time.Sub(g.start).Milliseconds())
+	st.Services[0].Counters.Accepted = ms / 10
+	st.Services[0].Backends[0].Total = ms / 20
+	return st
+}
+
+func (g growingCluster) ReleaseGroup(_ context.Context, name string) error {
+	g.smu.Lock()
+	defer g.smu.Unlock()
+	g.st.HA = slices.Clone(g.st.HA) // statuses handed out keep the old one
+	for i := range g.st.HA {
+		if h := &g.st.HA[i]; h.Name == name && h.State == "master" {
+			h.State, h.Since, h.VIPsHeld = "backup", time.Now(), 0
+			h.Transitions++
+			return nil
+		}
+	}
+	return fmt.Errorf("no such group %s in master state", name)
+}
+
+// TestDashboardHistoryInBrowser: the graphs gain a point with every sample
+// the node takes and show the rate; the HA timeline shows a transition the
+// test causes through the API.
+func TestDashboardHistoryInBrowser(t *testing.T) {
+	t.Parallel()
+	tab := browsertest.New(t, 120*time.Second)
+	g := growingCluster{fakeCluster: &fakeCluster{st: dashStatus()}, start: time.Now()}
+	addr, _ := serveDashboard(t, g.fakeCluster, dashToken, func(o *Options) {
+		o.Source, o.Control, o.HistoryInterval = g, g, time.Second
+	})
+	tab.Navigate("http://"+addr+"/", 1400, 900)
+	// Poll every second, as the node samples.
+	browsertest.Eval[chromedp.Void](tab, `(() => { const s = document.getElementById("refresh"); s.value = "1000"; s.dispatchEvent(new Event("change")); })()`)
+
+	graph := `document.querySelector('section[data-service="web"] svg.chart.big')`
+	points := func() int { return browsertest.Eval[int](tab, `Number(`+graph+`?.dataset.points ?? -1)`) }
+	history := func() History {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + "/api/v1/history")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h History
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	// A point per sample: wait for three, then for each of the next two
+	// samples the node takes, the page shows one more point, and as many
+	// as the API has.
+	tab.WaitFor(60*time.Second, graph+`?.dataset.points >= 3`)
+	for range 2 {
+		n := len(history().Times)
+		tab.WaitFor(30*time.Second, fmt.Sprintf(`%s?.dataset.points > %d`, graph, n))
+		got, api := points(), len(history().Times)
+		if got < n+1 || got > api {
+			t.Errorf("graph points: got %d, want one more than the %d before and at most the API's %d", got, n, api)
+		}
+	}
+	vertices := browsertest.Eval[int](tab, graph+`.querySelector("polyline.rate").getAttribute("points").trim().split(/\s+/).length`)
+	if p := points(); vertices != p {
+		t.Errorf("rate line: got %d vertices, want one per point (%d)", vertices, p)
+	}
+	if last := browsertest.Eval[float64](tab, `Number(`+graph+`.dataset.last)`); last < 80 || last > 120 {
+		t.Errorf("web's rate on the graph: got %v, want about 100 conn/s", last)
+	}
+	spark := `document.querySelector('tr[data-service="web"][data-backend="127.0.0.1:81"] svg.chart.small')`
+	if last := browsertest.Eval[float64](tab, `Number(`+spark+`?.dataset.last ?? -1)`); last < 40 || last > 60 {
+		t.Errorf("127.0.0.1:81's rate on its graph: got %v, want about 50 conn/s", last)
+	}
+
+	// The HA timeline: master all along, then a release the test asks for.
+	row := `document.querySelector('#ha-timeline [data-group="web"]')`
+	tab.WaitFor(30*time.Second, row+`?.querySelector("rect.seg.master") && !`+row+`.querySelector("rect.seg.backup")`)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/ha/web/release", nil)
+	req.Header.Set("Authorization", "Bearer "+dashToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("release: got %d, want 200", resp.StatusCode)
+	}
+	tab.WaitFor(30*time.Second, row+`?.querySelector("ul.changes li")?.textContent.startsWith("master → backup at ")`)
+	g.smu.Lock()
+	since := g.st.HA[0].Since
+	g.smu.Unlock()
+	if got, want := browsertest.Eval[string](tab, row+`.querySelector("ul.changes li").dataset.time`), since.UTC().Format("2006-01-02T15:04:05.000Z"); got != want {
+		t.Errorf("transition time on the page: got %s, want %s, when the group changed", got, want)
+	}
+	tab.WaitFor(30*time.Second, row+`.querySelector("rect.seg.backup") !== null && `+row+`.querySelector("line.mark") !== null`)
+	if out := os.Getenv("FULCRUM_SCREENSHOT"); out != "" {
+		if err := os.WriteFile(out, tab.Screenshot(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pr := range tab.Problems() {
+		t.Errorf("page problem: %s", pr)
+	}
 }

@@ -22,7 +22,7 @@ type collector struct {
 	info, started, reloads, reloadOK *prometheus.Desc
 
 	svcConns, svcActive, svcNoBackend, svcConnFail, svcProxyErr, svcIdle *prometheus.Desc
-	svcUDPDropped, svcUDPSendErr, svcPersist                             *prometheus.Desc
+	svcUDPDropped, svcUDPEvicted, svcUDPSendErr, svcPersist              *prometheus.Desc
 	svcPoller                                                            *prometheus.Desc
 
 	beConns, beActive, beConnFail, beIn, beOut, beLifetime      *prometheus.Desc
@@ -67,7 +67,8 @@ func newCollector(src Source) *collector {
 	c.svcConnFail = d("service_connect_failures_total", "Failed attempts to connect to a backend, over all backends of a service.", svc...)
 	c.svcProxyErr = d("service_proxy_header_errors_total", "Connections closed because their inbound PROXY protocol header was malformed, missing or late (TCP services).", svc...)
 	c.svcIdle = d("service_idle_timeouts_total", "Connections (UDP: sessions) ended by the idle timeout.", svc...)
-	c.svcUDPDropped = d("service_udp_dropped_total", "Datagrams from new clients refused because the session table was full or the proxy was shutting down (UDP services).", svc...)
+	c.svcUDPDropped = d("service_udp_dropped_total", "Datagrams from new clients refused because the proxy was shutting down (UDP services).", svc...)
+	c.svcUDPEvicted = d("service_udp_evicted_total", "UDP sessions ended to make room for a new client's, by reason: table_full (max_sessions reached: the least recently active session goes), per_client (the client address reached max_sessions_per_client: its own least recently active session goes).", "service", "reason")
 	c.svcUDPSendErr = d("service_udp_send_errors_total", "Datagrams that could not be sent to a backend or a client (UDP services).", svc...)
 	c.svcPersist = d("service_persistence_entries", "Clients in a service's persistence table.", svc...)
 	c.svcPoller = d("service_http_poller", "1 for the state of the poller the HTTP/1.1 reads of a service wait on (on; off: turned off by http.poller or FULCRUM_HTTP_POLLER; failed: could not start or stopped on an error, reads wait in Go's netpoller), 0 for the others (HTTP services).", "service", "state")
@@ -163,6 +164,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.svcIdle, float64(k.IdleTimeouts), n)
 		if s.Protocol == "udp" {
 			counter(c.svcUDPDropped, float64(k.Dropped), n)
+			counter(c.svcUDPEvicted, float64(k.Evicted), n, "table_full")
+			counter(c.svcUDPEvicted, float64(k.EvictedPerClient), n, "per_client")
 			counter(c.svcUDPSendErr, float64(k.SendErrors), n)
 		} else {
 			counter(c.svcProxyErr, float64(k.ProxyHeaderError), n)
@@ -220,7 +223,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.haVIPsHeld, float64(g.VIPsHeld), n)
 		for _, p := range g.Peers {
 			gauge(c.haPeerPrio, float64(p.Priority), n, p.Address)
-			if p.Adverts > 0 || p.Hellos == 0 { // heard by VRRP, not by hello only
+			if p.Adverts > 0 { // heard by VRRP, not by hello only (or gone, forgotten by the hello)
 				counter(c.haPeerAdverts, float64(p.Adverts), n, p.Address)
 				gauge(c.haPeerLastHeard, unix(p.LastHeard), n, p.Address)
 			}

@@ -70,7 +70,7 @@ func metricsStatus() Status {
 			},
 			{
 				Name: "dns", Protocol: "udp", Listen: "192.0.2.100:53", Scheduler: "rr",
-				Counters: Counters{Accepted: 3, Dropped: 2, SendErrors: 1},
+				Counters: Counters{Accepted: 3, Dropped: 2, Evicted: 5, EvictedPerClient: 4, SendErrors: 1},
 				Backends: []Backend{{Address: "10.0.0.4:53", Role: RoleBackup, Weight: 1, ConfiguredWeight: 1, Healthy: true}},
 			},
 		},

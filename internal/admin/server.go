@@ -53,6 +53,10 @@ type Options struct {
 	// only.
 	Token func() string
 	Log   *slog.Logger
+	// HistoryInterval and HistoryWindow set how often the node samples
+	// its status for GET /api/v1/history and how long it keeps the
+	// samples; 0: every 2 s, for 10 minutes.
+	HistoryInterval, HistoryWindow time.Duration
 }
 
 // Server is the admin HTTP API.
@@ -61,6 +65,7 @@ type Server struct {
 	log     *slog.Logger
 	srv     *http.Server
 	refused refusals
+	hist    *history
 }
 
 // New returns a server.
@@ -71,9 +76,11 @@ func New(opt Options) *Server {
 	if opt.Token == nil {
 		opt.Token = func() string { return "" }
 	}
-	s := &Server{opt: opt, log: opt.Log.With("component", "admin")}
+	s := &Server{opt: opt, log: opt.Log.With("component", "admin"),
+		hist: newHistory(opt.Source, opt.HistoryInterval, opt.HistoryWindow)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", s.status)
+	mux.HandleFunc("GET /api/v1/history", s.history)
 	mux.HandleFunc("POST /api/v1/ha/{group}/release", s.mutation(s.release))
 	mux.Handle("GET /metrics", metricsHandler(opt.Source, s.log, newRefusalCollector(&s.refused)))
 	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/drain", s.mutation(s.adminState("drain")))
@@ -111,6 +118,21 @@ func New(opt Options) *Server {
 
 // Serve answers on ln until ctx is done, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hctx, stopHistory := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		s.hist.run(hctx)
+	}()
+	defer func() {
+		// The sampler ends after the status read it may be in; never let
+		// a status that hangs hang the shutdown too.
+		stopHistory()
+		select {
+		case <-sampled:
+		case <-time.After(5 * time.Second):
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	select {

@@ -1,5 +1,5 @@
 // Package alert runs configured hooks on every event fulcrum reports: a
-// backend going up or down, later HA state changes. It plays the part of
+// backend going up or down, an HA group changing state. It plays the part of
 // mon's alert/upalert scripts (lvs.alert) and keepalived's notify scripts.
 //
 // A Dispatcher logs each event once and hands it to every hook whose
@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// Event is one thing that happened. Kind examples: "backend" (health
-// transition), later "ha".
+// Event is one thing that happened. Kinds: "backend" (health transition)
+// and "ha" (VRRP state change).
 type Event struct {
 	Kind      string            `json:"kind"`
 	Service   string            `json:"service,omitempty"`

@@ -233,7 +233,9 @@ func (r *run) reconcile() {
 	r.states = states
 }
 
-// dispatch logs ev and queues it for each matching hook.
+// dispatch queues ev for each matching hook, and logs it at Debug only:
+// whoever notifies an event logs the change itself, once, at the level
+// it deserves (a backend down or a lost HA peer at Warn).
 func (r *run) dispatch(ev Event) {
 	d := r.d
 	// An event notified after SetHooks returned goes to the new hooks even
@@ -241,7 +243,7 @@ func (r *run) dispatch(ev Event) {
 	if d.hooks.Load() != r.table {
 		r.reconcile()
 	}
-	d.log.Info("event", "kind", ev.Kind, "service", ev.Service, "backend", ev.Backend,
+	d.log.Debug("event", "kind", ev.Kind, "service", ev.Service, "backend", ev.Backend,
 		"state", ev.State, "prev_state", ev.PrevState, "reason", ev.Reason)
 	body, err := json.Marshal(ev)
 	if err != nil {

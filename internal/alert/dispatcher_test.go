@@ -177,8 +177,8 @@ func TestRateLimit(t *testing.T) {
 		if s.Sent != 3 || s.Dropped != 7 || s.Failed != 0 {
 			t.Errorf("10 events at once: got sent %d, dropped %d, failed %d; want 3, 7, 0", s.Sent, s.Dropped, s.Failed)
 		}
-		if got := len(logs.lines("event")); got != 10 {
-			t.Errorf("got %d events logged, want 10", got)
+		if got := logs.lines("event"); len(got) != 10 || !strings.Contains(got[0], "level=DEBUG") {
+			t.Errorf("got %d events logged (first %q), want 10 at debug: the notifier logs the change", len(got), got)
 		}
 		if got := logs.lines("alert hook dropping events; further drops are summed up each minute"); len(got) != 1 || !strings.Contains(got[0], "why=\"rate limit\"") {
 			t.Errorf("first drop: got log %q, want one line with why=\"rate limit\"", got)

@@ -29,6 +29,11 @@ type Service struct {
 	SendProxy          string // "", "v1", "v2"
 	AcceptProxy        bool
 	MaxSessions        int
+	// MaxPerClient bounds the UDP sessions of one client address.
+	MaxPerClient int
+	// HashPort: hashing schedulers hash the client's port with its
+	// address (IPVS sh-port, mh-port); PickFlow honours it.
+	HashPort bool
 	// Quiescent: a backend that is down keeps its connections (true) or
 	// loses them (false: TCP after a grace period, UDP sessions at once).
 	Quiescent bool
@@ -68,6 +73,8 @@ type ServiceSpec struct {
 	SendProxy                 string
 	AcceptProxy               bool
 	MaxSessions               int
+	MaxPerClient              int
+	HashPort                  bool
 	Quiescent                 bool
 }
 
@@ -92,6 +99,8 @@ func NewService(spec ServiceSpec, primary, backup []*Backend, fallback *Backend,
 		SendProxy:          spec.SendProxy,
 		AcceptProxy:        spec.AcceptProxy,
 		MaxSessions:        spec.MaxSessions,
+		MaxPerClient:       spec.MaxPerClient,
+		HashPort:           spec.HashPort,
 		Quiescent:          spec.Quiescent,
 		Scheduler:          spec.Scheduler,
 		primary:            p,
@@ -148,12 +157,27 @@ func (t *Tried) Len() int { return t.n }
 // client while it is available, the scheduler's choice among primaries,
 // then among backups, then the fallback.
 func (s *Service) Pick(client, dest netip.Addr, tried *Tried) (*Backend, error) {
+	return s.pick(client, sched.Key{Source: sched.HashAddr(client), Dest: sched.HashAddr(dest)}, tried)
+}
+
+// PickFlow is Pick for an L4 flow from client (address and port): with
+// HashPort the hashing schedulers hash the port too, so one address's
+// flows spread over the backends. Persistence still keys on the address.
+func (s *Service) PickFlow(client netip.AddrPort, dest netip.Addr, tried *Tried) (*Backend, error) {
+	addr := client.Addr().Unmap()
+	k := sched.Key{Source: sched.HashAddr(addr), Dest: sched.HashAddr(dest)}
+	if s.HashPort {
+		k.Source = sched.HashAddrPort(netip.AddrPortFrom(addr, client.Port()))
+	}
+	return s.pick(addr, k, tried)
+}
+
+func (s *Service) pick(client netip.Addr, k sched.Key, tried *Tried) (*Backend, error) {
 	if s.persist != nil {
 		if b := s.persist.Lookup(client); b != nil && b.Available() && !tried.Has(b) && s.owns(b) {
 			return b, nil
 		}
 	}
-	k := sched.Key{Source: sched.HashAddr(client), Dest: sched.HashAddr(dest)}
 	b := s.primary.pick(k, tried)
 	if b == nil {
 		b = s.backup.pick(k, tried)

@@ -98,3 +98,27 @@ func TestDrivesAPage(t *testing.T) {
 		}
 	}
 }
+
+// skipT turns a Skip into a panic the test recovers, instead of skipping
+// the test.
+type skipT struct{ testing.TB }
+
+type skipped string
+
+func (skipT) Helper()               {}
+func (skipT) Skip(args ...any)      { panic(skipped(fmt.Sprint(args...))) }
+func (skipT) Fatalf(string, ...any) { panic("Fatalf, want Skip") }
+
+// Without Chromium on the PATH a browser test skips, saying what to
+// install.
+func TestSkipsWithoutChromium(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	msg := func() (msg any) {
+		defer func() { msg = recover() }()
+		New(skipT{t}, time.Minute)
+		return nil
+	}()
+	if m, ok := msg.(skipped); !ok || !strings.Contains(string(m), "apt-get install chromium") {
+		t.Errorf("without chromium: got %v, want a skip saying how to install chromium", msg)
+	}
+}

@@ -6,29 +6,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 )
-
-// target is where an admin command sends its request: the admin API's
-// address and the bearer token, from flags or the config.
-type target struct{ addr, file, tokenFile string }
-
-func (tg *target) flags(cmd *cobra.Command) { adminFlags(cmd, &tg.addr, &tg.file, &tg.tokenFile) }
-
-// run resolves the target and calls f with a bounded context.
-func (tg *target) run(cmd *cobra.Command, f func(ctx context.Context, addr, token string) error) error {
-	addr, token, err := adminTarget(tg.addr, tg.file, tg.tokenFile)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-	defer cancel()
-	return f(ctx, addr, token)
-}
 
 func newBackendCmd() *cobra.Command {
 	cmd := &cobra.Command{

@@ -44,7 +44,7 @@ or kept as a reference.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", "/etc/fulcrum/fulcrum.yaml", "config file")
+	configFlag(cmd, &file)
 	cmd.Flags().BoolVar(&effective, "effective", false, "print the effective config (YAML, every default filled in) instead of only ok")
 	return cmd
 }

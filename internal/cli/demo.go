@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	"github.com/spf13/cobra"
@@ -18,6 +20,9 @@ func newDemoCmd() *cobra.Command {
 		Short: "Start demo backends and a balancer in front of them on loopback",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := demoAddrsFree(a); err != nil {
+				return err
+			}
 			setup, err := demo.Start(a)
 			if err != nil {
 				return err
@@ -61,4 +66,29 @@ func hostPortSpaced(hp string) string {
 		return hp
 	}
 	return host + " " + port
+}
+
+// demoAddrsFree binds each of the demo's addresses for a moment, all at
+// once, so that an address in use (by another program, or given to two
+// flags) is reported with the flag that chooses another, before anything
+// starts.
+func demoAddrsFree(a demo.Addrs) error {
+	var errs []error
+	for _, p := range []struct{ flag, network, addr string }{
+		{"--web", "tcp", a.Web}, {"--udp", "udp", a.UDP}, {"--admin", "tcp", a.Admin},
+	} {
+		var c io.Closer
+		var err error
+		if p.network == "udp" {
+			c, err = net.ListenPacket(p.network, p.addr)
+		} else {
+			c, err = net.Listen(p.network, p.addr)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("demo: cannot use %s %s (%w): choose a free address with %s HOST:PORT", p.flag, p.addr, err, p.flag))
+			continue
+		}
+		defer c.Close()
+	}
+	return errors.Join(errs...)
 }

@@ -8,8 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3";
@@ -35,7 +38,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 // Main runs the command line and returns the process exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(joinOptionalValues(root, args))
 	if err := root.Execute(); err != nil {
 		var code exitError
 		if errors.As(err, &code) {
@@ -82,4 +85,47 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// joinOptionalValues rewrites "--watch 1s" as "--watch=1s" for the flags
+// whose value is optional (a bare --watch means --watch=2s): pflag takes
+// the value of such a flag only after "=", and would see "1s" as an
+// argument the command refuses. The next word is joined only when it is a
+// valid value, so "--watch --json" keeps its meaning.
+func joinOptionalValues(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil {
+		return args
+	}
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		var f *pflag.Flag
+		switch {
+		case strings.Contains(a, "="):
+		case strings.HasPrefix(a, "--"):
+			f = cmd.Flags().Lookup(a[2:])
+		case len(a) == 2 && a[0] == '-':
+			f = cmd.Flags().ShorthandLookup(a[1:])
+		}
+		if f != nil && f.NoOptDefVal != "" && i+1 < len(args) && validValue(f, args[i+1]) {
+			a += "=" + args[i+1]
+			i++
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// validValue reports whether v is a value for f.
+func validValue(f *pflag.Flag, v string) bool {
+	switch f.Value.Type() {
+	case "duration":
+		_, err := time.ParseDuration(v)
+		return err == nil
+	}
+	return false
 }

@@ -33,7 +33,7 @@ func newRunCmd() *cobra.Command {
 			return runDaemon(cmd, cfg, load)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", "/etc/fulcrum/fulcrum.yaml", "config file")
+	configFlag(cmd, &file)
 	return cmd
 }
 

@@ -34,7 +34,7 @@ for HTTP services (connect failures, timeouts, broken responses, 5xx) and
 failed connect attempts for TCP and UDP services.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			addr, _, err := adminTarget(addr, file, "")
+			addr, err := adminAddr(addr, file)
 			if err != nil {
 				return err
 			}
@@ -81,8 +81,7 @@ failed connect attempts for TCP and UDP services.`,
 			}
 		},
 	}
-	cmd.Flags().StringVar(&addr, "admin", "", "admin API address (default: from --config, else 127.0.0.1:9900)")
-	cmd.Flags().StringVarP(&file, "config", "c", "", "read the admin address from this config file")
+	addrFlags(cmd, &addr, &file)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON status")
 	cmd.Flags().DurationVarP(&watch, "watch", "w", 0, "refresh in place at this interval (e.g. 2s)")
 	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
@@ -139,21 +138,11 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			case g.State != "master" && g.VIPsHeld > 0:
 				fmt.Fprintf(w, "    still holds %d of %d VIPs (handing over, or removing them failed)\n", g.VIPsHeld, len(g.VIPs))
 			}
-			if len(g.Peers) > 0 {
-				peers := make([]string, len(g.Peers))
-				for i, p := range g.Peers {
-					who := p.Address
-					if p.Node != "" { // from its hellos
-						who += fmt.Sprintf(" (%s %s)", p.Node, p.State)
-					}
-					peers[i] = fmt.Sprintf("%s priority %d %s ago", who, p.Priority, now.Sub(p.LastHeard).Round(100*time.Millisecond))
-					if p.ConfigHash != "" && strings.HasPrefix(st.ConfigHash, p.ConfigHash) {
-						peers[i] += " (same config)"
-					}
-				}
-				fmt.Fprintf(w, "    peers heard: %s\n", strings.Join(peers, ", "))
+			if !g.ListenUntil.IsZero() && g.State == "backup" {
+				fmt.Fprintf(w, "    starting: listening for a master (initdead) %s more before taking the VIPs\n",
+					max(g.ListenUntil.Sub(now), 0).Round(100*time.Millisecond))
 			}
-			peerConfigs(w, g, st.ConfigHash)
+			renderPeers(w, g, st.ConfigHash, now)
 			for _, it := range g.Track {
 				if !it.OK {
 					effect := fmt.Sprintf("-%d", it.Weight)
@@ -238,6 +227,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		}
 		if c.Dropped > 0 {
 			fmt.Fprintf(&b, " dropped %d", c.Dropped)
+		}
+		if c.Evicted+c.EvictedPerClient > 0 {
+			fmt.Fprintf(&b, " evicted %d (table full) %d (per client)", c.Evicted, c.EvictedPerClient)
 		}
 		b.WriteString("]")
 		out = append(out, printed{text: b.String()})
@@ -419,15 +411,58 @@ func runtimeChanged(st *admin.Status) bool {
 	return false
 }
 
-// peerConfigs warns about peers that run another config hash than ours
-// (their hellos carry it, and authenticated adverts; "peers heard" marks
-// those that agree).
-func peerConfigs(w io.Writer, g admin.HAGroup, ours string) {
+// renderPeers prints the group's peers, each with how long ago it was
+// last heard (by advert or hello, whichever is newer), and warns about
+// peers gone — with "no redundancy" when none is left — and about peers
+// that run another config hash than ours (their hellos carry it, and
+// authenticated adverts; "same config" marks those that agree).
+func renderPeers(w io.Writer, g admin.HAGroup, ours string, now time.Time) {
+	if len(g.Peers) == 0 {
+		return
+	}
+	var peers, gone []string
 	for _, p := range g.Peers {
-		if p.ConfigHash != "" && !strings.HasPrefix(ours, p.ConfigHash) {
+		who := p.Address
+		if p.Node != "" && p.State != "" && !p.Gone { // from its hellos
+			who += fmt.Sprintf(" (%s %s)", p.Node, p.State)
+		} else if p.Node != "" {
+			who += " (" + p.Node + ")"
+		}
+		ago := now.Sub(peerLastSeen(p)).Round(100 * time.Millisecond)
+		if p.Gone {
+			gone = append(gone, fmt.Sprintf("%s gone, last heard %s ago", who, ago))
+			continue
+		}
+		s := fmt.Sprintf("%s priority %d %s ago", who, p.Priority, ago)
+		if p.ConfigHash != "" && strings.HasPrefix(ours, p.ConfigHash) {
+			s += " (same config)"
+		}
+		peers = append(peers, s)
+	}
+	if len(peers) > 0 {
+		fmt.Fprintf(w, "    peers heard: %s\n", strings.Join(peers, ", "))
+	}
+	for _, s := range gone {
+		if len(peers) == 0 {
+			fmt.Fprintf(w, "    WARNING: no redundancy: peer %s; no other peer heard\n", s)
+		} else {
+			fmt.Fprintf(w, "    WARNING: peer %s\n", s)
+		}
+	}
+	for _, p := range g.Peers {
+		if p.ConfigHash != "" && !p.Gone && !strings.HasPrefix(ours, p.ConfigHash) {
 			fmt.Fprintf(w, "    WARNING: peer %s runs config %.12s, this node %.12s\n", p.Address, p.ConfigHash, ours)
 		}
 	}
+}
+
+// peerLastSeen is when a peer was last heard: its last advert or its
+// last hello, whichever is newer.
+func peerLastSeen(p admin.HAPeer) time.Time {
+	if p.LastHello.After(p.LastHeard) {
+		return p.LastHello
+	}
+	return p.LastHeard
 }
 
 // healthSummary is ldirectord's status in one cell: the check, its state

@@ -379,10 +379,10 @@ services: [{ name: web, *k : 10.0.0.1:80, backends: [{ address: *addr }] }]
 		},
 		{
 			name: "binary string",
-			yaml: "admin: { token_file: !!binary L2V0Yy90b2tlbg== }\n" + okService,
+			yaml: "node: { name: !!binary bGIx }\n" + okService,
 			check: func(t *testing.T, c *Config) {
-				if got, want := c.Admin.TokenFile, "/etc/token"; got != want {
-					t.Errorf("token_file: got %q, want %q", got, want)
+				if got, want := c.Node.Name, "lb1"; got != want {
+					t.Errorf("node.name: got %q, want %q", got, want)
 				}
 			},
 		},

@@ -20,6 +20,7 @@ const (
 	defaultIdleTimeoutUDP    = 60 * time.Second
 	defaultProxyHeader       = 5 * time.Second
 	defaultMaxSessions       = 65536
+	defaultMaxPerClient      = 1024
 	defaultWeight            = 1
 	defaultPersistTimeout    = 360 * time.Second // ipvsadm -p
 	defaultPersistNetmask    = 32
@@ -40,6 +41,7 @@ func (c *Config) applyDefaults() {
 		c.Node.Name, _ = os.Hostname()
 	}
 	defaultTo(c, &c.Admin.Listen, "admin.listen", defaultAdminListen)
+	c.Admin.TokenFile = c.FilePath(c.Admin.TokenFile)
 	defaultTo(c, &c.Log.Level, "log.level", defaultLogLevel)
 	defaultTo(c, &c.Log.Format, "log.format", defaultLogFormat)
 	defaultTo(c, &c.Shutdown.DrainTimeout, "shutdown.drain_timeout", Duration(defaultDrainTimeout))
@@ -61,6 +63,7 @@ func (c *Config) applyDefaults() {
 		defaultTo(c, &s.Timeouts.Idle, p+".timeouts.idle", Duration(idle))
 		defaultTo(c, &s.Timeouts.ProxyHeader, p+".timeouts.proxy_header", Duration(defaultProxyHeader))
 		defaultTo(c, &s.MaxSessions, p+".max_sessions", defaultMaxSessions)
+		defaultTo(c, &s.MaxSessionsPerClient, p+".max_sessions_per_client", defaultMaxPerClient)
 		for j := range s.Backends {
 			if s.Backends[j].Weight == nil {
 				s.Backends[j].Weight = ptr(defaultWeight)

@@ -47,6 +47,14 @@ type HAGroup struct {
 	Preempt *bool `yaml:"preempt,omitempty"`
 	// PreemptDelay waits this long before preempting a live master.
 	PreemptDelay Duration `yaml:"preempt_delay"`
+	// InitDead is how long a starting node listens for an existing master
+	// before it may take the VIPs (heartbeat's initdead), when that is
+	// longer than its master-down interval; the first advert heard ends
+	// it. Default 2s: a master advertising every second (keepalived's
+	// default advert_int) is heard even if one advert is lost. It delays
+	// only a start with no master on the link (a cold start of the whole
+	// cluster, a lone node); 0s turns it off.
+	InitDead Duration `yaml:"initdead"`
 	// HandoverTimeout bounds a planned hand-over (ha release, SIGTERM,
 	// preemption): the old master keeps serving the TCP connections it has
 	// on the VIPs for up to this long, their packets relayed to it by the
@@ -59,6 +67,9 @@ type HAGroup struct {
 	// HMAC-SHA256 and replay-protected. Every node must use it; plain
 	// VRRP peers (keepalived, routers) can then no longer take part.
 	AuthKeyFile string `yaml:"auth_key_file,omitempty"`
+	// AuthKey is AuthKeyFile's content without surrounding white space,
+	// read and checked (at least 16 bytes) by Load; nil without a file.
+	AuthKey []byte `yaml:"-" json:"-"`
 	// GARP tunes the gratuitous ARP / unsolicited NA sent on taking over.
 	GARP GARP `yaml:"garp"`
 	// Track lowers this node's priority, or puts the group in fault, when
@@ -119,6 +130,7 @@ type SyncGroup struct {
 const (
 	defaultAdvertInterval    = 100 * time.Millisecond
 	defaultMasterDownAdverts = 2
+	defaultInitDead          = 2 * time.Second
 	defaultHandoverTimeout   = 10 * time.Second
 	defaultGARPRepeat        = 3
 	defaultGARPInterval      = 10 * time.Millisecond
@@ -163,7 +175,9 @@ func (c *Config) haDefaults() {
 		p := "ha.groups[" + strconv.Itoa(i) + "]"
 		defaultTo(c, &g.AdvertInterval, p+".advert_interval", Duration(defaultAdvertInterval))
 		defaultTo(c, &g.MasterDownAdverts, p+".master_down_adverts", defaultMasterDownAdverts)
+		defaultTo(c, &g.InitDead, p+".initdead", Duration(defaultInitDead))
 		defaultTo(c, &g.HandoverTimeout, p+".handover_timeout", Duration(defaultHandoverTimeout))
+		g.AuthKeyFile = c.FilePath(g.AuthKeyFile)
 		if g.Preempt == nil {
 			g.Preempt = ptr(true) // VRRP's default, spelled out for the effective config
 		}
@@ -253,6 +267,10 @@ func (k *checker) ha() {
 		if g.PreemptDelay < 0 {
 			k.errorf(p+".preempt_delay", "want a non-negative duration, got %s", g.PreemptDelay)
 		}
+		if g.InitDead < 0 {
+			k.errorf(p+".initdead", "want a non-negative duration, got %s", g.InitDead)
+		}
+		g.AuthKey = k.secret(p+".auth_key_file", g.AuthKeyFile)
 		for j, peer := range g.UnicastPeers {
 			a, err := netip.ParseAddr(peer)
 			if err != nil || a.IsUnspecified() || (family != 0 && (a.Is4() != (family == 4))) {

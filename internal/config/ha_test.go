@@ -2,6 +2,8 @@ package config
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,7 @@ ha:
       vips: [2001:db8::105]
       priority: { lb1: 150, lb2: 100 }
       unicast_peers: [2001:db8::2]
+      initdead: 0s
   sync_groups:
     - { name: both, groups: [web, web6] }
 `
@@ -39,6 +42,9 @@ func TestHADefaults(t *testing.T) {
 	}
 	if g.AdvertInterval.D() != 100*time.Millisecond || g.MasterDownAdverts != 2 || g.GARP.Repeat != 3 || g.GARP.Interval.D() != 10*time.Millisecond {
 		t.Errorf("defaults: got interval %s master_down_adverts %d garp %+v", g.AdvertInterval, g.MasterDownAdverts, g.GARP)
+	}
+	if g.InitDead.D() != 2*time.Second || c.HA.Groups[1].InitDead != 0 {
+		t.Errorf("initdead: got %s and %s, want 2s by default and 0s as given", g.InitDead, c.HA.Groups[1].InitDead)
 	}
 	if g.PreemptValue() || !c.HA.Groups[1].PreemptValue() {
 		t.Errorf("preempt: got %v %v, want false as given and true by default", g.PreemptValue(), c.HA.Groups[1].PreemptValue())
@@ -112,6 +118,61 @@ func TestHelloPort(t *testing.T) {
 		}
 		if cfg.HA.HelloPort != c.want {
 			t.Errorf("%q: hello_port %d, want %d", c.yaml, cfg.HA.HelloPort, c.want)
+		}
+	}
+}
+
+// TestSecretFilesAreReadAtLoad: admin.token_file and auth_key_file are read
+// and checked by Load (so by `fulcrum check` as by `run`), relative to the
+// config file's directory, and every problem names the field.
+func TestSecretFilesAreReadAtLoad(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("token", "0123456789abcdef-token\n")
+	write("key", "  0123456789abcdef-key \n")
+	write("short", "0123456789abcde\n") // 15 bytes
+	cfg := func(token, key string) string {
+		return okService + "node: { name: lb1 }\nadmin: { token_file: " + token + " }\n" +
+			"ha:\n  groups:\n    - { name: web, interface: eth0, vrid: 51, vips: [192.0.2.5/24], priority: { lb1: 100 }, auth_key_file: " + key + " }\n"
+	}
+	file := filepath.Join(dir, "f.yaml")
+	load := func(data string) (*Config, error) {
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load(file)
+	}
+
+	c, err := load(cfg("token", filepath.Join(dir, "key")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Admin.Token, "0123456789abcdef-token"; got != want {
+		t.Errorf("Admin.Token: got %q, want %q", got, want)
+	}
+	if got, want := c.Admin.TokenFile, filepath.Join(dir, "token"); got != want {
+		t.Errorf("Admin.TokenFile: got %q, want %q (relative to the config file)", got, want)
+	}
+	if got, want := string(c.HA.Groups[0].AuthKey), "0123456789abcdef-key"; got != want {
+		t.Errorf("AuthKey: got %q, want %q", got, want)
+	}
+	if b, _ := c.Marshal(); strings.Contains(string(b), "0123456789abcdef") {
+		t.Errorf("the effective config shows a secret:\n%s", b)
+	}
+
+	_, err = load(cfg("missing", "short"))
+	got := errString(err)
+	for _, want := range []string{
+		"admin.token_file: open " + filepath.Join(dir, "missing") + ": no such file or directory",
+		"ha.groups[0].auth_key_file: " + filepath.Join(dir, "short") + " holds 15 bytes; want a secret of at least 16",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("errors:\n%s\nwant among them: %s", got, want)
 		}
 	}
 }

@@ -98,8 +98,8 @@ type Alert struct {
 	Webhook string `yaml:"webhook"`
 	// Timeout bounds one delivery; default 10s.
 	Timeout Duration `yaml:"timeout"`
-	// Events limits the hook to these kinds of event ("backend"); empty
-	// means all.
+	// Events limits the hook to these kinds of event ("backend", "ha");
+	// empty means all.
 	Events []string `yaml:"events"`
 	// Services limits the hook to these services; empty means all.
 	Services []string `yaml:"services"`

@@ -243,7 +243,8 @@ func (c *Config) isPool(name string) bool {
 // FilePath resolves a file named in the config: a relative path is taken
 // relative to the directory of the config file and made absolute, so that
 // the effective config (Marshal) names the same files wherever it is
-// written. Load does this for every file an http block names.
+// written. Load does this for every file an http block names, for
+// admin.token_file and for auth_key_file.
 func (c *Config) FilePath(name string) string {
 	if name == "" || filepath.IsAbs(name) || name == "stderr" {
 		return name

@@ -212,7 +212,7 @@ func TestDefaults(t *testing.T) {
 					Timeouts: Timeouts{
 						Connect: Duration(5e9), Idle: Duration(15 * 60e9), ProxyHeader: Duration(5e9),
 					},
-					MaxSessions:  65536,
+					MaxSessions: 65536, MaxSessionsPerClient: 1024,
 					Quiescent:    ptr(true),
 					RemovalGrace: Duration(defaultRemovalGrace),
 				}},

@@ -57,8 +57,12 @@ type Admin struct {
 	// Listen is a literal ip:port; default 127.0.0.1:9900. "off" disables
 	// the admin server.
 	Listen string `yaml:"listen"`
-	// TokenFile holds the bearer token required for mutations.
+	// TokenFile holds the bearer token required for mutations; a relative
+	// path is taken relative to the config file's directory.
 	TokenFile string `yaml:"token_file"`
+	// Token is TokenFile's content without surrounding white space, read
+	// and checked (at least 16 characters) by Load.
+	Token string `yaml:"-" json:"-"`
 }
 
 // Log configures log/slog output on stderr.
@@ -92,7 +96,9 @@ type Service struct {
 	Listen string `yaml:"listen"`
 	// Protocol is tcp (default), udp or http.
 	Protocol string `yaml:"protocol"`
-	// Scheduler is one of sched.Names(); default wlc, as ipvsadm.
+	// Scheduler is one of sched.Names(): IPVS's rr, wrr, lc, wlc, sed, nq,
+	// sh, dh, lblc, lblcr, fo, ovf, mh and twos, and p2c, maglev and
+	// random; default wlc, as ipvsadm.
 	Scheduler string `yaml:"scheduler"`
 	// Persistence, when present, pins clients to backends; nil (the key
 	// left out) means none.
@@ -109,7 +115,18 @@ type Service struct {
 	// ProxyProtocol is valid on tcp services only.
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	// MaxSessions bounds the UDP session table, at least 1; default 65536.
+	// A new client arriving at a full table evicts the least recently
+	// active session.
 	MaxSessions int `yaml:"max_sessions"`
+	// MaxSessionsPerClient bounds the UDP sessions of one client address
+	// (all its ports), at least 1; default 1024. A client at its limit that
+	// opens another evicts its own least recently active session.
+	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
+	// HashPort makes sh, mh and maglev hash the client's port with its
+	// address, as IPVS's sh-port and mh-port flags do, so that one
+	// address's connections spread over the backends; tcp and udp
+	// services.
+	HashPort bool `yaml:"hash_port,omitempty"`
 	// Health configures active (and passive) checks; nil means none: every
 	// backend counts as up.
 	Health *Health `yaml:"health,omitempty"`

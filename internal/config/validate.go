@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -66,6 +67,7 @@ func (c *Config) check() Errors {
 	if c.Admin.Listen != "off" {
 		k.addr("admin.listen", c.Admin.Listen, `ip:port or "off"`, true)
 	}
+	c.Admin.Token = string(k.secret("admin.token_file", c.Admin.TokenFile))
 	k.oneOf("log.level", c.Log.Level, logLevels)
 	k.oneOf("log.format", c.Log.Format, logFormats)
 	if c.Shutdown.DrainTimeout < 0 {
@@ -84,6 +86,28 @@ func (c *Config) check() Errors {
 	k.alerts()
 	k.ha()
 	return k.errs
+}
+
+// minSecret is the shortest admin token and HA auth key accepted.
+const minSecret = 16
+
+// secret reads the secret in the file named at path (admin.token_file,
+// auth_key_file): its content without surrounding white space, at least
+// minSecret bytes long. nil when no file is named or on error.
+func (k *checker) secret(path, name string) []byte {
+	if name == "" {
+		return nil
+	}
+	b, ok := k.readFile(path, name)
+	if !ok {
+		return nil
+	}
+	b = bytes.TrimSpace(b)
+	if n := len(b); n < minSecret {
+		k.errorf(path, "%s holds %d bytes; want a secret of at least %d", name, n, minSecret)
+		return nil
+	}
+	return b
 }
 
 // service checks services[i]. names and listens map the names and
@@ -149,7 +173,19 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	if s.MaxSessions < 1 {
 		k.errorf(p+".max_sessions", "want at least 1, got %d", s.MaxSessions)
 	}
+	if s.HashPort && protoOK && s.Protocol == ProtoHTTP {
+		k.errorf(p+".hash_port", "hash_port is for tcp and udp services, not %s", s.Protocol)
+	} else if s.HashPort && !slices.Contains(portHashing, s.Scheduler) {
+		k.errorf(p+".hash_port", "scheduler %s hashes no client address; hash_port goes with %s", s.Scheduler, strings.Join(portHashing, ", "))
+	}
+	if s.MaxSessionsPerClient < 1 {
+		k.errorf(p+".max_sessions_per_client", "want at least 1, got %d", s.MaxSessionsPerClient)
+	}
 }
+
+// portHashing are the schedulers that hash the client address, and so
+// the port too with hash_port.
+var portHashing = []string{"sh", "mh", "maglev"}
 
 // scheduler checks that name is a scheduler built into the binary.
 func (k *checker) scheduler(path, name string) {

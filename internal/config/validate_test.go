@@ -59,6 +59,19 @@ var validateCases = []errorCase{
 		want: []string{`f.yaml:3:13: services[1].name: duplicate service name "web", first used by services[0]`},
 	},
 	{
+		name: "hash_port",
+		yaml: `services:
+  - { name: a, listen: 10.0.0.1:80, scheduler: wlc, hash_port: true, backends: [{ address: 10.0.0.11:80 }] }
+  - { name: b, listen: 10.0.0.1:81, protocol: http, scheduler: sh, hash_port: true, backends: [{ address: 10.0.0.11:80 }] }
+  - { name: c, listen: 10.0.0.1:82, protocol: udp, scheduler: mh, hash_port: true, max_sessions_per_client: 0, backends: [{ address: 10.0.0.11:80 }] }
+`,
+		want: []string{
+			`f.yaml:2:64: services[0].hash_port: scheduler wlc hashes no client address; hash_port goes with sh, mh, maglev`,
+			`f.yaml:3:79: services[1].hash_port: hash_port is for tcp and udp services, not http`,
+			`f.yaml:4:109: services[2].max_sessions_per_client: want at least 1, got 0`,
+		},
+	},
+	{
 		name: "listen required",
 		yaml: "services: [{ name: web, backends: [{ address: 10.0.0.11:80 }] }]\n",
 		want: []string{`f.yaml:1:12: services[0].listen: required; want ip:port`},
@@ -323,7 +336,7 @@ func TestValidateInCode(t *testing.T) {
 	c.applyDefaults()
 	c.Node.Name = "lb1"
 	c.Services = []Service{{Name: "web", Listen: "10.0.0.1:80", Protocol: ProtoTCP, Scheduler: "wlc",
-		Timeouts: Timeouts{Connect: 1, Idle: 1, ProxyHeader: 1}, MaxSessions: 1}}
+		Timeouts: Timeouts{Connect: 1, Idle: 1, ProxyHeader: 1}, MaxSessions: 1, MaxSessionsPerClient: 1}}
 	err := c.Validate()
 	if got, want := errString(err), "generated: services[0].backends: at least one backend is required"; got != want {
 		t.Errorf("got %q, want %q", got, want)

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
@@ -182,7 +181,7 @@ func (d *Daemon) SetAdminState(ctx context.Context, service, address, state stri
 	}
 	var out admin.Backend
 	err = d.do(ctx, func() error {
-		svc, b, err := d.lookup(service, address)
+		_, b, err := d.lookup(service, address)
 		if err != nil {
 			return err
 		}
@@ -190,28 +189,13 @@ func (d *Daemon) SetAdminState(ctx context.Context, service, address, state stri
 		if prev != st {
 			d.log.Info("backend admin state changed", "service", service, "backend", b.Addr, "state", st, "prev_state", prev)
 		}
-		if st == balancer.AdminMaint && !svc.Quiescent {
-			d.evictLater(service, b)
+		if st == balancer.AdminMaint {
+			d.evictLater(b, d.evictTargets(b))
 		}
 		out = d.backendJSON(service, b)
 		return nil
 	})
 	return out, err
-}
-
-// evictLater closes b's TCP connections after the service's removal grace
-// unless it returned to service meanwhile: maintenance on a service that
-// is not quiescent, as a failed health check does.
-func (d *Daemon) evictLater(service string, b *balancer.Backend) {
-	grace := time.Duration(0)
-	if sc := d.snap.Load().cfg.Service(service); sc != nil {
-		grace = sc.RemovalGrace.D()
-	}
-	time.AfterFunc(grace, func() {
-		if b.Evicted() {
-			d.closeBackend(b)
-		}
-	})
 }
 
 // SetWeight gives a backend a runtime weight, until the next reload.
@@ -236,7 +220,7 @@ func (d *Daemon) SetWeight(ctx context.Context, service, address string, weight 
 			next.weights[k] = weight
 		}
 		prev := b.ConfiguredWeight()
-		if err := d.applyOverlay(next); err != nil {
+		if err := d.applyRuntime(next); err != nil {
 			return err
 		}
 		d.log.Info("backend weight set at runtime", "service", service, "backend", b.Addr, "weight", weight, "prev_weight", prev)
@@ -280,7 +264,7 @@ func (d *Daemon) AddBackend(ctx context.Context, service string, nb admin.NewBac
 		next.added = append(next.added, addedBackend{service: service, b: config.Backend{
 			Address: addr.String(), Weight: &weight, Backup: nb.Backup,
 		}})
-		if err := d.applyOverlay(next); err != nil {
+		if err := d.applyRuntime(next); err != nil {
 			return err
 		}
 		_, b, err = d.lookup(service, addr.String())
@@ -297,7 +281,7 @@ func (d *Daemon) AddBackend(ctx context.Context, service string, nb admin.NewBac
 // RemoveBackend takes a backend out of a running service, until the next
 // reload. Its established connections follow the service's rules for a
 // backend that goes down: kept when quiescent, else closed after
-// removal_grace (TCP) or moved with the client's next datagram (UDP).
+// removal_grace (TCP, HTTP) or moved with the client's next datagram (UDP).
 func (d *Daemon) RemoveBackend(ctx context.Context, service, address string) (admin.Backend, error) {
 	if err := notPool(service); err != nil {
 		return admin.Backend{}, err
@@ -320,21 +304,15 @@ func (d *Daemon) RemoveBackend(ctx context.Context, service, address string) (ad
 			next.removed[k] = true
 		}
 		out = d.backendJSON(service, b)
-		front := d.snap.Load().fronts[service]
-		if err := d.applyOverlay(next); err != nil {
+		targets := d.evictTargets(b) // before b leaves the snapshot
+		if err := d.applyRuntime(next); err != nil {
 			return err
 		}
-		// Nothing routes to b any more; maint tells the UDP proxy to move
-		// its sessions when the service is not quiescent.
+		// Nothing routes to b any more; maint evicts its traffic when the
+		// service is not quiescent (UDP sessions move at their next
+		// datagram).
 		b.SetAdminState(balancer.AdminMaint)
-		if !svc.Quiescent && front != nil && front.tcp != nil {
-			grace := d.snap.Load().cfg.Service(service).RemovalGrace.D()
-			time.AfterFunc(grace, func() {
-				if n := front.tcp.CloseBackend(b); n > 0 {
-					d.log.Info("closed connections of a removed backend", "service", service, "backend", b.Addr, "connections", n)
-				}
-			})
-		}
+		d.evictLater(b, targets)
 		d.log.Info("backend removed at runtime", "service", service, "backend", b.Addr, "active", b.Active())
 		out.AdminState = balancer.AdminMaint.String()
 		return nil
@@ -349,16 +327,6 @@ func (o overlay) addedIndex(k backendKey) int {
 		}
 	}
 	return -1
-}
-
-// applyOverlay applies the file with next on top and keeps next when that
-// works. Run goroutine only.
-func (d *Daemon) applyOverlay(next overlay) error {
-	eff := next.effective(d.file)
-	if err := eff.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", err, admin.ErrInvalid)
-	}
-	return d.apply(eff, d.file, next)
 }
 
 // backendJSON is b as the status shows it.

@@ -5,13 +5,10 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,9 +22,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
-	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/accesslog"
-	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
 )
 
 // Options configure a Daemon.
@@ -112,15 +107,13 @@ type listenKey struct {
 	addr    netip.AddrPort
 }
 
-// listener is a bound socket and the proxy serving it. It lives as long as
-// some service listens on its address, across reloads.
+// listener is a bound socket and the data plane serving it. It lives as
+// long as some service listens on its address, across reloads.
 type listener struct {
-	key  listenKey
-	ln   net.Listener
-	pc   *net.UDPConn
-	tcp  *l4.TCPProxy
-	udp  *l4.UDPProxy
-	http *proxy.Proxy
+	key      listenKey
+	protocol string // the service protocol its data plane serves
+	sock     socket
+	front    Frontend // set when the apply that bound it commits
 	// failed is set when serving stopped on an error (tracked services).
 	failed atomic.Bool
 }
@@ -270,155 +263,13 @@ func (d *Daemon) reload() error {
 	return err
 }
 
-// apply makes cfg the running config, or changes nothing and returns why
-// not. Order matters: everything that can fail (planning, binding new
-// sockets) happens before anything running is touched. cfg is file with
-// the runtime changes ov on top (cfg == file when there are none).
-func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
-	p, err := buildPlan(cfg, d.backends, d.persist)
-	if err != nil {
-		return err
-	}
-
-	// Bind what is new.
-	want := map[listenKey]*balancer.Service{}
-	for _, svc := range p.services {
-		want[keyOf(svc)] = svc
-	}
-	var fresh []*listener
-	var bindErrs []error
-	for k, svc := range want {
-		if l := d.listeners[k]; l != nil {
-			if (l.http != nil) != (svc.Protocol == config.ProtoHTTP) {
-				// The engines cannot hand a socket over to each other.
-				bindErrs = append(bindErrs, fmt.Errorf("service %s: changing %s between tcp and http needs a restart", svc.Name, k.addr))
-			}
-			continue
-		}
-		l, err := bind(k)
-		if err != nil {
-			bindErrs = append(bindErrs, fmt.Errorf("service %s: %w", want[k].Name, err))
-			continue
-		}
-		fresh = append(fresh, l)
-	}
-	adminLn, adminErr := d.bindAdmin(cfg.Admin.Listen)
-	if adminErr != nil {
-		bindErrs = append(bindErrs, adminErr)
-	}
-	token, tokenErr := readToken(cfg.Admin.TokenFile)
-	if tokenErr != nil {
-		bindErrs = append(bindErrs, tokenErr)
-	}
-	freshLogs, logErr := d.logs.open(p, d.opt.Log.With("component", "accesslog"))
-	if logErr != nil {
-		bindErrs = append(bindErrs, logErr)
-	}
-	var nextHA *ha.Pending
-	if len(bindErrs) == 0 {
-		var err error
-		if nextHA, err = d.ha.Prepare(cfg); err != nil {
-			bindErrs = append(bindErrs, err)
-		}
-	}
-	if len(bindErrs) > 0 {
-		for _, l := range fresh {
-			l.close()
-		}
-		if adminLn != nil {
-			adminLn.Close()
-		}
-		for _, w := range freshLogs {
-			w.Close()
-		}
-		return errors.Join(bindErrs...)
-	}
-
-	// Commit: nothing below fails.
-	for _, f := range p.commit {
-		f()
-	}
-	d.commitHealth(p)
-	d.token.Store(token)
-	d.alerts.SetHooks(alertHooks(cfg))
-	d.setLevel(cfg.Log.Level)
-	d.logs.commit(p, freshLogs, cfg.Shutdown.DrainTimeout.D(), d.log)
-	for _, hp := range p.http {
-		hp.cfg.Log = d.opt.Log.With("component", "l7", "service", hp.cfg.Name)
-	}
-	for _, l := range fresh {
-		svc := want[l.key]
-		log := d.opt.Log.With("component", "l4", "service", svc.Name)
-		switch {
-		case l.pc != nil:
-			l.udp = l4.NewUDP(svc, log)
-		case svc.Protocol == config.ProtoHTTP:
-			l.http = proxy.New(p.http[svc.Name].cfg)
-		default:
-			l.tcp = l4.NewTCP(svc, log)
-		}
-		d.listeners[l.key] = l
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			if err := l.serve(d.serveCtx); err != nil {
-				l.failed.Store(true)
-				d.log.Error("listener stopped", "listen", l.key.addr, "error", err)
-			}
-		}()
-		d.log.Info("listening", "service", svc.Name, "listen", l.key.addr, "protocol", svc.Protocol)
-	}
-	fronts := map[string]*listener{}
-	for k, l := range d.listeners {
-		svc, ok := want[k]
-		if !ok {
-			delete(d.listeners, k)
-			d.log.Info("closing listener, draining its connections", "listen", k.addr)
-			l.closeSocket()
-			drain := cfg.Shutdown.DrainTimeout.D()
-			d.wg.Add(1)
-			go func() {
-				defer d.wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), drain)
-				defer cancel()
-				_ = l.shutdown(ctx)
-			}()
-			continue
-		}
-		l.update(svc, p.http[svc.Name])
-		fronts[svc.Name] = l
-	}
-	if adminLn != nil {
-		d.startAdmin(cfg.Admin.Listen, adminLn)
-	} else if cfg.Admin.Listen == "off" && d.adminSrv != nil {
-		d.stopAdmin()
-	}
-	d.backends = p.backends
-	d.persist = p.persist
-	d.file, d.overlay = file, ov
-	marks, removed := ov.marks()
-	pools := map[string][]*balancer.Service{}
-	for name, hp := range p.http {
-		pools[name] = hp.pools
-	}
-	d.snap.Store(&snapshot{cfg: cfg, hash: file.Hash(), runtime: marks, removed: removed, services: p.services, fronts: fronts, pools: pools, logs: d.logs.list()})
-	// Last: a group tracking a service must find it in the snapshot.
-	nextHA.Commit()
-	d.ha.SetConfigHash(file.Hash())
-	return nil
-}
-
 func keyOf(svc *balancer.Service) listenKey {
-	network := "tcp"
-	if svc.Protocol == config.ProtoUDP {
-		network = "udp"
-	}
-	return listenKey{network: network, addr: svc.Listen}
+	return listenKey{network: dataPlanes[svc.Protocol].network, addr: svc.Listen}
 }
 
 // bind opens the socket for k. IP_FREEBIND lets a standby balancer bind a
 // virtual IP it does not hold yet, so taking the VIP over needs no restart.
-func bind(k listenKey) (*listener, error) {
+func bind(k listenKey, protocol string) (*listener, error) {
 	// KeepAlive -1: accepted connections get no TCP keep-alive probes (the
 	// idle timeout ends dead ones), saving four setsockopt calls each.
 	lc := net.ListenConfig{KeepAlive: -1, Control: func(network, address string, c syscall.RawConn) error {
@@ -439,88 +290,21 @@ func bind(k listenKey) (*listener, error) {
 	if k.addr.Addr().Is6() && !k.addr.Addr().Is4In6() {
 		network = k.network + "6"
 	}
-	l := &listener{key: k}
+	l := &listener{key: k, protocol: protocol}
 	if k.network == "udp" {
 		pc, err := lc.ListenPacket(context.Background(), network, k.addr.String())
 		if err != nil {
 			return nil, err
 		}
-		l.pc = pc.(*net.UDPConn)
+		l.sock.pc = pc.(*net.UDPConn)
 		return l, nil
 	}
 	ln, err := lc.Listen(context.Background(), network, k.addr.String())
 	if err != nil {
 		return nil, err
 	}
-	l.ln = ln
+	l.sock.ln = ln
 	return l, nil
-}
-
-func (l *listener) serve(ctx context.Context) error {
-	switch {
-	case l.udp != nil:
-		return l.udp.Serve(ctx, l.pc)
-	case l.http != nil:
-		return l.http.Serve(ctx, l.ln)
-	}
-	return l.tcp.Serve(ctx, l.ln)
-}
-
-// update hands a reloaded service to the running proxy; hp is its http
-// plan, nil for tcp and udp.
-func (l *listener) update(svc *balancer.Service, hp *httpPlan) {
-	switch {
-	case l.udp != nil:
-		l.udp.Update(svc)
-	case l.http != nil:
-		l.http.Update(hp.cfg)
-	default:
-		l.tcp.Update(svc)
-	}
-}
-
-// closeSocket stops accepting; established connections continue.
-func (l *listener) closeSocket() {
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	// A UDP socket carries the replies of established sessions too; it is
-	// closed by the proxy's Shutdown once they are drained.
-}
-
-// active is the number of client connections open (TCP and HTTP, idle
-// keep-alive ones included; a UDP session is not one a hand-over must
-// keep).
-func (l *listener) active() int {
-	switch {
-	case l.tcp != nil:
-		return l.tcp.Active()
-	case l.http != nil:
-		return l.http.Active()
-	}
-	return 0
-}
-
-// close releases a socket that never served.
-func (l *listener) close() {
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	if l.pc != nil {
-		l.pc.Close()
-	}
-}
-
-func (l *listener) shutdown(ctx context.Context) error {
-	if l.udp != nil {
-		err := l.udp.Shutdown(ctx)
-		l.pc.Close()
-		return err
-	}
-	if l.http != nil {
-		return l.http.Shutdown(ctx)
-	}
-	return l.tcp.Shutdown(ctx)
 }
 
 // shutdown stops every listener and drains the connections in parallel.
@@ -538,11 +322,11 @@ func (d *Daemon) shutdown() {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, l := range d.listeners {
-		l.closeSocket()
+		l.front.StopAccepting()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = l.shutdown(ctx)
+			_ = l.front.Drain(ctx)
 		}()
 	}
 	wg.Wait()
@@ -602,19 +386,3 @@ func (d *Daemon) stopAdmin() {
 }
 
 func (d *Daemon) adminToken() string { return d.token.Load().(string) }
-
-// readToken reads the admin bearer token; "" when none is configured.
-func readToken(file string) (string, error) {
-	if file == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("admin.token_file: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if len(t) < 16 {
-		return "", fmt.Errorf("admin.token_file %s: the token is shorter than 16 characters", file)
-	}
-	return t, nil
-}

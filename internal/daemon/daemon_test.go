@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 )
 
 // testDaemon runs a daemon whose config is whatever set() stored last.
@@ -26,6 +27,12 @@ type testDaemon struct {
 }
 
 func startDaemon(t *testing.T, yaml string) *testDaemon {
+	t.Helper()
+	return startDaemonWith(t, yaml, ha.Deps{})
+}
+
+// startDaemonWith runs a daemon whose HA pieces are deps.
+func startDaemonWith(t *testing.T, yaml string, deps ha.Deps) *testDaemon {
 	t.Helper()
 	td := &testDaemon{t: t, yaml: yaml}
 	ready := make(chan struct{})
@@ -41,6 +48,7 @@ func startDaemon(t *testing.T, yaml string) *testDaemon {
 		},
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready: func() { close(ready) },
+		HA:    deps,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

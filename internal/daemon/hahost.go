@@ -52,18 +52,14 @@ func anyAvailable(bs []*balancer.Backend) bool {
 // node: a service listening on one of them, or on every address, has one.
 func (h haHost) Busy(vips []netip.Prefix) bool {
 	busy := false
-	h.d.vipListeners(vips, func(l *listener) { busy = busy || l.active() > 0 })
+	h.d.vipListeners(vips, func(l *listener) { busy = busy || l.front.Active() > 0 })
 	return busy
 }
 
-// SetReleasing turns keep-alive off or on for the HTTP services on the
-// VIPs (proxy.SetReleasing).
+// SetReleasing turns keep-alive off or on for the services on the VIPs
+// (Frontend.SetReleasing).
 func (h haHost) SetReleasing(vips []netip.Prefix, on bool) {
-	h.d.vipListeners(vips, func(l *listener) {
-		if l.http != nil {
-			l.http.SetReleasing(on)
-		}
-	})
+	h.d.vipListeners(vips, func(l *listener) { l.front.SetReleasing(on) })
 }
 
 // vipListeners calls fn for each listener of the running config on one of

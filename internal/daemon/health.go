@@ -19,8 +19,6 @@ type watched struct {
 	addr      netip.AddrPort
 	backend   *balancer.Backend // filled in by buildPlan
 	slowStart time.Duration
-	quiescent bool
-	grace     time.Duration
 }
 
 // watchID names the watch of one backend of one service.
@@ -64,8 +62,6 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 			service:   pool,
 			addr:      addr,
 			slowStart: sc.SlowStart.D(),
-			quiescent: sc.QuiescentValue(),
-			grace:     sc.RemovalGrace.D(),
 		}
 		return nil
 	}
@@ -127,13 +123,8 @@ func (d *Daemon) onHealth(tr health.Transition) {
 	if up && w.slowStart > 0 {
 		w.backend.SlowStart(w.slowStart)
 	}
-	if !up && !w.quiescent {
-		b := w.backend
-		time.AfterFunc(w.grace, func() {
-			if !b.Healthy() {
-				d.closeBackend(b)
-			}
-		})
+	if !up {
+		d.evictLater(w.backend, d.evictTargets(w.backend))
 	}
 	d.alerts.Notify(alert.Event{
 		Kind:      "backend",
@@ -145,31 +136,6 @@ func (d *Daemon) onHealth(tr health.Transition) {
 		Node:      d.nodeName(),
 		Time:      tr.At,
 	})
-}
-
-// closeBackend closes the TCP connections of a removed backend in every
-// service that has it (an http service's route pools included).
-func (d *Daemon) closeBackend(b *balancer.Backend) {
-	snap := d.snap.Load()
-	if snap == nil {
-		return
-	}
-	for _, svc := range snap.services {
-		l := snap.fronts[svc.Name]
-		if l == nil || !snap.owns(svc, b) {
-			continue
-		}
-		var n int
-		switch {
-		case l.tcp != nil:
-			n = l.tcp.CloseBackend(b)
-		case l.http != nil:
-			n = l.http.CloseBackend(b)
-		}
-		if n > 0 {
-			d.log.Info("closed connections of a removed backend", "service", svc.Name, "backend", b.Addr, "connections", n)
-		}
-	}
 }
 
 func (d *Daemon) nodeName() string {

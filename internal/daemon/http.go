@@ -156,13 +156,7 @@ func (al accessLogs) commit(p *plan, fresh []*accesslog.Writer, grace time.Durat
 	for _, w := range fresh {
 		al[w.Path()] = w
 	}
-	used := map[string]bool{}
-	for _, hp := range p.http {
-		if path := hp.accessLog.path; path != "" {
-			used[path] = true
-			hp.cfg.AccessLog = al[path].Func(hp.accessLog.format)
-		}
-	}
+	used := al.attach(p)
 	isFresh := map[*accesslog.Writer]bool{}
 	for _, w := range fresh {
 		isFresh[w] = true
@@ -178,6 +172,19 @@ func (al accessLogs) commit(p *plan, fresh []*accesslog.Writer, grace time.Durat
 			}
 		}
 	}
+}
+
+// attach gives each http engine config of the plan the writer of its
+// access log, which must be open, and returns the paths used.
+func (al accessLogs) attach(p *plan) map[string]bool {
+	used := map[string]bool{}
+	for _, hp := range p.http {
+		if path := hp.accessLog.path; path != "" {
+			used[path] = true
+			hp.cfg.AccessLog = al[path].Func(hp.accessLog.format)
+		}
+	}
+	return used
 }
 
 // list returns the open writers, for the snapshot Status reads.

@@ -137,21 +137,23 @@ func TestHTTPRouteBackendsAreHealthChecked(t *testing.T) {
 	main, api := httpBackend(t, "main"), httpBackend(t, "api")
 	_, apiPort, _ := strings.Cut(api, ":")
 	web := freeTCP(t)
-	// The service's check goes to port 1 (closed): the main backend stays
-	// down. The route's backend overrides the port with its own: up.
+	// The service's check goes to a closed port (not port 1: another test
+	// on the machine may listen there): the main backend stays down. The
+	// route's backend overrides the port with its own: up.
+	_, closed, _ := strings.Cut(freeTCP(t), ":")
 	td := startDaemon(t, fmt.Sprintf(`admin: { listen: "off" }
 services:
   - name: web
     listen: %s
     protocol: http
-    health: { type: tcp, port: 1, interval: 50ms, rise: 1, fall: 1, initial: down }
+    health: { type: tcp, port: %s, interval: 50ms, rise: 1, fall: 1, initial: down }
     backends: [{ address: %s }]
     http:
       routes:
         - name: api
           path_prefix: /api/
           backends: [{ address: %s, health: { port: %s } }]
-`, web, main, api, apiPort))
+`, web, closed, main, api, apiPort))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := td.d.Status().Services[0]

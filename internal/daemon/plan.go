@@ -35,6 +35,10 @@ type plan struct {
 	// http holds the engine config and route pools of each http service,
 	// by service name.
 	http map[string]*httpPlan
+
+	// fronts are the listeners serving the services, by service name,
+	// filled in when the listeners commit.
+	fronts map[string]*listener
 }
 
 // Plan checks that cfg can be turned into a runtime without binding
@@ -90,9 +94,7 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 }
 
 func (p *plan) buildService(i int, sc *config.Service, live map[backendKey]*balancer.Backend, livePersist map[string]*balancer.Persistence) (*balancer.Service, error) {
-	switch sc.Protocol {
-	case config.ProtoTCP, config.ProtoUDP, config.ProtoHTTP:
-	default:
+	if _, ok := dataPlanes[sc.Protocol]; !ok {
 		line, col := p.cfg.Pos(fmt.Sprintf("services[%d].protocol", i))
 		return nil, fmt.Errorf("%s:%d:%d: services[%d].protocol: %q services are not supported by this build (tcp, udp, http)",
 			p.cfg.File, line, col, i, sc.Protocol)
@@ -145,6 +147,8 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 		SendProxy:          sc.ProxyProtocol.Send,
 		AcceptProxy:        sc.ProxyProtocol.Accept,
 		MaxSessions:        sc.MaxSessions,
+		MaxPerClient:       sc.MaxSessionsPerClient,
+		HashPort:           sc.HashPort,
 	}
 	svc, err := balancer.NewService(spec, primary, backup, fallback, persist)
 	if err != nil {
@@ -152,6 +156,16 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 		return nil, fmt.Errorf("%s:%d:%d: %s: %w", p.cfg.File, line, col, schedPath, err)
 	}
 	return svc, nil
+}
+
+// snapshotOf is what the frontend of svc, one of the plan's services,
+// serves.
+func (p *plan) snapshotOf(svc *balancer.Service) ServiceSnapshot {
+	snap := ServiceSnapshot{Service: svc}
+	if hp := p.http[svc.Name]; hp != nil {
+		snap.HTTP = hp.cfg
+	}
+	return snap
 }
 
 // backend reuses the live backend for k (its weight and limit updated at

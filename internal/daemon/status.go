@@ -6,8 +6,6 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
-	"github.com/fulcrum-lb/fulcrum/internal/l4"
-	"github.com/fulcrum-lb/fulcrum/internal/l7/proxy"
 )
 
 var _ admin.Source = (*Daemon)(nil)
@@ -61,16 +59,13 @@ func (d *Daemon) Status() admin.Status {
 		if p := svc.Persistence(); p != nil {
 			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
 		}
-		l := snap.fronts[svc.Name]
-		if l != nil {
-			s.Counters = l.counters()
+		var front Frontend
+		if l := snap.fronts[svc.Name]; l != nil {
+			front = l.front
+			front.Status(&s)
 		}
-		isHTTP := l != nil && l.http != nil
-		s.Backends = snap.poolStatus(svc, probes)
-		if isHTTP {
-			s.HTTP = httpCounters(l.http.Stats())
-			s.Routes = snap.routeStatus(svc.Name, probes)
-		}
+		s.Backends = snap.poolStatus(svc, front, probes)
+		s.Routes = snap.routeStatus(svc.Name, front, probes)
 		st.Services = append(st.Services, s)
 	}
 	return st
@@ -79,26 +74,27 @@ func (d *Daemon) Status() admin.Status {
 // poolStatus lists the backends of one pool (a service or an http
 // route's): primaries, backups, then the fallback, with the runtime
 // changes made to them.
-func (snap *snapshot) poolStatus(svc *balancer.Service, probes map[string]health.ProbeStatus) []admin.Backend {
+func (snap *snapshot) poolStatus(svc *balancer.Service, front Frontend, probes map[string]health.ProbeStatus) []admin.Backend {
 	out := []admin.Backend{}
 	for _, b := range svc.Primary() {
-		bs := backendStatus(b, admin.RolePrimary, probes, svc)
+		bs := backendStatus(b, admin.RolePrimary, probes, svc, front)
 		bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
 		out = append(out, bs)
 	}
 	for _, b := range svc.Backup() {
-		bs := backendStatus(b, admin.RoleBackup, probes, svc)
+		bs := backendStatus(b, admin.RoleBackup, probes, svc, front)
 		bs.Runtime = snap.runtime[backendKey{service: svc.Name, addr: b.Addr}]
 		out = append(out, bs)
 	}
 	if b := svc.Fallback(); b != nil {
-		out = append(out, backendStatus(b, admin.RoleFallback, nil, svc))
+		out = append(out, backendStatus(b, admin.RoleFallback, nil, svc, front))
 	}
 	return out
 }
 
-// routeStatus lists the route pools of the http service named service.
-func (snap *snapshot) routeStatus(service string, probes map[string]health.ProbeStatus) []admin.Route {
+// routeStatus lists the route pools of the http service named service;
+// nil for other services.
+func (snap *snapshot) routeStatus(service string, front Frontend, probes map[string]health.ProbeStatus) []admin.Route {
 	sc, pools := snap.cfg.Service(service), snap.pools[service]
 	if sc == nil || sc.HTTP == nil || len(pools) != len(sc.HTTP.Routes) {
 		return nil
@@ -111,7 +107,7 @@ func (snap *snapshot) routeStatus(service string, probes map[string]health.Probe
 			Host:       rc.Host,
 			PathPrefix: rc.PathPrefix,
 			Scheduler:  pool.Scheduler,
-			Backends:   snap.poolStatus(pool, probes),
+			Backends:   snap.poolStatus(pool, front, probes),
 		}
 		if p := pool.Persistence(); p != nil {
 			out[r].Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}
@@ -120,24 +116,7 @@ func (snap *snapshot) routeStatus(service string, probes map[string]health.Probe
 	return out
 }
 
-func httpCounters(s proxy.Stats) *admin.HTTPCounters {
-	return &admin.HTTPCounters{
-		Requests:         s.Requests,
-		BadRequests:      s.BadRequests,
-		Status1xx:        s.Status[1],
-		Status2xx:        s.Status[2],
-		Status3xx:        s.Status[3],
-		Status4xx:        s.Status[4],
-		Status5xx:        s.Status[5],
-		UpstreamConnects: s.UpstreamConnects,
-		UpstreamReuses:   s.UpstreamReuses,
-		Aborted:          s.Aborted,
-		Poller:           s.Poller.String(),
-		PollerError:      s.PollerError,
-	}
-}
-
-func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, svc *balancer.Service) admin.Backend {
+func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, svc *balancer.Service, front Frontend) admin.Backend {
 	s := b.Stats()
 	var h *admin.Health
 	if ps, ok := probes[watchID(svc.Name, b.Addr)]; ok {
@@ -174,13 +153,8 @@ func backendStatus(b *balancer.Backend, role string, probes map[string]health.Pr
 
 		ConfiguredWeight: b.ConfiguredWeight(),
 	}
-	switch svc.Protocol {
-	case "tcp":
-		ab.Lifetimes = histogram(b.ConnectionLifetimes())
-	case "udp": // sessions end by idle timeout: their lifetimes say little
-	default: // the L7 engine's services count requests
-		r := b.RequestStats()
-		ab.Requests, ab.Errors, ab.Latency = r.Requests, r.Errors, histogram(r.Latency)
+	if front != nil {
+		front.BackendStatus(b, &ab)
 	}
 	return ab
 }
@@ -194,27 +168,4 @@ func histogram(s balancer.HistogramSnapshot) *admin.Histogram {
 // AdminAddr is the admin API's bound address, or "" when it is off.
 func (d *Daemon) AdminAddr() string {
 	return d.adminAddr.Load().(string)
-}
-
-func (l *listener) counters() admin.Counters {
-	var s l4.Stats
-	switch {
-	case l.udp != nil:
-		s = l.udp.Stats()
-	case l.http != nil:
-		hs := l.http.Stats()
-		return admin.Counters{Accepted: hs.Connections, Active: int64(hs.ActiveConnections)}
-	default:
-		s = l.tcp.Stats()
-	}
-	return admin.Counters{
-		Accepted:         s.Accepted,
-		Active:           s.Active,
-		NoBackend:        s.NoBackend,
-		ConnectFailures:  s.ConnectFailures,
-		ProxyHeaderError: s.ProxyHeaderErrors,
-		Dropped:          s.Dropped,
-		SendErrors:       s.SendErrors,
-		IdleTimeouts:     s.IdleTimeouts,
-	}
 }

@@ -37,6 +37,8 @@ type group struct {
 	// Tracking results, written by the tracker, read by the applier and
 	// Status.
 	track atomic.Pointer[trackResult]
+	// peers remembers the peers heard, to tell one gone (watchPeers).
+	peers peerWatch
 }
 
 type trackResult struct {
@@ -76,17 +78,7 @@ func (m *Manager) prepareGroup(cfg *config.Config, g *config.HAGroup) (*group, e
 	if err != nil {
 		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
 	}
-	var key []byte
-	if g.AuthKeyFile != "" {
-		key, err = os.ReadFile(g.AuthKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("ha group %s: auth key: %w", g.Name, err)
-		}
-		key = []byte(strings.TrimSpace(string(key)))
-		if len(key) < 16 {
-			return nil, fmt.Errorf("ha group %s: auth key in %s is shorter than 16 bytes", g.Name, g.AuthKeyFile)
-		}
-	}
+	key := g.AuthKey // read and checked by config.Load
 	var peers []netip.Addr
 	for _, p := range g.UnicastPeers {
 		peers = append(peers, netip.MustParseAddr(p))
@@ -102,6 +94,7 @@ func (m *Manager) prepareGroup(cfg *config.Config, g *config.HAGroup) (*group, e
 		DownAdverts:  g.MasterDownAdverts,
 		Preempt:      g.PreemptValue(),
 		PreemptDelay: g.PreemptDelay.D(),
+		InitDead:     g.InitDead.D(),
 		VIPs:         addrs,
 		Accept:       true,
 		LocalAddr:    local,
@@ -150,7 +143,7 @@ func (m *Manager) startGroup(hg *group) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hg.cancel = cancel
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		// A VIP left on the interface by a crashed run would answer
@@ -176,6 +169,10 @@ func (m *Manager) startGroup(hg *group) {
 	go func() {
 		defer wg.Done()
 		m.track(ctx, hg)
+	}()
+	go func() {
+		defer wg.Done()
+		m.watchPeers(ctx, hg)
 	}()
 	go func() {
 		wg.Wait()
@@ -233,6 +230,7 @@ func (m *Manager) events(ctx context.Context, hg *group) {
 }
 
 func (m *Manager) event(hg *group, tr vrrp.Transition, notify chan<- vrrp.Transition) {
+	m.masterLost(hg, tr)
 	if ep := m.helloEP.Load(); ep != nil {
 		ep.Kick() // peers see the new state now, not at the next tick
 	}

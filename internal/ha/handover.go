@@ -82,7 +82,9 @@ func (a *handoverAnnouncer) Release(ctx context.Context, vips []netip.Addr) erro
 }
 
 // ReleaseTo keeps the VIPs while connections on them are in flight: next
-// relays their packets to us.
+// relays their packets to us. next is invalid when a node shutting down
+// heard no successor in time: one that takes over later relays all the
+// same, and without one the connections finish here.
 func (a *handoverAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, next netip.Addr) error {
 	a.stopRelay(ctx)
 	if a.timeout <= 0 || !a.busy() {
@@ -102,7 +104,11 @@ func (a *handoverAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, ne
 	cancel := make(chan struct{})
 	a.hold = cancel
 	a.holds.Add(1)
-	a.log.Info("hand-over: keeping the VIPs for the connections on them", "new_master", next, "at_most", a.timeout)
+	newMaster := "none heard yet"
+	if next.IsValid() {
+		newMaster = next.String()
+	}
+	a.log.Info("hand-over: keeping the VIPs for the connections on them", "new_master", newMaster, "at_most", a.timeout)
 	a.setRelease(true)
 	go func() {
 		defer a.holds.Done()

@@ -117,11 +117,16 @@ func helloPeers(peers []admin.HAPeer, heard []hello.Peer) []admin.HAPeer {
 		addr := h.Addr.String()
 		i := slices.IndexFunc(peers, func(p admin.HAPeer) bool { return p.Address == addr })
 		if i < 0 {
-			peers = append(peers, admin.HAPeer{Address: addr, Priority: int(h.Priority), LastHeard: h.LastSeen})
+			peers = append(peers, admin.HAPeer{Address: addr, Priority: int(h.Priority)})
 			i = len(peers) - 1
 		}
 		p := &peers[i]
 		p.Node, p.State, p.Hellos, p.LastHello = h.Node, h.State, h.Hellos, h.LastSeen
+		if h.LastSeen.After(p.LastHeard) {
+			// Its hello is newer than its last advert (a backup that was
+			// master once): its priority now is the hello's.
+			p.Priority = int(h.Priority)
+		}
 		if h.ConfigHash != "" {
 			p.ConfigHash = h.ConfigHash
 		}

@@ -1,10 +1,13 @@
 package ha
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/hello"
 )
 
 // Status reports the running groups, sorted by name, for the admin API.
@@ -34,6 +37,7 @@ func (m *Manager) Status() []admin.HAGroup {
 			AdvertsReceived:    vs.AdvertsReceived,
 			SendErrors:         vs.SendErrors,
 			VIPsHeld:           vs.VIPsHeld,
+			ListenUntil:        vs.ListenUntil,
 		}
 		for _, p := range vs.Peers {
 			g.Peers = append(g.Peers, admin.HAPeer{
@@ -42,11 +46,14 @@ func (m *Manager) Status() []admin.HAGroup {
 				LastHeard:  p.LastHeard, Adverts: p.Adverts, ConfigHash: p.ConfigHash,
 			})
 		}
+		var hellos []hello.Peer
 		if ep := m.helloEP.Load(); ep != nil {
-			g.Peers = helloPeers(g.Peers, ep.Peers(hg.name))
+			hellos = ep.Peers(hg.name)
+			g.Peers = helloPeers(g.Peers, hellos)
 			hs := ep.Stats(hg.name)
 			g.HellosSent, g.HelloDropped = hs.Sent, hs.Dropped
 		}
+		g.Peers = gonePeers(g.Peers, hg.peers.gone(), livePeers(time.Now(), vs.Peers, hellos))
 		if vs.Master.IsValid() {
 			g.Master = vs.Master.String()
 		}
@@ -65,4 +72,29 @@ func (m *Manager) Status() []admin.HAGroup {
 	}
 	slices.SortFunc(out, func(a, b admin.HAGroup) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// gonePeers marks the peers that were heard and are no longer (not in
+// live), adding those the hello has already forgotten, and sorts the list
+// by address.
+func gonePeers(peers []admin.HAPeer, gone map[netip.Addr]watchedPeer, live []peerSighting) []admin.HAPeer {
+	for a, w := range gone {
+		if slices.ContainsFunc(live, func(s peerSighting) bool { return s.addr == a && s.at.After(w.goneSince) }) {
+			continue // heard again since the watch last looked
+		}
+		addr := a.String()
+		i := slices.IndexFunc(peers, func(p admin.HAPeer) bool { return p.Address == addr })
+		if i < 0 {
+			peers = append(peers, admin.HAPeer{Address: addr, LastHello: w.lastSeen})
+			i = len(peers) - 1
+		}
+		peers[i].Gone = true
+		if peers[i].Node == "" {
+			peers[i].Node = w.node
+		}
+	}
+	slices.SortFunc(peers, func(a, b admin.HAPeer) int {
+		return netip.MustParseAddr(a.Address).Compare(netip.MustParseAddr(b.Address))
+	})
+	return peers
 }

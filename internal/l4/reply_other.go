@@ -15,6 +15,7 @@ func readReplies(s *udpSession, pc *net.UDPConn, c *counters) error {
 			return err
 		}
 		s.touched.Store(true)
+		s.replied.Store(true)
 		if _, err := pc.WriteToUDPAddrPort(buf[:n], s.client); err != nil {
 			c.sendErrors.Add(1)
 			continue

@@ -37,6 +37,9 @@ func readReplies(s *udpSession, pc *net.UDPConn, c *counters) error {
 				if !s.touched.Load() {
 					s.touched.Store(true)
 				}
+				if !s.replied.Load() {
+					s.replied.Store(true)
+				}
 				if _, err := pc.WriteToUDPAddrPort((*bp)[:n], s.client); err != nil {
 					c.sendErrors.Add(1)
 					continue

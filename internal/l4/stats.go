@@ -20,8 +20,14 @@ type Stats struct {
 	// PROXY header was malformed, missing or late.
 	ProxyHeaderErrors uint64
 	// Dropped counts UDP datagrams from new clients refused because the
-	// session table was full or the proxy was shutting down.
+	// proxy was shutting down.
 	Dropped uint64
+	// Evicted counts UDP sessions ended to make room for a new client in
+	// a full session table (max_sessions).
+	Evicted uint64
+	// EvictedPerClient counts UDP sessions ended because their client
+	// address opened another beyond max_sessions_per_client.
+	EvictedPerClient uint64
 	// SendErrors counts UDP datagrams that could not be sent to a backend
 	// or back to a client.
 	SendErrors uint64
@@ -38,6 +44,8 @@ type counters struct {
 	connectFailures   atomic.Uint64
 	proxyHeaderErrors atomic.Uint64
 	dropped           atomic.Uint64
+	evicted           atomic.Uint64
+	evictedPerClient  atomic.Uint64
 	sendErrors        atomic.Uint64
 	idleTimeouts      atomic.Uint64
 }
@@ -50,6 +58,8 @@ func (c *counters) stats() Stats {
 		ConnectFailures:   c.connectFailures.Load(),
 		ProxyHeaderErrors: c.proxyHeaderErrors.Load(),
 		Dropped:           c.dropped.Load(),
+		Evicted:           c.evicted.Load(),
+		EvictedPerClient:  c.evictedPerClient.Load(),
 		SendErrors:        c.sendErrors.Load(),
 		IdleTimeouts:      c.idleTimeouts.Load(),
 	}

@@ -154,10 +154,10 @@ func (p *TCPProxy) connect(ctx context.Context, svc *balancer.Service, c *tcpCon
 	case "v2":
 		hdr = proxyproto.AppendV2(make([]byte, 0, proxyproto.MaxV2Len), src, dst)
 	}
-	client, vip := src.Addr().Unmap(), dst.Addr().Unmap()
+	vip := dst.Addr().Unmap()
 	var tried balancer.Tried
 	for attempt := 0; attempt <= svc.Retries; attempt++ {
-		b, err := svc.Pick(client, vip, &tried)
+		b, err := svc.PickFlow(src, vip, &tried)
 		if err != nil {
 			p.noBackend.Add(1)
 			if p.debugging(ctx) {

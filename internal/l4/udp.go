@@ -27,10 +27,11 @@ const defaultUDPIdle = 60 * time.Second
 // sessions: the first datagram from a client address picks a backend and
 // opens a connected socket to it; the session's replies go back to the
 // client from the listening socket; a session ends after the idle timeout
-// without traffic in either direction.
+// without traffic in either direction. A full table, or a client address
+// at its own limit, evicts the least recently active session (udpTable).
 //
-// Threading: each Serve loop owns its session table outright (a plain
-// map, no lock): it alone adds, looks up, expires and removes sessions,
+// Threading: each Serve loop owns its session table outright (no lock):
+// it alone adds, looks up, expires, evicts and removes sessions,
 // from the one goroutine that reads the listening socket. Each session has
 // a reply goroutine that only reads its backend socket, writes to the
 // listening socket (concurrent writes to a UDP socket are safe) and
@@ -85,7 +86,7 @@ func (p *UDPProxy) Serve(ctx context.Context, pc *net.UDPConn) error {
 		p:        p,
 		pc:       pc,
 		vip:      addrPortOf(pc.LocalAddr()).Addr().Unmap(),
-		sessions: map[netip.AddrPort]*udpSession{},
+		sessions: newUDPTable(),
 	}
 	defer l.endAll()
 	return l.run(ctx)
@@ -151,7 +152,7 @@ type udpLoop struct {
 	p         *UDPProxy
 	pc        *net.UDPConn
 	vip       netip.Addr
-	sessions  map[netip.AddrPort]*udpSession
+	sessions  udpTable
 	replies   sync.WaitGroup
 	nextSweep time.Time
 }
@@ -189,7 +190,7 @@ func (l *udpLoop) run(ctx context.Context) error {
 }
 
 func (l *udpLoop) shouldStop(ctx context.Context) bool {
-	return ctx.Err() != nil || l.p.stopping.Load() || (l.p.draining.Load() && len(l.sessions) == 0)
+	return ctx.Err() != nil || l.p.stopping.Load() || (l.p.draining.Load() && l.sessions.len() == 0)
 }
 
 func idleOf(svc *balancer.Service) time.Duration {
@@ -209,7 +210,7 @@ func (l *udpLoop) armSweep(now time.Time) {
 // forward sends a client's datagram to its session's backend, opening the
 // session first if needed. The steady-state path does not allocate.
 func (l *udpLoop) forward(ctx context.Context, b []byte, from netip.AddrPort) {
-	s := l.sessions[from]
+	s := l.sessions.get(from)
 	if s != nil && s.dead.Load() {
 		l.end(ctx, s, "backend socket failed")
 		s = nil
@@ -225,6 +226,8 @@ func (l *udpLoop) forward(ctx context.Context, b []byte, from netip.AddrPort) {
 		if s = l.open(ctx, from); s == nil {
 			return
 		}
+	} else {
+		l.sessions.used(s)
 	}
 	if !s.touched.Load() {
 		s.touched.Store(true)
@@ -244,14 +247,10 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 		return nil
 	}
 	svc := p.svc.Load()
-	if svc.MaxSessions > 0 && len(l.sessions) >= svc.MaxSessions {
-		p.dropped.Add(1)
-		return nil
-	}
 	client := from.Addr().Unmap()
 	var tried balancer.Tried
 	for attempt := 0; attempt <= svc.Retries; attempt++ {
-		b, err := svc.Pick(client, l.vip, &tried)
+		b, err := svc.PickFlow(from, l.vip, &tried)
 		if err != nil {
 			break
 		}
@@ -270,8 +269,9 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 			}
 			continue
 		}
+		l.makeRoom(ctx, svc, client)
 		s := &udpSession{client: from, backend: b, conn: conn, lastSeen: time.Now()}
-		l.sessions[from] = s
+		l.sessions.add(s)
 		p.accepted.Add(1)
 		p.active.Add(1)
 		l.replies.Add(1)
@@ -285,10 +285,25 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 	return nil
 }
 
+// makeRoom evicts what a new session of client needs evicted: the
+// client's least recently active session when it is at
+// svc.MaxPerClient, then the table's when the table is at
+// svc.MaxSessions.
+func (l *udpLoop) makeRoom(ctx context.Context, svc *balancer.Service, client netip.Addr) {
+	if svc.MaxPerClient > 0 && l.sessions.addrSessions(client) >= svc.MaxPerClient {
+		l.p.evictedPerClient.Add(1)
+		l.end(ctx, l.sessions.oldestOf(client), "client at max_sessions_per_client")
+	}
+	for svc.MaxSessions > 0 && l.sessions.len() >= svc.MaxSessions {
+		l.p.evicted.Add(1)
+		l.end(ctx, l.sessions.victim(), "table full")
+	}
+}
+
 // sweep ends the sessions idle for the idle timeout, and failed ones.
 func (l *udpLoop) sweep(ctx context.Context, now time.Time) {
 	idle := idleOf(l.p.svc.Load())
-	for _, s := range l.sessions {
+	for _, s := range l.sessions.byClient {
 		switch {
 		case s.dead.Load():
 			l.end(ctx, s, "backend socket failed")
@@ -304,7 +319,7 @@ func (l *udpLoop) sweep(ctx context.Context, now time.Time) {
 // end removes s; its reply goroutine then sees the closed socket, releases
 // the backend and exits.
 func (l *udpLoop) end(ctx context.Context, s *udpSession, why string) {
-	delete(l.sessions, s.client)
+	l.sessions.remove(s)
 	s.conn.Close()
 	if l.p.debugging(ctx) {
 		l.p.log.Debug("session closed", "client", s.client, "backend", s.backend.Addr, "reason", why)
@@ -312,8 +327,8 @@ func (l *udpLoop) end(ctx context.Context, s *udpSession, why string) {
 }
 
 func (l *udpLoop) endAll() {
-	for _, s := range l.sessions {
-		delete(l.sessions, s.client)
+	for _, s := range l.sessions.byClient {
+		l.sessions.remove(s)
 		s.conn.Close()
 	}
 	l.replies.Wait()
@@ -347,8 +362,13 @@ type udpSession struct {
 	conn    *net.UDPConn // connected to the backend
 
 	touched atomic.Bool // traffic since the last sweep, either direction
+	replied atomic.Bool // a reply since the table last passed it over for eviction
 	dead    atomic.Bool // the reply goroutine quit on an error
 	in, out atomic.Uint64
 
 	lastSeen time.Time // owned by the serve loop
+	// links and addrList place the session in the table's recency
+	// orders; owned by the serve loop.
+	links    [2]sessionLink
+	addrList *sessionList
 }

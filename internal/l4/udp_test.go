@@ -17,6 +17,13 @@ import (
 // startUDPBackend answers every datagram with "ID:" and the datagram.
 func startUDPBackend(t testing.TB, id string) netip.AddrPort {
 	t.Helper()
+	return startUDPBackendFunc(t, func(b []byte, _ netip.AddrPort) []byte { return append([]byte(id+":"), b...) })
+}
+
+// startUDPBackendFunc answers each datagram with what answer returns for
+// it and its sender; nil: no answer.
+func startUDPBackendFunc(t testing.TB, answer func(b []byte, from netip.AddrPort) []byte) netip.AddrPort {
+	t.Helper()
 	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +36,9 @@ func startUDPBackend(t testing.TB, id string) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			pc.WriteToUDPAddrPort(append([]byte(id+":"), buf[:n]...), from)
+			if a := answer(buf[:n], from); a != nil {
+				pc.WriteToUDPAddrPort(a, from)
+			}
 		}
 	})
 	t.Cleanup(func() {
@@ -196,16 +205,23 @@ func TestUDPMaxSessions(t *testing.T) {
 			t.Fatalf("client %d: got %q, want a:hi", i+1, got)
 		}
 	}
-	if got := ask(t, c3, "hi", noReply); got != "" {
-		t.Fatalf("third client beyond MaxSessions: got %q, want no reply", got)
+	// A third client evicts the least recently active session, c1's.
+	if got := ask(t, c2, "hi", waitFor); got != "a:hi" {
+		t.Fatalf("client 2 again: got %q, want a:hi", got)
 	}
-	if st := p.Stats(); st.Dropped == 0 || st.Accepted != 2 {
-		t.Errorf("got Dropped %d Accepted %d, want > 0 and 2", st.Dropped, st.Accepted)
-	}
-	// Room again once the first two expire.
-	eventually(t, "expired", func() bool { return p.Active() == 0 })
 	if got := ask(t, c3, "hi", waitFor); got != "a:hi" {
-		t.Errorf("third client after expiry: got %q, want a:hi", got)
+		t.Fatalf("third client beyond MaxSessions: got %q, want a:hi", got)
+	}
+	if st := p.Stats(); st.Dropped != 0 || st.Evicted != 1 || st.Accepted != 3 {
+		t.Errorf("got Dropped %d Evicted %d Accepted %d, want 0, 1 and 3", st.Dropped, st.Evicted, st.Accepted)
+	}
+	eventually(t, "two sessions", func() bool { return p.Active() == 2 })
+	// c1 comes back as a new session and evicts c2, now the oldest.
+	if got := ask(t, c1, "hi", waitFor); got != "a:hi" {
+		t.Errorf("first client after eviction: got %q, want a:hi", got)
+	}
+	if st := p.Stats(); st.Evicted != 2 || st.Accepted != 4 {
+		t.Errorf("got Evicted %d Accepted %d, want 2 and 4", st.Evicted, st.Accepted)
 	}
 }
 

@@ -1,6 +1,8 @@
 package sched
 
-func init() { register("maglev", newMaglev) }
+func init() {
+	register("maglev", func(bs []Backend) Scheduler { return newMaglevOn(bs, effectiveWeight) })
+}
 
 // maglevSize is the lookup table size: prime, as Maglev requires, and
 // large enough that ten backends' shares differ by well under 1%.
@@ -14,10 +16,11 @@ const maglevSize = 65537
 // refilled by the others and few entries change hands between survivors,
 // so few connections move.
 //
-// The table is built from the effective weights, so a backend that goes
-// down or fills up is left out exactly as if it had been removed, and
+// maglev builds the table from the effective weights, so a backend that
+// goes down or fills up is left out exactly as if it had been removed, and
 // taken back when it returns; flapping between recent states reuses the
-// tables already built (see layouts).
+// tables already built (see layouts). mh builds it from the configured
+// weights instead (see mh.go).
 type maglev struct {
 	backends []Backend
 	// offset and skip define backend i's permutation: entry j of it is
@@ -28,7 +31,8 @@ type maglev struct {
 
 var _ Scheduler = (*maglev)(nil)
 
-func newMaglev(bs []Backend) Scheduler {
+// newMaglevOn returns a maglev whose table follows weigh.
+func newMaglevOn(bs []Backend, weigh func(Backend) int32) *maglev {
 	m := &maglev{
 		backends: bs,
 		offset:   make([]uint64, len(bs)),
@@ -44,7 +48,7 @@ func newMaglev(bs []Backend) Scheduler {
 		m.offset[i] = id % maglevSize
 		m.skip[i] = Mix(id^golden)%(maglevSize-1) + 1
 	}
-	m.table = newLayouts(bs, effectiveWeight, m.build)
+	m.table = newLayouts(bs, weigh, m.build)
 	return m
 }
 
@@ -53,11 +57,19 @@ func (m *maglev) Pick(k Key) int {
 	if len(t) == 0 {
 		return -1
 	}
-	i := int(t[Mix(k.Source)%maglevSize])
+	x := Mix(k.Source)
+	i := int(t[x%maglevSize])
 	if usable(m.backends[i]) {
 		return i
 	}
-	// Only reached on a table being rebuilt by another pick.
+	// maglev: only on a table being rebuilt by another pick. mh: the
+	// entry's backend is down or full; rehash, deterministically, so its
+	// clients spread over the others and every other client stays put.
+	for p := uint64(1); p < hashProbes; p++ {
+		if j := int(t[Mix(x+p*golden)%maglevSize]); usable(m.backends[j]) {
+			return j
+		}
+	}
 	return firstUsable(m.backends, i+1)
 }
 

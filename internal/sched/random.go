@@ -15,8 +15,14 @@ func newRandom(bs []Backend) Scheduler {
 }
 
 func (s *random) Pick(k Key) int {
+	return weightedDraw(s.backends, randomOf(k))
+}
+
+// weightedDraw maps the random value r onto a usable backend of bs, each
+// with probability proportional to its weight; -1 if none is usable.
+func weightedDraw(bs []Backend, r uint64) int {
 	var total uint64
-	for _, b := range s.backends {
+	for _, b := range bs {
 		if usable(b) {
 			total += uint64(b.Weight())
 		}
@@ -24,9 +30,9 @@ func (s *random) Pick(k Key) int {
 	if total == 0 {
 		return -1
 	}
-	r := below(randomOf(k), total)
+	r = below(r, total)
 	last := -1
-	for i, b := range s.backends {
+	for i, b := range bs {
 		if !usable(b) {
 			continue
 		}

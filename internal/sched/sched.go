@@ -1,7 +1,8 @@
 // Package sched chooses a backend for a new connection or request.
 //
 // Every algorithm of Linux IPVS is here (rr, wrr, lc, wlc, sed, nq, sh, dh,
-// lblc, lblcr) together with p2c, maglev and random. L4 and L7 share them: a
+// lblc, lblcr, fo, ovf, mh, twos) together with fulcrum's own p2c, maglev
+// and random. L4 and L7 share them: a
 // scheduler sees backends only through the Backend interface and a
 // connection only through a Key, so it never depends on how the caller
 // proxies traffic.
@@ -41,8 +42,9 @@ type Named interface {
 // Key describes the connection being scheduled. The caller hashes what the
 // algorithm needs once, so picking itself never allocates.
 type Key struct {
-	// Source is a hash of the client (its address, or for L7 a header or
-	// cookie value). sh, maglev use it.
+	// Source is a hash of the client (its address, its address and port
+	// with hash_port, or for L7 a header or cookie value). sh, mh and
+	// maglev use it.
 	Source uint64
 	// Dest is a hash of the destination (for L4 the address the client
 	// connected to; for L7 the Host or path). dh, lblc, lblcr use it.
@@ -110,6 +112,13 @@ func HashAddr(a netip.Addr) uint64 {
 		h *= 1099511628211
 	}
 	return Mix(h)
+}
+
+// HashAddrPort hashes an address and port for use in a Key, for hashing
+// schedulers that should spread one client's flows (IPVS's sh-port and
+// mh-port flags). It does not allocate.
+func HashAddrPort(ap netip.AddrPort) uint64 {
+	return Mix(HashAddr(ap.Addr()) + uint64(ap.Port())*golden)
 }
 
 // HashString hashes a string for use in a Key. It does not allocate.

@@ -18,13 +18,13 @@ func hashKey(algo string) func(int) Key {
 
 func TestHashingSticks(t *testing.T) {
 	t.Parallel()
-	for _, algo := range []string{"sh", "dh", "maglev"} {
+	for _, algo := range []string{"sh", "dh", "maglev", "mh"} {
 		t.Run(algo, func(t *testing.T) {
 			t.Parallel()
 			p := benchPool()
 			a, b := mustNew(algo, p.backends), mustNew(algo, p.backends)
 			key := hashKey(algo)
-			if algo == "maglev" {
+			if algo == "maglev" || algo == "mh" {
 				key = hashKey("sh")
 			}
 			for i := range 1000 {

@@ -52,6 +52,16 @@ type Config struct {
 	// fail over sooner and tolerate fewer lost adverts in a row; it is a
 	// local choice, so peers (keepalived) may use another.
 	DownAdverts int
+	// InitDead is how long a starting backup listens for an existing
+	// master before it may take over (heartbeat's initdead): its first
+	// master-down timer runs for InitDead plus its skew, when that is
+	// longer than its master-down interval. Without it a node whose own
+	// adverts are short claims the addresses after two or three of its
+	// own intervals, before a live master that advertises less often
+	// (keepalived's default is 1s) has said a word. The first valid
+	// advert ends the wait, so it costs nothing when a master is there;
+	// it delays only a cold start, when no master is. 0: none.
+	InitDead time.Duration
 }
 
 // Validate reports every problem with c at once.
@@ -68,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.DownAdverts < 0 || c.DownAdverts == 1 || c.DownAdverts > 255 {
 		errs = append(errs, fmt.Errorf("down adverts %d: want 2-255, or 0 for RFC 9568's 3", c.DownAdverts))
+	}
+	if c.InitDead < 0 {
+		errs = append(errs, fmt.Errorf("initdead %v is negative", c.InitDead))
 	}
 	if c.PreemptDelay < 0 {
 		errs = append(errs, fmt.Errorf("preempt delay %v is negative", c.PreemptDelay))
@@ -107,6 +120,15 @@ func (c Config) Validate() error {
 // than the RFC's centiseconds, so that priorities a few apart still differ.
 func masterDownInterval(adver time.Duration, prio uint8, n int) time.Duration {
 	return time.Duration(n)*adver + skewTime(adver, prio)
+}
+
+// startupDown is a starting backup's first master-down timer: the
+// listen period or the master-down interval, whichever is longer, plus the
+// skew, so that at a cold start of every node the highest priority still
+// goes first. listening reports whether the listen period is the longer.
+func startupDown(c Config, prio uint8) (d time.Duration, listening bool) {
+	md := time.Duration(c.DownAdverts) * c.Interval
+	return max(c.InitDead, md) + skewTime(c.Interval, prio), c.InitDead > md
 }
 
 func skewTime(adver time.Duration, prio uint8) time.Duration {

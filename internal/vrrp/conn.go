@@ -70,7 +70,9 @@ type HandoverAnnouncer interface {
 	// its adverts came from), is alive.
 	AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error
 	// ReleaseTo is Release when next, a live master, has taken over: the
-	// addresses may stay a while longer for the connections on them.
+	// addresses may stay a while longer for the connections on them. At
+	// shutdown next may be the zero Addr: no successor was heard in time,
+	// but one may still take over.
 	ReleaseTo(ctx context.Context, vips []netip.Addr, next netip.Addr) error
 }
 

@@ -168,21 +168,27 @@ type fakeAnnouncer struct {
 }
 
 type annCall struct {
-	op   string // acquire, release, announce
-	at   time.Time
-	from netip.Addr // the other master of an AcquireFrom or ReleaseTo
+	op       string // acquire, release, announce
+	at       time.Time
+	from     netip.Addr // the other master of an AcquireFrom or ReleaseTo
+	handover bool       // AcquireFrom or ReleaseTo
 }
 
 var _ HandoverAnnouncer = (*fakeAnnouncer)(nil)
 
 func (f *fakeAnnouncer) record(op string, held bool) error {
-	return f.recordFrom(op, held, netip.Addr{})
+	return f.add(annCall{op: op}, held)
 }
 
 func (f *fakeAnnouncer) recordFrom(op string, held bool, from netip.Addr) error {
+	return f.add(annCall{op: op, from: from, handover: true}, held)
+}
+
+func (f *fakeAnnouncer) add(c annCall, held bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, annCall{op, time.Now(), from})
+	c.at = time.Now()
+	f.calls = append(f.calls, c)
 	f.held = held
 	return nil
 }

@@ -82,6 +82,11 @@ type Instance struct {
 	lastAnnounce  time.Time
 	sendFailing   bool
 	mismatch      bool
+	// listening: a starting backup waits out Config.InitDead for an
+	// existing master; heardMaster: a valid advert was heard since Run
+	// started (a fault that clears before then listens again).
+	listening   bool
+	heardMaster bool
 }
 
 // New returns an Instance for cfg; Run checks cfg and starts it. log is
@@ -217,6 +222,7 @@ func (in *Instance) Run(ctx context.Context) error {
 		in.toMaster(ctx, ReasonOwner)
 	default:
 		in.toBackup(ctx, ReasonStartup, netip.Addr{})
+		in.listenForMaster()
 	}
 
 	recv := in.conn.Receive()
@@ -318,6 +324,13 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 	in.status.hearPeer(src, a, p.ConfigHash, time.Now())
 	in.mu.Unlock()
 	in.checkAddrs(a, src)
+	in.heardMaster = true
+	if in.listening {
+		// Somebody is there: the listen period has done its job, and the
+		// usual timers (armed below, or this one when we preempt) apply.
+		in.stopListening()
+		in.armDown(masterDownInterval(in.masterInterval, in.prio, in.cfg.DownAdverts))
+	}
 
 	switch in.State() {
 	case Backup:
@@ -331,9 +344,40 @@ func (in *Instance) receive(ctx context.Context, p Packet) {
 		in.backupReceive(a, src)
 	case Master:
 		in.masterReceive(ctx, a, src)
+	case Fault:
+		// In Fault adverts are heard and counted, and the master's
+		// interval learned for when the fault clears; we take no part
+		// until then.
+		if a.Priority > 0 {
+			in.masterInterval = a.MaxAdvertInterval
+		}
 	}
-	// In Fault adverts are heard and counted, nothing more: we take no
-	// part until the fault clears.
+}
+
+// listenForMaster starts the listen period of a backup that has heard no
+// master since it started (Config.InitDead), if it is longer than the
+// master-down interval that toBackup armed.
+func (in *Instance) listenForMaster() {
+	if in.heardMaster {
+		return
+	}
+	d, listening := startupDown(in.cfg, in.prio)
+	if !listening {
+		return
+	}
+	in.armDown(d)
+	in.listening = true
+	in.mu.Lock()
+	in.status.ListenUntil = in.downDeadline
+	in.mu.Unlock()
+	in.log.Info("listening for an existing master before taking over", "initdead", in.cfg.InitDead)
+}
+
+func (in *Instance) stopListening() {
+	in.listening = false
+	in.mu.Lock()
+	in.status.ListenUntil = time.Time{}
+	in.mu.Unlock()
 }
 
 func (in *Instance) backupReceive(a Advert, src netip.Addr) {
@@ -502,11 +546,13 @@ func (in *Instance) onTracking(ctx context.Context) {
 	case fault && st != Fault:
 		in.toFault(ctx)
 	case !fault && st == Fault:
-		in.masterInterval = in.cfg.Interval
+		// masterInterval is the interval of the master heard while in
+		// Fault, or ours.
 		if in.prio == OwnerPriority {
 			in.toMaster(ctx, ReasonOwner)
 		} else {
 			in.toBackup(ctx, ReasonFaultCleared, netip.Addr{})
+			in.listenForMaster()
 		}
 	}
 }
@@ -549,7 +595,12 @@ func (in *Instance) shutdown(ctx context.Context, recv <-chan Packet) {
 		in.handingOver = false
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
-		in.releaseVIPs(rctx)
+		// A hand-over even when no successor was heard: a backup slowed
+		// down past those two intervals (a loaded machine) still takes
+		// over, as the successor of our priority 0, and relays our
+		// connections' packets to us; without one, they finish here.
+		// Released at once, the addresses would strand them either way.
+		in.giveUpVIPs(rctx, true)
 	}
 	in.notify(t)
 }
@@ -578,6 +629,7 @@ func (in *Instance) awaitSuccessor(recv <-chan Packet) netip.Addr {
 
 func (in *Instance) toMaster(ctx context.Context, reason string) {
 	in.down.Stop()
+	in.stopListening()
 	in.stopPreemptDelay()
 	in.preempting, in.masterLeft = false, false
 	in.masterInterval = in.cfg.Interval
@@ -592,6 +644,9 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	}
 	prev := in.Status().Master // the master last heard, while we were backup
 	t := in.transition(Master, reason, in.cfg.LocalAddr)
+	if t != nil && prev != in.cfg.LocalAddr {
+		t.PrevMaster = prev
+	}
 	// RFC 9568 order: the advert first, so that other backups stand down
 	// at once, then the addresses and their gratuitous ARP/NA.
 	in.advertise(in.prio)
@@ -630,6 +685,7 @@ func (in *Instance) toBackup(ctx context.Context, reason string, master netip.Ad
 func (in *Instance) toFault(ctx context.Context) {
 	wasMaster := in.State() == Master
 	in.down.Stop()
+	in.stopListening()
 	in.adver.Stop()
 	in.stopPreemptDelay()
 	if wasMaster {
@@ -643,11 +699,16 @@ func (in *Instance) toFault(ctx context.Context) {
 	in.notify(t)
 }
 
-func (in *Instance) releaseVIPs(ctx context.Context) {
+func (in *Instance) releaseVIPs(ctx context.Context) { in.giveUpVIPs(ctx, false) }
+
+// giveUpVIPs releases the addresses: through a HandoverAnnouncer's
+// ReleaseTo, which may keep them a while for the connections on them, when
+// a successor was heard or handOver is set; at once otherwise.
+func (in *Instance) giveUpVIPs(ctx context.Context, handOver bool) {
 	next := in.successor
 	in.successor = netip.Addr{}
 	var err error
-	if ho, ok := in.ann.(HandoverAnnouncer); ok && next.IsValid() {
+	if ho, ok := in.ann.(HandoverAnnouncer); ok && (next.IsValid() || handOver) {
 		err = ho.ReleaseTo(ctx, in.cfg.VIPs, next)
 	} else {
 		err = in.ann.Release(ctx, in.cfg.VIPs)
@@ -701,7 +762,8 @@ func (in *Instance) notify(t *Transition) {
 	if t == nil {
 		return
 	}
-	in.log.Info("state changed", "state", t.To, "prev_state", t.From, "reason", t.Reason, "master", t.Master, "priority", in.prio)
+	in.log.Log(context.Background(), transitionLevel(t), "state changed",
+		"state", t.To, "prev_state", t.From, "reason", t.Reason, "master", t.Master, "priority", in.prio)
 	select {
 	case in.events <- *t:
 	default:
@@ -709,6 +771,17 @@ func (in *Instance) notify(t *Transition) {
 		in.status.EventsDropped++
 		in.mu.Unlock()
 	}
+}
+
+// transitionLevel is Warn for the transitions that mean redundancy was
+// lost: a fault (this node can no longer serve) and taking over from a
+// master that went silent (it died, or the link between us did); Info for
+// the rest, which are planned or restore redundancy.
+func transitionLevel(t *Transition) slog.Level {
+	if t.To == Fault || t.To == Master && t.Reason == ReasonMasterDown {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // advertise sends an advert with the given priority. A failed send is

@@ -40,16 +40,19 @@ func TestMasterDownInterval(t *testing.T) {
 // moves when every goroutine waits, so timer arithmetic is exact.
 func TestElection(t *testing.T) {
 	t.Parallel()
-	const never = time.Duration(-1)
+	const never = neverMaster
 	tests := []struct {
 		name    string
 		prio    uint8
 		preempt bool
 		delay   time.Duration
 		down    int // Config.DownAdverts
+		// initdead is Config.InitDead (with down 2: fulcrum's defaults).
+		initdead time.Duration
 		// The peer (10.0.0.2; we are 10.0.0.1) sends peerCount adverts of
-		// peerPrio every peerIv from the start, then a priority 0 advert
-		// if zeroAfter is set; peerCount 0 is no peer.
+		// peerPrio every peerIv from phase after the start, then a
+		// priority 0 advert if zeroAfter is set; peerCount 0 is no peer.
+		phase     time.Duration
 		peerPrio  uint8
 		peerIv    time.Duration
 		peerCount int
@@ -86,6 +89,34 @@ func TestElection(t *testing.T) {
 			wantMaster: 20*iv + skewTime(iv, 100), wantReason: ReasonMasterLeft},
 		{name: "priority 0 uses the learned interval", prio: 100, peerPrio: 200, peerIv: time.Second, peerCount: 3,
 			zeroAfter: true, wantMaster: 3*time.Second + skewTime(time.Second, 100), wantReason: ReasonMasterLeft},
+
+		// A node on 100ms adverts starts next to a live master advertising
+		// every second (keepalived's default): listening for InitDead it
+		// hears it before it claims the addresses; without, it takes over
+		// after its own short master-down interval. The listen period
+		// delays only a start with nobody there.
+		{name: "1s master, no initdead: the trap", prio: 150, down: 2,
+			phase: 700 * time.Millisecond, peerPrio: 100, peerIv: time.Second, peerCount: 19,
+			wantMaster: masterDownInterval(iv, 150, 2), wantReason: ReasonMasterDown},
+		{name: "1s master, lower priority, no preempt", prio: 150, down: 2, initdead: 2 * time.Second,
+			phase: 700 * time.Millisecond, peerPrio: 100, peerIv: time.Second, peerCount: 19, wantMaster: never},
+		{name: "1s master, first advert late in initdead", prio: 150, down: 2, initdead: 2 * time.Second,
+			phase: 1700 * time.Millisecond, peerPrio: 100, peerIv: time.Second, peerCount: 18, wantMaster: never},
+		{name: "1s master, higher priority", prio: 100, preempt: true, down: 2, initdead: 2 * time.Second,
+			phase: 900 * time.Millisecond, peerPrio: 200, peerIv: time.Second, peerCount: 19, wantMaster: never},
+		{name: "1s master, lower priority, preempt: once heard", prio: 150, preempt: true, down: 2, initdead: 2 * time.Second,
+			phase: 700 * time.Millisecond, peerPrio: 100, peerIv: time.Second, peerCount: 19,
+			wantMaster: 700*time.Millisecond + masterDownInterval(iv, 150, 2), wantReason: ReasonPreempt},
+		{name: "1s master heard in initdead, then dies", prio: 150, down: 2, initdead: 2 * time.Second,
+			phase: 700 * time.Millisecond, peerPrio: 100, peerIv: time.Second, peerCount: 3,
+			wantMaster: 2700*time.Millisecond + masterDownInterval(time.Second, 150, 2), wantReason: ReasonMasterDown},
+		{name: "initdead, nobody there: the cost at cold start", prio: 150, down: 2, initdead: 2 * time.Second,
+			wantMaster: 2*time.Second + skewTime(iv, 150), wantReason: ReasonMasterDown},
+		{name: "initdead shorter than master-down", prio: 150, down: 2, initdead: 100 * time.Millisecond,
+			wantMaster: masterDownInterval(iv, 150, 2), wantReason: ReasonMasterDown},
+		{name: "master leaves during initdead", prio: 150, down: 2, initdead: 2 * time.Second,
+			phase: 500 * time.Millisecond, peerPrio: 0, peerIv: time.Second, peerCount: 1,
+			wantMaster: 500*time.Millisecond + skewTime(iv, 150), wantReason: ReasonMasterLeft},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,12 +125,13 @@ func TestElection(t *testing.T) {
 				n := &fakeNet{}
 				cfg := testConfig("10.0.0.1", tt.prio)
 				cfg.Preempt, cfg.PreemptDelay = tt.preempt, tt.delay
-				cfg.DownAdverts = tt.down
+				cfg.DownAdverts, cfg.InitDead = tt.down, tt.initdead
 				begin := time.Now()
 				me := start(t, n, cfg, nil)
 				if tt.peerCount > 0 {
 					peer := n.conn(t, "10.0.0.2", nil)
 					go func() {
+						time.Sleep(tt.phase)
 						peer.advertise(tt.peerPrio, tt.peerIv, tt.peerCount)
 						if tt.zeroAfter {
 							time.Sleep(tt.peerIv)
@@ -109,35 +141,12 @@ func TestElection(t *testing.T) {
 				}
 				time.Sleep(20 * time.Second)
 				synctest.Wait()
-				var got *Transition
-				for _, tr := range drain(me.in) {
-					if tr.To == Master {
-						got = &tr
-						break
-					}
-				}
-				switch {
-				case tt.wantMaster == never && got != nil:
-					t.Fatalf("became master at %v (%s), want never", got.At.Sub(begin), got.Reason)
-				case tt.wantMaster == never:
-					if st := me.in.State(); st != Backup {
-						t.Fatalf("state %v, want backup", st)
-					}
+				switch got := checkMaster(t, me, begin, tt.wantMaster, tt.wantReason); {
+				case got == nil:
 					if s := me.in.Status(); s.Master != netip.MustParseAddr("10.0.0.2") || s.MasterPriority != tt.peerPrio {
 						t.Errorf("status master %v priority %d, want 10.0.0.2 priority %d", s.Master, s.MasterPriority, tt.peerPrio)
 					}
-				case got == nil:
-					t.Fatalf("never became master, want master at %v", tt.wantMaster)
 				default:
-					if at := got.At.Sub(begin); at != tt.wantMaster {
-						t.Errorf("became master at %v, want %v", at, tt.wantMaster)
-					}
-					if got.Reason != tt.wantReason {
-						t.Errorf("reason %q, want %q", got.Reason, tt.wantReason)
-					}
-					if !me.ann.holds() {
-						t.Error("master does not hold the addresses")
-					}
 					// A master that left or was preempted is alive: a
 					// hand-over; one that went silent is presumed dead.
 					var wantFrom netip.Addr
@@ -152,6 +161,44 @@ func TestElection(t *testing.T) {
 			})
 		})
 	}
+}
+
+// neverMaster is checkMaster's want for a node that must stay backup.
+const neverMaster = time.Duration(-1)
+
+// checkMaster checks when nd first became master, counted from begin: at
+// want for reason (holding the addresses), or never (staying backup
+// without them). It returns that transition, nil if none.
+func checkMaster(t *testing.T, nd *node, begin time.Time, want time.Duration, reason string) *Transition {
+	t.Helper()
+	var got *Transition
+	for _, tr := range drain(nd.in) {
+		if tr.To == Master {
+			got = &tr
+			break
+		}
+	}
+	switch {
+	case want == neverMaster && got != nil:
+		t.Fatalf("became master at %v (%s), want never", got.At.Sub(begin), got.Reason)
+	case want == neverMaster:
+		if st := nd.in.State(); st != Backup || nd.ann.holds() {
+			t.Fatalf("state %v, holds %v; want backup without the addresses", st, nd.ann.holds())
+		}
+	case got == nil:
+		t.Fatalf("never became master, want master at %v", want)
+	default:
+		if at := got.At.Sub(begin); at != want {
+			t.Errorf("became master at %v, want %v", at, want)
+		}
+		if got.Reason != reason {
+			t.Errorf("reason %q, want %q", got.Reason, reason)
+		}
+		if !nd.ann.holds() {
+			t.Error("master does not hold the addresses")
+		}
+	}
+	return got
 }
 
 // TestTwoNodes elects between real Instances on one fake link.
@@ -254,6 +301,35 @@ func TestShutdown(t *testing.T) {
 			t.Errorf("Release after Run: %v, want ErrNotRunning", err)
 		}
 		b.stop(t)
+	})
+}
+
+// TestShutdownNoSuccessorHeard: a master that hears no successor within
+// two intervals of its priority 0 — alone, or beside a backup slowed down
+// on a loaded machine that takes over later — still hands the addresses
+// over (ReleaseTo), so that a hand-over announcer keeps them for the
+// connections in flight instead of stranding them.
+func TestShutdownNoSuccessorHeard(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := &fakeNet{}
+		a := start(t, n, testConfig("10.0.0.1", 200), nil)
+		time.Sleep(time.Second)
+		if st := a.in.State(); st != Master {
+			t.Fatalf("state %v, want master", st)
+		}
+		stopAt := time.Now()
+		a.stop(t)
+		rel, ok := a.ann.last("release")
+		if !ok || a.ann.count("release") != 1 {
+			t.Fatalf("%d releases, want 1", a.ann.count("release"))
+		}
+		if !rel.handover || rel.from.IsValid() {
+			t.Errorf("released with hand-over %v to %v, want a hand-over (ReleaseTo) to nobody heard", rel.handover, rel.from)
+		}
+		if d, want := rel.at.Sub(stopAt), 2*iv+handoverGrace(iv); d != want {
+			t.Errorf("released %v after the stop, want %v (two intervals for a successor, then the grace)", d, want)
+		}
 	})
 }
 

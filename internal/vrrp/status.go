@@ -56,7 +56,11 @@ type Transition struct {
 	// Master is the master after the transition: LocalAddr when To is
 	// Master, the master last heard when To is Backup, else zero.
 	Master netip.Addr
-	At     time.Time
+	// PrevMaster, when To is Master, is the master we heard before taking
+	// over (with ReasonMasterDown: the one that went silent); zero if
+	// none was heard.
+	PrevMaster netip.Addr
+	At         time.Time
 }
 
 // DropReason says why a received packet was not processed.
@@ -125,7 +129,11 @@ type Status struct {
 	MasterPriority uint8
 	MasterInterval time.Duration
 	// HoldUntil is when a Release stops holding us back from preempting.
-	HoldUntil       time.Time
+	HoldUntil time.Time
+	// ListenUntil is, while a starting backup listens for an existing
+	// master (Config.InitDead) and has heard none yet, when it will take
+	// over; zero otherwise.
+	ListenUntil     time.Time
 	AdvertsSent     uint64
 	AdvertsReceived uint64 // valid adverts for our VRID
 	SendErrors      uint64

@@ -120,7 +120,7 @@ func TestStatusCommand(t *testing.T) {
 	// A closed connection is counted once the proxy has seen both ends
 	// close; wait for that before taking the snapshot the test compares.
 	deadline := time.Now().Add(5 * time.Second)
-	for n.status().Services[0].Counters.Active != 0 && time.Now().Before(deadline) {
+	for n.service("web").Counters.Active != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	out, err := exec.Command(binary, "status", "--admin", n.admin).CombinedOutput()
@@ -280,11 +280,11 @@ func TestBackendAndReloadCommands(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "reloaded: config ") {
 		t.Fatalf("reload: exit %d, %q %q", code, out, stderr)
 	}
-	st := n.status()
-	if len(st.Services[0].Backends) != 3 {
-		t.Fatalf("after reload: %d backends, want 3", len(st.Services[0].Backends))
+	st, web := n.status(), n.service("web")
+	if len(web.Backends) != 3 {
+		t.Fatalf("after reload: %d backends, want 3", len(web.Backends))
 	}
-	for _, b := range st.Services[0].Backends {
+	for _, b := range web.Backends {
 		want := "ready"
 		if b.Address == drained.addr {
 			want = "drain"

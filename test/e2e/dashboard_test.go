@@ -85,14 +85,14 @@ services:
 		if time.Now().After(deadline) {
 			t.Fatalf("admin state of %s in /api/v1/status: got %q, want drain\npage problems: %q", bs[0].addr, state, tab.Problems())
 		}
-		for _, be := range n.status().Services[0].Backends {
+		for _, be := range n.service("web").Backends {
 			if be.Address == bs[0].addr {
 				state = be.AdminState
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, be := range n.status().Services[0].Backends {
+	for _, be := range n.service("web").Backends {
 		if be.Address == bs[1].addr && be.AdminState != "ready" {
 			t.Errorf("the other backend: admin state %q, want ready", be.AdminState)
 		}
@@ -107,6 +107,11 @@ services:
 			t.Errorf("new connection after drain: got %q, %v; want %s", got, err, bs[1].name)
 		}
 	}
+	// The node's own history has those connections: the service's graph
+	// and the other backend's show a rate above 0 within a sample or two.
+	graph := `document.querySelector('section[data-service="web"] svg.chart.big')`
+	spark := `document.querySelector('` + row(bs[1].addr) + ` svg.chart.small')`
+	tab.WaitFor(20*time.Second, graph+`?.dataset.peak > 0 && `+spark+`?.dataset.peak > 0`)
 	for _, pr := range tab.Problems() {
 		t.Errorf("page problem: %s", pr)
 	}

@@ -531,6 +531,9 @@ func TestExampleLVSWeightedPersistent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(st.Services) == 0 {
+		t.Fatalf("vs1's status has no service")
+	}
 	if p := st.Services[0].Persistence; p == nil || p.Entries != clients || p.TimeoutSeconds != 360 {
 		t.Errorf("vs1's persistence table: %+v, want %d entries kept 360s", p, clients)
 	}

@@ -7,6 +7,7 @@ package e2e
 // them: kill -9, a pulled cable, a partition, a forged advert.
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -46,10 +47,13 @@ const (
 type haOpts struct {
 	// prio is each node's priority; default lb1 150, lb2 100.
 	prio map[string]int
-	// keepalived lists nodes that run keepalived instead of fulcrum.
-	keepalived []string
-	preempt    *bool
-	auth       bool // every node gets the same auth_key_file
+	// keepalived lists nodes that run keepalived instead of fulcrum;
+	// kaAdvertInt is their advert_int (default 0.1, keepalived's own
+	// default is 1).
+	keepalived  []string
+	kaAdvertInt string
+	preempt     *bool
+	auth        bool // every node gets the same auth_key_file
 	// noTraffic leaves out the client and the backends.
 	noTraffic bool
 	// extra is appended to the group's config (indented 6 spaces).
@@ -163,7 +167,7 @@ func (l *haLab) start(node string) {
 	l.t.Helper()
 	h := l.lbs[node]
 	if slices.Contains(l.opts.keepalived, node) {
-		l.kas[node] = startKeepalived(h, l.opts.prio[node], l.vip)
+		l.kas[node] = startKeepalived(h, l.opts.prio[node], l.vip, cmp.Or(l.opts.kaAdvertInt, "0.1"))
 		return
 	}
 	if n := l.nodes[node]; n != nil {
@@ -405,6 +409,23 @@ func TestHAKillMaster(t *testing.T) {
 	}
 	if mac := l.client.neighMAC(l.vip); mac != l.lbs["lb2"].mac {
 		t.Errorf("client resolves the VIP to %q, want lb2's %s", mac, l.lbs["lb2"].mac)
+	}
+
+	// lb2 is alone now: its status says so once lb1's hellos have been
+	// missed for 5s, and its log said it once, at WARN, when it took
+	// over and when lb1 went.
+	lb1 := l.lbs["lb1"].addr.String()
+	waitUntil(t, 15*time.Second, "lb2's status warns of no redundancy", func() (bool, string) {
+		out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin)
+		return strings.Contains(out, "WARNING: no redundancy: peer "+lb1+" (lb1) gone, last heard "), out
+	})
+	logs := l.nodes["lb2"].p.out.String()
+	takeover := grepLines(logs, "state=master")
+	if n := strings.Count(takeover, "state=master"); n != 1 || !strings.Contains(takeover, "level=WARN") || !strings.Contains(takeover, "reason=master_down") {
+		t.Errorf("lb2 logged taking over %d times, want once at WARN with reason=master_down:\n%s", n, takeover)
+	}
+	if gone := grepLines(logs, "ha peer gone"); strings.Count(gone, "ha peer gone") != 1 || !strings.Contains(gone, "level=WARN") || !strings.Contains(gone, "peer="+lb1) {
+		t.Errorf("lb2 logged lb1 gone as:\n%s\nwant one WARN line", gone)
 	}
 }
 
@@ -694,9 +715,9 @@ func TestHAForgedAdverts(t *testing.T) {
 	}
 }
 
-// startKeepalived runs keepalived's VRRP (vrrp_version 3, 100ms adverts)
-// in h for the lab's VIP.
-func startKeepalived(h *host, prio int, vip netip.Addr) *proc {
+// startKeepalived runs keepalived's VRRP (vrrp_version 3, an advert every
+// advertInt seconds) in h for the lab's VIP.
+func startKeepalived(h *host, prio int, vip netip.Addr, advertInt string) *proc {
 	h.lab.t.Helper()
 	dir := h.lab.t.TempDir()
 	conf := fmt.Sprintf(`global_defs {
@@ -709,12 +730,12 @@ vrrp_instance VI_1 {
     interface %s
     virtual_router_id %d
     priority %d
-    advert_int 0.1
+    advert_int %s
     virtual_ipaddress {
         %v/24 dev %s
     }
 }
-`, h.name, h.ifname, haVRID, prio, vip, h.ifname)
+`, h.name, h.ifname, haVRID, prio, advertInt, vip, h.ifname)
 	path := filepath.Join(dir, "keepalived.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		h.lab.t.Fatal(err)
@@ -797,6 +818,40 @@ func TestHAKeepalivedInterop(t *testing.T) {
 				t.Errorf("keepalived complains about checksums:\n%s", ka.out)
 			}
 		})
+	}
+}
+
+// TestHAInitDeadKeepalived: a mixed cluster during a migration. keepalived
+// (priority 100, its default advert_int 1) is master; the fulcrum node
+// (priority 150, preempt off, 100ms adverts) restarts next to it. Its own
+// master-down interval is 0.24s, so without a listen period it would
+// claim the VIP before keepalived's next advert in about three starts out
+// of four; with the default initdead (2s) it hears keepalived first, every
+// time, and stays backup. Three restarts.
+func TestHAInitDeadKeepalived(t *testing.T) {
+	requireLab(t)
+	t.Parallel()
+	no := false
+	l := newHALab(t, haOpts{keepalived: []string{"lb2"}, kaAdvertInt: "1", preempt: &no, noTraffic: true})
+	l.start("lb2")
+	l.waitRoles("lb2", 15*time.Second) // keepalived's own master-down: 3.6s
+	for i := range 3 {
+		l.start("lb1")
+		// Past the listen period and several of keepalived's adverts.
+		deadline := time.Now().Add(4 * time.Second)
+		for time.Now().Before(deadline) {
+			states, holds, desc := l.roles()
+			if states["lb1"] == "master" || holds["lb1"] || !holds["lb2"] {
+				t.Fatalf("start %d: the restarted fulcrum node took the VIP from keepalived: %s\n%s", i+1, desc, l.nodes["lb1"].p.out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		g := l.haGroupOf("lb1")
+		if g.State != "backup" || g.Master != l.lbs["lb2"].addr.String() || g.MasterIntervalMS != 1000 || !g.ListenUntil.IsZero() {
+			t.Errorf("start %d: lb1 %+v; want backup of keepalived (%v) advertising every 1000ms, no longer listening",
+				i+1, g, l.lbs["lb2"].addr)
+		}
+		l.nodes["lb1"].kill9()
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 )
 
 var binary string
@@ -41,23 +42,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback address that was free a moment ago.
+// freeAddr returns a loopback address for a server the test starts later,
+// fulcrum's or its own (see package freeport: a TCP port stays reserved
+// until the test ends, so no parallel test and no outgoing connection can
+// take it meanwhile).
 func freeAddr(t *testing.T, network string) string {
 	t.Helper()
 	if network == "udp" {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		return pc.LocalAddr().String()
+		return freeport.UDP(t)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.TCP(t)
 }
 
 // node is a running fulcrum process.
@@ -143,11 +137,32 @@ func (n *node) waitReady() {
 		resp, err := http.Get("http://" + n.admin + "/healthz")
 		if err == nil {
 			resp.Body.Close()
+			// The answer must be ours, not another fulcrum's on an
+			// address taken from under us.
+			if st := n.status(); st.ConfigFile != n.config {
+				n.t.Fatalf("admin API %s answered with the status of config %q, want ours %q", n.admin, st.ConfigFile, n.config)
+			}
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	n.t.Fatalf("fulcrum not ready after 30s\n%s", n.Logs())
+}
+
+// service returns the status of the service named name, failing the test
+// with what the status holds when it has none.
+func (n *node) service(name string) admin.Service {
+	n.t.Helper()
+	st := n.status()
+	var names []string
+	for _, s := range st.Services {
+		if s.Name == name {
+			return s
+		}
+		names = append(names, s.Name)
+	}
+	n.t.Fatalf("status of %s (config %s) has no service %q, only %q", n.admin, st.ConfigFile, name, names)
+	return admin.Service{}
 }
 
 func (n *node) status() *admin.Status {

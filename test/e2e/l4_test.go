@@ -57,6 +57,11 @@ func TestSchedulerDistribution(t *testing.T) {
 		{scheduler: "sh"},
 		{scheduler: "dh"},
 		{scheduler: "maglev"},
+		{scheduler: "mh"},
+		{scheduler: "twos", want: []float64{1. / 3, 1. / 3, 1. / 3}, tol: 0.25},
+		{scheduler: "fo", weights: []int{1, 3, 2}, want: []float64{0, 1, 0}},
+		// One connection at a time never exceeds weight 50: no overflow.
+		{scheduler: "ovf", weights: []int{1, 50, 2}, want: []float64{0, 1, 0}},
 		// Locality schedulers move a destination off a server whose active
 		// connections exceed its weight; weight 10 keeps it below that.
 		{scheduler: "lblc", weights: []int{10, 10, 10}},
@@ -129,8 +134,8 @@ func TestPersistenceEndToEnd(t *testing.T) {
 	if len(used) != 3 {
 		t.Errorf("got backends %v in use, want 3 (one per client)", used)
 	}
-	if st := n.status(); st.Services[0].Persistence == nil || st.Services[0].Persistence.Entries != 3 {
-		t.Errorf("status persistence: got %+v, want 3 entries", st.Services[0].Persistence)
+	if p := n.service("web").Persistence; p == nil || p.Entries != 3 {
+		t.Errorf("status persistence: got %+v, want 3 entries", p)
 	}
 }
 
@@ -149,9 +154,8 @@ func TestKilledBackendRetried(t *testing.T) {
 			t.Fatalf("connection %d answered by the killed backend", i)
 		}
 	}
-	st := n.status()
 	var fails uint64
-	for _, b := range st.Services[0].Backends {
+	for _, b := range n.service("web").Backends {
 		if b.Address == bs[1].addr {
 			fails = b.ConnectFailures
 		}
@@ -177,7 +181,7 @@ func TestAllBackendsDownClosesClient(t *testing.T) {
 		t.Errorf("client closed after %v, want promptly", d)
 	}
 	// And the process is still fine.
-	if st := n.status(); st.Services[0].Counters.Accepted == 0 {
+	if n.service("web").Counters.Accepted == 0 {
 		t.Errorf("status: got 0 accepted, want the failed connection counted")
 	}
 }
@@ -254,7 +258,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if st.Reloads.OK != 4 || st.Reloads.Failed != 1 {
 		t.Errorf("status reloads: got %+v, want 4 ok 1 failed", st.Reloads)
 	}
-	if got := len(st.Services[0].Backends); got != 2 {
+	if got := len(n.service("web").Backends); got != 2 {
 		t.Errorf("backends after reloads: got %d, want 2", got)
 	}
 }

@@ -137,7 +137,7 @@ func TestHTTPKeepAliveBothSides(t *testing.T) {
 	if got := b.conns.Load(); got != 1 {
 		t.Errorf("backend connections: got %d, want 1 reused for all %d requests", got, requests)
 	}
-	s := n.status().Services[0]
+	s := n.service("web")
 	if s.Counters.Accepted != 1 {
 		t.Errorf("client connections: got %d, want 1 kept alive", s.Counters.Accepted)
 	}
@@ -146,6 +146,10 @@ func TestHTTPKeepAliveBothSides(t *testing.T) {
 	}
 	// The backend sees the client through the forwarding headers.
 	b.mu.Lock()
+	if len(b.hdrs) == 0 {
+		b.mu.Unlock()
+		t.Fatal("the backend saw no request")
+	}
 	h := b.hdrs[0]
 	b.mu.Unlock()
 	if got := h.Get("X-Forwarded-For"); got != "127.0.0.1" {
@@ -465,12 +469,15 @@ func TestHTTPOverTLSWithH2AndSNI(t *testing.T) {
 		})
 	}
 	b.mu.Lock()
-	proto := b.hdrs[0].Get("X-Forwarded-Proto")
+	var proto string
+	if len(b.hdrs) > 0 {
+		proto = b.hdrs[0].Get("X-Forwarded-Proto")
+	}
 	b.mu.Unlock()
 	if proto != "https" {
 		t.Errorf("X-Forwarded-Proto behind TLS: got %q, want https", proto)
 	}
-	if h := n.status().Services[0].HTTP; h == nil || h.Status2xx != 9 {
+	if h := n.service("web").HTTP; h == nil || h.Status2xx != 9 {
 		t.Errorf("http counters: got %+v, want 9 2xx", h)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -565,7 +572,7 @@ func TestHTTPSmugglingRejected(t *testing.T) {
 	if resp.StatusCode != 200 || body != "b0" {
 		t.Errorf("valid request after the attempts: got %d %q", resp.StatusCode, body)
 	}
-	if h := n.status().Services[0].HTTP; h == nil || h.BadRequests != uint64(len(smuggling)) || h.Status4xx != uint64(len(smuggling)) {
+	if h := n.service("web").HTTP; h == nil || h.BadRequests != uint64(len(smuggling)) || h.Status4xx != uint64(len(smuggling)) {
 		t.Errorf("http counters: got %+v, want %d bad requests answered 400", h, len(smuggling))
 	}
 	// Let anything still in flight to the backend land.
@@ -603,7 +610,7 @@ func TestHTTPBackendDiesMidResponse(t *testing.T) {
 	if resp.StatusCode != 200 || body != "b0" {
 		t.Errorf("next request: got %d %q, want 200 b0", resp.StatusCode, body)
 	}
-	if h := n.status().Services[0].HTTP; h == nil || h.Aborted != 1 {
+	if h := n.service("web").HTTP; h == nil || h.Aborted != 1 {
 		t.Errorf("aborted responses: got %+v, want 1", h)
 	}
 }
@@ -674,7 +681,7 @@ func TestHTTPErrorAnswerIsSentOnce(t *testing.T) {
 		rest, _ := br.Peek(br.Buffered())
 		t.Errorf("after the 503, unasked bytes arrived: %q", append([]byte{b}, rest...))
 	}
-	if h := n.status().Services[0].HTTP; h == nil || h.Requests != 1 || h.Status5xx != 1 {
+	if h := n.service("web").HTTP; h == nil || h.Requests != 1 || h.Status5xx != 1 {
 		t.Errorf("http counters: got %+v, want 1 request answered 503 once", h)
 	}
 }
@@ -707,9 +714,9 @@ func TestHTTPRoutingByHostAndPath(t *testing.T) {
 			t.Errorf("Host %s path %s: got %q, want %q", tc.host, tc.path, body, tc.want)
 		}
 	}
-	st := n.status().Services[0]
-	if len(st.Routes) != 3 || st.Routes[0].Name != "web/api" || st.Routes[2].Host != "*.wild.test" {
-		t.Errorf("status routes: got %+v", st.Routes)
+	st := n.service("web")
+	if len(st.Routes) != 3 || st.Routes[0].Name != "web/api" || st.Routes[2].Host != "*.wild.test" || len(st.Routes[0].Backends) == 0 {
+		t.Fatalf("status routes: got %+v", st.Routes)
 	}
 	if rq := st.Routes[0].Backends[0].Requests; rq != 2 {
 		t.Errorf("api backend requests: got %d, want 2", rq)

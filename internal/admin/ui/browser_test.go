@@ -46,6 +46,14 @@ func TestRendersStatusShapes(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(body))
 	})
+	history, err := os.ReadFile("testdata/history.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.HandleFunc("GET /api/v1/history", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(history)
+	})
 	mux.HandleFunc("POST /api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		actions = append(actions, r.URL.EscapedPath())
@@ -97,6 +105,42 @@ func TestRendersStatusShapes(t *testing.T) {
 	// Rates: the refresh selector set to 1 s brings a second sample.
 	browsertest.Eval[chromedp.Void](tab, `(() => { const s = document.getElementById("refresh"); s.value = "1000"; s.dispatchEvent(new Event("change")); })()`)
 	tab.WaitFor(0, `document.querySelector('tr[data-service="web"][data-backend="10.0.0.1:8080"] td.rate')?.textContent === "10"`)
+
+	// The graphs: a point per known rate, broken where a rate is unknown
+	// (null), the errors in a line of their own, the numbers beside.
+	type graph struct {
+		Points, Lines, ErrorLines int
+		Last                      string
+	}
+	graphOf := func(sel string) graph {
+		t.Helper()
+		return browsertest.Eval[graph](tab, `(() => { const g = document.querySelector(`+"`"+sel+"`"+`); if (!g) return {points: -1};
+			return {points: Number(g.dataset.points), last: g.dataset.last,
+				lines: g.querySelectorAll("polyline.rate").length,
+				errorLines: g.querySelectorAll("polyline.errors").length}; })()`)
+	}
+	for _, tc := range []struct {
+		sel  string
+		want graph
+	}{
+		{`section[data-service="db"] svg.chart.big`, graph{Points: 3, Lines: 1, ErrorLines: 1, Last: "3"}},
+		{`tr[data-backend="10.0.0.3:5432"] svg.chart.small`, graph{Points: 2, Lines: 2, ErrorLines: 2, Last: "3"}},
+		{`tr[data-service="web/api"][data-backend="10.0.0.2:8080"] svg.chart.small`, graph{Points: 2, Lines: 1, ErrorLines: 1, Last: "7"}},
+	} {
+		if got := graphOf(tc.sel); got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.sel, got, tc.want)
+		}
+	}
+	vertices := browsertest.Eval[int](tab, `document.querySelector('section[data-service="db"] svg.chart.big polyline.rate').getAttribute("points").trim().split(/\s+/).length`)
+	if vertices != 3 {
+		t.Errorf("db's rate line: got %d vertices, want 3", vertices)
+	}
+	if got := cellText(`section[data-service="db"] .graph-head`); !strings.Contains(got, "conn/s now 3.0, peak 3.0") || !strings.Contains(got, "errors/s now 0.5, peak 0.5") || !strings.Contains(got, "last 6 s") {
+		t.Errorf("db's graph head: got %q, want the rate and errors now and at peak over the 6 s the history has", got)
+	}
+	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.spark`); got != "—" {
+		t.Errorf("a backend without history: got %q, want —", got)
+	}
 
 	// The fallback has no buttons; the HA table is hidden with no groups.
 	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.actions`); got != "" {

@@ -7,6 +7,8 @@
 (() => {
   const TOKEN_KEY = 'fulcrum.admin.token';
   const STATUS_URL = '/api/v1/status';
+  const HISTORY_URL = '/api/v1/history';
+  const SVG_NS = 'http://www.w3.org/2000/svg';
   const FETCH_TIMEOUT_MS = 5000;
 
   const $ = (id) => document.getElementById(id);
@@ -25,6 +27,19 @@
     for (const c of children.flat()) {
       if (c === undefined || c === null || c === false) continue;
       e.append(c instanceof Node ? c : String(c));
+    }
+    return e;
+  }
+
+  // svg builds an SVG element; attrs are set as attributes, children are
+  // SVG elements or strings (a <title>'s text).
+  function svg(tag, attrs, ...children) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v !== undefined && v !== null) e.setAttribute(k, String(v));
+    }
+    for (const c of children.flat()) {
+      if (c !== undefined && c !== null) e.append(c);
     }
     return e;
   }
@@ -67,6 +82,15 @@
 
   const fullTime = (s) => { const t = validTime(s); return t ? t.toISOString() : ''; };
 
+  // hms is a time of day on the browser's clock, e.g. 20:41:03.
+  function hms(t) {
+    const d = new Date(t);
+    return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+  }
+
+  // perSec formats a rate as the tables do.
+  const perSec = (r) => r === 0 ? '0' : r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString('en-US');
+
   // ---- token ----
 
   function token() {
@@ -102,6 +126,8 @@
   // ---- status polling ----
 
   let last = null;        // the last status received
+  let hist = null;        // the last GET /api/v1/history, or null
+  let histIndex = new Map(); // "pool|backend" ("pool|" for a service) → its series
   let prevCounts = new Map(); // "pool|address" → counters of the status before, for rates
   let lastCounts = new Map();
   let lastAt = null;      // when
@@ -120,11 +146,17 @@
     const ctl = new AbortController();
     const to = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
     try {
+      const history = fetchHistory(ctl.signal);
       const resp = await fetch(STATUS_URL, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal });
       if (!resp.ok) throw new Error('HTTP ' + resp.status + ' ' + resp.statusText);
       const st = await resp.json();
+      const h = await history;
       if (mine !== seq) return;
       last = st;
+      if (h) {
+        hist = h;
+        histIndex = new Map((h.series || []).map((x) => [x.service + '|' + (x.backend || ''), x]));
+      }
       lastAt = new Date();
       const counts = countsOf(last, lastAt);
       // A poll right after another (an action asks for one) would make
@@ -144,6 +176,17 @@
     } finally {
       clearTimeout(to);
       if (mine === seq) schedule();
+    }
+  }
+
+  // fetchHistory reads the node's recent rates and HA changes; the graphs
+  // keep their last data (and the tables still render) when it fails.
+  async function fetchHistory(signal) {
+    try {
+      const resp = await fetch(HISTORY_URL, { cache: 'no-store', headers: { Accept: 'application/json' }, signal });
+      return resp.ok ? await resp.json() : null;
+    } catch {
+      return null;
     }
   }
 
@@ -191,6 +234,7 @@
     pendingRender = false;
     renderAbout(last);
     renderHA(last.ha || [], last.config_hash || '');
+    renderTimeline(hist ? hist.ha || [] : []);
     renderServices(last.services || []);
     $('updated').textContent = 'updated ' + lastAt.toLocaleTimeString();
   }
@@ -210,6 +254,135 @@
     const dl = $('about');
     dl.replaceChildren(...items.flatMap(([k, v, title]) => [el('dt', { text: k }), el('dd', { text: v, title, class: k === 'reloads' && r.failed ? 'warn' : '' })]));
     if (r.last_error) dl.append(el('dt', { text: 'last reload' }), el('dd', { class: 'bad', text: r.last_error }));
+  }
+
+  // ---- graphs ----
+
+  // The graphs span the node's history window (10 minutes), or the time
+  // since its first sample when that is shorter, so that a young node's
+  // graphs are not a sliver at the right edge; they end at the newest
+  // sample.
+  function histNow() {
+    const times = (hist && hist.times) || [];
+    return times.length ? times[times.length - 1] : (validTime(hist && hist.time) || new Date()).getTime();
+  }
+  function windowMS() {
+    if (!hist) return 600000;
+    const full = hist.window_ms || 600000;
+    const times = hist.times || [];
+    if (!times.length) return full;
+    return Math.min(full, Math.max(1000, histNow() - (times[0] - (hist.interval_ms || 0))));
+  }
+  const windowStart = () => histNow() - windowMS();
+  function windowLabel() {
+    const ms = windowMS();
+    return 'last ' + (ms >= 120000 ? Math.round(ms / 60000) + ' min' : Math.round(ms / 1000) + ' s');
+  }
+
+  // niceMax rounds a graph's top up to 1, 2 or 5 times a power of ten.
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    return [1, 2, 5, 10].map((m) => m * p).find((m) => m >= v);
+  }
+
+  // lines turns one series of values (null where unknown) into polylines,
+  // broken at the gaps, in a w × h box whose top is max.
+  function lines(values, cls, w, h, max) {
+    const t0 = windowStart(), span = windowMS();
+    const out = [];
+    let pts = [];
+    const flush = () => {
+      if (pts.length) out.push(svg('polyline', { class: cls, points: pts.join(' '), 'vector-effect': 'non-scaling-stroke' }));
+      pts = [];
+    };
+    values.forEach((v, i) => {
+      if (v === null || v === undefined) { flush(); return; }
+      const x = Math.max(0, (hist.times[i] - t0) / span * w);
+      const y = h - 1 - v / max * (h - 2);
+      pts.push(x.toFixed(1) + ',' + y.toFixed(1));
+    });
+    flush();
+    return out;
+  }
+
+  // chart draws a series' rate (and errors, in red) over the window. It
+  // carries data-points (how many rates it plots), data-last (the newest
+  // rate) and data-peak (the highest) for tests and tools.
+  function chart(x, w, h, cls) {
+    const known = (vs) => (vs || []).filter((v) => v !== null && v !== undefined);
+    const rates = known(x.rate), errs = known(x.errors);
+    const max = niceMax(Math.max(0, ...rates, ...errs));
+    const lastRate = rates.length ? rates[rates.length - 1] : null;
+    const lastErr = errs.length ? errs[errs.length - 1] : null;
+    const title = x.unit + ', ' + windowLabel() + ': now ' + (lastRate === null ? '—' : perSec(lastRate)) +
+      ', peak ' + (rates.length ? perSec(Math.max(...rates)) : '—') + '; errors/s now ' + (lastErr === null ? '—' : perSec(lastErr)) +
+      ', peak ' + (errs.length ? perSec(Math.max(...errs)) : '—') + '; top of the graph ' + max;
+    return svg('svg', {
+      class: 'chart ' + cls, viewBox: '0 0 ' + w + ' ' + h, preserveAspectRatio: 'none', role: 'img', 'aria-label': title,
+      'data-points': rates.length, 'data-last': lastRate === null ? '' : lastRate, 'data-peak': rates.length ? Math.max(...rates) : '',
+    }, svg('title', {}, title), svg('rect', { class: 'bg', x: 0, y: 0, width: w, height: h }),
+    lines(x.rate || [], 'rate', w, h, max), lines(x.errors || [], 'errors', w, h, max));
+  }
+
+  // serviceGraph is a service's rate and errors over the window, with
+  // the numbers beside it.
+  function serviceGraph(s) {
+    const x = histIndex.get(s.name + '|');
+    if (!x) return null;
+    const known = (x.rate || []).filter((v) => v !== null);
+    const errs = (x.errors || []).filter((v) => v !== null);
+    const top = niceMax(Math.max(0, ...known, ...errs));
+    return el('div', { class: 'graph', 'data-graph': s.name },
+      el('div', { class: 'graph-head' },
+        el('span', { class: 'legend rate', text: x.unit + ' now ' + (known.length ? perSec(known[known.length - 1]) : '—') + ', peak ' + (known.length ? perSec(Math.max(...known)) : '—') }),
+        el('span', { class: 'legend errors', text: 'errors/s now ' + (errs.length ? perSec(errs[errs.length - 1]) : '—') + ', peak ' + (errs.length ? perSec(Math.max(...errs)) : '—') }),
+        el('span', { class: 'muted', text: windowLabel() + ', top ' + top + ' ' + x.unit })),
+      chart(x, 600, 60, 'big'));
+  }
+
+  // renderTimeline draws each HA group's states over the window, and
+  // lists its latest changes.
+  function renderTimeline(groups) {
+    const box = $('ha-timeline');
+    if (!groups.length) { box.replaceChildren(); return; }
+    const w = 600, h = 16, t0 = windowStart(), span = windowMS(), now = t0 + span;
+    const xOf = (t) => Math.min(w, Math.max(0, (t - t0) / span * w));
+    const rows = groups.map((g) => {
+      const trs = g.transitions || [];
+      const first = validTime(g.first_seen);
+      const segs = [];
+      // The state at the left edge: the last change before it, else the
+      // first change's origin, else the state now.
+      let state = trs.length ? trs[0].from : g.state;
+      let from = t0;
+      if (first && first.getTime() > t0) {
+        segs.push(['unknown', t0, first.getTime()]);
+        from = first.getTime();
+      }
+      for (const tr of trs) {
+        const t = new Date(tr.time).getTime();
+        if (t <= from) { state = tr.to; continue; }
+        segs.push([state, from, t]);
+        state = tr.to;
+        from = t;
+      }
+      segs.push([state, from, now]);
+      const bar = svg('svg', { class: 'timeline', viewBox: '0 0 ' + w + ' ' + h, preserveAspectRatio: 'none', role: 'img',
+        'aria-label': g.group + ' over the ' + windowLabel() },
+      segs.filter(([, a, b]) => b > a).map(([st, a, b]) => svg('rect', { class: 'seg ' + st, 'data-state': st, x: xOf(a).toFixed(1), y: 0, width: Math.max(0.5, xOf(b) - xOf(a)).toFixed(1), height: h },
+        svg('title', {}, st + ' ' + hms(a) + ' – ' + hms(b)))),
+      trs.filter((tr) => new Date(tr.time).getTime() > t0).map((tr) => svg('line', { class: 'mark', x1: xOf(new Date(tr.time).getTime()).toFixed(1), x2: xOf(new Date(tr.time).getTime()).toFixed(1), y1: 0, y2: h, 'vector-effect': 'non-scaling-stroke' })));
+      const list = el('ul', { class: 'changes' }, trs.slice(-6).reverse().map((tr) => el('li', { 'data-time': fullTime(tr.time) },
+        el('span', { class: 'pill ' + tr.from, text: tr.from }), ' → ', el('span', { class: 'pill ' + tr.to, text: tr.to }),
+        ' at ' + hms(tr.time), tr.changes > 1 ? el('span', { class: 'muted', text: ' (' + tr.changes + ' changes between two samples)' }) : null)));
+      if (!trs.length) list.append(el('li', { class: 'muted', text: 'no change since ' + (first ? hms(first) : 'start') }));
+      return el('div', { class: 'ha-timeline-row', 'data-group': g.group },
+        el('div', { class: 'timeline-head' }, el('span', { class: 'name', text: g.group }), ' ', el('span', { class: 'pill ' + g.state, text: g.state })),
+        el('div', { class: 'timeline-bar' }, bar, el('div', { class: 'axis muted' }, el('span', { text: hms(t0) }), el('span', { text: hms(now) }))),
+        list);
+    });
+    box.replaceChildren(el('h3', {}, 'State over the ' + windowLabel()), ...rows);
   }
 
   function cell(text, cls, title) { return el('td', { class: cls, title, text: String(text) }); }
@@ -298,7 +471,7 @@
     const section = el('section', { class: 'service', 'data-service': s.name },
       el('h3', {}, el('span', { class: 'name', text: s.name }), ' ', el('span', { class: 'muted', text: bits.join(' · ') }),
         ' ', el('span', { class: 'pill ' + (up === 0 ? 'down' : up < all.length ? 'partial' : 'up'), text: up + '/' + all.length + ' available' })),
-      counterList(counters));
+      counterList(counters), serviceGraph(s));
     const h = s.http;
     if (h) {
       section.append(counterList([['requests', h.requests], ['bad requests', h.bad_requests, h.bad_requests ? 'warn' : ''],
@@ -327,7 +500,7 @@
     const hasReqs = reqs.some(Boolean) && (/^http/.test(protocol) || reqs.some((r) => r && (r.requests || r.errors)));
     const hasMean = reqs.some((r) => r && r.mean !== undefined);
     const cols = ['Backend', 'Health', 'Admin', 'Weight', 'Max', 'Active', 'Total', 'Conn/s', 'Conn fail',
-      ...(hasReqs ? ['Requests', 'Req/s', 'Errors'] : []), ...(hasMean ? ['Mean'] : []), 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
+      ...(hasReqs ? ['Requests', 'Req/s', 'Errors'] : []), ...(hasMean ? ['Mean'] : []), 'History', 'Bytes in', 'Bytes out', 'Last check', 'Actions'];
     const table = el('table', { class: 'grid backends', 'data-pool': pool },
       el('thead', {}, el('tr', {}, cols.map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, backends.map((b, i) => renderBackend(pool, b, hasReqs ? reqs[i] || {} : null, hasMean))));
@@ -388,8 +561,15 @@
       cell(num(b.connect_failures), 'n' + (b.connect_failures ? ' warn' : '')),
       reqs ? [cell(num(reqs.requests), 'n'), cell(rate(key, 'requests', reqs.requests), 'n rate'), cell(num(reqs.errors), 'n' + (reqs.errors ? ' warn' : ''))] : null,
       hasMean ? cell(reqs.mean === undefined ? '—' : Number(reqs.mean).toFixed(1) + ' ms', 'n') : null,
+      sparkCell(pool, b.address),
       cell(bytes(b.bytes_in), 'n', num(b.bytes_in) + ' B'), cell(bytes(b.bytes_out), 'n', num(b.bytes_out) + ' B'),
       check, actions);
+  }
+
+  // sparkCell is a backend's rate and errors over the window.
+  function sparkCell(pool, address) {
+    const x = histIndex.get(pool + '|' + address);
+    return x ? el('td', { class: 'spark' }, chart(x, 120, 20, 'small')) : el('td', { class: 'spark muted', text: '—' });
   }
 
   // ---- actions ----
