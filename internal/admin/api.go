@@ -214,9 +214,14 @@ type Persistence struct {
 // Counters are a frontend's totals since start (they survive reloads while
 // the listener stays).
 type Counters struct {
-	Accepted         uint64 `json:"accepted"`
-	Active           int64  `json:"active"`
-	NoBackend        uint64 `json:"no_backend"`
+	Accepted  uint64 `json:"accepted"`
+	Active    int64  `json:"active"`
+	NoBackend uint64 `json:"no_backend"`
+	// Refused clients found no usable backend on arrival (all down,
+	// disabled or full, the fallback down or absent): TCP connections and
+	// UDP datagrams of new clients (both also in NoBackend), and HTTP
+	// requests answered 503.
+	Refused          uint64 `json:"refused"`
 	ConnectFailures  uint64 `json:"connect_failures"`
 	ProxyHeaderError uint64 `json:"proxy_header_errors,omitempty"`
 	Dropped          uint64 `json:"dropped,omitempty"`

@@ -21,9 +21,9 @@ type collector struct {
 
 	info, started, reloads, reloadOK *prometheus.Desc
 
-	svcConns, svcActive, svcNoBackend, svcConnFail, svcProxyErr, svcIdle *prometheus.Desc
-	svcUDPDropped, svcUDPEvicted, svcUDPSendErr, svcPersist              *prometheus.Desc
-	svcPoller                                                            *prometheus.Desc
+	svcConns, svcActive, svcNoBackend, svcRefused, svcConnFail, svcProxyErr, svcIdle *prometheus.Desc
+	svcUDPDropped, svcUDPEvicted, svcUDPSendErr, svcPersist                          *prometheus.Desc
+	svcPoller                                                                        *prometheus.Desc
 
 	beConns, beActive, beConnFail, beIn, beOut, beLifetime      *prometheus.Desc
 	beReqs, beReqErrs, beLatency                                *prometheus.Desc
@@ -64,6 +64,7 @@ func newCollector(src Source) *collector {
 	c.svcConns = d("service_connections_total", "Client connections (UDP: sessions) accepted by a service.", svc...)
 	c.svcActive = d("service_connections_active", "Client connections (UDP: sessions) of a service open now.", svc...)
 	c.svcNoBackend = d("service_no_backend_total", "TCP connections closed without reaching a backend (none available, or every connect attempt failed), and UDP datagrams from new clients that found no backend.", svc...)
+	c.svcRefused = d("service_refused_total", "Clients turned away because no backend was usable on arrival (every primary and backup down, disabled or full, and the fallback down or absent): TCP connections, UDP datagrams of new clients, HTTP requests answered 503.", svc...)
 	c.svcConnFail = d("service_connect_failures_total", "Failed attempts to connect to a backend, over all backends of a service.", svc...)
 	c.svcProxyErr = d("service_proxy_header_errors_total", "Connections closed because their inbound PROXY protocol header was malformed, missing or late (TCP services).", svc...)
 	c.svcIdle = d("service_idle_timeouts_total", "Connections (UDP: sessions) ended by the idle timeout.", svc...)
@@ -160,6 +161,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.svcConns, float64(k.Accepted), n)
 		gauge(c.svcActive, float64(k.Active), n)
 		counter(c.svcNoBackend, float64(k.NoBackend), n)
+		counter(c.svcRefused, float64(k.Refused), n)
 		counter(c.svcConnFail, float64(k.ConnectFailures), n)
 		counter(c.svcIdle, float64(k.IdleTimeouts), n)
 		if s.Protocol == "udp" {

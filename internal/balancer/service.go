@@ -183,7 +183,9 @@ func (s *Service) pick(client netip.Addr, k sched.Key, tried *Tried) (*Backend, 
 		b = s.backup.pick(k, tried)
 	}
 	if b == nil {
-		if s.fallback == nil || tried.Has(s.fallback) {
+		// The sorry server is health-checked like a backend: one that is
+		// down would only turn a refusal into a failed connect.
+		if s.fallback == nil || tried.Has(s.fallback) || !s.fallback.Available() {
 			return nil, ErrNoBackend
 		}
 		// The sorry server is never remembered by persistence: clients go

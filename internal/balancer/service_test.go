@@ -57,6 +57,11 @@ func TestPickOrder(t *testing.T) {
 	if b := pick(); b != fallback {
 		t.Fatalf("all unavailable: got %v, want fallback", b.Addr)
 	}
+	fallback.SetHealthy(false)
+	if _, err := svc.Pick(client, vip, &Tried{}); !errors.Is(err, ErrNoBackend) {
+		t.Fatalf("fallback down too: got %v, want ErrNoBackend", err)
+	}
+	fallback.SetHealthy(true)
 	svc2 := newTestService(t, "rr", primary, backup, nil, nil)
 	if _, err := svc2.Pick(client, vip, &Tried{}); !errors.Is(err, ErrNoBackend) {
 		t.Fatalf("no fallback: got %v, want ErrNoBackend", err)

@@ -222,6 +222,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 		} else {
 			fmt.Fprintf(&b, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
 		}
+		if c.Refused > 0 {
+			fmt.Fprintf(&b, " refused %d", c.Refused)
+		}
 		if c.ProxyHeaderError > 0 {
 			fmt.Fprintf(&b, " proxy-header-errors %d", c.ProxyHeaderError)
 		}

@@ -93,8 +93,8 @@ type GARP struct {
 
 // Track lists what a group depends on.
 type Track struct {
-	// Services: a tracked service with no available backend, or whose
-	// listener failed, counts as failed.
+	// Services: a tracked service with no healthy backend (admin state
+	// does not count), or whose listener failed, counts as failed.
 	Services []string `yaml:"services,omitempty"`
 	// Interfaces: a tracked interface that is down counts as failed.
 	Interfaces []string `yaml:"interfaces,omitempty"`

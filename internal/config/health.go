@@ -148,6 +148,41 @@ func (s *Service) healthFor(over *Health) *Health {
 	return &h
 }
 
+// FallbackHealth returns the check of s's fallback (sorry) server, nil
+// when s has no fallback or no health block: the service's timings and
+// passive setting, at the fallback's own address (the check's address and
+// port are the backends'), starting up whatever initial says (backends
+// that start down send clients to it while their first checks run). What
+// it checks is that the server answers, not the backends' check page,
+// which a sorry page does not serve (and it often answers 503): a connect
+// for tcp and http services; for a udp service with a udp check, the same
+// datagram, any reply counting. A udp service checked otherwise leaves its
+// fallback unchecked.
+func (s *Service) FallbackHealth() *Health {
+	if s.Fallback == "" || s.Health == nil {
+		return nil
+	}
+	h := *s.Health
+	typ, send := "tcp", ""
+	if s.Protocol == ProtoUDP {
+		if h.Type != "udp" {
+			return nil
+		}
+		typ, send = "udp", h.Send
+	}
+	// Every key of a check type goes, then the new type's defaults come.
+	v := reflect.ValueOf(&h).Elem()
+	fs := fieldsOf(v.Type())
+	for _, key := range health.TypeKeys() {
+		f := v.FieldByIndex(fs.byName[key])
+		f.Set(reflect.Zero(f.Type()))
+	}
+	h.Type, h.Send = typ, send
+	h.Address, h.Port, h.Initial = "", 0, "up"
+	h.typeDefaults(func(string) bool { return false })
+	return &h
+}
+
 // typeDefaults fills the keys of h's check type that are unset and not
 // given (an empty list counts as left out), from the type's registration.
 func (h *Health) typeDefaults(given func(key string) bool) {

@@ -230,3 +230,47 @@ func TestTCPSendExpect(t *testing.T) {
 		t.Errorf("NewChecker: %v", err)
 	}
 }
+
+func TestFallbackHealth(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, `services:
+  - name: web
+    listen: 10.0.0.1:80
+    protocol: http
+    health: { type: http, path: /ldirector.html, expect_body: Test Page, port: 8080, interval: 5s, fall: 4, initial: down, passive: { failures: 2 } }
+    fallback: 127.0.0.1:8080
+    backends: [{ address: 10.0.0.11:80 }]
+  - name: dns
+    listen: 10.0.0.1:53
+    protocol: udp
+    health: { type: udp, send: "q", expect: "a" }
+    fallback: 127.0.0.1:53
+    backends: [{ address: 10.0.0.11:53 }]
+  - name: ntp
+    listen: 10.0.0.1:123
+    protocol: udp
+    health: { type: exec, command: [/bin/true] }
+    fallback: 127.0.0.1:123
+    backends: [{ address: 10.0.0.11:123 }]
+  - name: plain
+    listen: 10.0.0.1:81
+    fallback: 127.0.0.1:81
+    backends: [{ address: 10.0.0.11:81 }]
+`)
+	web := c.Services[0].FallbackHealth()
+	want := *c.Services[0].Health
+	want.Type, want.Method, want.Path, want.ExpectStatus, want.ExpectBody = "tcp", "", "", nil, ""
+	want.Port, want.Initial = 0, "up"
+	if diff := cmp.Diff(&want, web); diff != "" {
+		t.Errorf("http service's fallback check (-want +got):\n%s", diff)
+	}
+	if dns := c.Services[1].FallbackHealth(); dns == nil || dns.Type != "udp" || dns.Send != "q" || dns.Expect != "" {
+		t.Errorf("udp service's fallback check: got %+v, want udp sending q, any reply", dns)
+	}
+	if ntp := c.Services[2].FallbackHealth(); ntp != nil {
+		t.Errorf("udp service checked by exec: got fallback check %+v, want none", ntp)
+	}
+	if plain := c.Services[3].FallbackHealth(); plain != nil {
+		t.Errorf("service without health: got fallback check %+v, want none", plain)
+	}
+}

@@ -34,6 +34,12 @@ func startDaemon(t *testing.T, yaml string) *testDaemon {
 // startDaemonWith runs a daemon whose HA pieces are deps.
 func startDaemonWith(t *testing.T, yaml string, deps ha.Deps) *testDaemon {
 	t.Helper()
+	return startDaemonLog(t, yaml, deps, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startDaemonLog is startDaemonWith logging to log.
+func startDaemonLog(t *testing.T, yaml string, deps ha.Deps, log *slog.Logger) *testDaemon {
+	t.Helper()
 	td := &testDaemon{t: t, yaml: yaml}
 	ready := make(chan struct{})
 	td.d = New(Options{
@@ -46,7 +52,7 @@ func startDaemonWith(t *testing.T, yaml string, deps ha.Deps) *testDaemon {
 			}
 			return cfg, Plan(cfg)
 		},
-		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:   log,
 		Ready: func() { close(ready) },
 		HA:    deps,
 	})
@@ -93,6 +99,13 @@ func echoListener(t *testing.T, name string) net.Listener {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	serveEcho(ln, name)
+	return ln
+}
+
+// serveEcho answers each line on ln's connections with name:line until ln
+// is closed.
+func serveEcho(ln net.Listener, name string) {
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -112,7 +125,6 @@ func echoListener(t *testing.T, name string) net.Listener {
 			}()
 		}
 	}()
-	return ln
 }
 
 func ask(t *testing.T, addr string) string {

@@ -102,6 +102,7 @@ func l4Counters(s l4.Stats) admin.Counters {
 		Accepted:         s.Accepted,
 		Active:           s.Active,
 		NoBackend:        s.NoBackend,
+		Refused:          s.Refused,
 		ConnectFailures:  s.ConnectFailures,
 		ProxyHeaderError: s.ProxyHeaderErrors,
 		Dropped:          s.Dropped,
@@ -188,7 +189,7 @@ func (f *httpFrontend) Active() int                          { return f.p.Active
 func (f *httpFrontend) SetReleasing(on bool)                 { f.p.SetReleasing(on) }
 func (f *httpFrontend) Status(s *admin.Service) {
 	hs := f.p.Stats()
-	s.Counters = admin.Counters{Accepted: hs.Connections, Active: int64(hs.ActiveConnections)}
+	s.Counters = admin.Counters{Accepted: hs.Connections, Active: int64(hs.ActiveConnections), Refused: hs.Refused}
 	s.HTTP = &admin.HTTPCounters{
 		Requests:         hs.Requests,
 		BadRequests:      hs.BadRequests,

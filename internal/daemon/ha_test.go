@@ -344,3 +344,65 @@ ha:
 		t.Errorf("after lb1's reload: lb2's peer hash %s, want %s", got, want)
 	}
 }
+
+// TestHATrackingFollowsHealthNotAdminState: draining or disabling the
+// tracked service's only backend on the master is an operator's change on
+// this node, not a failure: the master keeps its priority and the VIP
+// (before, the peer took the VIP over and served the drained backend).
+// Its health check failing does move the VIP.
+func TestHATrackingFollowsHealthNotAdminState(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := ln.Addr().String()
+	other, err := net.Listen("tcp", "127.0.0.1:0") // lb2's backend, always up
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	yaml := func(listen, backend string) string {
+		return fmt.Sprintf(`node: { name: NODE }
+admin: { listen: "off" }
+services:
+  - name: web
+    listen: %s
+    health: { type: tcp, interval: 50ms, timeout: 500ms, fall: 1, rise: 1 }
+    backends: [ { address: %s } ]
+ha:
+  groups:
+    - { name: web, interface: eth0, vrid: 51, vips: [192.0.2.100/24], priority: { lb1: 150, lb2: 100 }, track: { services: [web], weight: 100 } }
+`, listen, backend)
+	}
+	l, h := &link{}, &holder{held: map[string]bool{}}
+	lb1 := startHANode(t, l, h, "lb1", "192.0.2.1", yaml(freeTCP(t), backend))
+	lb2 := startHANode(t, l, h, "lb2", "192.0.2.2", yaml(freeTCP(t), other.Addr().String()))
+	waitUntil(t, "lb1 master, lb2 backup", func() bool { return haState(lb1) == "master" && haState(lb2) == "backup" })
+
+	host := haHost{lb1}
+	for _, state := range []string{"drain", "maint"} {
+		if _, err := lb1.SetAdminState(ctx(t), "web", backend, state); err != nil {
+			t.Fatal(err)
+		}
+		if ok, why := host.ServiceAlive("web"); !ok {
+			t.Errorf("%s: tracked service counted as failed (%s), want alive", state, why)
+		}
+		// The tracker runs every 100 ms: five rounds, and the peers
+		// exchange adverts meanwhile.
+		time.Sleep(5 * trackRounds)
+		g := lb1.Status().HA[0]
+		if g.State != "master" || g.Priority != 150 || len(g.Track) != 1 || !g.Track[0].OK {
+			t.Errorf("%s on the master: state %s priority %d track %+v, want master at 150 with the service ok", state, g.State, g.Priority, g.Track)
+		}
+	}
+	// The backend really fails: the VIP moves.
+	ln.Close()
+	waitUntil(t, "lb2 takes over", func() bool { return haState(lb2) == "master" && haState(lb1) == "backup" })
+	if ok, _ := host.ServiceAlive("web"); ok {
+		t.Error("a service whose only backend is down counted as alive")
+	}
+}
+
+// trackRounds is one round of the HA tracker (ha's trackEvery).
+const trackRounds = 100 * time.Millisecond

@@ -15,8 +15,12 @@ type haHost struct{ d *Daemon }
 var _ ha.Host = haHost{}
 
 // ServiceAlive reports whether a tracked service can serve: its listener
-// is up and at least one backend (primary or backup) is available — of its
-// own or, for an http service, of one of its route pools.
+// is up and at least one backend (primary or backup) is healthy — of its
+// own or, for an http service, of one of its route pools. Tracking follows
+// health, not admin state: a backend drained or disabled by an operator
+// (or at weight 0, or full) is still there, and the same change made on
+// this node does not reach the peer, so moving the VIP for it would only
+// hand its traffic to a node that serves the backend anyway.
 func (h haHost) ServiceAlive(name string) (bool, string) {
 	snap := h.d.snap.Load()
 	if snap == nil {
@@ -30,18 +34,18 @@ func (h haHost) ServiceAlive(name string) (bool, string) {
 			return false, "listener failed"
 		}
 		for _, s := range append([]*balancer.Service{svc}, snap.pools[name]...) {
-			if anyAvailable(s.Primary()) || anyAvailable(s.Backup()) {
+			if anyHealthy(s.Primary()) || anyHealthy(s.Backup()) {
 				return true, ""
 			}
 		}
-		return false, "no available backend"
+		return false, "no healthy backend"
 	}
 	return false, "no such service"
 }
 
-func anyAvailable(bs []*balancer.Backend) bool {
+func anyHealthy(bs []*balancer.Backend) bool {
 	for _, b := range bs {
-		if b.Available() {
+		if b.Healthy() {
 			return true
 		}
 	}

@@ -19,11 +19,18 @@ type watched struct {
 	addr      netip.AddrPort
 	backend   *balancer.Backend // filled in by buildPlan
 	slowStart time.Duration
+	fallback  bool // the service's sorry server
 }
 
 // watchID names the watch of one backend of one service.
 func watchID(service string, addr netip.AddrPort) string {
 	return service + "|" + addr.String()
+}
+
+// fallbackWatchID names the watch of a service's fallback (sorry) server,
+// which may share its address with one of the service's backends.
+func fallbackWatchID(service string, addr netip.AddrPort) string {
+	return service + "|fallback|" + addr.String()
 }
 
 // healthPlan derives the monitor's watches from a config. Errors here are
@@ -32,13 +39,14 @@ func watchID(service string, addr netip.AddrPort) string {
 func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error) {
 	var ws []health.Watch
 	info := map[string]*watched{}
-	// add watches backend bc of pool (a service, or an http route's pool
-	// SERVICE/ROUTE) with its effective health block h.
-	add := func(i int, sc *config.Service, pool string, bc *config.Backend, h *config.Health) error {
+	// add watches the backend at address of pool (a service, or an http
+	// route's pool SERVICE/ROUTE) with its effective health block h; or,
+	// with fallback, the service's sorry server.
+	add := func(i int, sc *config.Service, pool, address string, h *config.Health, fallback bool) error {
 		if h == nil {
 			return nil
 		}
-		addr := netip.MustParseAddrPort(bc.Address)
+		addr := netip.MustParseAddrPort(address)
 		spec := h.Spec()
 		if _, err := health.NewChecker(spec); err != nil {
 			line, col := cfg.Pos(fmt.Sprintf("services[%d].health", i))
@@ -52,6 +60,9 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 			target = netip.AddrPortFrom(target.Addr(), uint16(h.Port))
 		}
 		id := watchID(pool, addr)
+		if fallback {
+			id = fallbackWatchID(pool, addr)
+		}
 		ws = append(ws, health.Watch{
 			ID:              id,
 			Target:          health.Target{Addr: target, Backend: addr, Service: pool},
@@ -62,13 +73,19 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 			service:   pool,
 			addr:      addr,
 			slowStart: sc.SlowStart.D(),
+			fallback:  fallback,
 		}
 		return nil
 	}
 	for i := range cfg.Services {
 		sc := &cfg.Services[i]
 		for j := range sc.Backends {
-			if err := add(i, sc, sc.Name, &sc.Backends[j], sc.EffectiveHealth(j)); err != nil {
+			if err := add(i, sc, sc.Name, sc.Backends[j].Address, sc.EffectiveHealth(j), false); err != nil {
+				return nil, nil, err
+			}
+		}
+		if sc.Fallback != "" {
+			if err := add(i, sc, sc.Name, sc.Fallback, sc.FallbackHealth(), true); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -77,7 +94,7 @@ func healthPlan(cfg *config.Config) ([]health.Watch, map[string]*watched, error)
 		}
 		for r := range sc.HTTP.Routes {
 			for j := range sc.HTTP.Routes[r].Backends {
-				if err := add(i, sc, sc.PoolName(r), &sc.HTTP.Routes[r].Backends[j], sc.RouteHealth(r, j)); err != nil {
+				if err := add(i, sc, sc.PoolName(r), sc.HTTP.Routes[r].Backends[j].Address, sc.RouteHealth(r, j), false); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -196,8 +213,8 @@ func (d *Daemon) commitHealth(p *plan) {
 		state[st.ID] = st.State == health.Up
 	}
 	for k, b := range p.backends {
-		up, watched := state[watchID(k.service, k.addr)]
-		if k.fallback || !watched {
+		up, watched := state[k.watchID()]
+		if !watched {
 			up = true
 		}
 		b.SetHealthy(up)

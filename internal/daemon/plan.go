@@ -18,6 +18,14 @@ type backendKey struct {
 	fallback bool
 }
 
+// watchID names the health watch of the backend k.
+func (k backendKey) watchID() string {
+	if k.fallback {
+		return fallbackWatchID(k.service, k.addr)
+	}
+	return watchID(k.service, k.addr)
+}
+
 // plan is the runtime a config would produce. Building it has no side
 // effects on the running state: changes to backends that already exist are
 // collected in commit and applied only once every listener is bound.
@@ -88,7 +96,7 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 		return nil, errors.Join(errs...)
 	}
 	for _, w := range p.watchInfo {
-		w.backend = p.backends[backendKey{service: w.service, addr: w.addr}]
+		w.backend = p.backends[backendKey{service: w.service, addr: w.addr, fallback: w.fallback}]
 	}
 	return p, nil
 }
@@ -111,9 +119,7 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 	for _, bc := range backends {
 		addr := netip.MustParseAddrPort(bc.Address)
 		b := p.backend(backendKey{service: name, addr: addr}, live, bc.WeightValue(), bc.MaxConnections)
-		if up, watched := p.initUp[watchID(name, addr)]; watched && !up && live[backendKey{service: name, addr: addr}] == nil {
-			b.SetHealthy(false) // a new backend checked with initial: down
-		}
+		p.initialDown(backendKey{service: name, addr: addr}, b, live)
 		if bc.Backup {
 			backup = append(backup, b)
 		} else {
@@ -123,7 +129,9 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 	var fallback *balancer.Backend
 	if sc.Fallback != "" {
 		addr := netip.MustParseAddrPort(sc.Fallback)
-		fallback = p.backend(backendKey{service: sc.Name, addr: addr, fallback: true}, live, 1, 0)
+		k := backendKey{service: sc.Name, addr: addr, fallback: true}
+		fallback = p.backend(k, live, 1, 0)
+		p.initialDown(k, fallback, live)
 	}
 	var persist *balancer.Persistence
 	if pc := sc.Persistence; pc != nil {
@@ -156,6 +164,13 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 		return nil, fmt.Errorf("%s:%d:%d: %s: %w", p.cfg.File, line, col, schedPath, err)
 	}
 	return svc, nil
+}
+
+// initialDown marks b down if it is new and checked with initial: down.
+func (p *plan) initialDown(k backendKey, b *balancer.Backend, live map[backendKey]*balancer.Backend) {
+	if up, watched := p.initUp[k.watchID()]; watched && !up && live[k] == nil {
+		b.SetHealthy(false)
+	}
 }
 
 // snapshotOf is what the frontend of svc, one of the plan's services,

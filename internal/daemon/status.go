@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"strings"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
@@ -87,7 +88,7 @@ func (snap *snapshot) poolStatus(svc *balancer.Service, front Frontend, probes m
 		out = append(out, bs)
 	}
 	if b := svc.Fallback(); b != nil {
-		out = append(out, backendStatus(b, admin.RoleFallback, nil, svc, front))
+		out = append(out, backendStatus(b, admin.RoleFallback, probes, svc, front))
 	}
 	return out
 }
@@ -119,7 +120,12 @@ func (snap *snapshot) routeStatus(service string, front Frontend, probes map[str
 func backendStatus(b *balancer.Backend, role string, probes map[string]health.ProbeStatus, svc *balancer.Service, front Frontend) admin.Backend {
 	s := b.Stats()
 	var h *admin.Health
-	if ps, ok := probes[watchID(svc.Name, b.Addr)]; ok {
+	id := watchID(svc.Name, b.Addr)
+	if role == admin.RoleFallback { // the service's, shared by its route pools
+		service, _, _ := strings.Cut(svc.Name, "/")
+		id = fallbackWatchID(service, b.Addr)
+	}
+	if ps, ok := probes[id]; ok {
 		h = &admin.Health{
 			Check:          ps.Check,
 			State:          ps.State.String(),

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/alert"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/runner"
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
 
@@ -256,25 +255,31 @@ func (m *Manager) event(hg *group, tr vrrp.Transition, notify chan<- vrrp.Transi
 	}
 }
 
+// notifyTimeout bounds one run of a group's notify command.
+const notifyTimeout = 10 * time.Second
+
 // runNotify runs the group's notify command like keepalived's notify
-// scripts, bounded to 10s.
+// scripts, bounded to notifyTimeout. A script may leave a daemon it
+// started running (no KillLeftovers); one that keeps the output pipe open
+// holds this queue no longer than the runner's grace.
 func (m *Manager) runNotify(hg *group, tr vrrp.Transition) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, hg.cfg.Notify[0], hg.cfg.Notify[1:]...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"FULCRUM_GROUP=" + hg.name,
-		"FULCRUM_VRID=" + fmt.Sprint(tr.VRID),
-		"FULCRUM_STATE=" + strings.ToLower(tr.To.String()),
-		"FULCRUM_PREV_STATE=" + strings.ToLower(tr.From.String()),
-		"FULCRUM_REASON=" + tr.Reason,
-		"FULCRUM_NODE=" + m.nodeName(),
+	res, err := runner.Run(context.Background(), runner.Command{
+		Argv: hg.cfg.Notify,
+		Env: []string{
+			"FULCRUM_GROUP=" + hg.name,
+			"FULCRUM_VRID=" + fmt.Sprint(tr.VRID),
+			"FULCRUM_STATE=" + strings.ToLower(tr.To.String()),
+			"FULCRUM_PREV_STATE=" + strings.ToLower(tr.From.String()),
+			"FULCRUM_REASON=" + tr.Reason,
+			"FULCRUM_NODE=" + m.nodeName(),
+		},
+		Timeout:     notifyTimeout,
+		OutputLimit: 512,
+	})
+	if err == nil {
+		err = res.Err()
 	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		if len(out) > 512 {
-			out = out[:512]
-		}
-		m.log.Warn("ha notify command failed", "group", hg.name, "error", err, "output", string(out))
+	if err != nil {
+		m.log.Warn("ha notify command failed", "group", hg.name, "error", err, "output", string(res.Output))
 	}
 }

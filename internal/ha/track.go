@@ -3,16 +3,17 @@ package ha
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/runner"
 )
 
 // trackEvery is how often services and interfaces are re-evaluated: cheap
@@ -102,15 +103,14 @@ func (m *Manager) trackSlow(ctx context.Context, hg *group, slots []atomic.Point
 }
 
 func runTrackScript(ctx context.Context, s config.TrackScript) (bool, string) {
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout.D())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, s.Command[0], s.Command[1:]...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return false, "timeout after " + s.Timeout.String()
-		}
+	res, err := runner.Run(ctx, runner.Command{Argv: s.Command, Timeout: s.Timeout.D(), KillLeftovers: true, OutputLimit: 512})
+	switch {
+	case errors.Is(err, runner.ErrTimeout):
+		return false, "timeout after " + s.Timeout.String()
+	case err != nil:
 		return false, err.Error()
+	case res.ExitCode != 0:
+		return false, res.Err().Error()
 	}
 	return true, ""
 }

@@ -13,6 +13,10 @@ type Stats struct {
 	// because none was available or every connect attempt failed, and UDP
 	// datagrams from a new client that found no backend.
 	NoBackend uint64
+	// Refused counts the part of NoBackend that found no usable backend
+	// at all on arrival: every primary and backup down, disabled or full,
+	// and the fallback down or absent.
+	Refused uint64
 	// ConnectFailures counts failed connect attempts; a retried connection
 	// counts once per failed attempt.
 	ConnectFailures uint64
@@ -41,6 +45,7 @@ type counters struct {
 	accepted          atomic.Uint64
 	active            atomic.Int64
 	noBackend         atomic.Uint64
+	refused           atomic.Uint64
 	connectFailures   atomic.Uint64
 	proxyHeaderErrors atomic.Uint64
 	dropped           atomic.Uint64
@@ -55,6 +60,7 @@ func (c *counters) stats() Stats {
 		Accepted:          c.accepted.Load(),
 		Active:            c.active.Load(),
 		NoBackend:         c.noBackend.Load(),
+		Refused:           c.refused.Load(),
 		ConnectFailures:   c.connectFailures.Load(),
 		ProxyHeaderErrors: c.proxyHeaderErrors.Load(),
 		Dropped:           c.dropped.Load(),

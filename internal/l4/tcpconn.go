@@ -160,6 +160,9 @@ func (p *TCPProxy) connect(ctx context.Context, svc *balancer.Service, c *tcpCon
 		b, err := svc.PickFlow(src, vip, &tried)
 		if err != nil {
 			p.noBackend.Add(1)
+			if attempt == 0 {
+				p.refused.Add(1)
+			}
 			if p.debugging(ctx) {
 				p.log.Debug("no backend available, connection closed", "client", src, "attempts", attempt)
 			}

@@ -252,6 +252,9 @@ func (l *udpLoop) open(ctx context.Context, from netip.AddrPort) *udpSession {
 	for attempt := 0; attempt <= svc.Retries; attempt++ {
 		b, err := svc.PickFlow(from, l.vip, &tried)
 		if err != nil {
+			if attempt == 0 {
+				p.refused.Add(1)
+			}
 			break
 		}
 		b.Acquire()

@@ -138,6 +138,10 @@ type Stats struct {
 	// backend died mid-body or the client stopped reading. The client
 	// connection was closed.
 	Aborted uint64
+	// Refused counts requests answered 503 because their pool had no
+	// usable backend: every backend down, disabled or full, and the
+	// fallback down or absent.
+	Refused uint64
 	// Poller tells whether reads wait on fulcrum's poller; PollerError
 	// says why when it failed.
 	Poller      PollerState

@@ -97,6 +97,7 @@ func (ex *exchange) connect() int {
 				if attempt > 0 {
 					return 502
 				}
+				c.p.refused.Add(1)
 				return 503
 			}
 		}

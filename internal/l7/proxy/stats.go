@@ -12,6 +12,7 @@ type counters struct {
 	upstreamConnects atomic.Uint64
 	upstreamReuses   atomic.Uint64
 	aborted          atomic.Uint64
+	refused          atomic.Uint64
 }
 
 func (c *counters) stats() Stats {
@@ -23,6 +24,7 @@ func (c *counters) stats() Stats {
 		UpstreamConnects:  c.upstreamConnects.Load(),
 		UpstreamReuses:    c.upstreamReuses.Load(),
 		Aborted:           c.aborted.Load(),
+		Refused:           c.refused.Load(),
 	}
 	for i := range s.Status {
 		s.Status[i] = c.status[i].Load()
