@@ -57,6 +57,10 @@ type HAGroup struct {
 	// yet listens for one (ha.groups[].initdead): it takes the VIPs then,
 	// unless it hears a master first.
 	ListenUntil time.Time `json:"listen_until,omitzero"`
+	// ReleasedAt is set while `fulcrum ha release` holds this node back:
+	// it does not preempt until the new master fails or `fulcrum ha
+	// reclaim` undoes the release.
+	ReleasedAt time.Time `json:"released_at,omitzero"`
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
 	// HellosSent and HelloDropped count this group's hellos (0/nil when

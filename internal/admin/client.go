@@ -39,6 +39,11 @@ func ReleaseGroup(ctx context.Context, addr, token, group string) error {
 	return call(ctx, http.MethodPost, addr, token, "/api/v1/ha/"+url.PathEscape(group)+"/release", nil, nil)
 }
 
+// ReclaimGroup asks the node at addr to undo `ha release` of a group.
+func ReclaimGroup(ctx context.Context, addr, token, group string) error {
+	return call(ctx, http.MethodPost, addr, token, "/api/v1/ha/"+url.PathEscape(group)+"/reclaim", nil, nil)
+}
+
 // SetBackendState drains ("drain"), disables ("maint") or enables
 // ("ready") a backend of the node at addr and returns it as it is now.
 func SetBackendState(ctx context.Context, addr, token, service, backend, state string) (*Backend, error) {

@@ -26,10 +26,13 @@ type Source interface {
 // request goroutines, concurrently.
 //
 // Errors wrap ErrNotFound or ErrInvalid where those apply; any other
-// error is answered 500 (409 for ReleaseGroup).
+// error is answered 500 (409 for ReleaseGroup and ReclaimGroup).
 type Controller interface {
 	// ReleaseGroup hands an HA group's VIPs to a peer.
 	ReleaseGroup(ctx context.Context, name string) error
+	// ReclaimGroup undoes ReleaseGroup: the node preempts again as
+	// configured.
+	ReclaimGroup(ctx context.Context, name string) error
 	// SetAdminState puts a backend in "ready", "drain" or "maint".
 	SetAdminState(ctx context.Context, service, address, state string) (Backend, error)
 	// SetWeight sets a backend's weight until the next reload.
@@ -81,7 +84,8 @@ func New(opt Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("GET /api/v1/history", s.history)
-	mux.HandleFunc("POST /api/v1/ha/{group}/release", s.mutation(s.release))
+	mux.HandleFunc("POST /api/v1/ha/{group}/release", s.mutation(s.haAction(Controller.ReleaseGroup, "released")))
+	mux.HandleFunc("POST /api/v1/ha/{group}/reclaim", s.mutation(s.haAction(Controller.ReclaimGroup, "reclaimed")))
 	mux.Handle("GET /metrics", metricsHandler(opt.Source, s.log, newRefusalCollector(&s.refused)))
 	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/drain", s.mutation(s.adminState("drain")))
 	mux.HandleFunc("POST /api/v1/services/{service}/backends/{address}/disable", s.mutation(s.adminState("maint")))
@@ -327,19 +331,24 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) release(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	group := r.PathValue("group")
-	if err := s.opt.Control.ReleaseGroup(ctx, group); err != nil {
-		code := http.StatusConflict
-		if strings.Contains(err.Error(), "no such") {
-			code = http.StatusNotFound
+// haAction runs do on the path's group and answers {done: group}; an
+// unknown group is 404, a group in the wrong state (not master, not
+// released) 409.
+func (s *Server) haAction(do func(c Controller, ctx context.Context, group string) error, done string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		group := r.PathValue("group")
+		if err := do(s.opt.Control, ctx, group); err != nil {
+			code := http.StatusConflict
+			if strings.Contains(err.Error(), "no such") {
+				code = http.StatusNotFound
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
 		}
-		writeJSON(w, code, map[string]string{"error": err.Error()})
-		return
+		writeJSON(w, http.StatusOK, map[string]string{done: group})
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"released": group})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

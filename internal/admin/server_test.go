@@ -81,6 +81,10 @@ func (f *fakeControl) ReleaseGroup(_ context.Context, name string) error {
 	return f.record("release %s", name)
 }
 
+func (f *fakeControl) ReclaimGroup(_ context.Context, name string) error {
+	return f.record("reclaim %s", name)
+}
+
 func (f *fakeControl) SetAdminState(_ context.Context, service, address, state string) (Backend, error) {
 	return Backend{Address: address, AdminState: state}, f.record("state %s %s %s", service, address, state)
 }
@@ -141,6 +145,8 @@ func TestControlEndpoints(t *testing.T) {
 		{"add oversized body", "POST", "/api/v1/services/web/backends", `{"address":"` + strings.Repeat("1", 5000) + `"}`, token, 400, "", "body:"},
 		{"remove", "DELETE", "/api/v1/services/web/backends/10.0.0.1:80", "", token, 200, "remove web 10.0.0.1:80", ""},
 		{"reload", "POST", "/api/v1/reload", "", token, 200, "reload", `"config_hash": "abc123"`},
+		{"release", "POST", "/api/v1/ha/web/release", "", token, 200, "release web", `"released": "web"`},
+		{"reclaim", "POST", "/api/v1/ha/web/reclaim", "", token, 200, "reclaim web", `"reclaimed": "web"`},
 		{"unknown action", "POST", "/api/v1/services/web/backends/10.0.0.1:80/explode", "", token, 404, "", ""},
 	}
 	for _, tt := range tests {

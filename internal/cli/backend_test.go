@@ -36,6 +36,11 @@ func (f *fakeNode) ReleaseGroup(_ context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeNode) ReclaimGroup(_ context.Context, name string) error {
+	f.record("reclaim " + name)
+	return nil
+}
+
 func (f *fakeNode) SetAdminState(_ context.Context, service, address, state string) (admin.Backend, error) {
 	f.record(fmt.Sprintf("state %s %s %s", service, address, state))
 	if address == "10.0.0.9:80" {
@@ -130,6 +135,9 @@ func TestBackendCommands(t *testing.T) {
 		{[]string{"backend", "remove", "web", "10.0.0.1:80", "-c", cfgFile}, 0, "remove web 10.0.0.1:80",
 			"web 10.0.0.1:80: removed (2 active connections)\n", ""},
 		{[]string{"reload", "-c", cfgFile}, 0, "reload", "reloaded: config 3f2a9c1e77b0\n", ""},
+		{[]string{"ha", "release", "web", "-c", cfgFile}, 0, "release web", "released web: a peer takes over its VIPs\n", ""},
+		{[]string{"ha", "reclaim", "web", "-c", cfgFile}, 0, "reclaim web",
+			"reclaimed web: the release is undone; this node preempts again as configured\n", ""},
 		// Without the token (the address given, no config): refused.
 		{[]string{"backend", "drain", "web", "10.0.0.1:80", "--admin", addr}, 1, "", "", "a valid bearer token is required"},
 		{[]string{"backend", "drain", "web"}, 1, "", "", "accepts 2 arg(s)"},

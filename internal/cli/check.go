@@ -16,7 +16,11 @@ func newCheckCmd() *cobra.Command {
 		Short: "Validate a config file; print every error with file:line (exit 0 valid, 1 invalid)",
 		Long: `check validates a config file the way run would load it, like haproxy -c
 or nginx -t: every problem is printed as file:line:column: field: message, and
-the exit status is 0 for a valid file and 1 otherwise.
+the exit status is 0 for a valid file and 1 otherwise. It reads every file the
+config names (admin token, HA auth keys, TLS certificates, error pages) and
+checks them as run and every reload do; what it leaves to run is what depends
+on the moment: whether the listen addresses are free and the HA interfaces
+exist and carry an address.
 
 With --effective, a valid file is printed back as YAML with every default
 filled in: the configuration fulcrum would actually run. The output is itself

@@ -26,7 +26,22 @@ func newHACmd() *cobra.Command {
 			})
 		},
 	}
+	reclaim := &cobra.Command{
+		Use:   "reclaim GROUP",
+		Short: "Undo `ha release`: this node preempts again as configured (with preempt: true it takes the VIPs back)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return tg.run(cmd, func(ctx context.Context, addr, token string) error {
+				if err := admin.ReclaimGroup(ctx, addr, token, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "reclaimed %s: the release is undone; this node preempts again as configured\n", args[0])
+				return nil
+			})
+		},
+	}
 	tg.flags(release)
-	cmd.AddCommand(release)
+	tg.flags(reclaim)
+	cmd.AddCommand(release, reclaim)
 	return cmd
 }

@@ -51,6 +51,7 @@ func testStatus(now time.Time) *admin.Status {
 				Peers: []admin.HAPeer{{Address: "192.168.0.2", Priority: 100, Node: "lb2", State: "backup", Hellos: 900, LastHello: now.Add(-42 * time.Second), Gone: true}}},
 			{Name: "db", Interface: "eth0", VRID: 52, VIPs: []string{"192.168.0.106/24"}, State: "backup", Since: started,
 				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.2", MasterPriority: 150, AdvertsReceived: 54000, VIPsHeld: 1,
+				ReleasedAt: now.Add(-5 * time.Minute),
 				Peers: []admin.HAPeer{
 					{Address: "192.168.0.2", Priority: 150, LastHeard: now.Add(-300 * time.Millisecond), Adverts: 54000, ConfigHash: "9876fedc00112233"},
 					{Address: "192.168.0.3", Priority: 0, LastHeard: now.Add(-time.Hour), Adverts: 12},
@@ -85,6 +86,7 @@ func testStatus(now time.Time) *admin.Status {
 			},
 			{
 				Name: "dns", Protocol: "udp", Listen: "[2001:db8::5]:53", Scheduler: "rr",
+				Counters: admin.Counters{Accepted: 70000, Active: 1024, Evicted: 3000, EvictedPerClient: 65000},
 				Backends: []admin.Backend{{Address: "[2001:db8::10]:53", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
 			},
 			{

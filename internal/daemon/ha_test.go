@@ -245,8 +245,22 @@ ha:
 	if s := haState(lb1); s != "backup" {
 		t.Errorf("lb1 right after release: got %s, want backup (hold)", s)
 	}
+	if g := lb1.Status().HA[0]; g.ReleasedAt.IsZero() {
+		t.Errorf("lb1's status does not show the release: %+v", g)
+	}
 	if err := lb2.ReleaseGroup(context.Background(), "nope"); err == nil {
 		t.Errorf("release of an unknown group: got nil error")
+	}
+	// Undone: lb1 preempts again, as configured.
+	if err := lb2.ReclaimGroup(context.Background(), "web"); err == nil || !strings.Contains(err.Error(), "not released") {
+		t.Errorf("reclaim on lb2, never released: %v, want 'not released'", err)
+	}
+	if err := lb1.ReclaimGroup(context.Background(), "web"); err != nil {
+		t.Fatalf("ReclaimGroup: %v", err)
+	}
+	waitUntil(t, "lb1 master again after reclaim", func() bool { return haState(lb1) == "master" && haState(lb2) == "backup" })
+	if g := lb1.Status().HA[0]; !g.ReleasedAt.IsZero() {
+		t.Errorf("lb1 still shows a release after reclaim: %v", g.ReleasedAt)
 	}
 }
 

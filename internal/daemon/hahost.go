@@ -91,3 +91,8 @@ func (d *Daemon) vipListeners(vips []netip.Prefix, fn func(*listener)) {
 func (d *Daemon) ReleaseGroup(ctx context.Context, name string) error {
 	return d.ha.Release(ctx, name)
 }
+
+// ReclaimGroup undoes ReleaseGroup (`fulcrum ha reclaim`).
+func (d *Daemon) ReclaimGroup(ctx context.Context, name string) error {
+	return d.ha.Reclaim(ctx, name)
+}

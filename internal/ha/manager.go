@@ -209,15 +209,36 @@ func (m *Manager) SetConfigHash(hash string) {
 
 // Release hands the group's VIPs over to a peer (`fulcrum ha release`).
 func (m *Manager) Release(ctx context.Context, name string) error {
-	groups := m.published.Load()
-	if groups == nil {
-		return ErrNoGroup
-	}
-	hg := (*groups)[name]
-	if hg == nil {
-		return fmt.Errorf("%w %q", ErrNoGroup, name)
+	hg, err := m.group(name)
+	if err != nil {
+		return err
 	}
 	return hg.inst.Release(ctx)
+}
+
+// Reclaim undoes Release (`fulcrum ha reclaim`): the group preempts again
+// as configured. A group no release holds back is an error.
+func (m *Manager) Reclaim(ctx context.Context, name string) error {
+	hg, err := m.group(name)
+	if err != nil {
+		return err
+	}
+	if err := hg.inst.Reclaim(ctx); errors.Is(err, vrrp.ErrNotReleased) {
+		return fmt.Errorf("ha group %s is not released (or is master again)", name)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// group is the running group name.
+func (m *Manager) group(name string) (*group, error) {
+	if groups := m.published.Load(); groups != nil {
+		if hg := (*groups)[name]; hg != nil {
+			return hg, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q", ErrNoGroup, name)
 }
 
 // Hello is the running hello endpoint, nil when the hello is off.

@@ -38,6 +38,7 @@ func (m *Manager) Status() []admin.HAGroup {
 			SendErrors:         vs.SendErrors,
 			VIPsHeld:           vs.VIPsHeld,
 			ListenUntil:        vs.ListenUntil,
+			ReleasedAt:         vs.ReleasedAt,
 		}
 		for _, p := range vs.Peers {
 			g.Peers = append(g.Peers, admin.HAPeer{

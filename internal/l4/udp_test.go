@@ -17,12 +17,14 @@ import (
 // startUDPBackend answers every datagram with "ID:" and the datagram.
 func startUDPBackend(t testing.TB, id string) netip.AddrPort {
 	t.Helper()
-	return startUDPBackendFunc(t, func(b []byte, _ netip.AddrPort) []byte { return append([]byte(id+":"), b...) })
+	return startUDPBackendFunc(t, func(dst, b []byte, _ netip.AddrPort) []byte {
+		return append(append(append(dst, id...), ':'), b...)
+	})
 }
 
-// startUDPBackendFunc answers each datagram with what answer returns for
-// it and its sender; nil: no answer.
-func startUDPBackendFunc(t testing.TB, answer func(b []byte, from netip.AddrPort) []byte) netip.AddrPort {
+// startUDPBackendFunc answers each datagram with what answer appends to
+// dst (a reused buffer) for it and its sender; nil: no answer.
+func startUDPBackendFunc(t testing.TB, answer func(dst, b []byte, from netip.AddrPort) []byte) netip.AddrPort {
 	t.Helper()
 	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
@@ -30,13 +32,13 @@ func startUDPBackendFunc(t testing.TB, answer func(b []byte, from netip.AddrPort
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		buf := make([]byte, maxDatagram)
+		buf, out := make([]byte, maxDatagram), make([]byte, 0, 2*maxDatagram)
 		for {
 			n, from, err := pc.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
 			}
-			if a := answer(buf[:n], from); a != nil {
+			if a := answer(out[:0], buf[:n], from); a != nil {
 				pc.WriteToUDPAddrPort(a, from)
 			}
 		}

@@ -15,11 +15,11 @@ import (
 // flood and gets no answer.
 func startUDPAskBackend(t testing.TB) netip.AddrPort {
 	t.Helper()
-	return startUDPBackendFunc(t, func(b []byte, from netip.AddrPort) []byte {
+	return startUDPBackendFunc(t, func(dst, b []byte, from netip.AddrPort) []byte {
 		if !strings.HasPrefix(string(b), "ask") {
 			return nil
 		}
-		return []byte(from.String())
+		return from.AppendTo(dst)
 	})
 }
 

@@ -31,6 +31,9 @@ var (
 	ErrNotMaster = errors.New("vrrp: not master")
 	// ErrNotRunning is returned by Release once Run has returned.
 	ErrNotRunning = errors.New("vrrp: instance not running")
+	// ErrNotReleased is Reclaim's answer on a node that no Release holds
+	// back.
+	ErrNotReleased = errors.New("vrrp: not released")
 )
 
 // Instance is one virtual router: the RFC 9568 state machine, driving a
@@ -50,6 +53,7 @@ type Instance struct {
 	fault   atomic.Bool
 	wake    chan struct{} // tracking changed; capacity 1
 	release chan chan error
+	reclaim chan chan error
 	done    chan struct{} // closed when Run returns
 	events  chan Transition
 
@@ -111,6 +115,7 @@ func New(cfg Config, conn Conn, ann Announcer, log *slog.Logger) *Instance {
 		is4:     cfg.LocalAddr.Is4(),
 		wake:    make(chan struct{}, 1),
 		release: make(chan chan error),
+		reclaim: make(chan chan error),
 		done:    make(chan struct{}),
 		events:  make(chan Transition, eventBuffer),
 	}
@@ -175,9 +180,23 @@ func (in *Instance) poke() {
 // master-down interval. On a node that is not master it returns
 // ErrNotMaster.
 func (in *Instance) Release(ctx context.Context) error {
+	return in.ask(ctx, in.release)
+}
+
+// Reclaim undoes a Release: the node no longer holds back from
+// preempting, so with Preempt it takes the addresses back from a master
+// it outranks (after PreemptDelay, as any preemption); without, it stays
+// backup as configured. On a node that no Release holds back it returns
+// ErrNotReleased.
+func (in *Instance) Reclaim(ctx context.Context) error {
+	return in.ask(ctx, in.reclaim)
+}
+
+// ask sends a request to Run and waits for its answer.
+func (in *Instance) ask(ctx context.Context, ch chan chan error) error {
 	reply := make(chan error, 1)
 	select {
-	case in.release <- reply:
+	case ch <- reply:
 	case <-in.done:
 		return ErrNotRunning
 	case <-ctx.Done():
@@ -274,6 +293,8 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.onTracking(ctx)
 		case reply := <-in.release:
 			reply <- in.onRelease(ctx)
+		case reply := <-in.reclaim:
+			reply <- in.onReclaim()
 		}
 	}
 }
@@ -565,14 +586,32 @@ func (in *Instance) onRelease(ctx context.Context) error {
 	// Held back from preempting until we are master again (the new master
 	// fails): a release is an operator's decision, not undone by the next
 	// advert. Time far ahead rather than a flag keeps mayPreempt simple.
-	in.holdUntil = time.Now().Add(100 * 365 * 24 * time.Hour)
+	now := time.Now()
+	in.holdUntil = now.Add(100 * 365 * 24 * time.Hour)
 	in.mu.Lock()
-	in.status.HoldUntil = in.holdUntil
+	in.status.HoldUntil, in.status.ReleasedAt = in.holdUntil, now
 	in.mu.Unlock()
 	in.masterInterval = in.cfg.Interval
 	in.handingOver, in.handoverArmed, in.successor = true, false, netip.Addr{}
 	in.toBackup(ctx, ReasonRelease, netip.Addr{})
 	return nil
+}
+
+func (in *Instance) onReclaim() error {
+	if in.holdUntil.IsZero() {
+		return ErrNotReleased
+	}
+	in.clearHold()
+	in.log.Info("release undone: preempting again as configured", "preempt", in.cfg.Preempt)
+	return nil
+}
+
+// clearHold ends what a Release holds back.
+func (in *Instance) clearHold() {
+	in.holdUntil = time.Time{}
+	in.mu.Lock()
+	in.status.HoldUntil, in.status.ReleasedAt = time.Time{}, time.Time{}
+	in.mu.Unlock()
 }
 
 func (in *Instance) shutdown(ctx context.Context, recv <-chan Packet) {
@@ -637,10 +676,7 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	// addresses are ours, and a past release no longer holds us back.
 	in.handingOver = false
 	if !in.holdUntil.IsZero() {
-		in.holdUntil = time.Time{}
-		in.mu.Lock()
-		in.status.HoldUntil = time.Time{}
-		in.mu.Unlock()
+		in.clearHold()
 	}
 	prev := in.Status().Master // the master last heard, while we were backup
 	t := in.transition(Master, reason, in.cfg.LocalAddr)

@@ -738,12 +738,7 @@ func TestFaultBeforeRun(t *testing.T) {
 func TestRelease(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		n := &fakeNet{}
-		ca, cb := testConfig("10.0.0.1", 200), testConfig("10.0.0.2", 100)
-		ca.Preempt, cb.Preempt = true, true
-		a := start(t, n, ca, nil)
-		b := start(t, n, cb, nil)
-		time.Sleep(time.Second)
+		a, b := masterAndBackup(t)
 		if err := b.in.Release(context.Background()); !errors.Is(err, ErrNotMaster) {
 			t.Errorf("Release on the backup: %v, want ErrNotMaster", err)
 		}
@@ -1094,4 +1089,80 @@ func TestStarvedTimer(t *testing.T) {
 		t.Error("after an advert re-armed the timer, a late firing not forgiven")
 	}
 	in.down.Stop()
+}
+
+// masterAndBackup runs 10.0.0.1 at priority 200 and 10.0.0.2 at 100,
+// both preempting, for a second: a is master, b backup.
+func masterAndBackup(t *testing.T) (a, b *node) {
+	t.Helper()
+	n := &fakeNet{}
+	ca, cb := testConfig("10.0.0.1", 200), testConfig("10.0.0.2", 100)
+	ca.Preempt, cb.Preempt = true, true
+	a = start(t, n, ca, nil)
+	b = start(t, n, cb, nil)
+	time.Sleep(time.Second)
+	return a, b
+}
+
+// TestReclaim: Reclaim undoes a Release: the released node, which
+// outranks the new master and preempts, takes the addresses back one
+// master-down interval later; a node no Release holds back answers
+// ErrNotReleased.
+func TestReclaim(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		a, b := masterAndBackup(t)
+		if err := a.in.Reclaim(context.Background()); !errors.Is(err, ErrNotReleased) {
+			t.Errorf("Reclaim before any release: %v, want ErrNotReleased", err)
+		}
+		releasedAt := time.Now()
+		if err := a.in.Release(context.Background()); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if s := a.in.Status(); s.State != Backup || !s.ReleasedAt.Equal(releasedAt) || b.in.State() != Master {
+			t.Fatalf("5s after the release: %v released at %v, peer %v; want backup released at %v, peer master",
+				s.State, s.ReleasedAt, b.in.State(), releasedAt)
+		}
+		if err := b.in.Reclaim(context.Background()); !errors.Is(err, ErrNotReleased) {
+			t.Errorf("Reclaim on the new master: %v, want ErrNotReleased", err)
+		}
+		drain(a.in)
+		begin := time.Now()
+		if err := a.in.Reclaim(context.Background()); err != nil {
+			t.Fatalf("Reclaim: %v", err)
+		}
+		if s := a.in.Status(); !s.ReleasedAt.IsZero() || !s.HoldUntil.IsZero() {
+			t.Errorf("after Reclaim: released at %v, hold until %v; want both zero", s.ReleasedAt, s.HoldUntil)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		// It preempts as configured: the next advert is discarded and the
+		// master-down timer it last armed runs out.
+		if got := checkMaster(t, a, begin, md(200)-begin.Sub(lastAdvert(b, begin)), ReasonPreempt); got == nil {
+			t.Fatal("not master after Reclaim")
+		}
+		if b.in.State() != Backup {
+			t.Errorf("the peer: %v, want backup", b.in.State())
+		}
+		if err := a.in.Reclaim(context.Background()); !errors.Is(err, ErrNotReleased) {
+			t.Errorf("Reclaim once master again: %v, want ErrNotReleased", err)
+		}
+		a.stop(t)
+		b.stop(t)
+	})
+}
+
+// lastAdvert is when nd last sent an advert before t.
+func lastAdvert(nd *node, t time.Time) time.Time {
+	nd.conn.mu.Lock()
+	defer nd.conn.mu.Unlock()
+	var last time.Time
+	for _, s := range nd.conn.sent {
+		if s.at.Before(t) {
+			last = s.at
+		}
+	}
+	return last
 }

@@ -128,8 +128,11 @@ type Status struct {
 	Master         netip.Addr
 	MasterPriority uint8
 	MasterInterval time.Duration
-	// HoldUntil is when a Release stops holding us back from preempting.
-	HoldUntil time.Time
+	// HoldUntil is when a Release stops holding us back from preempting
+	// (far ahead: until we are master again, or Reclaim); ReleasedAt is
+	// when that Release was. Both zero when no Release holds us back.
+	HoldUntil  time.Time
+	ReleasedAt time.Time
 	// ListenUntil is, while a starting backup listens for an existing
 	// master (Config.InitDead) and has heard none yet, when it will take
 	// over; zero otherwise.
