@@ -1,6 +1,7 @@
 // Package admin serves fulcrum's HTTP API on the admin listener (loopback
-// by default): the JSON status that `fulcrum status` renders, and the
-// client the CLI uses to read it.
+// by default): the JSON status that `fulcrum status` renders, the recent
+// history of rates and HA changes that the dashboard draws (history.go),
+// and the client the CLI uses to read the status.
 package admin
 
 import "time"
