@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 )
 
 // check runs one check the way the monitor does: bounded by the spec's
@@ -43,27 +45,15 @@ func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// closedPort is a loopback port that nothing listens on.
+// closedPort is a loopback port that nothing listens on (see package
+// freeport: nobody else can take it meanwhile).
 func closedPort(t *testing.T, network string) netip.AddrPort {
 	t.Helper()
-	var a net.Addr
-	switch network {
-	case "tcp":
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a = ln.Addr()
-		ln.Close()
-	default:
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a = pc.LocalAddr()
-		pc.Close()
+	a := freeport.TCP(t)
+	if network != "tcp" {
+		a = freeport.UDP(t)
 	}
-	return addrPort(t, a)
+	return netip.MustParseAddrPort(a)
 }
 
 // fullListener is a loopback port whose accept queue is full, so that a
