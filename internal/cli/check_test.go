@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
@@ -109,5 +110,51 @@ func TestCheckEffectiveExamples(t *testing.T) {
 				t.Errorf("hash of the effective config: got %.12s, want %.12s", got, want)
 			}
 		})
+	}
+}
+
+// TestGuideSamplesMatch keeps the user guide's samples true: the config
+// hash that step 3 and step 5 print is the hash of step 2's config, and
+// the status table's column headers are the ones status prints. Regenerate
+// the samples with the real binary when this fails (the guide says how).
+func TestGuideSamplesMatch(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../docs/guide.md")
+	if err != nil {
+		t.Skip("no docs/guide.md")
+	}
+	guide := string(b)
+	_, rest, ok := strings.Cut(guide, "**Step 2: the config.**")
+	if !ok {
+		t.Fatal("guide: no step 2")
+	}
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	yaml, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("guide: no config block in step 2")
+	}
+	cfg, err := config.Parse("guide.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("step 2's config: %v", err)
+	}
+	hash := cfg.Hash()[:12]
+	for _, want := range []string{"ok (1 services, config hash " + hash + ")", "config " + hash + "\n"} {
+		if !strings.Contains(guide, want) {
+			t.Errorf("guide lacks %q: step 2's config has hash %s", want, hash)
+		}
+	}
+	var out bytes.Buffer
+	renderStatus(&out, testStatus(time.Now()), nil, time.Now())
+	// Columns are as wide as their content: compare the words.
+	header := func(text string) string {
+		for line := range strings.Lines(text) {
+			if strings.HasPrefix(line, "  -> RemoteAddress:Port") {
+				return strings.Join(strings.Fields(line), " ")
+			}
+		}
+		return ""
+	}
+	if got, want := header(guide), header(out.String()); got != want {
+		t.Errorf("guide's status sample has the columns\n%s\nstatus prints\n%s", got, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
@@ -93,12 +94,7 @@ func startHelloNode(t *testing.T, l *link, h *holder, node, addr string, yaml *a
 // and the hello port.
 func helloNodeConfigs(t *testing.T) func(peer, listen string, helloPort int) *atomic.Pointer[string] {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcpPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	tcpPort := netip.MustParseAddrPort(freeport.TCP(t)).Port()
 	return func(peer, listen string, helloPort int) *atomic.Pointer[string] {
 		p := new(atomic.Pointer[string])
 		s := fmt.Sprintf(`node: { name: NODE }
@@ -199,12 +195,7 @@ func TestHelloReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hold.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
+	listen := freeport.TCP(t)
 	yaml := func(port int) *string {
 		s := fmt.Sprintf(`node: { name: NODE }
 admin: { listen: "off" }
