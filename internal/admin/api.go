@@ -191,6 +191,12 @@ type HTTPCounters struct {
 	// Aborted responses were cut short after their head was sent (the
 	// backend died mid-body, the client stopped reading).
 	Aborted uint64 `json:"aborted"`
+	// Poller is "on" when the service's HTTP/1.1 reads wait on fulcrum's
+	// poller, "off" when http.poller or FULCRUM_HTTP_POLLER turned it off,
+	// "failed" when it could not start or stopped on an error (PollerError
+	// says why): reads then wait in Go's netpoller.
+	Poller      string `json:"poller,omitempty"`
+	PollerError string `json:"poller_error,omitempty"`
 }
 
 // Route is one routing rule of an http service and its pool, named

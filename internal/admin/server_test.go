@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 )
 
 type fakeSource struct{ st Status }
@@ -52,12 +53,7 @@ func TestStatusRoundTrip(t *testing.T) {
 
 func TestFetchStatusNoServer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.TCP(t) // reserved: nothing listens there
 	if _, err := FetchStatus(context.Background(), addr); err == nil {
 		t.Fatal("got nil error from a closed port")
 	}

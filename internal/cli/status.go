@@ -220,6 +220,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 				fmt.Fprintf(&b, " aborted %d", h.Aborted)
 			}
 			fmt.Fprintf(&b, " upstream %d new %d reused", h.UpstreamConnects, h.UpstreamReuses)
+			if h.Poller == "failed" {
+				fmt.Fprintf(&b, " poller failed: %s", firstLine(h.PollerError))
+			}
 		} else {
 			fmt.Fprintf(&b, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
 		}

@@ -87,7 +87,7 @@ func TestHealthErrors(t *testing.T) {
     backends: [{ address: 10.0.0.11:80 }]
 `,
 			want: []string{
-				`f.yaml:4:21: services[0].health.type: unknown value "ftp"; want "exec", "http", "https", "tcp" or "udp"`,
+				`f.yaml:4:21: services[0].health.type: unknown value "ftp"; want "exec", "http", "https", "ping", "tcp" or "udp"`,
 				`f.yaml:4:36: services[0].health.interval: want a duration above 0, got 0s`,
 				`f.yaml:4:46: services[0].health.rise: want 1-100, got 0`,
 				`f.yaml:4:55: services[0].health.fall: want 1-100, got 101`,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
 )
 
@@ -143,15 +144,8 @@ func ask(t *testing.T, addr string) string {
 	return strings.TrimSuffix(line, ":hi\n")
 }
 
-func freeTCP(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeTCP is a loopback address reserved for the test (package freeport).
+func freeTCP(t *testing.T) string { return freeport.TCP(t) }
 
 func svcYAML(name, listen string, backends ...string) string {
 	var b strings.Builder

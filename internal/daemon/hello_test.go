@@ -14,6 +14,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
@@ -105,12 +106,7 @@ func peerOf(d *Daemon, addr string) (admin.HAPeer, bool) {
 func TestHelloConfigHashBothWays(t *testing.T) {
 	t.Parallel()
 	port := freeUDPPort(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcpPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	tcpPort := netip.MustParseAddrPort(freeport.TCP(t)).Port()
 	// Two daemons in one process cannot bind one listen address, so their
 	// configs (and hashes) differ by it: each must see the other's.
 	cfg := func(peer, listen string) *atomic.Pointer[string] {
@@ -189,12 +185,7 @@ func TestHelloReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hold.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
+	listen := freeport.TCP(t)
 	yaml := func(port int) *string {
 		s := fmt.Sprintf(`node: { name: NODE }
 admin: { listen: "off" }

@@ -2,17 +2,14 @@ package ha
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/runner"
 )
 
@@ -91,7 +88,7 @@ func (m *Manager) trackSlow(ctx context.Context, hg *group, slots []atomic.Point
 			slots[i].Store(&trackItem{kind: "script", name: s.Command[0], ok: ok, weight: s.Weight, detail: detail})
 		}
 		if len(t.Ping) > 0 {
-			ok, detail := pingAny(ctx, t.Ping, min(t.Interval.D(), time.Second))
+			ok, detail := pingAny(ctx, t.Ping, t.Interval.D(), min(t.Interval.D(), time.Second))
 			slots[len(t.Scripts)].Store(&trackItem{kind: "ping", name: fmt.Sprint(t.Ping), ok: ok, weight: t.Weight, detail: detail})
 		}
 		select {
@@ -115,81 +112,27 @@ func runTrackScript(ctx context.Context, s config.TrackScript) (bool, string) {
 	return true, ""
 }
 
-// pingAny sends one ICMP echo to each target and reports whether any
-// answered within timeout (heartbeat's ipfail: the node still sees its
-// network).
-func pingAny(ctx context.Context, targets []string, timeout time.Duration) (bool, string) {
+// pingAny checks the targets with the health checkers' ping and reports
+// whether any answered within timeout (heartbeat's ipfail: the node still
+// sees its network).
+func pingAny(ctx context.Context, targets []string, interval, timeout time.Duration) (bool, string) {
+	c, err := health.NewChecker(health.Spec{Type: "ping", Interval: interval, Timeout: timeout, Rise: 1, Fall: 1})
+	if err != nil {
+		return false, err.Error()
+	}
 	var lastErr error
 	for _, t := range targets {
 		a, err := netip.ParseAddr(t)
 		if err != nil {
 			continue
 		}
-		if err := ping(ctx, a, timeout); err != nil {
+		if err := c.Check(ctx, health.Target{Addr: netip.AddrPortFrom(a, 0)}); err != nil {
 			lastErr = err
 			continue
 		}
 		return true, ""
 	}
 	return false, fmt.Sprintf("no answer from %v: %v", targets, lastErr)
-}
-
-// ping sends one ICMP echo request on a raw socket (root) and waits for
-// the matching reply.
-func ping(ctx context.Context, a netip.Addr, timeout time.Duration) error {
-	network, typ, replyType := "ip4:icmp", byte(8), byte(0)
-	if a.Is6() {
-		network, typ, replyType = "ip6:ipv6-icmp", 128, 129
-	}
-	c, err := net.ListenPacket(network, "")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	deadline := time.Now().Add(timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	c.SetDeadline(deadline)
-	id := uint16(os.Getpid())
-	seq := uint16(time.Now().UnixNano())
-	msg := make([]byte, 16)
-	msg[0] = typ
-	binary.BigEndian.PutUint16(msg[4:], id)
-	binary.BigEndian.PutUint16(msg[6:], seq)
-	copy(msg[8:], "fulcrum!")
-	if !a.Is6() { // the kernel computes ICMPv6 checksums itself
-		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
-	}
-	if _, err := c.WriteTo(msg, &net.IPAddr{IP: a.AsSlice()}); err != nil {
-		return err
-	}
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		src, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP)
-		if n >= 8 && buf[0] == replyType && src.Unmap() == a &&
-			binary.BigEndian.Uint16(buf[6:]) == seq && slices.Equal(buf[8:min(n, 16)], msg[8:min(n, 16)]) {
-			return nil
-		}
-	}
-}
-
-func icmpChecksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }
 
 // applyTracking combines each group's tracking with its sync group's

@@ -56,7 +56,7 @@ func TestNewCheckerRejects(t *testing.T) {
 		spec func(*Spec)
 		want []string // every one must be in the error
 	}{
-		{"unknown type", func(s *Spec) { s.Type = "icmp" }, []string{`type: unknown value "icmp"; want "exec", "http", "https", "tcp" or "udp"`}},
+		{"unknown type", func(s *Spec) { s.Type = "icmp" }, []string{`type: unknown value "icmp"; want "exec", "http", "https", "ping", "tcp" or "udp"`}},
 		{"every timing problem at once", func(s *Spec) {
 			s.Type, s.Interval, s.Timeout, s.Jitter, s.Rise = "tcp", 0, -1, -1, 0
 		}, []string{"interval: want a duration above 0, got 0s", "timeout: want a duration above 0, got -1ns", "jitter: want a non-negative duration, got -1ns", "rise: want 1-100, got 0"}},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 )
 
 // waitFor bounds every wait in these tests: generous, because a busy
@@ -83,17 +84,11 @@ func loopback(network string) string {
 	return "127.0.0.1:0"
 }
 
-// deadAddr returns an address that was listened on and closed, so a
-// connect to it is refused.
+// deadAddr returns an address nothing listens on, reserved so that nobody
+// else can take it (package freeport): a connect to it is refused.
 func deadAddr(t testing.TB) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
-	return a
+	return netip.MustParseAddrPort(freeport.TCP(t))
 }
 
 // echo sends back what it reads until EOF.

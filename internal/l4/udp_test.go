@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 )
 
 // startUDPBackend answers every datagram with "ID:" and the datagram.
@@ -239,12 +240,7 @@ func TestUDPNoBackend(t *testing.T) {
 
 func TestUDPBackendUnreachable(t *testing.T) {
 	t.Parallel()
-	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	pc.Close()
+	dead := netip.MustParseAddrPort(freeport.UDP(t))
 	svc, _ := newService(t, udpSpec(), nil, dead)
 	p, addr := startUDP(t, svc)
 	c := udpClient(t, addr)

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -34,6 +35,7 @@ const (
 	ipClient   = 10
 	ipLB1      = 11
 	ipLB2      = 12
+	ipLB3      = 13
 	ipBackend1 = 21
 	ipBackend2 = 22
 	ipAttacker = 30
@@ -45,7 +47,8 @@ const (
 
 // haOpts shape an HA lab.
 type haOpts struct {
-	// prio is each node's priority; default lb1 150, lb2 100.
+	// prio is each node's priority, and names the nodes (lb1, lb2, lb3);
+	// default lb1 150, lb2 100.
 	prio map[string]int
 	// keepalived lists nodes that run keepalived instead of fulcrum;
 	// kaAdvertInt is their advert_int (default 0.1, keepalived's own
@@ -114,8 +117,12 @@ func newHALab(t *testing.T, opts haOpts) *haLab {
 			}))
 		}
 	}
-	for _, name := range []string{"lb1", "lb2"} {
-		l.lbs[name] = l.host(name, l.addr(map[string]byte{"lb1": ipLB1, "lb2": ipLB2}[name]))
+	for _, name := range l.names() {
+		ip, ok := map[string]byte{"lb1": ipLB1, "lb2": ipLB2, "lb3": ipLB3}[name]
+		if !ok {
+			t.Fatalf("haOpts.prio names node %q; the lab has lb1, lb2 and lb3", name)
+		}
+		l.lbs[name] = l.host(name, l.addr(ip))
 	}
 	if opts.auth {
 		secret := make([]byte, 32)
@@ -149,9 +156,9 @@ ha:
       interface: eth0
       vrid: %d
       vips: [%v/24]
-      priority: { lb1: %d, lb2: %d }
+      priority: { %s }
       advert_interval: 100ms
-`, node, labAdmin, l.vip, l.addr(ipBackend1), l.addr(ipBackend2), haGroupName, haVRID, l.vip, l.opts.prio["lb1"], l.opts.prio["lb2"])
+`, node, labAdmin, l.vip, l.addr(ipBackend1), l.addr(ipBackend2), haGroupName, haVRID, l.vip, l.priorities())
 	if l.opts.preempt != nil {
 		fmt.Fprintf(&b, "      preempt: %v\n", *l.opts.preempt)
 	}
@@ -160,6 +167,22 @@ ha:
 	}
 	b.WriteString(l.opts.extra)
 	return b.String()
+}
+
+// names lists the lab's balancer nodes in name order.
+func (l *haLab) names() []string {
+	names := slices.Collect(maps.Keys(l.opts.prio))
+	slices.Sort(names)
+	return names
+}
+
+// priorities is the config's priority map: "lb1: 150, lb2: 100".
+func (l *haLab) priorities() string {
+	var parts []string
+	for _, name := range l.names() {
+		parts = append(parts, fmt.Sprintf("%s: %d", name, l.opts.prio[name]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // start starts node (fulcrum or keepalived, as opts say).
@@ -182,12 +205,12 @@ func (l *haLab) start(node string) {
 // which process happened to start first.
 func (l *haLab) startAll() {
 	l.t.Helper()
-	names := []string{"lb1", "lb2"}
+	names := l.names()
 	sort.Slice(names, func(i, j int) bool { return l.opts.prio[names[i]] > l.opts.prio[names[j]] })
-	l.start(names[0])
-	l.waitRoles(names[0], 10*time.Second)
-	l.start(names[1])
-	l.waitRoles(names[0], 10*time.Second)
+	for _, name := range names {
+		l.start(name)
+		l.waitRoles(names[0], 10*time.Second)
+	}
 }
 
 // state is node's VRRP state: fulcrum's from its status ("down" when the
@@ -218,7 +241,7 @@ func (l *haLab) state(node string) string {
 func (l *haLab) roles() (states map[string]string, holds map[string]bool, desc string) {
 	states, holds = map[string]string{}, map[string]bool{}
 	var parts []string
-	for _, name := range []string{"lb1", "lb2"} {
+	for _, name := range l.names() {
 		states[name] = l.state(name)
 		holds[name] = l.lbs[name].hasAddr(l.vip)
 		parts = append(parts, fmt.Sprintf("%s=%s(vip:%v)", name, states[name], holds[name]))

@@ -13,17 +13,13 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/freeport"
 )
 
-// deadAddr is a loopback address nothing listens on.
+// deadAddr is a loopback address nothing listens on, reserved so that
+// nobody else can take it (package freeport).
 func deadAddr(t *testing.T) netip.AddrPort {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
-	return a
+	return netip.MustParseAddrPort(freeport.TCP(t))
 }
 
 func hello(name string) http.HandlerFunc {
