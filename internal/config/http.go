@@ -390,6 +390,8 @@ func (k *checker) http(i int) {
 				k.errorf(p+".access_log.path", "%s is a directory; want a file", a.Path)
 			} else if st, err := os.Stat(filepath.Dir(k.c.FilePath(a.Path))); err != nil || !st.IsDir() {
 				k.errorf(p+".access_log.path", "the directory of %s does not exist", a.Path)
+			} else if err := writable(k.c.FilePath(a.Path)); err != nil {
+				k.errorf(p+".access_log.path", "%s cannot be written: %v", a.Path, err)
 			}
 		}
 		k.oneOf(p+".access_log.format", a.Format, accessLogFormats)
