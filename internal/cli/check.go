@@ -20,7 +20,8 @@ func newCheckCmd() *cobra.Command {
 or nginx -t: every problem is printed as file:line:column: field: message, and
 the exit status is 0 for a valid file and 1 otherwise. It reads every file the
 config names (admin token, HA auth keys, TLS certificates, error pages) and
-checks them as run and every reload do. It leaves to run whether the listen
+checks them as run and every reload do, so run it as the user fulcrum runs
+as (root under the systemd unit). It leaves to run whether the listen
 addresses are free. An HA group whose interface this host lacks, or which has
 no address of the VIPs' family there, is a warning on stderr (the exit status
 stays 0): run would refuse it here, but the file may be meant for another
