@@ -98,6 +98,25 @@ func TestApplyFailedStageRollsBack(t *testing.T) {
 			return "", "", fmt.Sprintf("ha:\n  hello_port: %d\n  groups: [ { name: g, interface: eth0, vrid: 7, vips: [192.0.2.100], priority: { lb1: 150 }, unicast_peers: [127.0.0.2] } ]\n",
 				hold.LocalAddr().(*net.UDPAddr).Port)
 		}, []string{"address already in use"}},
+		{"listener, with an ha group and hello prepared", func(t *testing.T, busy string) (string, string, string) {
+			// HA prepares fine (its VRRP socket, the hello on a free
+			// port); the rollback must close them again.
+			c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+			t.Cleanup(func() {
+				c, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+				if err != nil {
+					t.Errorf("the hello socket prepared for the failed reload is still open: %v", err)
+					return
+				}
+				c.Close()
+			})
+			return svcYAML("busy", busy, echoBackend(t, "x")), "", fmt.Sprintf("ha:\n  hello_port: %d\n  groups: [ { name: g, interface: eth0, vrid: 7, vips: [192.0.2.100], priority: { lb1: 150 }, unicast_peers: [127.0.0.2] } ]\n", port)
+		}, []string{"service busy", "address already in use"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
