@@ -108,8 +108,8 @@ func (d *Daemon) applyPeerAdmin(t hello.AdminTable) {
 }
 
 // adminScopes says, for each backend with a runtime admin state, where it
-// was set and whether it is this node's alone: shared when every peer
-// that says hello announces the same entry.
+// was set and, on a node with HA groups, whether it is this node's alone:
+// shared when every peer that says hello announces the same entry.
 func (d *Daemon) adminScopes(st *admin.Status) {
 	var peers map[string]hello.AdminTable
 	nodes := map[string]bool{}
@@ -132,6 +132,9 @@ func (d *Daemon) adminScopes(st *admin.Status) {
 				continue
 			}
 			b.AdminSetOn = e.Origin
+			if len(st.HA) == 0 {
+				continue // no HA peers to share with: nothing to say
+			}
 			shared := len(nodes) > 0
 			for n := range nodes {
 				shared = shared && slices.ContainsFunc(peers[n].Entries, func(x hello.AdminEntry) bool {
