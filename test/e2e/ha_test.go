@@ -442,7 +442,7 @@ func TestHAKillMaster(t *testing.T) {
 		out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin)
 		// lb2 may not have heard lb1's hello (it says hello once a
 		// second) before lb1 died: then it has only the address.
-		return regexp.MustCompile(`WARNING: no redundancy: peer `+regexp.QuoteMeta(lb1)+`( \(lb1\))? gone, last heard `).MatchString(out), out
+		return regexp.MustCompile(`WARNING: no redundancy: peer ` + regexp.QuoteMeta(lb1) + `( \(lb1\))? gone, last heard `).MatchString(out), out
 	})
 	logs := l.nodes["lb2"].p.out.String()
 	takeover := grepLines(logs, "state=master")
@@ -909,7 +909,7 @@ func TestHAAdminStateShared(t *testing.T) {
 		b2, d2 := adminOf("lb2")
 		return b2.AdminState == "drain" && b2.AdminSetOn == "lb1" && b2.AdminScope == "peers" && b1.AdminScope == "peers", d1 + "; " + d2
 	})
-	if out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin); !regexp.MustCompile(`(?m)^  -> `+regexp.QuoteMeta(be1)+` +primary +up +drain `).MatchString(out) {
+	if out := l.lbs["lb2"].Run(binary, "status", "--admin", labAdmin); !regexp.MustCompile(`(?m)^  -> ` + regexp.QuoteMeta(be1) + ` +primary +up +drain `).MatchString(out) {
 		t.Errorf("lb2's status does not show %s drained, shared:\n%s", be1, out)
 	}
 
