@@ -259,6 +259,14 @@ type Backend struct {
 	// established connections go as from a backend that is down). Health
 	// checks run in every state.
 	AdminState string `json:"admin_state"`
+	// AdminSetOn is the node where the backend's admin state was last set
+	// at runtime (this node or an HA peer, see docs/operations.md), ""
+	// when no runtime change was made. On a node with HA groups
+	// AdminScope is then "peers" when every peer that says hello has the
+	// same state, "node" when it is this node's alone (no peer, a peer
+	// without the hello, or one that has not taken it).
+	AdminSetOn string `json:"admin_set_on,omitempty"`
+	AdminScope string `json:"admin_scope,omitempty"`
 	// Runtime says how the backend differs from the config file, until
 	// the next reload: "added" at runtime, or its "weight" set at
 	// runtime; "" when it is as in the file.

@@ -290,6 +290,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	if runtimeChanged(st) {
 		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
 	}
+	if adminPerNode(st) {
+		fmt.Fprintln(w, ",node-only: admin state set at runtime on this node alone; its HA peers do not have it (no peer says hello, or one has not taken it)")
+	}
 	for _, l := range st.AccessLogs {
 		if l.WriteErrors > 0 {
 			fmt.Fprintf(w, "Access log %s: %d writes failed, %d lines lost, last at %s: %s\n",
@@ -398,10 +401,27 @@ func adminCell(b admin.Backend) string {
 	if b.Role == admin.RoleFallback || b.AdminState == "" {
 		return "-"
 	}
+	s := b.AdminState
 	if b.Runtime != "" {
-		return b.AdminState + "," + b.Runtime // one word, for awk
+		s += "," + b.Runtime // one word, for awk
 	}
-	return b.AdminState
+	if b.AdminScope == "node" {
+		s += ",node-only"
+	}
+	return s
+}
+
+// adminPerNode reports whether a backend's runtime admin state is this
+// node's alone.
+func adminPerNode(st *admin.Status) bool {
+	for _, s := range st.Services {
+		for _, b := range s.Backends {
+			if b.AdminScope == "node" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func runtimeChanged(st *admin.Status) bool {
