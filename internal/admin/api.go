@@ -191,6 +191,12 @@ type HTTPCounters struct {
 	// Aborted responses were cut short after their head was sent (the
 	// backend died mid-body, the client stopped reading).
 	Aborted uint64 `json:"aborted"`
+	// Poller is "on" when the service's HTTP/1.1 reads wait on fulcrum's
+	// poller, "off" when http.poller or FULCRUM_HTTP_POLLER turned it off,
+	// "failed" when it could not start or stopped on an error (PollerError
+	// says why): reads then wait in Go's netpoller.
+	Poller      string `json:"poller,omitempty"`
+	PollerError string `json:"poller_error,omitempty"`
 }
 
 // Route is one routing rule of an http service and its pool, named
@@ -253,6 +259,14 @@ type Backend struct {
 	// established connections go as from a backend that is down). Health
 	// checks run in every state.
 	AdminState string `json:"admin_state"`
+	// AdminSetOn is the node where the backend's admin state was last set
+	// at runtime (this node or an HA peer, see docs/operations.md), ""
+	// when no runtime change was made. On a node with HA groups
+	// AdminScope is then "peers" when every peer that says hello has the
+	// same state, "node" when it is this node's alone (no peer, a peer
+	// without the hello, or one that has not taken it).
+	AdminSetOn string `json:"admin_set_on,omitempty"`
+	AdminScope string `json:"admin_scope,omitempty"`
 	// Runtime says how the backend differs from the config file, until
 	// the next reload: "added" at runtime, or its "weight" set at
 	// runtime; "" when it is as in the file.

@@ -309,8 +309,11 @@ type growingCluster struct {
 }
 
 func (g growingCluster) Status() Status {
+	// The time is taken before the state is read, as the daemon does: a
+	// change made after it is not in this status.
+	now := time.Now()
 	st := g.fakeCluster.Status()
-	st.Time = time.Now()
+	st.Time = now
 	ms := uint64(st.Time.Sub(g.start).Milliseconds())
 	st.Services[0].Counters.Accepted = ms / 10
 	st.Services[0].Backends[0].Total = ms / 20

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +139,27 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// FuzzHostAllowed checks the Host rule against its definition: allowed
+// exactly when empty, an IP literal (with or without a port) or
+// localhost; never a panic. Seeds in testdata/fuzz/FuzzHostAllowed.
+func FuzzHostAllowed(f *testing.F) {
+	f.Fuzz(func(t *testing.T, host string) {
+		got := hostAllowed(host)
+		name := host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			name = h
+		} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+			name = host[1 : len(host)-1]
+		}
+		_, ipErr := netip.ParseAddr(name)
+		want := host == "" || ipErr == nil || strings.EqualFold(strings.TrimSuffix(name, "."), "localhost")
+		if got != want {
+			t.Errorf("hostAllowed(%q): got %v, want %v", host, got, want)
+		}
+		if got && strings.Contains(strings.ToLower(name), "evil") {
+			t.Errorf("hostAllowed(%q): a name passed", host)
+		}
+	})
 }

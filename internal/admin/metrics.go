@@ -23,6 +23,7 @@ type collector struct {
 
 	svcConns, svcActive, svcNoBackend, svcRefused, svcConnFail, svcProxyErr, svcIdle *prometheus.Desc
 	svcUDPDropped, svcUDPEvicted, svcUDPSendErr, svcPersist                          *prometheus.Desc
+	svcPoller                                                                        *prometheus.Desc
 
 	beConns, beActive, beConnFail, beIn, beOut, beLifetime      *prometheus.Desc
 	beReqs, beReqErrs, beLatency                                *prometheus.Desc
@@ -71,6 +72,7 @@ func newCollector(src Source) *collector {
 	c.svcUDPEvicted = d("service_udp_evicted_total", "UDP sessions ended to make room for a new client's, by reason: table_full (max_sessions reached: the least recently active session goes), per_client (the client address reached max_sessions_per_client: its own least recently active session goes).", "service", "reason")
 	c.svcUDPSendErr = d("service_udp_send_errors_total", "Datagrams that could not be sent to a backend or a client (UDP services).", svc...)
 	c.svcPersist = d("service_persistence_entries", "Clients in a service's persistence table.", svc...)
+	c.svcPoller = d("service_http_poller", "1 for the state of the poller the HTTP/1.1 reads of a service wait on (on; off: turned off by http.poller or FULCRUM_HTTP_POLLER; failed: could not start or stopped on an error, reads wait in Go's netpoller), 0 for the others (HTTP services).", "service", "state")
 
 	c.beConns = d("backend_connections_total", "Connections (UDP: sessions) opened to a backend, including failed attempts.", be...)
 	c.beActive = d("backend_connections_active", "Connections (UDP: sessions) to a backend open now.", be...)
@@ -172,6 +174,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s.Persistence != nil {
 			gauge(c.svcPersist, float64(s.Persistence.Entries), n)
+		}
+		if h := s.HTTP; h != nil && h.Poller != "" {
+			for _, state := range pollerStates {
+				gauge(c.svcPoller, bool01(h.Poller == state), n, state)
+			}
 		}
 		c.backends(n, s.Backends, counter, gauge, hist)
 		// Route pools of an http service, as SERVICE/ROUTE.
@@ -322,3 +329,6 @@ func (c *collector) backends(n string, bs []Backend, counter, gauge counterFn, h
 		}
 	}
 }
+
+// pollerStates are the values of HTTPCounters.Poller.
+var pollerStates = []string{"on", "off", "failed"}

@@ -34,6 +34,7 @@ func metricsStatus() Status {
 			{
 				Name: "web", Protocol: "http", Listen: "192.0.2.100:80", Scheduler: "wlc",
 				Counters: Counters{Accepted: 40, Active: 2, NoBackend: 1, ConnectFailures: 3, IdleTimeouts: 4},
+				HTTP:     &HTTPCounters{Requests: 100, Poller: "failed", PollerError: "poller: epoll_wait: bad file descriptor"},
 				Backends: []Backend{
 					{
 						Address: "10.0.0.1:80", Role: RolePrimary, Weight: 2, ConfiguredWeight: 4, Healthy: true, Available: true,

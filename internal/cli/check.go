@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fulcrum-lb/fulcrum/internal/ha"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -18,9 +20,12 @@ func newCheckCmd() *cobra.Command {
 or nginx -t: every problem is printed as file:line:column: field: message, and
 the exit status is 0 for a valid file and 1 otherwise. It reads every file the
 config names (admin token, HA auth keys, TLS certificates, error pages) and
-checks them as run and every reload do; what it leaves to run is what depends
-on the moment: whether the listen addresses are free and the HA interfaces
-exist and carry an address.
+checks them as run and every reload do, so run it as the user fulcrum runs
+as (root under the systemd unit). It leaves to run whether the listen
+addresses are free. An HA group whose interface this host lacks, or which has
+no address of the VIPs' family there, is a warning on stderr (the exit status
+stays 0): run would refuse it here, but the file may be meant for another
+node or checked on a build machine.
 
 With --effective, a valid file is printed back as YAML with every default
 filled in: the configuration fulcrum would actually run. The output is itself
@@ -32,6 +37,13 @@ or kept as a reference.`,
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
 				return exitError(1)
+			}
+			// What run would also refuse on this host. A warning: the file
+			// may be meant for another node, or checked on a build machine.
+			for i := range cfg.HA.Groups {
+				if err := ha.CheckHost(&cfg.HA.Groups[i]); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: %v: run would refuse this file on this host\n", file, err)
+				}
 			}
 			out := cmd.OutOrStdout()
 			if !effective {

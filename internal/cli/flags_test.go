@@ -29,6 +29,7 @@ func TestOptionalFlagValues(t *testing.T) {
 		{args: []string{"--rate", "250ms", "--admin", "127.0.0.1:1"}, rate: 250 * time.Millisecond},
 		{args: []string{"--rate"}, rate: time.Second},
 		{args: []string{"--watch", "soon"}, err: `unknown command "soon"`},
+		{args: []string{"--watch", "1"}, err: `missing unit in duration`},
 		{args: []string{"--", "--watch", "1s"}, err: `unknown command "--watch"`},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,12 +121,15 @@ func joinOptionalValues(root *cobra.Command, args []string) []string {
 	return out
 }
 
-// validValue reports whether v is a value for f.
+// validValue reports whether v is meant as a value for f. A bare number
+// counts for a duration, so that "--watch 1" is told its unit is missing
+// rather than that "1" is an unknown command.
 func validValue(f *pflag.Flag, v string) bool {
 	switch f.Value.Type() {
 	case "duration":
 		_, err := time.ParseDuration(v)
-		return err == nil
+		_, nerr := strconv.ParseFloat(v, 64)
+		return err == nil || nerr == nil
 	}
 	return false
 }

@@ -220,6 +220,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 				fmt.Fprintf(&b, " aborted %d", h.Aborted)
 			}
 			fmt.Fprintf(&b, " upstream %d new %d reused", h.UpstreamConnects, h.UpstreamReuses)
+			if h.Poller == "failed" {
+				fmt.Fprintf(&b, " poller failed: %s", firstLine(h.PollerError))
+			}
 		} else {
 			fmt.Fprintf(&b, "  [conns %d active %d no-backend %d connect-failures %d", c.Accepted, c.Active, c.NoBackend, c.ConnectFailures)
 		}
@@ -286,6 +289,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	}
 	if runtimeChanged(st) {
 		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
+	}
+	if adminPerNode(st) {
+		fmt.Fprintln(w, ",node-only: admin state set at runtime on this node alone; its HA peers do not have it (no peer says hello, or one has not taken it)")
 	}
 	for _, l := range st.AccessLogs {
 		if l.WriteErrors > 0 {
@@ -395,10 +401,27 @@ func adminCell(b admin.Backend) string {
 	if b.Role == admin.RoleFallback || b.AdminState == "" {
 		return "-"
 	}
+	s := b.AdminState
 	if b.Runtime != "" {
-		return b.AdminState + "," + b.Runtime // one word, for awk
+		s += "," + b.Runtime // one word, for awk
 	}
-	return b.AdminState
+	if b.AdminScope == "node" {
+		s += ",node-only"
+	}
+	return s
+}
+
+// adminPerNode reports whether a backend's runtime admin state is this
+// node's alone.
+func adminPerNode(st *admin.Status) bool {
+	for _, s := range st.Services {
+		for _, b := range s.Backends {
+			if b.AdminScope == "node" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func runtimeChanged(st *admin.Status) bool {

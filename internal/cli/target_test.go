@@ -124,3 +124,30 @@ func TestControlCommandsFindTheDefaultConfig(t *testing.T) {
 		t.Errorf("-c of a missing file: got no error")
 	}
 }
+
+// TestCheckWarnsAboutAMissingInterface: an HA interface this host lacks is
+// what run refuses here; check warns and still exits 0, since the file may
+// be meant for another node.
+func TestCheckWarnsAboutAMissingInterface(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "f.yaml")
+	data := "node: { name: lb1 }\nservices: [{ name: web, listen: 192.0.2.1:2, backends: [{ address: 127.0.0.1:3 }] }]\n" +
+		"ha:\n  groups:\n    - { name: web, interface: nosuch0, vrid: 51, vips: [192.0.2.5/24], priority: { lb1: 100 } }\n" +
+		"    - { name: lo, interface: lo, vrid: 52, vips: [192.0.2.6/24], priority: { lb1: 100 } }\n"
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "-c", file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr %q", code, stderr.String())
+	}
+	if want := file + ": warning: ha group web: vrrp: interface nosuch0: "; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want %q in it", stderr.String(), want)
+	}
+	if strings.Contains(stderr.String(), "ha group lo") {
+		t.Errorf("stderr %q warns about lo, which exists with 127.0.0.1", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), ": ok (1 services") {
+		t.Errorf("stdout %q, want ok", stdout.String())
+	}
+}

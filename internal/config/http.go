@@ -35,6 +35,11 @@ type HTTP struct {
 	AccessLog *AccessLog `yaml:"access_log,omitempty"`
 	// TLS, when present, terminates TLS on the listener.
 	TLS *TLS `yaml:"tls,omitempty"`
+	// Poller makes the HTTP/1.1 path's reads wait on fulcrum's own poller,
+	// which serves requests in arrival order (docs/l7-engine.md); false
+	// reads through Go's netpoller. Default true. The environment variable
+	// FULCRUM_HTTP_POLLER=off turns it off for every service.
+	Poller *bool `yaml:"poller"`
 
 	// ErrorBodies holds the content of ErrorPages by status, read by
 	// Validate so that what runs is what was checked.
@@ -189,6 +194,9 @@ func (t *TLS) TLSVersion() uint16 {
 	return tls.VersionTLS12
 }
 
+// PollerValue reports whether the poller is on (the default).
+func (h *HTTP) PollerValue() bool { return h.Poller == nil || *h.Poller }
+
 // H2Value reports whether HTTP/2 is offered (the default).
 func (t *TLS) H2Value() bool { return t.H2 == nil || *t.H2 }
 
@@ -277,7 +285,7 @@ func (c *Config) httpDefaults(s *Service, p string) {
 			ck.HTTPOnly = ptr(true)
 		}
 	}
-	for _, b := range []**bool{&h.Forwarded.XForwardedFor, &h.Forwarded.XForwardedProto, &h.Forwarded.XForwardedHost} {
+	for _, b := range []**bool{&h.Forwarded.XForwardedFor, &h.Forwarded.XForwardedProto, &h.Forwarded.XForwardedHost, &h.Poller} {
 		if *b == nil {
 			*b = ptr(true)
 		}
@@ -382,6 +390,8 @@ func (k *checker) http(i int) {
 				k.errorf(p+".access_log.path", "%s is a directory; want a file", a.Path)
 			} else if st, err := os.Stat(filepath.Dir(k.c.FilePath(a.Path))); err != nil || !st.IsDir() {
 				k.errorf(p+".access_log.path", "the directory of %s does not exist", a.Path)
+			} else if err := writable(k.c.FilePath(a.Path)); err != nil {
+				k.errorf(p+".access_log.path", "%s cannot be written: %v", a.Path, err)
 			}
 		}
 		k.oneOf(p+".access_log.format", a.Format, accessLogFormats)

@@ -165,6 +165,7 @@ func TestDefaults(t *testing.T) {
 						Header: Duration(10e9), KeepAlive: Duration(60e9), Body: Duration(60e9), Response: Duration(60e9),
 					},
 					MaxIdlePerBackend: 1024,
+					Poller:            ptr(true),
 				}
 			},
 		},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"slices"
 
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/sched"
@@ -24,6 +25,36 @@ type Hints struct {
 	Patterns map[string]string
 	// Required are the keys a mapping must have, by type name.
 	Required map[string][]string
+	// Exclusions are keys a mapping must not have while one of its keys
+	// holds a given value, by type name.
+	Exclusions map[string][]Exclusion
+}
+
+// Exclusion forbids Keys while Key is given as Value: a health check's
+// keys of other check types.
+type Exclusion struct {
+	Key, Value string
+	Keys       []string
+	Why        string // for the schema's description of the rule
+}
+
+// healthExclusions forbids each check type the keys of the others, as
+// validation does. A block without type (a backend's override, or the
+// default tcp) is left to validation: a backend inherits its type.
+func healthExclusions() []Exclusion {
+	var out []Exclusion
+	for _, name := range health.Types() {
+		t := health.Lookup(name)
+		var keys []string
+		for _, k := range health.TypeKeys() {
+			if !slices.Contains(t.Keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		out = append(out, Exclusion{Key: "type", Value: name, Keys: keys,
+			Why: "keys of other check types than " + name})
+	}
+	return out
 }
 
 // SchemaHints returns the Hints of this package's types. Validation uses
@@ -54,6 +85,9 @@ func SchemaHints() Hints {
 			"HAGroup":     {"name", "interface", "vrid", "vips", "priority"},
 			"SyncGroup":   {"name", "groups"},
 			"TrackScript": {"command"},
+		},
+		Exclusions: map[string][]Exclusion{
+			"Health": healthExclusions(),
 		},
 	}
 }

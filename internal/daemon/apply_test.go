@@ -98,6 +98,25 @@ func TestApplyFailedStageRollsBack(t *testing.T) {
 			return "", "", fmt.Sprintf("ha:\n  hello_port: %d\n  groups: [ { name: g, interface: eth0, vrid: 7, vips: [192.0.2.100], priority: { lb1: 150 }, unicast_peers: [127.0.0.2] } ]\n",
 				hold.LocalAddr().(*net.UDPAddr).Port)
 		}, []string{"address already in use"}},
+		{"listener, with an ha group and hello prepared", func(t *testing.T, busy string) (string, string, string) {
+			// HA prepares fine (its VRRP socket, the hello on a free
+			// port); the rollback must close them again.
+			c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+			t.Cleanup(func() {
+				c, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+				if err != nil {
+					t.Errorf("the hello socket prepared for the failed reload is still open: %v", err)
+					return
+				}
+				c.Close()
+			})
+			return svcYAML("busy", busy, echoBackend(t, "x")), "", fmt.Sprintf("ha:\n  hello_port: %d\n  groups: [ { name: g, interface: eth0, vrid: 7, vips: [192.0.2.100], priority: { lb1: 150 }, unicast_peers: [127.0.0.2] } ]\n", port)
+		}, []string{"service busy", "address already in use"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -254,5 +273,42 @@ services:
 	}
 	if _, err := os.Stat(logPath); err != nil {
 		t.Errorf("after reload: access log not reopened: %v", err)
+	}
+}
+
+// TestRunStages: every stage prepares even after one failed (all errors
+// at once); a failure rolls back the prepared stages latest first and
+// commits none; success commits all in order and rolls back none.
+func TestRunStages(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	st := func(name string, fail bool) stage {
+		return stage{
+			prepare: func() error {
+				calls = append(calls, "prepare "+name)
+				if fail {
+					return fmt.Errorf("%s failed", name)
+				}
+				return nil
+			},
+			commit:   func() { calls = append(calls, "commit "+name) },
+			rollback: func() { calls = append(calls, "rollback "+name) },
+		}
+	}
+	err := runStages(st("a", false), st("b", true), st("c", false), st("d", true))
+	if err == nil || !strings.Contains(err.Error(), "b failed") || !strings.Contains(err.Error(), "d failed") {
+		t.Errorf("error: got %v, want both failures", err)
+	}
+	want := "prepare a,prepare b,prepare c,prepare d,rollback c,rollback a"
+	if got := strings.Join(calls, ","); got != want {
+		t.Errorf("failed run: got %s, want %s", got, want)
+	}
+	calls = nil
+	if err := runStages(st("a", false), stage{commit: func() { calls = append(calls, "commit only") }}, st("b", false)); err != nil {
+		t.Fatal(err)
+	}
+	want = "prepare a,prepare b,commit a,commit only,commit b"
+	if got := strings.Join(calls, ","); got != want {
+		t.Errorf("successful run: got %s, want %s", got, want)
 	}
 }

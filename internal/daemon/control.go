@@ -189,6 +189,7 @@ func (d *Daemon) SetAdminState(ctx context.Context, service, address, state stri
 		if prev != st {
 			d.log.Info("backend admin state changed", "service", service, "backend", b.Addr, "state", st, "prev_state", prev)
 		}
+		d.setAdminLocal(service, b, st)
 		if st == balancer.AdminMaint {
 			d.evictLater(b, d.evictTargets(b))
 		}

@@ -73,6 +73,8 @@ type Daemon struct {
 	logs      accessLogs
 
 	ha *ha.Manager // its applier is the Run goroutine
+	// adminSync shares runtime admin states with the HA peers.
+	adminSync *adminSync
 
 	snap      atomic.Pointer[snapshot]
 	adminAddr atomic.Value // string: the admin API's bound address
@@ -143,7 +145,8 @@ func New(opt Options) *Daemon {
 	d.token.Store("")
 	d.monitor = health.NewMonitor(opt.Log.With("component", "health"), d.onHealth)
 	d.alerts = alert.NewDispatcher(opt.Log.With("component", "alert"), nil)
-	d.ha = ha.New(ha.Options{Host: haHost{d}, Alerts: d.alerts, Log: opt.Log, Deps: opt.HA})
+	d.adminSync = newAdminSync()
+	d.ha = ha.New(ha.Options{Host: haHost{d}, Alerts: d.alerts, Log: opt.Log, Deps: opt.HA, OnAdmin: d.adminSync.receive})
 	return d
 }
 
@@ -224,6 +227,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			done <- d.reload()
 		case f := <-d.ctlc:
 			f()
+		case t := <-d.adminSync.in:
+			d.applyPeerAdmin(t)
 		case <-sweep.C:
 			for _, p := range d.persist {
 				p.Sweep()

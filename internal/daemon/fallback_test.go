@@ -150,3 +150,33 @@ services:
 		t.Errorf("refused: got %d, want 1", got)
 	}
 }
+
+// A udp service with its backend down and no fallback counts a new
+// client's datagram as refused.
+func TestUDPRefusedCounted(t *testing.T) {
+	t.Parallel()
+	backend := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	listen := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	td := startDaemon(t, fmt.Sprintf(`admin: { listen: "off" }
+services:
+  - name: dns
+    listen: %s
+    protocol: udp
+    health: { type: udp, send: "q", interval: 1s, timeout: 1s, rise: 1, fall: 1, initial: down }
+    backends: [{ address: %s }]
+`, listen, backend))
+	c, err := net.Dial("udp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Datagrams until one is counted: the first may arrive before the
+	// proxy reads its socket.
+	waitUntil(t, "a refused datagram counted", func() bool {
+		c.Write([]byte("query"))
+		return td.d.Status().Services[0].Counters.Refused >= 1
+	})
+	if st := td.d.Status().Services[0].Counters; st.NoBackend < st.Refused {
+		t.Errorf("got no_backend %d below refused %d, want refused a part of no_backend", st.NoBackend, st.Refused)
+	}
+}

@@ -201,6 +201,8 @@ func (f *httpFrontend) Status(s *admin.Service) {
 		UpstreamConnects: hs.UpstreamConnects,
 		UpstreamReuses:   hs.UpstreamReuses,
 		Aborted:          hs.Aborted,
+		Poller:           hs.Poller.String(),
+		PollerError:      hs.PollerError,
 	}
 }
 

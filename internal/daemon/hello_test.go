@@ -88,6 +88,38 @@ func startHelloNode(t *testing.T, l *link, h *holder, node, addr string, yaml *a
 	return d
 }
 
+// helloNodeConfigs returns configs for startHelloNode: one service and one
+// group on lo, the same on every node but for the service's listen
+// address (two daemons in one process cannot bind one), the unicast peer
+// and the hello port.
+func helloNodeConfigs(t *testing.T) func(peer, listen string, helloPort int) *atomic.Pointer[string] {
+	t.Helper()
+	tcpPort := netip.MustParseAddrPort(freeport.TCP(t)).Port()
+	return func(peer, listen string, helloPort int) *atomic.Pointer[string] {
+		p := new(atomic.Pointer[string])
+		s := fmt.Sprintf(`node: { name: NODE }
+admin: { listen: "off" }
+services:
+  - name: web
+    listen: %s:%d
+    scheduler: rr
+    backends: [ { address: 127.0.0.1:9 }, { address: 127.0.0.1:10 } ]
+ha:
+  hello_port: %d
+  groups:
+    - name: web
+      interface: lo
+      vrid: 51
+      vips: [192.0.2.100/24]
+      priority: { lb1: 150, lb2: 100, lb3: 50 }
+      unicast_peers: [%s]
+      initdead: 0s
+`, listen, tcpPort, helloPort, peer)
+		p.Store(&s)
+		return p
+	}
+}
+
 // peerOf is the group's peer at addr in d's status.
 func peerOf(d *Daemon, addr string) (admin.HAPeer, bool) {
 	for _, g := range d.Status().HA {
@@ -106,33 +138,11 @@ func peerOf(d *Daemon, addr string) (admin.HAPeer, bool) {
 func TestHelloConfigHashBothWays(t *testing.T) {
 	t.Parallel()
 	port := freeUDPPort(t)
-	tcpPort := netip.MustParseAddrPort(freeport.TCP(t)).Port()
 	// Two daemons in one process cannot bind one listen address, so their
 	// configs (and hashes) differ by it: each must see the other's.
-	cfg := func(peer, listen string) *atomic.Pointer[string] {
-		p := new(atomic.Pointer[string])
-		s := fmt.Sprintf(`node: { name: NODE }
-admin: { listen: "off" }
-services:
-  - name: web
-    listen: %s:%d
-    scheduler: rr
-    backends: [ { address: 127.0.0.1:9 } ]
-ha:
-  hello_port: %d
-  groups:
-    - name: web
-      interface: lo
-      vrid: 51
-      vips: [192.0.2.100/24]
-      priority: { lb1: 150, lb2: 100 }
-      unicast_peers: [%s]
-`, listen, tcpPort, port, peer)
-		p.Store(&s)
-		return p
-	}
+	cfg := helloNodeConfigs(t)
 	l, h := &link{}, &holder{held: map[string]bool{}}
-	y1, y2 := cfg("127.0.0.2", "127.0.0.1"), cfg("127.0.0.1", "127.0.0.2")
+	y1, y2 := cfg("127.0.0.2", "127.0.0.1", port), cfg("127.0.0.1", "127.0.0.2", port)
 	lb1 := startHelloNode(t, l, h, "lb1", "127.0.0.1", y1)
 	lb2 := startHelloNode(t, l, h, "lb2", "127.0.0.2", y2)
 	waitUntil(t, "lb1 master", func() bool { return haState(lb1) == "master" && haState(lb2) == "backup" })

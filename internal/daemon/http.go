@@ -72,6 +72,7 @@ func (p *plan) buildHTTP(i int, sc *config.Service, def *balancer.Service, live 
 		MaxIdlePerBackend: h.MaxIdlePerBackend,
 		Retries:           sc.RetryCount(),
 		ErrorPages:        h.ErrorBodies,
+		NoPoller:          !h.PollerValue(),
 	}
 	if ck := h.Cookie; ck != nil {
 		cfg.Cookie = &proxy.Cookie{

@@ -69,6 +69,7 @@ func (d *Daemon) Status() admin.Status {
 		s.Routes = snap.routeStatus(svc.Name, front, probes)
 		st.Services = append(st.Services, s)
 	}
+	d.adminScopes(&st)
 	return st
 }
 

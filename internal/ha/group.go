@@ -64,18 +64,36 @@ func groupKey(node string, g *config.HAGroup) string {
 	return fmt.Sprintf("%x", sum[:8])
 }
 
+// CheckHost reports why group g could not start on this host — its
+// interface is missing or has no address of the VIPs' family to send
+// adverts from — as starting it would. `fulcrum check` calls it.
+func CheckHost(g *config.HAGroup) error {
+	_, _, err := localAddr(vrrp.PrimaryAddr, g)
+	return err
+}
+
+// localAddr is the family of g's VIPs and g's address on its interface,
+// the source of its adverts.
+func localAddr(primary func(string, vrrp.Family) (netip.Addr, error), g *config.HAGroup) (vrrp.Family, netip.Addr, error) {
+	fam := vrrp.IPv4
+	if g.VIPPrefixes()[0].Addr().Is6() {
+		fam = vrrp.IPv6
+	}
+	local, err := primary(g.Interface, fam)
+	if err != nil {
+		return fam, netip.Addr{}, fmt.Errorf("ha group %s: %w", g.Name, err)
+	}
+	return fam, local, nil
+}
+
 // prepareGroup opens the socket and builds the instance of g without
 // starting it: everything that can fail for a reload.
 func (m *Manager) prepareGroup(cfg *config.Config, g *config.HAGroup) (*group, error) {
 	deps := m.opt.Deps
 	vips := g.VIPPrefixes()
-	fam := vrrp.IPv4
-	if vips[0].Addr().Is6() {
-		fam = vrrp.IPv6
-	}
-	local, err := deps.PrimaryAddr(g.Interface, fam)
+	fam, local, err := localAddr(deps.PrimaryAddr, g)
 	if err != nil {
-		return nil, fmt.Errorf("ha group %s: %w", g.Name, err)
+		return nil, err
 	}
 	key := g.AuthKey // read and checked by config.Load
 	var peers []netip.Addr

@@ -58,7 +58,7 @@ func (m *Manager) prepareHello(cfg *config.Config) (*hello.Endpoint, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	return hello.New(hello.Options{Node: cfg.Node.Name, Conn4: c4, Conn6: c6, Log: m.opt.Log.With("component", "hello")}), nil
+	return hello.New(hello.Options{Node: cfg.Node.Name, Conn4: c4, Conn6: c6, Log: m.opt.Log.With("component", "hello"), OnAdmin: m.opt.OnAdmin}), nil
 }
 
 // commitHello swaps in ep and gives it the running groups; after
@@ -71,6 +71,9 @@ func (m *Manager) commitHello(cfg *config.Config, ep *hello.Endpoint) {
 	m.helloEP.Store(ep)
 	if ep == nil {
 		return
+	}
+	if a := m.admin.Load(); a != nil {
+		ep.SetAdmin(*a)
 	}
 	var groups []hello.Group
 	for i := range cfg.HA.Groups {

@@ -50,6 +50,9 @@ type Options struct {
 	Log    *slog.Logger
 	// Deps are the privileged pieces; zero fields take the real ones.
 	Deps Deps
+	// OnAdmin receives the peers' runtime admin states (see
+	// hello.AdminTable) from the hello's receiver; it must not block.
+	OnAdmin func(hello.AdminTable)
 }
 
 // ErrNoGroup is returned by Release for an unknown group.
@@ -73,6 +76,7 @@ type Manager struct {
 	node       atomic.Pointer[string]
 	hello      helloState // owned by the applier
 	helloEP    atomic.Pointer[hello.Endpoint]
+	admin      atomic.Pointer[[]hello.AdminEntry]
 }
 
 // New returns a manager with no groups; Commit starts them.
@@ -239,6 +243,15 @@ func (m *Manager) group(name string) (*group, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w %q", ErrNoGroup, name)
+}
+
+// SetAdmin sets the runtime admin states this node announces to its
+// peers with its hellos; safe from any goroutine.
+func (m *Manager) SetAdmin(entries []hello.AdminEntry) {
+	m.admin.Store(&entries)
+	if ep := m.helloEP.Load(); ep != nil {
+		ep.SetAdmin(entries)
+	}
 }
 
 // Hello is the running hello endpoint, nil when the hello is off.

@@ -24,6 +24,7 @@ func init() {
 		New: func(s Spec) (Checker, error) {
 			return &execChecker{timeout: s.Timeout, argv: s.Command}, nil
 		},
+		PerBackend: true, // FULCRUM_BACKEND and FULCRUM_SERVICE
 	})
 }
 

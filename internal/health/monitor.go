@@ -267,7 +267,7 @@ func (m *Monitor) Set(ws []Watch) {
 // probeKey identifies a probe: where the check goes and what it checks.
 func probeKey(w Watch) string {
 	k := w.Target.Addr.String() + " " + w.Spec.fingerprint()
-	if w.Spec.Type == "exec" {
+	if t := Lookup(w.Spec.Type); t != nil && t.PerBackend {
 		k += " " + w.Target.Backend.String() + " " + w.Target.Service
 	}
 	return k

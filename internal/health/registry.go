@@ -29,6 +29,10 @@ type Type struct {
 	Validate func(s *Spec) []FieldError
 	// New builds the checker of a spec Validate accepted.
 	New func(s Spec) (Checker, error)
+	// PerBackend is set when the checker reads Target.Backend and
+	// Target.Service (exec hands them to its command): watches of
+	// different backends then never share a probe, even at one address.
+	PerBackend bool
 }
 
 // FieldError is a problem of one key of a spec.

@@ -71,26 +71,38 @@ func (c *tcpChecker) Check(ctx context.Context, t Target) error {
 // awaitExpect reads until the reply holds expect, the peer closes, the
 // reply reaches maxReply or the deadline passes.
 func (c *tcpChecker) awaitExpect(ctx context.Context, conn net.Conn, addr string) error {
-	buf := make([]byte, 0, 512)
+	sc := replyScan{expect: c.expect}
+	buf := make([]byte, 4096)
 	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := conn.Read(buf[len(buf):min(cap(buf), maxReply)])
-		// Search only where a new match can be: it ends in the new bytes.
-		from := max(0, len(buf)-len(c.expect)+1)
-		buf = buf[:len(buf)+n]
-		if bytes.Contains(buf[from:], c.expect) {
-			return nil
-		}
+		n, err := conn.Read(buf)
+		found, full := sc.add(buf[:n])
 		switch {
-		case err == nil && len(buf) < maxReply:
+		case found:
+			return nil
+		case err == nil && !full:
 			continue
 		case err == nil, errors.Is(err, io.EOF):
-			return &checkError{reason: "reply from " + addr + " lacks " + strconv.Quote(string(c.expect)) + replyTail(buf)}
+			return &checkError{reason: "reply from " + addr + " lacks " + strconv.Quote(string(c.expect)) + replyTail(sc.reply)}
 		}
 		return failure(ctx, "reply from "+addr, c.timeout, err)
 	}
+}
+
+// replyScan looks for expect in a reply that arrives in pieces, within its
+// first maxReply bytes.
+type replyScan struct {
+	expect []byte
+	reply  []byte // what arrived, at most maxReply bytes
+}
+
+// add takes the next piece of the reply and reports whether expect has
+// occurred, and whether the reply reached maxReply (nothing more is read).
+func (s *replyScan) add(p []byte) (found, full bool) {
+	p = p[:min(len(p), maxReply-len(s.reply))]
+	// A new match ends in the new bytes: search from len(expect)-1 back.
+	from := max(0, len(s.reply)-len(s.expect)+1)
+	s.reply = append(s.reply, p...)
+	return bytes.Contains(s.reply[from:], s.expect), len(s.reply) >= maxReply
 }
 
 // replyTail quotes the start of a reply that lacked what was expected, so

@@ -216,3 +216,42 @@ func TestTCPSendExpect(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReplyScan checks the piecewise search of a tcp check's reply
+// against bytes.Contains over the reply's first maxReply bytes, however
+// the reply is cut into reads.
+func FuzzReplyScan(f *testing.F) {
+	f.Add([]byte("+PONG\r\n"), []byte("+PONG"), []byte{1, 1, 1, 1})
+	f.Add([]byte("220 mx.example.com ESMTP\r\n"), []byte("220 "), []byte{2})
+	f.Add([]byte("-ERR unknown command\r\n"), []byte("+PONG"), []byte{3, 200})
+	f.Add(bytes.Repeat([]byte("x"), 100), []byte("xy"), []byte{99, 1})
+	f.Add([]byte("aaab"), []byte("aab"), []byte{2, 2})
+	f.Fuzz(func(t *testing.T, reply, expect, cuts []byte) {
+		if len(expect) == 0 {
+			return // the checker reads nothing then
+		}
+		// Stretch short inputs past the limit sometimes, so that the
+		// bound is exercised too.
+		if len(cuts) > 0 && cuts[0] == 0xff {
+			reply = append(bytes.Repeat([]byte{'x'}, maxReply-len(expect)/2), reply...)
+		}
+		s := replyScan{expect: expect}
+		rest := reply
+		found, full := false, false
+		for i := 0; len(rest) > 0 && !found && !full; i++ {
+			n := len(rest)
+			if len(cuts) > 0 {
+				n = min(n, int(cuts[i%len(cuts)])+1)
+			}
+			found, full = s.add(rest[:n])
+			rest = rest[n:]
+		}
+		seen := reply[:min(len(reply), maxReply)]
+		if want := bytes.Contains(seen, expect); found != want {
+			t.Fatalf("reply %q, expect %q, cuts %v: got found %v, want %v", reply, expect, cuts, found, want)
+		}
+		if len(s.reply) > maxReply {
+			t.Fatalf("kept %d bytes, want at most %d", len(s.reply), maxReply)
+		}
+	})
+}

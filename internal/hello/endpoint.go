@@ -73,6 +73,9 @@ type Options struct {
 	// net.InterfaceByName. Tests whose sockets live in another network
 	// namespace look it up there.
 	InterfaceByName func(string) (*net.Interface, error)
+	// OnAdmin receives each peer's admin-state table (see admin.go), from
+	// the receiving goroutine; nil ignores them.
+	OnAdmin func(AdminTable)
 }
 
 // Endpoint sends this node's hellos for every group and keeps its peers'.
@@ -86,6 +89,8 @@ type Endpoint struct {
 
 	mu     sync.Mutex // joins, and each group's peers
 	joined map[string]bool
+
+	admin adminState
 }
 
 type group struct {
@@ -325,6 +330,7 @@ func (e *Endpoint) send() {
 		}
 		for _, g := range *e.groups.Load() {
 			buf = e.sendGroup(g, hash, buf[:0])
+			buf = e.sendAdmin(g, buf[:0])
 		}
 	}
 }
@@ -339,28 +345,38 @@ func (e *Endpoint) sendGroup(g *group, hash string, buf []byte) []byte {
 		e.opt.Log.Warn("hello not sent", "group", g.Name, "error", err)
 		return buf
 	}
+	if e.write(g, buf) {
+		g.sent.Add(1)
+	}
+	return buf
+}
+
+// write sends buf to g's peers, or to its multicast group on its
+// interface, and reports whether it went anywhere.
+func (e *Endpoint) write(g *group, buf []byte) bool {
 	c := e.opt.Conn4
 	if g.Is6 {
 		c = e.opt.Conn6
 	}
 	if c == nil {
-		return buf
+		return false
 	}
 	if len(g.Peers) > 0 {
+		sent := false
 		for _, p := range g.Peers {
 			if _, err := c.WriteTo(buf, net.UDPAddrFromAddrPort(p)); err != nil {
 				e.opt.Log.Debug("hello not sent", "group", g.Name, "peer", p, "error", err)
 				continue
 			}
-			g.sent.Add(1)
+			sent = true
 		}
-		return buf
+		return sent
 	}
 	// Multicast: out of the group's interface, whatever the routes say.
 	ifi, err := e.opt.InterfaceByName(g.Interface)
 	if err != nil {
 		e.opt.Log.Debug("hello not sent", "group", g.Name, "error", err)
-		return buf
+		return false
 	}
 	dst := netip.AddrPortFrom(Multicast4, uint16(g.Port))
 	if g.Is6 {
@@ -374,10 +390,9 @@ func (e *Endpoint) sendGroup(g *group, hash string, buf []byte) []byte {
 	}
 	if err != nil {
 		e.opt.Log.Debug("hello not sent", "group", g.Name, "error", err)
-		return buf
+		return false
 	}
-	g.sent.Add(1)
-	return buf
+	return true
 }
 
 func (e *Endpoint) receive(c net.PacketConn) {
@@ -408,6 +423,10 @@ func (e *Endpoint) receive(c net.PacketConn) {
 // handle takes in one datagram from src, received on the IPv6 socket if
 // is6.
 func (e *Endpoint) handle(b []byte, src netip.Addr, is6 bool, now time.Time) {
+	if IsAdmin(b) {
+		e.handleAdmin(b, src, now)
+		return
+	}
 	// The group name decides the key, so find it before checking the
 	// MAC: a structural parse without a key first.
 	m, err := Parse(b, nil)

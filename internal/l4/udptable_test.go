@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -19,7 +20,7 @@ func startUDPAskBackend(t testing.TB) netip.AddrPort {
 		if !strings.HasPrefix(string(b), "ask") {
 			return nil
 		}
-		return from.AppendTo(dst)
+		return append(append(from.AppendTo(dst), ' '), b...)
 	})
 }
 
@@ -55,16 +56,25 @@ func floodFrom(t testing.TB, src string, addr netip.AddrPort, n int) int {
 	return len(ports)
 }
 
+// asks numbers askSession's questions, so that a late answer to an
+// earlier one is not taken for the answer to the current one.
+var asks atomic.Uint64
+
 // askSession asks through c and returns the proxy's socket the backend
 // saw, failing if no answer comes within waitFor. It asks again every
 // 200ms, as a real client would: a flood may overrun the proxy's socket
 // buffer, and the kernel then drops datagrams before the proxy sees them.
 func askSession(t testing.TB, c *net.UDPConn, what string) string {
 	t.Helper()
+	q := fmt.Sprint("ask ", asks.Add(1))
 	deadline := time.Now().Add(waitFor)
 	for time.Now().Before(deadline) {
-		if got := ask(t, c, "ask", 200*time.Millisecond); got != "" {
-			return got
+		got := ask(t, c, q, 200*time.Millisecond)
+		for got != "" && time.Now().Before(deadline) {
+			if session, ok := strings.CutSuffix(got, " "+q); ok {
+				return session
+			}
+			got = ask(t, c, q, 200*time.Millisecond) // a late answer to an earlier question
 		}
 	}
 	t.Fatalf("%s: no answer within %v", what, waitFor)

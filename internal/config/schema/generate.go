@@ -209,6 +209,23 @@ func (g *generator) structure(t reflect.Type) (object, error) {
 		}
 		out = append(out, member{"required", req})
 	}
+	if exs := g.hints.Exclusions[t.Name()]; len(exs) > 0 {
+		var all []object
+		for _, ex := range exs {
+			forbidden := object{}
+			for _, k := range ex.Keys {
+				if props.get(k) == nil {
+					return nil, fmt.Errorf("schema: %s excludes key %q, which it does not have", t.Name(), k)
+				}
+				forbidden = append(forbidden, member{k, false})
+			}
+			all = append(all, object{
+				{"if", object{{"properties", object{{ex.Key, object{{"const", ex.Value}}}}}, {"required", []string{ex.Key}}}},
+				{"then", object{{"description", ex.Why}, {"properties", forbidden}}},
+			})
+		}
+		out = append(out, member{"allOf", all})
+	}
 	return out, nil
 }
 

@@ -165,6 +165,8 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 		{"unknown scheduler", base + "    scheduler: roundrobin\n", `services[0].scheduler: the string "roundrobin" is not one of`},
 		{"unknown protocol", base + "    protocol: sctp\n", `services[0].protocol: the string "sctp" is not one of`},
 		{"unknown health type", base + "    health: { type: icmp }\n", `services[0].health.type: the string "icmp" is not one of`},
+		{"key of another check type", base + "    health: { type: http, send: \"PING\\r\\n\" }\n", `services[0].health.send: not allowed here (keys of other check types than http)`},
+		{"backend switching the type", base + "    health: { type: http }\n    fallback: 10.0.0.9:80\n  - name: db\n    listen: 10.0.0.1:5432\n    health: { type: http }\n    backends: [ { address: 10.0.0.21:5432, health: { type: tcp, path: /x } } ]\n", `services[1].backends[0].health.path: not allowed here (keys of other check types than tcp)`},
 		{"bad duration", base + "    slow_start: 5 minutes\n", `services[0].slow_start: "5 minutes" does not match`},
 		{"negative duration", base + "    slow_start: -5\n", `services[0].slow_start: -5 is below the minimum 0`},
 		{"missing required", "services:\n  - name: web\n    backends: [ { address: 10.0.0.11:80 } ]\n", `services[0]: missing required key "listen"`},

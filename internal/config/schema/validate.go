@@ -28,7 +28,7 @@ var known = map[string]bool{
 	"$schema": true, "$id": true, "title": true, "description": true, "$defs": true,
 	"$ref": true, "type": true, "enum": true, "pattern": true, "minimum": true, "maximum": true,
 	"properties": true, "patternProperties": true, "additionalProperties": true,
-	"required": true, "items": true,
+	"required": true, "items": true, "allOf": true, "if": true, "then": true, "const": true,
 }
 
 // Compile reads a schema.
@@ -65,6 +65,9 @@ func (v *Validator) compile(s map[string]any, ptr string) error {
 				return fmt.Errorf("schema: %s: want an object", sub)
 			}
 			for name, def := range m {
+				if _, ok := def.(bool); ok && k == "properties" {
+					continue // true: anything; false: the key is not allowed
+				}
 				d, ok := def.(map[string]any)
 				if !ok {
 					return fmt.Errorf("schema: %s/%s: want a schema object", sub, name)
@@ -90,6 +93,28 @@ func (v *Validator) compile(s map[string]any, ptr string) error {
 				}
 			default:
 				return fmt.Errorf("schema: %s: want a schema object or a boolean", sub)
+			}
+		case "allOf":
+			list, ok := val.([]any)
+			if !ok {
+				return fmt.Errorf("schema: %s: want a list of schemas", sub)
+			}
+			for i, e := range list {
+				d, ok := e.(map[string]any)
+				if !ok {
+					return fmt.Errorf("schema: %s/%d: want a schema object", sub, i)
+				}
+				if err := v.compile(d, sub+"/"+strconv.Itoa(i)); err != nil {
+					return err
+				}
+			}
+		case "if", "then":
+			d, ok := val.(map[string]any)
+			if !ok {
+				return fmt.Errorf("schema: %s: want a schema object", sub)
+			}
+			if err := v.compile(d, sub); err != nil {
+				return err
 			}
 		case "pattern":
 			p, ok := val.(string)
@@ -178,6 +203,22 @@ func (v *Validator) check(s map[string]any, val any, path string, errs *[]error)
 	if enum, ok := s["enum"].([]any); ok && !slices.ContainsFunc(enum, func(e any) bool { return equal(e, val) }) {
 		fail("%s is not one of %s", describe(val), enumNames(enum))
 	}
+	if c, ok := s["const"]; ok && !equal(c, val) {
+		fail("want %s, got %s", describe(c), describe(val))
+	}
+	if all, ok := s["allOf"].([]any); ok {
+		for _, e := range all {
+			v.check(e.(map[string]any), val, path, errs)
+		}
+	}
+	if cond, ok := s["if"].(map[string]any); ok {
+		var scratch []error
+		if v.check(cond, val, path, &scratch); len(scratch) == 0 {
+			if then, ok := s["then"].(map[string]any); ok {
+				v.check(then, val, path, errs)
+			}
+		}
+	}
 	if str, ok := val.(string); ok {
 		if p, ok := s["pattern"].(string); ok && !v.patterns[p].MatchString(str) {
 			fail("%q does not match %s", str, p)
@@ -230,6 +271,16 @@ func (v *Validator) object(s map[string]any, val map[string]any, path string, er
 			sub = path + "." + k
 		}
 		matched := false
+		if allowed, ok := props[k].(bool); ok {
+			if !allowed {
+				why := ""
+				if d, ok := s["description"].(string); ok {
+					why = " (" + d + ")"
+				}
+				*errs = append(*errs, fmt.Errorf("%s: not allowed here%s", sub, why))
+			}
+			continue
+		}
 		if p, ok := props[k].(map[string]any); ok {
 			matched = true
 			v.check(p, val[k], sub, errs)

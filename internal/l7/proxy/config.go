@@ -79,6 +79,9 @@ type Config struct {
 	// AccessLog, if set, is called synchronously once per request. The
 	// *Entry and its byte slices are valid only during the call.
 	AccessLog func(*Entry)
+	// NoPoller makes reads wait in Go's netpoller instead of fulcrum's
+	// poller (poller.go); PollerEnv does so for every proxy.
+	NoPoller bool
 	// TLS, if set, makes Serve terminate TLS. ALPN "h2" is served by
 	// golang.org/x/net/http2 with the Proxy as its Handler; anything else
 	// takes the HTTP/1.1 path over the TLS connection.
@@ -139,4 +142,8 @@ type Stats struct {
 	// usable backend: every backend down, disabled or full, and the
 	// fallback down or absent.
 	Refused uint64
+	// Poller tells whether reads wait on fulcrum's poller; PollerError
+	// says why when it failed.
+	Poller      PollerState
+	PollerError string
 }

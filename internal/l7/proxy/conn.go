@@ -246,9 +246,9 @@ func (c *clientConn) waitRequest() error {
 			c.msgs = nil
 		}
 		c.tc.armRead()
+		// The client sends its next request after our response.
+		c.tc.awaitData()
 		if c.tc.w != nil {
-			// The client sends its next request after our response.
-			c.tc.awaitData()
 			n, err := c.tc.readPolled(c.first[:])
 			if err != nil {
 				return err

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/l7/poller"
 )
 
 // timedConn is the io.Reader and io.Writer a connection's bufio buffers
@@ -36,12 +38,12 @@ type timedConn struct {
 	pendingErr error
 
 	// w, when set, is the socket's registration with the poller: reads
-	// wait there for data instead of in Go's netpoller (poller_linux.go).
+	// wait there for data instead of in Go's netpoller (poller.go).
 	// raw and readFn read the socket; rbuf, rn and rerr carry one read
 	// through the callback. kick is w for other goroutines, which only
 	// notify it, after closing the socket.
-	w      *waiter
-	kick   atomic.Pointer[waiter]
+	w      *poller.Waiter
+	kick   atomic.Pointer[poller.Waiter]
 	raw    syscall.RawConn
 	readFn func(fd uintptr) bool
 	rbuf   []byte
@@ -52,8 +54,11 @@ type timedConn struct {
 	drained bool
 }
 
-// usePoller makes reads of a plain TCP socket wait on the poller.
-func (t *timedConn) usePoller() {
+// usePoller makes reads of a plain TCP socket wait on pl (nil: none).
+func (t *timedConn) usePoller(pl *poller.Poller) {
+	if pl == nil {
+		return
+	}
 	sc, ok := t.nc.(syscall.Conn)
 	if !ok {
 		return
@@ -62,9 +67,9 @@ func (t *timedConn) usePoller() {
 	if err != nil {
 		return
 	}
-	w := newWaiter(raw)
-	if w == nil {
-		return
+	w, err := pl.Register(raw)
+	if err != nil {
+		return // the poller stopped: Go's netpoller
 	}
 	t.w, t.raw, t.readFn = w, raw, t.readRaw
 	t.kick.Store(w)
@@ -74,15 +79,17 @@ func (t *timedConn) usePoller() {
 // goroutines read and close both sockets.
 func (t *timedConn) stopPolling() {
 	if t.w != nil {
-		t.w.detach(t.raw)
+		t.w.Detach(t.raw)
 		t.w = nil
 	}
 }
 
-// releasePoller unregisters the socket; its owner calls it at the close.
+// releasePoller unregisters the socket; its owner calls it at the close,
+// or when the poller stopped (a wait reported false) to read through Go's
+// netpoller from then on.
 func (t *timedConn) releasePoller() {
 	if t.w != nil {
-		t.w.release()
+		t.w.Release()
 		t.w = nil
 	}
 }
@@ -91,7 +98,7 @@ func (t *timedConn) releasePoller() {
 // socket: a reader waiting on the poller would not hear of it otherwise.
 func (t *timedConn) wakeReader() {
 	if w := t.kick.Load(); w != nil {
-		w.notify()
+		w.Notify()
 	}
 }
 
@@ -100,12 +107,16 @@ func (t *timedConn) wakeReader() {
 // its side (a close may be pending without new data). It reports whether
 // it waited. The caller has just armed a progress timeout (readTimeout,
 // armRead), whose deadline is in the future, so the waiter's timer bounds
-// the wait.
+// the wait. When the poller has stopped, the socket goes back to Go's
+// netpoller (t.w is nil afterwards).
 func (t *timedConn) awaitData() bool {
-	if t.w == nil || !t.drained || !t.w.quiet() {
+	if t.w == nil || !t.drained || !t.w.Quiet() {
 		return false
 	}
-	t.w.wait()
+	if !t.w.Wait() {
+		t.releasePoller()
+		return false
+	}
 	return true
 }
 
@@ -118,7 +129,7 @@ func (t *timedConn) readPolled(b []byte) (int, error) {
 		// Notifications so far are for data this read will see (or
 		// already saw): forget them, as Go's netpoller forgets readiness
 		// before a read, or a later wait would not wait.
-		t.w.reset()
+		t.w.Reset()
 		if err := t.raw.Read(t.readFn); err != nil {
 			t.rbuf = nil
 			return 0, err
@@ -133,7 +144,13 @@ func (t *timedConn) readPolled(b []byte) (int, error) {
 			t.rbuf = nil
 			return 0, os.ErrDeadlineExceeded
 		}
-		t.w.wait()
+		if !t.w.Wait() {
+			// The poller stopped: Go's netpoller from now on, under the
+			// deadline armRead set on the socket.
+			t.rbuf = nil
+			t.releasePoller()
+			return t.nc.Read(b)
+		}
 	}
 	t.rbuf = nil
 	t.drained = t.rn < len(b)
@@ -205,14 +222,14 @@ func (t *timedConn) armRead() {
 			t.readArmed = now.Add(t.readPer)
 			t.nc.SetReadDeadline(t.readArmed)
 			if t.w != nil {
-				t.w.setDeadline(t.readArmed)
+				t.w.SetDeadline(t.readArmed)
 			}
 		}
 	} else if !t.readAbs.Equal(t.readArmed) {
 		t.readArmed = t.readAbs
 		t.nc.SetReadDeadline(t.readArmed)
 		if t.w != nil {
-			t.w.setDeadline(t.readArmed)
+			t.w.SetDeadline(t.readArmed)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type exchange struct {
 	// bodyCut: the backend stopped taking the request body; the client's
 	// connection cannot continue after the response.
 	bodyCut bool
+	// h2r is the request of an HTTP/2 stream, whose body is read from it
+	// rather than from the client's connection; nil over HTTP/1.1.
+	h2r *http.Request
 
 	end     time.Time // when the backend's part ended
 	status  int
@@ -177,23 +181,37 @@ func (ex *exchange) relay(n int) bool {
 		}
 	}
 
+	// The head's bytes stay where they are until the client's buffer
+	// reads again, which only the body does: a retry re-encodes them.
+	c.br.Discard(n)
+	if st := ex.send(); st != 0 {
+		return ex.fail(st)
+	}
+	return ex.relayResponse()
+}
+
+// send sends the request on the connection found by connect, its body
+// from the client's connection (or, over HTTP/2, from ex.h2r) and reads
+// the final response head into c.resp. A reused connection that fails
+// before any answer is replaced by a new one and the request sent again
+// when that is safe. It returns 0, or the status to answer (-1: the
+// client is gone, nobody to answer).
+func (ex *exchange) send() int {
+	c, s, req := ex.c, ex.s, ex.req
 	var fw http1.Forwarding
 	fw = s.fw
 	fw.Client, fw.TLS = c.client.Addr(), c.tls
+	body := req.BodyKind()
 	retryable := body == http1.BodyNone && idempotent(req.Method)
 	method := methodGET
 	if ex.isHead {
 		method = methodHEAD
 	}
-
 	if ex.reused && !retryable && ex.u.stale() && !ex.redial() {
 		// A request that cannot be sent twice is not trusted to a pooled
 		// connection the backend has closed meanwhile.
-		return ex.fail(502)
+		return 502
 	}
-	// The head's bytes stay where they are until the client's buffer
-	// reads again, which only the body does: a retry re-encodes them.
-	c.br.Discard(n)
 	for {
 		u := ex.u
 		u.tc.writeTimeout(s.bodyTimeout)
@@ -204,12 +222,10 @@ func (ex *exchange) relay(n int) bool {
 					continue
 				}
 				ex.failed = true
-				return ex.fail(502)
+				return 502
 			}
-		} else {
-			if st := ex.sendBody(); st != 0 {
-				return ex.fail(st)
-			}
+		} else if st := ex.sendBody(); st != 0 {
+			return st
 		}
 
 		// The backend has had no time to answer yet: a read now would
@@ -230,12 +246,27 @@ func (ex *exchange) relay(n int) bool {
 			ex.failed = true
 			st = 502
 		}
-		if st != 0 {
-			return ex.fail(st)
-		}
-		break
+		return st
 	}
-	return ex.relayResponse()
+}
+
+// settle ends the backend's part of an exchange whose response was relayed
+// whole: its connection goes back to the pool, ready for the next request,
+// unless it cannot carry one (the backend said close, or did not take the
+// whole request body, or sent more than the response, or was closed by
+// CloseBackend); a 5xx counts against the backend.
+func (ex *exchange) settle() {
+	u, resp := ex.u, &ex.c.resp
+	ex.end = time.Now()
+	if resp.Close || ex.bodyCut || u.br.Buffered() > 0 || u.killed.Load() {
+		u.close()
+	} else {
+		u.hp.put(u, ex.s.maxIdle, ex.end)
+	}
+	ex.u = nil
+	if resp.Status >= 500 {
+		ex.failed = true
+	}
 }
 
 // redial replaces a reused connection that failed before any answer with
@@ -255,6 +286,9 @@ func (ex *exchange) redial() bool {
 // sendBody relays the request body to the backend. It returns 0 or the
 // status to answer.
 func (ex *exchange) sendBody() int {
+	if ex.h2r != nil {
+		return ex.sendH2Body()
+	}
 	c, s, req, u := ex.c, ex.s, ex.req, ex.u
 	c.tc.readTimeout(s.bodyTimeout)
 	var n int64
@@ -439,20 +473,11 @@ func (ex *exchange) relayResponse() bool {
 		c.p.aborted.Add(1)
 		return ex.abort(true)
 	}
-	ex.end = time.Now()
 	// The backend's part is over: its connection goes back to the pool
-	// before the client's last write, ready for the next request. (A body
-	// delimited by the close has resp.Close set; a chunked one decoded for
-	// an HTTP/1.0 client leaves the connection reusable.)
-	if resp.Close || ex.bodyCut || u.br.Buffered() > 0 || u.killed.Load() {
-		u.close()
-	} else {
-		u.hp.put(u, s.maxIdle, ex.end)
-	}
-	ex.u = nil
-	if resp.Status >= 500 {
-		ex.failed = true
-	}
+	// before the client's last write. (A body delimited by the close has
+	// resp.Close set; a chunked one decoded for an HTTP/1.0 client leaves
+	// the connection reusable.)
+	ex.settle()
 	ex.release()
 	if c.bw.Flush() != nil {
 		c.p.aborted.Add(1)

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"time"
 
 	"golang.org/x/net/http2"
 
@@ -158,74 +157,11 @@ func hopByHop(k string) bool {
 // relayH2 is relay for a request from ServeHTTP: body from r.Body,
 // response into w.
 func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
-	c, s, req := ex.c, ex.s, ex.req
-	var fw http1.Forwarding
-	fw = s.fw
-	fw.Client, fw.TLS = c.client.Addr(), c.tls
-	retryable := req.BodyKind() == http1.BodyNone && idempotent(req.Method)
-	method := methodGET
-	if ex.isHead {
-		method = methodHEAD
-	}
-	for {
-		u := ex.u
-		u.tc.writeTimeout(s.bodyTimeout)
-		u.bw.Write(http1.AppendRequestHead(u.bw.AvailableBuffer(), req, &fw, http1.ConnDefault))
-		var err error
-		switch req.BodyKind() {
-		case http1.BodyLength:
-			var n int64
-			n, err = copyStreaming(u.bw, u.bw, r.Body, req.ContentLength)
-			ex.in = n
-			if err == nil && n < req.ContentLength {
-				err = io.ErrUnexpectedEOF
-			}
-		case http1.BodyChunked:
-			cw := http1.NewChunkedWriter(u.bw)
-			var n int64
-			n, err = copyStreaming(cw, u.bw, r.Body, -1)
-			ex.in = n
-			if err == nil {
-				var tr []http1.Field
-				for k, vs := range r.Trailer {
-					for _, v := range vs {
-						tr = append(tr, http1.Field{Name: []byte(k), Value: []byte(v)})
-					}
-				}
-				err = cw.CloseWithTrailers(tr)
-			}
-		}
-		if err != nil {
-			// Which side failed hardly matters: the stream is reset.
-			ex.u.close()
-			ex.u = nil
-			ex.failed = true
-			p := c.p
-			p.writeH2Error(w, s, 502)
-			ex.status = 502
-			ex.done()
-			return
-		}
-		if u.bw.Flush() != nil {
-			if ex.reused && retryable && ex.redial() {
-				continue
-			}
-			ex.h2fail(w, 502)
-			return
-		}
-		st, retry := ex.readResponseHead(method, retryable)
-		if retry {
-			if ex.redial() {
-				continue
-			}
-			ex.failed = true
-			st = 502
-		}
-		if st != 0 {
-			ex.h2fail(w, st)
-			return
-		}
-		break
+	c, s := ex.c, ex.s
+	ex.h2r = r
+	if st := ex.send(); st != 0 {
+		ex.h2fail(w, st)
+		return
 	}
 
 	u := ex.u
@@ -287,17 +223,45 @@ func (ex *exchange) relayH2(w http.ResponseWriter, r *http.Request) {
 		// client take a truncated body for a whole one.
 		panic(http.ErrAbortHandler)
 	}
-	ex.end = time.Now()
-	if resp.Close || u.br.Buffered() > 0 || u.killed.Load() {
-		u.close()
-	} else {
-		u.hp.put(u, s.maxIdle, ex.end)
-	}
-	ex.u = nil
-	if resp.Status >= 500 {
-		ex.failed = true
-	}
+	ex.settle()
 	ex.done()
+}
+
+// sendH2Body relays the body of an HTTP/2 request to the backend,
+// flushing as it comes. It returns 0 or the status to answer: a failure
+// on either side resets the stream, so which hardly matters.
+func (ex *exchange) sendH2Body() int {
+	r, req, u := ex.h2r, ex.req, ex.u
+	var n int64
+	var err error
+	switch req.BodyKind() {
+	case http1.BodyLength:
+		n, err = copyStreaming(u.bw, u.bw, r.Body, req.ContentLength)
+		if err == nil && n < req.ContentLength {
+			err = io.ErrUnexpectedEOF
+		}
+	case http1.BodyChunked:
+		cw := http1.NewChunkedWriter(u.bw)
+		n, err = copyStreaming(cw, u.bw, r.Body, -1)
+		if err == nil {
+			var tr []http1.Field
+			for k, vs := range r.Trailer {
+				for _, v := range vs {
+					tr = append(tr, http1.Field{Name: []byte(k), Value: []byte(v)})
+				}
+			}
+			err = cw.CloseWithTrailers(tr)
+		}
+	}
+	ex.in = n
+	if err == nil {
+		err = u.bw.Flush()
+	}
+	if err != nil {
+		ex.failed = true
+		return 502
+	}
+	return 0
 }
 
 // copyStreaming copies up to n bytes (all, for n < 0) from src to dst,

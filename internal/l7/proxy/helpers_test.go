@@ -149,6 +149,13 @@ func startProxy(t testing.TB, cfg *Config) (*Proxy, string) {
 		cfg.Log = testLogger(t)
 	}
 	p := New(cfg)
+	return p, serveProxy(t, p)
+}
+
+// serveProxy serves p on a loopback port, shuts it down at cleanup and
+// returns the port's address.
+func serveProxy(t testing.TB, p *Proxy) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +172,7 @@ func startProxy(t testing.TB, cfg *Config) (*Proxy, string) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return p, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // client is a raw HTTP/1.1 client connection to the proxy.

@@ -20,7 +20,7 @@ func (c *clientConn) setupIdleWait() {
 		return
 	}
 	c.raw, c.waitFn = raw, c.waitReadable
-	c.tc.usePoller()
+	c.tc.usePoller(c.p.poller.Load())
 }
 
 // waitReadable is the RawConn.Read callback of waitRequest: it reads what
@@ -42,6 +42,18 @@ func (c *clientConn) waitReadable(fd uintptr) bool {
 		default:
 			c.tc.pendingErr = io.EOF
 		}
+		return true
+	}
+}
+
+// readRaw is the RawConn.Read callback of timedConn.readPolled: one read.
+func (t *timedConn) readRaw(fd uintptr) bool {
+	for {
+		n, err := syscall.Read(int(fd), t.rbuf)
+		if err == syscall.EINTR {
+			continue
+		}
+		t.rn, t.rerr = n, err
 		return true
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/connset"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/poller"
 )
 
 // Proxy is the HTTP engine of one service: it accepts client connections,
@@ -51,17 +52,30 @@ type Proxy struct {
 	// Update so a reload keeps warm connections to the backends it keeps.
 	poolsMu sync.Mutex
 	pools   map[*balancer.Backend]*hostPool
+
+	// poller is what new connections wait on for reads, nil for Go's
+	// netpoller (poller.go); pollers is where it comes from. pollerMu
+	// guards the switch and the two fields below it.
+	poller       atomic.Pointer[poller.Poller]
+	pollers      *pollers
+	pollerMu     sync.Mutex
+	pollerWanted bool
+	pollerErr    string // why the poller wanted does not run
 }
 
 // New returns a proxy for cfg.
-func New(cfg *Config) *Proxy {
+func New(cfg *Config) *Proxy { return newProxy(cfg, sharedPollers) }
+
+func newProxy(cfg *Config, ps *pollers) *Proxy {
 	p := &Proxy{
-		conns: connset.New[*clientConn](),
-		pools: map[*balancer.Backend]*hostPool{},
+		conns:   connset.New[*clientConn](),
+		pools:   map[*balancer.Backend]*hostPool{},
+		pollers: ps,
 	}
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
 	s := p.compile(cfg)
 	p.snap.Store(s)
+	p.setPoller(s, pollerWanted(cfg))
 	p.h2, p.h2base = newH2(s)
 	return p
 }
@@ -72,6 +86,7 @@ func New(cfg *Config) *Proxy {
 func (p *Proxy) Update(cfg *Config) {
 	s := p.compile(cfg)
 	p.snap.Store(s)
+	p.setPoller(s, pollerWanted(cfg))
 	p.poolsMu.Lock()
 	defer p.poolsMu.Unlock()
 	for b, hp := range p.pools {
@@ -87,7 +102,11 @@ func (p *Proxy) Update(cfg *Config) {
 }
 
 // Stats reads the proxy's counters.
-func (p *Proxy) Stats() Stats { return p.counters.stats() }
+func (p *Proxy) Stats() Stats {
+	st := p.counters.stats()
+	st.Poller, st.PollerError = p.pollerState()
+	return st
+}
 
 // Active is the number of client connections open.
 func (p *Proxy) Active() int { return int(p.active.Load()) }
@@ -198,6 +217,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, hp := range pools {
 		hp.retire()
 	}
+	p.setPoller(p.snap.Load(), false)
 	return err
 }
 

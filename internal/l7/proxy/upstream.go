@@ -166,7 +166,7 @@ func (hp *hostPool) dial(ctx context.Context, timeout time.Duration) (*upConn, e
 	}
 	u := &upConn{hp: hp}
 	u.tc.nc = nc
-	u.tc.usePoller()
+	u.tc.usePoller(hp.p.poller.Load())
 	u.br = getReader(&u.tc, upstreamReadSize)
 	u.bw = getWriter(&u.tc)
 	hp.mu.Lock()
