@@ -275,3 +275,40 @@ services:
 		t.Errorf("after reload: access log not reopened: %v", err)
 	}
 }
+
+// TestRunStages: every stage prepares even after one failed (all errors
+// at once); a failure rolls back the prepared stages latest first and
+// commits none; success commits all in order and rolls back none.
+func TestRunStages(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	st := func(name string, fail bool) stage {
+		return stage{
+			prepare: func() error {
+				calls = append(calls, "prepare "+name)
+				if fail {
+					return fmt.Errorf("%s failed", name)
+				}
+				return nil
+			},
+			commit:   func() { calls = append(calls, "commit "+name) },
+			rollback: func() { calls = append(calls, "rollback "+name) },
+		}
+	}
+	err := runStages(st("a", false), st("b", true), st("c", false), st("d", true))
+	if err == nil || !strings.Contains(err.Error(), "b failed") || !strings.Contains(err.Error(), "d failed") {
+		t.Errorf("error: got %v, want both failures", err)
+	}
+	want := "prepare a,prepare b,prepare c,prepare d,rollback c,rollback a"
+	if got := strings.Join(calls, ","); got != want {
+		t.Errorf("failed run: got %s, want %s", got, want)
+	}
+	calls = nil
+	if err := runStages(st("a", false), stage{commit: func() { calls = append(calls, "commit only") }}, st("b", false)); err != nil {
+		t.Fatal(err)
+	}
+	want = "prepare a,prepare b,commit a,commit only,commit b"
+	if got := strings.Join(calls, ","); got != want {
+		t.Errorf("successful run: got %s, want %s", got, want)
+	}
+}

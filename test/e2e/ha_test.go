@@ -378,7 +378,10 @@ func TestHAElection(t *testing.T) {
 			t.Errorf("ip -n %s addr: VIP %v present %v, want %v:\n%s", name, l.vip, got, want, out)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // a few adverts
+	waitUntil(t, 5*time.Second, "lb2 hearing a few of lb1's adverts", func() (bool, string) {
+		g := l.haGroupOf("lb2")
+		return g.AdvertsReceived >= 2, fmt.Sprintf("%d received", g.AdvertsReceived)
+	})
 	g1, g2 := l.haGroupOf("lb1"), l.haGroupOf("lb2")
 	lb1 := l.lbs["lb1"].addr.String()
 	if g1.State != "master" || g1.Priority != 150 || g1.Master != lb1 || g1.VRID != haVRID || !slices.Equal(g1.VIPs, []string{l.vip.String() + "/24"}) {
@@ -415,6 +418,17 @@ func TestHAKillMaster(t *testing.T) {
 	l.startAll()
 	p := l.probe(time.Second)
 	steady(t, p, 20)
+	// lb2 names lb1 in its warnings below once it has had lb1's hello:
+	// wait for it rather than for the time it usually takes.
+	waitUntil(t, 10*time.Second, "lb2 hearing lb1's hello", func() (bool, string) {
+		peers := l.haGroupOf("lb2").Peers
+		for _, peer := range peers {
+			if peer.Node == "lb1" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("lb2's peers: %+v", peers)
+	})
 
 	fault := time.Now()
 	l.nodes["lb1"].kill9()

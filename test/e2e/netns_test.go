@@ -485,7 +485,12 @@ func startFulcrum(h *host, cfg string) *lbNode {
 // start (re)starts the process on the same config.
 func (n *lbNode) start() {
 	n.h.lab.t.Helper()
-	n.p = n.h.Start("fulcrum", binary, "run", "-c", n.config)
+	// At nice -10, as a balancer runs beside bulk work: VRRP's master-down
+	// interval at 100 ms adverts is ~0.35 s, and on a machine loaded with
+	// compilers a master at the same priority as them was starved that
+	// long, so that a backup took over from a live master (seen in
+	// TestHAForgedAdverts, TestHACablePull and TestHARelease under load).
+	n.p = n.h.Start("fulcrum", "nice", "-n", "-10", binary, "run", "-c", n.config)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if !n.p.running() {
