@@ -415,9 +415,15 @@ func adminCell(b admin.Backend) string {
 // node's alone.
 func adminPerNode(st *admin.Status) bool {
 	for _, s := range st.Services {
-		for _, b := range s.Backends {
-			if b.AdminScope == "node" {
-				return true
+		pools := [][]admin.Backend{s.Backends}
+		for _, r := range s.Routes {
+			pools = append(pools, r.Backends)
+		}
+		for _, p := range pools {
+			for _, b := range p {
+				if b.AdminScope == "node" {
+					return true
+				}
 			}
 		}
 	}

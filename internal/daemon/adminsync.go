@@ -123,11 +123,22 @@ func (d *Daemon) adminScopes(st *admin.Status) {
 			}
 		}
 	}
+	type pool struct {
+		name     string // as SetAdminState names it: SERVICE or SERVICE/ROUTE
+		backends []admin.Backend
+	}
+	var pools []pool
 	for i := range st.Services {
 		s := &st.Services[i]
-		for j := range s.Backends {
-			b := &s.Backends[j]
-			e, ok := d.adminSync.entry(s.Name, b.Address)
+		pools = append(pools, pool{s.Name, s.Backends})
+		for _, r := range s.Routes {
+			pools = append(pools, pool{r.Name, r.Backends}) // named SERVICE/ROUTE
+		}
+	}
+	for _, p := range pools {
+		for j := range p.backends {
+			b := &p.backends[j]
+			e, ok := d.adminSync.entry(p.name, b.Address)
 			if !ok {
 				continue
 			}

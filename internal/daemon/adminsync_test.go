@@ -38,6 +38,20 @@ func TestAdminStateSharedWithPeers(t *testing.T) {
 		return b.AdminState == "ready" && b.AdminSetOn == "lb2" && b.AdminScope == "peers"
 	})
 
+	// A route pool's backend travels too.
+	if _, err := lb2.SetAdminState(ctx, "web/api", "127.0.0.1:11", "maint"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "lb1 disables the route pool's backend too", func() bool {
+		for _, r := range lb1.Status().Services[0].Routes {
+			if r.Name == "web/api" && len(r.Backends) == 1 {
+				b := r.Backends[0]
+				return b.AdminState == "maint" && b.AdminSetOn == "lb2" && b.AdminScope == "peers"
+			}
+		}
+		return false
+	})
+
 	// A node without the hello keeps its drain to itself, and says so.
 	lb3 := startHelloNode(t, &link{}, h, "lb3", "127.0.0.3", cfg("127.0.0.1", "127.0.0.3", 0))
 	if _, err := lb3.SetAdminState(ctx, "web", "127.0.0.1:10", "maint"); err != nil {

@@ -102,8 +102,12 @@ admin: { listen: "off" }
 services:
   - name: web
     listen: %s:%d
+    protocol: http
     scheduler: rr
     backends: [ { address: 127.0.0.1:9 }, { address: 127.0.0.1:10 } ]
+    http:
+      routes:
+        - { name: api, path_prefix: /api/, backends: [ { address: 127.0.0.1:11 } ] }
 ha:
   hello_port: %d
   groups:

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +287,33 @@ func TestHTTPAccessLogWriteErrorsShown(t *testing.T) {
 			t.Fatalf("access logs in the status: got %+v, want a write error", st.AccessLogs)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHTTPPollerSwitch: http.poller reaches the engine and the status
+// says which way reads wait.
+func TestHTTPPollerSwitch(t *testing.T) {
+	t.Parallel()
+	main, api := httpBackend(t, "main"), httpBackend(t, "api")
+	web := freeTCP(t)
+	td := startDaemon(t, httpYAML(web, main, api, "      poller: false\n"))
+	if got := get(t, "http://"+web+"/"); got != "main" {
+		t.Errorf("GET /: got %q, want main", got)
+	}
+	if h := td.d.Status().Services[0].HTTP; h == nil || h.Poller != "off" {
+		t.Fatalf("with poller: false: got %+v, want poller off", h)
+	}
+	if err := td.reload(httpYAML(web, main, api, "")); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	want := "on"
+	if runtime.GOOS != "linux" {
+		want = "failed" // no epoll
+	}
+	if h := td.d.Status().Services[0].HTTP; h == nil || h.Poller != want {
+		t.Fatalf("by default: got %+v, want poller %s", h, want)
+	}
+	if got := get(t, "http://"+web+"/"); got != "main" {
+		t.Errorf("GET / after the reload: got %q, want main", got)
 	}
 }

@@ -22,13 +22,14 @@ const (
 // the end) and reads and throws away what comes, until the client closes,
 // stays silent for lingerQuiet, or lingerTime or lingerBytes is reached;
 // the caller closes afterwards. Shutdown may close it meanwhile, as a
-// connection idle between requests: nothing is left to serve on it.
+// connection idle between requests: nothing is left to serve on it; once
+// Shutdown has begun it closes at once.
 //
 // RFC 9112 §9.6 asks for this "lingering close"; nginx (lingering_close)
 // and Apache do the same.
 func (c *clientConn) lingerClose() {
-	if !c.state.CompareAndSwap(connActive, connIdle) {
-		return // closed by Shutdown already
+	if !c.state.CompareAndSwap(connActive, connIdle) || c.p.conns.Closing() {
+		return // closed by Shutdown already, or Shutdown is waiting
 	}
 	c.tc.stopPolling()
 	c.nc.SetWriteDeadline(time.Now().Add(lingerQuiet))
