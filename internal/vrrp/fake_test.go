@@ -162,6 +162,8 @@ func (c *fakeConn) sentSince(t time.Time) []sentAdvert {
 
 // fakeAnnouncer records calls and whether it holds the addresses.
 type fakeAnnouncer struct {
+	slow time.Duration // each Acquire and AcquireFrom takes this long
+
 	mu    sync.Mutex
 	held  bool
 	calls []annCall
@@ -194,6 +196,7 @@ func (f *fakeAnnouncer) add(c annCall, held bool) error {
 }
 
 func (f *fakeAnnouncer) Acquire(ctx context.Context, vips []netip.Addr) error {
+	time.Sleep(f.slow)
 	return f.record("acquire", true)
 }
 
@@ -202,6 +205,7 @@ func (f *fakeAnnouncer) ReleaseTo(ctx context.Context, vips []netip.Addr, next n
 }
 
 func (f *fakeAnnouncer) AcquireFrom(ctx context.Context, vips []netip.Addr, prev netip.Addr) error {
+	time.Sleep(f.slow)
 	return f.recordFrom("acquire", true, prev)
 }
 
@@ -297,8 +301,14 @@ func testConfig(addr string, prio uint8) Config {
 // start runs an Instance for cfg on n; stop (also run at cleanup) ends it.
 func start(t *testing.T, n *fakeNet, cfg Config, key []byte) *node {
 	t.Helper()
+	return startWith(t, n, cfg, key, &fakeAnnouncer{})
+}
+
+// startWith is start with the announcer ann.
+func startWith(t *testing.T, n *fakeNet, cfg Config, key []byte, ann *fakeAnnouncer) *node {
+	t.Helper()
 	conn := n.conn(t, cfg.LocalAddr.String(), key)
-	nd := &node{conn: conn, ann: &fakeAnnouncer{}, done: make(chan error, 1)}
+	nd := &node{conn: conn, ann: ann, done: make(chan error, 1)}
 	nd.in = New(cfg, conn, nd.ann, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	nd.cancel = cancel

@@ -463,14 +463,14 @@ func (in *Instance) masterReceive(ctx context.Context, a Advert, src netip.Addr)
 			in.log.Info("another master outranked, re-announcing", "peer", src, "peer_priority", a.Priority)
 			in.advertise(in.prio)
 			in.adver.Reset(in.cfg.Interval)
-			var err error
-			if ho, ok := in.ann.(HandoverAnnouncer); ok {
-				// The other master is alive and will yield: take its
-				// connections' packets over as from a released master.
-				err = ho.AcquireFrom(ctx, in.cfg.VIPs, src)
-			} else {
-				err = in.ann.Announce(ctx, in.cfg.VIPs)
-			}
+			err := in.advertising(func() error {
+				if ho, ok := in.ann.(HandoverAnnouncer); ok {
+					// The other master is alive and will yield: take its
+					// connections' packets over as from a released master.
+					return ho.AcquireFrom(ctx, in.cfg.VIPs, src)
+				}
+				return in.ann.Announce(ctx, in.cfg.VIPs)
+			})
 			if err != nil && ctx.Err() == nil {
 				in.log.Error("re-announce failed", "err", err)
 			}
@@ -687,14 +687,14 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	// at once, then the addresses and their gratuitous ARP/NA.
 	in.advertise(in.prio)
 	in.adver.Reset(in.cfg.Interval)
-	var err error
-	if ho, ok := in.ann.(HandoverAnnouncer); ok && prev.IsValid() && (reason == ReasonMasterLeft || reason == ReasonPreempt) {
-		// A planned hand-over: the old master lives on and finishes its
-		// connections. (After master_down it is presumed dead.)
-		err = ho.AcquireFrom(ctx, in.cfg.VIPs, prev)
-	} else {
-		err = in.ann.Acquire(ctx, in.cfg.VIPs)
-	}
+	err := in.advertising(func() error {
+		if ho, ok := in.ann.(HandoverAnnouncer); ok && prev.IsValid() && (reason == ReasonMasterLeft || reason == ReasonPreempt) {
+			// A planned hand-over: the old master lives on and finishes
+			// its connections. (After master_down it is presumed dead.)
+			return ho.AcquireFrom(ctx, in.cfg.VIPs, prev)
+		}
+		return in.ann.Acquire(ctx, in.cfg.VIPs)
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			in.log.Error("acquiring virtual addresses failed", "vip", in.cfg.VIPs, "err", err)
@@ -822,6 +822,35 @@ func transitionLevel(t *Transition) slog.Level {
 
 // advertise sends an advert with the given priority. A failed send is
 // counted and logged when sending starts failing, not on every interval.
+// advertising runs fn, an announcer's call made as master, and advertises
+// every interval until it returns: the announcer may run programs (nft for
+// a hand-over's relay) that take longer than the backups' master-down
+// interval on a loaded machine, and a master silent that long is replaced
+// by a backup — which then yields again, a flap with the VIPs on two
+// nodes. The adverts are sent only while the Run loop waits here.
+func (in *Instance) advertising(fn func() error) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(in.cfg.Interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				in.advertise(in.prio)
+			}
+		}
+	}()
+	err := fn()
+	close(done)
+	wg.Wait()
+	return err
+}
+
 func (in *Instance) advertise(prio uint8) {
 	err := in.conn.Send(Advert{
 		VRID:              in.cfg.VRID,

@@ -304,6 +304,31 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
+// TestSlowAcquireKeepsAdvertising: a master whose announcer takes longer
+// than the backups' master-down interval to add the addresses (nft on a
+// loaded machine) advertises meanwhile, so that the backup does not take
+// over from it.
+func TestSlowAcquireKeepsAdvertising(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := &fakeNet{}
+		a := startWith(t, n, testConfig("10.0.0.1", 200), nil, &fakeAnnouncer{slow: 5 * md(100)})
+		b := start(t, n, testConfig("10.0.0.2", 100), nil)
+		time.Sleep(10 * md(100))
+		if st := a.in.State(); st != Master || !a.ann.holds() {
+			t.Fatalf("a: state %v, holds %v; want master holding the addresses", st, a.ann.holds())
+		}
+		for _, tr := range drain(b.in) {
+			if tr.To == Master {
+				t.Errorf("b became master (%s) while a was adding the addresses", tr.Reason)
+			}
+		}
+		if sent := len(a.conn.sentSince(time.Time{})); sent < 8 {
+			t.Errorf("a sent %d adverts in %v, want one every %v", sent, 10*md(100), iv)
+		}
+	})
+}
+
 // TestShutdownNoSuccessorHeard: a master that hears no successor within
 // two intervals of its priority 0 — alone, or beside a backup slowed down
 // on a loaded machine that takes over later — still hands the addresses

@@ -245,7 +245,7 @@ func (p *Poller) poll(epfd uintptr) bool {
 			continue
 		}
 		if err != nil {
-			p.log.Error("HTTP poller failed: reads wait in Go's netpoller from now on", "error", err)
+			p.log.Error("HTTP poller failed: reads of every http service wait in Go's netpoller from now on", "error", err)
 			p.stop(fmt.Errorf("poller: epoll_wait: %w", err))
 			return true
 		}

@@ -72,7 +72,7 @@ func (ps *pollers) acquire(log *slog.Logger) (*poller.Poller, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.p == nil {
-		p, err := ps.start(log.With("component", "l7-poller"))
+		p, err := ps.start(log)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +118,7 @@ func (p *Proxy) setPoller(s *snapshot, want bool) {
 	pl, err := p.pollers.acquire(s.log)
 	if err != nil {
 		p.pollerErr = err.Error()
-		s.log.Warn("HTTP poller cannot run: reads wait in Go's netpoller", "service", s.name, "error", err)
+		s.log.Warn("HTTP poller cannot run: reads wait in Go's netpoller", "error", err)
 		return
 	}
 	p.pollerErr = ""
