@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+
+	"github.com/fulcrum-lb/fulcrum/internal/runner"
 )
 
 // Handover holds the packet-filter rules of a planned hand-over of one
@@ -55,10 +57,15 @@ func runNft(ctx context.Context, stdin string, args ...string) error {
 	if err != nil {
 		return ErrNoNft
 	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	res, err := runner.Run(ctx, runner.Command{
+		Argv:  append([]string{path}, args...),
+		Stdin: []byte(stdin),
+	})
+	if err == nil {
+		err = res.Err() // names the exit status and nft's last line of complaint
+	}
+	if err != nil {
+		return fmt.Errorf("nft %s: %w", strings.Join(args, " "), err)
 	}
 	return nil
 }
