@@ -37,6 +37,7 @@ type collector struct {
 	haSent, haReceived, haSendErr, haDropped, haVIPs, haVIPsHeld *prometheus.Desc
 	haPeerPrio, haPeerAdverts, haPeerLastHeard, haTrackOK        *prometheus.Desc
 	haPeerConfigMatch, haHellosSent, haHelloDropped              *prometheus.Desc
+	haPeerGone, haReleased                                       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -117,6 +118,8 @@ func newCollector(src Source) *collector {
 	c.haPeerAdverts = d("ha_peer_adverts_received_total", "Valid adverts received from a peer.", "group", "peer")
 	c.haPeerConfigMatch = d("ha_peer_config_match", "1 when a peer runs the same config hash as this node, 0 when another; absent while its hash is unknown.", "group", "peer")
 	c.haPeerLastHeard = d("ha_peer_last_advert_timestamp_seconds", "When a peer's last advert arrived, in seconds since the Unix epoch.", "group", "peer")
+	c.haPeerGone = d("ha_peer_gone", "1 for a peer heard before and silent since (no hello for 5s, or the master this node took over from for its silence), 0 for one still heard.", "group", "peer")
+	c.haReleased = d("ha_released", "1 while `fulcrum ha release` holds this node back from taking the group's VIPs again, else 0.", grp...)
 	c.haTrackOK = d("ha_track_ok", "1 if a tracked item (service, interface, script, ping) of the group is fine, else 0.", "group", "kind", "name")
 	return c
 }
@@ -224,7 +227,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.haVIPs, float64(len(g.VIPs)), n)
 		gauge(c.haVIPsHeld, float64(g.VIPsHeld), n)
 		for _, p := range g.Peers {
-			gauge(c.haPeerPrio, float64(p.Priority), n, p.Address)
+			if p.Adverts > 0 || p.Hellos > 0 { // not a gone peer the hello has forgotten
+				gauge(c.haPeerPrio, float64(p.Priority), n, p.Address)
+			}
 			if p.Adverts > 0 { // heard by VRRP, not by hello only (or gone, forgotten by the hello)
 				counter(c.haPeerAdverts, float64(p.Adverts), n, p.Address)
 				gauge(c.haPeerLastHeard, unix(p.LastHeard), n, p.Address)
@@ -232,6 +237,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if p.ConfigHash != "" {
 				gauge(c.haPeerConfigMatch, bool01(strings.HasPrefix(st.ConfigHash, p.ConfigHash)), n, p.Address)
 			}
+		}
+		gauge(c.haReleased, bool01(!g.ReleasedAt.IsZero()), n)
+		for _, p := range g.Peers {
+			gauge(c.haPeerGone, bool01(p.Gone), n, p.Address)
 		}
 		for _, t := range g.Track {
 			gauge(c.haTrackOK, bool01(t.OK), n, t.Kind, t.Name)

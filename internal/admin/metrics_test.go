@@ -85,7 +85,9 @@ func metricsStatus() Status {
 			HellosSent: 11, HelloDropped: map[string]uint64{"malformed": 7, "unknown_group": 2},
 			Track: []TrackItem{{Kind: "service", Name: "web", OK: false, Weight: 50}},
 			Peers: []HAPeer{{Address: "192.0.2.2", Priority: 120, IntervalMS: 1000, LastHeard: t0.Add(time.Hour), Adverts: 500, ConfigHash: "ffffeeeeddddcccc"},
-				{Address: "192.0.2.3", Priority: 100, LastHeard: t0.Add(time.Hour), ConfigHash: "3f2a9c1e", Node: "lb3", State: "backup", Hellos: 9}},
+				{Address: "192.0.2.3", Priority: 100, LastHeard: t0.Add(time.Hour), ConfigHash: "3f2a9c1e", Node: "lb3", State: "backup", Hellos: 9},
+				{Address: "192.0.2.4", Node: "lb4", LastHello: t0, Gone: true}},
+			ReleasedAt: t0,
 		}},
 	}
 }

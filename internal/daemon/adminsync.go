@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"cmp"
+	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
@@ -21,10 +23,12 @@ type adminSync struct {
 	mu      sync.Mutex
 	entries map[[2]string]hello.AdminEntry // by service, backend
 	in      chan hello.AdminTable          // peers' tables, for the Run goroutine
+	dropped atomic.Uint64                  // tables the Run goroutine had no room for
+	log     *slog.Logger
 }
 
-func newAdminSync() *adminSync {
-	return &adminSync{entries: map[[2]string]hello.AdminEntry{}, in: make(chan hello.AdminTable, 16)}
+func newAdminSync(log *slog.Logger) *adminSync {
+	return &adminSync{entries: map[[2]string]hello.AdminEntry{}, in: make(chan hello.AdminTable, 16), log: log}
 }
 
 // receive queues a peer's table for the Run goroutine; called by the
@@ -34,6 +38,10 @@ func (a *adminSync) receive(t hello.AdminTable) {
 	select {
 	case a.in <- t:
 	default:
+		if n := a.dropped.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th…
+			a.log.Warn("peers' admin states arrive faster than they are applied; dropped (each peer resends its table every second)",
+				"from", t.Node, "dropped_total", n)
+		}
 	}
 }
 

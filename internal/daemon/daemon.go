@@ -145,7 +145,7 @@ func New(opt Options) *Daemon {
 	d.token.Store("")
 	d.monitor = health.NewMonitor(opt.Log.With("component", "health"), d.onHealth)
 	d.alerts = alert.NewDispatcher(opt.Log.With("component", "alert"), nil)
-	d.adminSync = newAdminSync()
+	d.adminSync = newAdminSync(opt.Log.With("component", "daemon"))
 	d.ha = ha.New(ha.Options{Host: haHost{d}, Alerts: d.alerts, Log: opt.Log, Deps: opt.HA, OnAdmin: d.adminSync.receive})
 	return d
 }

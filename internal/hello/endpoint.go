@@ -345,30 +345,28 @@ func (e *Endpoint) sendGroup(g *group, hash string, buf []byte) []byte {
 		e.opt.Log.Warn("hello not sent", "group", g.Name, "error", err)
 		return buf
 	}
-	if e.write(g, buf) {
-		g.sent.Add(1)
-	}
+	g.sent.Add(uint64(e.write(g, buf)))
 	return buf
 }
 
 // write sends buf to g's peers, or to its multicast group on its
-// interface, and reports whether it went anywhere.
-func (e *Endpoint) write(g *group, buf []byte) bool {
+// interface, and returns how many datagrams left.
+func (e *Endpoint) write(g *group, buf []byte) int {
 	c := e.opt.Conn4
 	if g.Is6 {
 		c = e.opt.Conn6
 	}
 	if c == nil {
-		return false
+		return 0
 	}
 	if len(g.Peers) > 0 {
-		sent := false
+		sent := 0
 		for _, p := range g.Peers {
 			if _, err := c.WriteTo(buf, net.UDPAddrFromAddrPort(p)); err != nil {
 				e.opt.Log.Debug("hello not sent", "group", g.Name, "peer", p, "error", err)
 				continue
 			}
-			sent = true
+			sent++
 		}
 		return sent
 	}
@@ -376,7 +374,7 @@ func (e *Endpoint) write(g *group, buf []byte) bool {
 	ifi, err := e.opt.InterfaceByName(g.Interface)
 	if err != nil {
 		e.opt.Log.Debug("hello not sent", "group", g.Name, "error", err)
-		return false
+		return 0
 	}
 	dst := netip.AddrPortFrom(Multicast4, uint16(g.Port))
 	if g.Is6 {
@@ -390,9 +388,9 @@ func (e *Endpoint) write(g *group, buf []byte) bool {
 	}
 	if err != nil {
 		e.opt.Log.Debug("hello not sent", "group", g.Name, "error", err)
-		return false
+		return 0
 	}
-	return true
+	return 1
 }
 
 func (e *Endpoint) receive(c net.PacketConn) {
