@@ -774,25 +774,35 @@ func TestHTTPAccessLog(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "access.log")
 	cfg := httpService(listen, "    http: { access_log: { path: "+logPath+" } }\n", b)
 	n := startNode(t, cfg)
+	// A line is written once its response is sent: the client can have
+	// the answer before the line is there. Each request waits for the
+	// line of the one before, so that the lines come in request order.
+	var lines []string
+	waitLines := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			data, _ := os.ReadFile(logPath)
+			lines = nil
+			if s := strings.TrimSuffix(string(data), "\n"); s != "" {
+				lines = strings.Split(s, "\n")
+			}
+			if len(lines) >= n || time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	c := client()
 	for i := range 3 {
 		getBody(t, c, newRequest(t, "GET", fmt.Sprintf("http://%s/logged/%d?q=1", listen, i), nil))
+		waitLines(i + 1)
 	}
 	raw, _ := net.DialTimeout("tcp", listen, 5*time.Second)
 	io.WriteString(raw, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n")
 	io.ReadAll(raw)
 	raw.Close()
-
-	deadline := time.Now().Add(10 * time.Second)
-	var lines []string
-	for {
-		data, _ := os.ReadFile(logPath)
-		lines = strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-		if len(lines) >= 4 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitLines(4)
 	if len(lines) != 4 {
 		t.Fatalf("access log: got %d lines %q, want 4", len(lines), lines)
 	}
@@ -816,7 +826,7 @@ func TestHTTPAccessLog(t *testing.T) {
 		t.Fatalf("reload: %s", r.LastError)
 	}
 	getBody(t, client(), newRequest(t, "GET", "http://"+listen+"/rotated", nil))
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		data, _ := os.ReadFile(logPath)
 		if strings.Contains(string(data), "GET /rotated ") {
