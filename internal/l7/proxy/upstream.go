@@ -71,6 +71,15 @@ type hostPool struct {
 	idle    []*upConn
 	all     map[*upConn]struct{}
 	retired bool // no longer in the config, or shut down: pool nothing more
+	// dialing counts the connections being dialled: not in all yet, but
+	// a retired pool with one must stay where CloseBackend finds it.
+	dialing int
+	// closings counts closeAll calls; a dial that began before one ends
+	// by closing its connection, which closeAll could not see.
+	closings uint64
+	// testAfterDial, when set, runs between a dial's connect and the
+	// connection's registration: the window the two counters above close.
+	testAfterDial func()
 }
 
 func newHostPool(p *Proxy, b *balancer.Backend) *hostPool {
@@ -160,9 +169,19 @@ func (hp *hostPool) dial(ctx context.Context, timeout time.Duration) (*upConn, e
 	// No TCP keep-alive probes (as HAProxy without option tcpka): the
 	// idle bound of the pool ends unused connections.
 	d := net.Dialer{KeepAlive: -1}
+	hp.mu.Lock()
+	hp.dialing++
+	closings, afterDial := hp.closings, hp.testAfterDial
+	hp.mu.Unlock()
 	nc, err := d.DialContext(ctx, "tcp", hp.addr)
 	if err != nil {
+		hp.mu.Lock()
+		hp.dialing--
+		hp.mu.Unlock()
 		return nil, err
+	}
+	if afterDial != nil {
+		afterDial()
 	}
 	u := &upConn{hp: hp}
 	u.tc.nc = nc
@@ -170,7 +189,10 @@ func (hp *hostPool) dial(ctx context.Context, timeout time.Duration) (*upConn, e
 	u.br = getReader(&u.tc, upstreamReadSize)
 	u.bw = getWriter(&u.tc)
 	hp.mu.Lock()
-	if hp.retired && hp.p.conns.Closing() {
+	hp.dialing--
+	if (hp.retired && hp.p.conns.Closing()) || hp.closings != closings {
+		// Shut down, or CloseBackend ran while we dialled: the backend
+		// must not get a connection it was meant to lose.
 		hp.mu.Unlock()
 		u.free()
 		return nil, net.ErrClosed
@@ -204,6 +226,7 @@ func (u *upConn) free() {
 func (hp *hostPool) closeAll() int {
 	hp.mu.Lock()
 	n := len(hp.all)
+	hp.closings++
 	idle := hp.idle
 	hp.idle = nil
 	for u := range hp.all {
@@ -223,7 +246,7 @@ func (hp *hostPool) closeAll() int {
 
 // retire closes the idle connections and makes the pool keep no more: the
 // backend left the configuration, or the proxy shut down. It returns how
-// many connections remain open, carrying requests.
+// many connections remain open, carrying requests, or being dialled.
 func (hp *hostPool) retire() int {
 	hp.mu.Lock()
 	hp.retired = true
@@ -232,7 +255,7 @@ func (hp *hostPool) retire() int {
 	for _, u := range idle {
 		delete(hp.all, u)
 	}
-	n := len(hp.all)
+	n := len(hp.all) + hp.dialing
 	hp.mu.Unlock()
 	for _, u := range idle {
 		u.free()

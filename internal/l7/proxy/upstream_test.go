@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -67,5 +69,69 @@ func TestHostPool(t *testing.T) {
 	hp.put(u, 3, time.Now())
 	if len(hp.idle) != 0 || len(hp.all) != 0 {
 		t.Errorf("retired pool kept a connection")
+	}
+}
+
+// TestCloseBackendReachesADial: a backend taken out of the config while a
+// request's connection to it is being dialled, and then closed
+// (CloseBackend after removal_grace), does not keep that connection. The
+// pool used to be forgotten at the Update, its connection counted only
+// once registered, so the dial finished into a pool nobody could close.
+func TestCloseBackendReachesADial(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			accepted <- c
+		}
+	}()
+	spare := startHTTP(t, func(w http.ResponseWriter, r *http.Request) {})
+	svc, bs := service(t, netip.MustParseAddrPort(ln.Addr().String()))
+	p, addr := startProxy(t, &Config{Default: svc})
+
+	connected, resume := make(chan struct{}), make(chan struct{})
+	p.poolsMu.Lock()
+	hp := p.pools[bs[0]]
+	p.poolsMu.Unlock()
+	hp.mu.Lock()
+	hp.testAfterDial = func() {
+		close(connected)
+		<-resume
+	}
+	hp.mu.Unlock()
+
+	c := dial(t, addr)
+	c.send(get("/"))
+	select {
+	case <-connected:
+	case <-time.After(waitFor):
+		t.Fatal("the proxy did not dial the backend")
+	}
+	// The daemon's order: the backend leaves the config, and after the
+	// grace its connections are closed.
+	svc2, _ := service(t, spare.addr)
+	p.Update(&Config{Name: "web", Default: svc2, Log: testLogger(t)})
+	p.CloseBackend(bs[0])
+	close(resume)
+
+	var up net.Conn
+	select {
+	case up = <-accepted:
+	case <-time.After(waitFor):
+		t.Fatal("the backend saw no connection")
+	}
+	up.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.Copy(io.Discard, up); err != nil {
+		t.Fatalf("the connection dialled during the removal was kept: %v", err)
 	}
 }
