@@ -19,21 +19,17 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/vrrp"
 )
 
-// freeUDPPort finds a port free on 127.0.0.1 and 127.0.0.2 (racy, as
-// every such helper; the test fails clearly if someone takes it).
+// freeUDPPort finds a port free on 127.0.0.1 and 127.0.0.2, below the
+// ephemeral range (freeport.UDP): no outgoing datagram's source can take
+// it before the daemons bind it, only a process choosing that very port.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
 	for range 20 {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := c.LocalAddr().(*net.UDPAddr).Port
-		c2, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.2:%d", port))
-		c.Close()
+		port := netip.MustParseAddrPort(freeport.UDP(t)).Port()
+		c, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.2:%d", port))
 		if err == nil {
-			c2.Close()
-			return port
+			c.Close()
+			return int(port)
 		}
 	}
 	t.Fatal("no free UDP port on 127.0.0.1 and 127.0.0.2")
