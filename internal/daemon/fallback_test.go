@@ -1,38 +1,19 @@
 package daemon
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
-
-// syncBuffer is a log sink the daemon's goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The sorry server is checked like a backend: while nothing listens on it
 // it is down in status and /metrics, the WARN log says so, and clients are
@@ -41,7 +22,7 @@ func (s *syncBuffer) String() string {
 func TestFallbackIsHealthChecked(t *testing.T) {
 	t.Parallel()
 	backend, fallback, web, adminAddr := freeTCP(t), freeTCP(t), freeTCP(t), freeTCP(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	td := startDaemonLog(t, fmt.Sprintf(`admin: { listen: %s }
 services:
   - name: web

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
 
 // step is one scripted check.
@@ -669,24 +670,12 @@ func TestSlowOnChange(t *testing.T) {
 	})
 }
 
-// lockedBuffer collects log output written from probe goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // A backend going down loses redundancy and is logged at WARN; coming
 // back is INFO.
 func TestTransitionLog(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		var buf lockedBuffer
+		var buf syncbuf.Buffer
 		m := NewMonitor(slog.New(slog.NewJSONHandler(&buf, nil)), nil)
 		m.newChecker = func(Spec) (Checker, error) { return &script{steps: []step{fail, ok}}, nil }
 		ctx, cancel := context.WithCancel(context.Background())
@@ -702,9 +691,9 @@ func TestTransitionLog(t *testing.T) {
 		synctest.Wait()
 		cancel()
 		<-done
-		lines := bytes.Split(bytes.TrimSpace(buf.b.Bytes()), []byte("\n"))
+		lines := buf.Lines()
 		if len(lines) != 2 {
-			t.Fatalf("got %d log lines %q, want 2 (down, then up)", len(lines), buf.b.String())
+			t.Fatalf("got %d log lines %q, want 2 (down, then up)", len(lines), buf.String())
 		}
 		wants := []map[string]any{
 			{"level": "WARN", "service": "web", "backend": "10.0.0.5:80", "state": "down",
@@ -714,7 +703,7 @@ func TestTransitionLog(t *testing.T) {
 		}
 		for i, want := range wants {
 			var rec map[string]any
-			if err := json.Unmarshal(lines[i], &rec); err != nil {
+			if err := json.Unmarshal([]byte(lines[i]), &rec); err != nil {
 				t.Fatalf("log %q: %v", lines[i], err)
 			}
 			for k, v := range want {

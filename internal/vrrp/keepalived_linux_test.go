@@ -10,13 +10,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
 
 // keepalived runs a real keepalived (vrrp_version 3) in one namespace of a
 // vlink, for interoperability tests.
 type keepalived struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *syncbuf.Buffer
 }
 
 func startKeepalived(t *testing.T, m rawMode, l *vlink, prio uint8, vip netip.Addr) *keepalived {
@@ -48,7 +50,7 @@ vrrp_instance VI_1 {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := &keepalived{out: &syncBuffer{}}
+	k := &keepalived{out: &syncbuf.Buffer{}}
 	k.cmd = exec.Command("ip", "netns", "exec", l.ns[0], "keepalived",
 		"--dont-fork", "--log-console", "--log-detail", "--no-syslog", "--vrrp",
 		"--use-file", path, "--pid", filepath.Join(dir, "keepalived.pid"),

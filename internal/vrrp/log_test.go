@@ -1,34 +1,15 @@
 package vrrp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
-
-// syncBuffer is output written by several goroutines (a logger, a
-// child process).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // logLines returns the lines of log with msg, as "level=… state=… reason=…".
 func logLines(log, msg string) []string {
@@ -55,7 +36,7 @@ func TestTransitionLog(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		n := &fakeNet{}
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		cfg := testConfig("10.0.0.2", 100)
 		conn := n.conn(t, "10.0.0.2", nil)
 		b := New(cfg, conn, &fakeAnnouncer{}, slog.New(slog.NewTextHandler(logs, nil)))

@@ -1,15 +1,15 @@
 package accesslog
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
 
 // failing fails every write while full is set, as a full disk does.
@@ -26,24 +26,6 @@ func (f *failing) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// logBuf is a slog destination that the test reads.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.FieldsFunc(l.b.String(), func(r rune) bool { return r == '\n' })
-}
-
 // TestWriteErrorsLoggedAndCounted: failed writes are counted with the
 // lines they lose and the last error, and logged at WARN: the first at
 // once, the next ones at most every ErrorLogInterval with their count;
@@ -52,7 +34,7 @@ func TestWriteErrorsLoggedAndCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		out := &failing{}
 		out.full.Store(true)
-		logs := &logBuf{}
+		logs := &syncbuf.Buffer{}
 		w := New(out, time.Second, slog.New(slog.NewTextHandler(logs, nil)))
 		defer w.Close()
 		e := entry()
@@ -67,7 +49,7 @@ func TestWriteErrorsLoggedAndCounted(t *testing.T) {
 		if st.Errors != 3 || st.Lost != 6 || !strings.Contains(st.LastError, "no space left") || st.LastErrorAt.IsZero() {
 			t.Errorf("got %+v, want 3 errors, 6 lines lost and the last error", st)
 		}
-		got := logs.lines()
+		got := logs.Lines()
 		if len(got) != 1 || !strings.Contains(got[0], "level=WARN") || !strings.Contains(got[0], "failed_writes=1 lines_lost=2") {
 			t.Fatalf("after three failures in a row got log lines %q, want one WARN for the first", got)
 		}
@@ -75,7 +57,7 @@ func TestWriteErrorsLoggedAndCounted(t *testing.T) {
 		// flusher, even with no write failing then.
 		time.Sleep(ErrorLogInterval + 2*time.Second)
 		synctest.Wait()
-		got = logs.lines()
+		got = logs.Lines()
 		if len(got) != 2 || !strings.Contains(got[1], "failed_writes=2 lines_lost=4") || !strings.Contains(got[1], "failed_writes_total=3") {
 			t.Fatalf("after the interval got log lines %q, want a second WARN counting 2 failures", got)
 		}
@@ -84,7 +66,7 @@ func TestWriteErrorsLoggedAndCounted(t *testing.T) {
 		if err := w.Flush(); err != nil {
 			t.Fatalf("Flush: %v", err)
 		}
-		got = logs.lines()
+		got = logs.Lines()
 		if len(got) != 3 || !strings.Contains(got[2], "succeed again") {
 			t.Fatalf("got log lines %q, want a third saying writes succeed again", got)
 		}

@@ -3,7 +3,6 @@
 package poller
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
 
 // waitFor bounds every wait: generous for a loaded machine running -race,
@@ -194,9 +195,8 @@ func TestCloseWakesWaiters(t *testing.T) {
 // log and in Err, and wakes its waiters to read through Go's netpoller.
 func TestEpollFailureStopsPoller(t *testing.T) {
 	t.Parallel()
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	var logs syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 	fail := make(chan struct{})
 	p, err := start(log, func(epfd int, ev []unix.EpollEvent, msec int) (int, error) {
 		select {
@@ -233,23 +233,10 @@ func TestEpollFailureStopsPoller(t *testing.T) {
 	if err := p.Err(); err == nil || !errors.Is(err, unix.EBADF) {
 		t.Errorf("Err: got %v, want epoll's EBADF", err)
 	}
-	mu.Lock()
 	got := logs.String()
-	mu.Unlock()
 	if !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "HTTP poller failed") || !strings.Contains(got, "bad file descriptor") {
 		t.Errorf("log: got %q, want an ERROR line naming the failure", got)
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // TestNotifyNeverBlocks: notifications pile up on a waiter nobody waits

@@ -1,34 +1,16 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/fulcrum-lb/fulcrum/internal/l7/poller"
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestPollerCannotStart: when the poller cannot start (no epoll) the
 // proxy says so in its log and its stats, and serves through Go's
@@ -37,7 +19,7 @@ func TestPollerCannotStart(t *testing.T) {
 	t.Parallel()
 	be := startHTTP(t, hello("x"))
 	svc, _ := service(t, be.addr)
-	var logs syncBuf
+	var logs syncbuf.Buffer
 	ps := &pollers{start: func(*slog.Logger) (*poller.Poller, error) {
 		return nil, errors.New("poller: epoll_create1: function not implemented")
 	}}
