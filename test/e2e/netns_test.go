@@ -7,7 +7,6 @@ package e2e
 // torn down when the test ends, also when it fails.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/netns"
+	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
 
 // labSeq numbers the labs of this process; with the pid it makes every
@@ -300,27 +300,9 @@ func (h *host) neighMAC(a netip.Addr) string {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	out    *logBuffer
+	out    *syncbuf.Buffer // the process's output
 	exited chan struct{}
 	err    error
-}
-
-// logBuffer collects a process's output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Start runs a command in the background inside the host, with its
@@ -328,7 +310,7 @@ func (b *logBuffer) String() string {
 // output logged if the test failed.
 func (h *host) Start(name string, args ...string) *proc {
 	h.lab.t.Helper()
-	p := &proc{name: h.name + "/" + name, out: &logBuffer{}, exited: make(chan struct{})}
+	p := &proc{name: h.name + "/" + name, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	// ip netns exec execs the command: the process is the command itself.
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", h.ns}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
