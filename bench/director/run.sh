@@ -14,9 +14,9 @@
 #   director CPU per 1,000 connections: for a proxy its process's CPU time
 #               (/proc/PID/stat), for direct routing the XDP program's run
 #               time by the kernel's own accounting (BPF_ENABLE_STATS); and
-#               for every target the busy time of the director's core
-#               (CPU 0, /proc/stat), which includes the kernel's receive
-#               path;
+#               for every target the director's whole CPU time: its process
+#               plus the kernel thread that runs its interface's receive
+#               path (threaded NAPI, below), XDP included;
 #   response bytes through the director: TCP segments from the backends'
 #               service ports that the switch delivered to the director
 #               during the bulk test (an nftables counter on the director's
@@ -24,24 +24,24 @@
 #   pps         a UDP flood of 60-byte frames from FLOOD_PORTS source
 #               ports (bench/director/dirtool): frames the switch delivered
 #               to the backends per second, and per second of the
-#               director core's busy time (fulcrum's UDP proxy, fulcrum
-#               direct routing, and the flood straight to the backends as
-#               the sender's ceiling).
+#               director's CPU time (fulcrum's UDP proxy, fulcrum direct
+#               routing, and the flood straight to the backends as the
+#               sender's ceiling).
 # Every measurement is repeated REPEAT times; targets take turns within a
 # round (direct, haproxy, fulcrum, fulcrum-direct, direct, ...); medians are
 # reported.
 #
 # Placement (2+ CPUs): CPU 0 is the director's, CPU 1 everyone else's. The
 # proxies are pinned with taskset (GOMAXPROCS=1, nbthread 1). The kernel's
-# receive path runs where a packet arrives, not where the proxy runs, so:
-#   - the director's interface steers received packets to CPU 0 (RPS), and
-#     its switch port steers what the director sends to CPU 1 (RPS);
-#   - with native XDP, the director's interface polls in a NAPI thread of
-#     its own (threaded NAPI), pinned to CPU 0, and its switch port, which
-#     needs an XDP program of its own for XDP_TX to reach it (an XDP_PASS
-#     one, dirtool -mode xdppass), polls in a NAPI thread pinned to CPU 1;
-#   - with generic XDP the program runs in the receive softirq, on CPU 0
-#     by RPS.
+# receive path runs where a packet arrives, not where the proxy runs; on a
+# veth that is the sender's CPU. So the director's interface polls in NAPI
+# (GRO on; its switch port hands over finished frames, tx offload off) in a
+# kernel thread of its own (threaded NAPI), pinned to CPU 0 and reniced like
+# the rest; the XDP program, native or generic, runs there too. What the
+# director sends is received on CPU 1 (RPS on its switch port; with native
+# XDP that port needs an XDP program of its own for XDP_TX to reach it, an
+# XDP_PASS one from dirtool -mode xdppass, and its NAPI thread is pinned to
+# CPU 1).
 #
 # Environment (defaults in brackets):
 #   DURATION [3]       measured seconds per run (after WARMUP [0.5] s)
@@ -57,15 +57,22 @@
 #   FULCRUM_REV        build fulcrum from this git revision (e.g. HEAD)
 #   FULCRUM_BIN        use this fulcrum binary
 #   RESULTS            append every raw JSON line to this file
-#   NICE [0]           run the bench at this priority (see bench/l4/run.sh)
+#   NICE [0]           run the bench at this priority (see bench/l4/run.sh);
+#                      -10 on a shared machine
+#   QUIET_WAIT [30]    before each run, wait until other programs use less
+#                      than QUIET_BUSY [25] % of a core, QUIET_WAIT seconds
+#                      at most in all
 #   KEEP [0]           1: keep the work directory with the logs
 #
 # Needs root. The addresses (10.216.0.0/24) exist only inside the
 # namespaces, whose names carry this script's pid; every setting (RPS,
-# threaded NAPI, tcp_tw_reuse, the port range, checksum offload) is made
-# inside them and goes with them. Installs haproxy with apt-get when
-# missing. Everything started here is killed and the namespaces deleted on
-# exit, also on Ctrl-C.
+# threaded NAPI and its threads' CPU and nice, GRO, offloads, tcp_tw_reuse,
+# the port range, the backends' ARP settings) belongs to their interfaces
+# or namespaces and goes with them. The kernel's BPF run-time statistics
+# are on only while a measurement of direct routing holds them on
+# (BPF_ENABLE_STATS; kernel.bpf_stats_enabled is not touched). Installs
+# haproxy with apt-get when missing. Everything started here is killed and
+# the namespaces deleted on exit, also on Ctrl-C.
 set -euo pipefail
 
 DURATION=${DURATION:-3}
@@ -157,7 +164,7 @@ dir_cpus="" load_cpus="" dir_mask="" load_mask=""
 if ((ncpu >= 2)); then
 	dir_cpus=0 load_cpus="1-$((ncpu - 1))"
 	dir_mask=1 load_mask=$(printf '%x' $(((1 << ncpu) - 2)))
-	placement="director on CPU 0 (taskset; RPS or its NAPI thread for the kernel's part), client, backends and switch on CPU $load_cpus"
+	placement="director on CPU 0 (process by taskset, receive path in its interface's NAPI thread), client, backends and switch on CPU $load_cpus"
 else
 	placement="not pinned (1 CPU)"
 fi
