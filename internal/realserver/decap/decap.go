@@ -345,5 +345,8 @@ func Detach(ifindex int, id ebpf.ProgramID) error {
 
 // Close releases the process's handles; an attached program stays.
 func (p *Program) Close() error {
+	if p == nil {
+		return nil
+	}
 	return errors.Join(p.prog.Close(), p.locals.Close(), p.vips.Close(), p.stats.Close())
 }
