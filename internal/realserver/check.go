@@ -13,33 +13,6 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
 )
 
-// Report is what Check finds.
-type Report struct {
-	State *State
-	// Checks are the conditions of the set-up, each with whether it
-	// still holds.
-	Checks []CheckResult
-	// Decap holds the decapsulator's counters (tunnel mode, ebpf).
-	Decap map[string]uint64
-}
-
-// CheckResult is one condition.
-type CheckResult struct {
-	What string
-	OK   bool
-	Err  error
-}
-
-// OK reports whether every condition holds.
-func (r *Report) OK() bool {
-	for _, c := range r.Checks {
-		if !c.OK {
-			return false
-		}
-	}
-	return true
-}
-
 // ErrNoState is returned by Check when there is no state file.
 var ErrNoState = errors.New("not set up: no state file")
 

@@ -10,7 +10,12 @@
 // those; Check reports what no longer holds. It is `fulcrum realserver`.
 package realserver
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
+)
 
 // Mode is the director's forwarding method this host serves.
 type Mode uint8
@@ -74,4 +79,18 @@ func ParseDecap(s string) (Decap, error) {
 		return DecapEBPF, nil
 	}
 	return DecapAuto, fmt.Errorf("decap %q: want auto, kernel or ebpf", s)
+}
+
+// Options says what Up sets up.
+type Options struct {
+	Mode Mode
+	VIPs []netip.Addr
+	// Interface faces the director: it gets its own arp_* settings, and
+	// in tunnel mode the decapsulator (or loose rp_filter). "" means the
+	// interface of the default route.
+	Interface string
+	Decap     Decap
+	XDPMode   decap.Mode
+	// StatePath is the state file; "" means DefaultStatePath.
+	StatePath string
 }

@@ -27,20 +27,6 @@ const VIPInterface = "lo"
 // vipLabel marks our IPv4 VIPs in `ip addr` (lo:fulcrum, like lo:0).
 const vipLabel = VIPInterface + ":fulcrum"
 
-// Options says what Up sets up.
-type Options struct {
-	Mode Mode
-	VIPs []netip.Addr
-	// Interface faces the director: it gets its own arp_* settings, and
-	// in tunnel mode the decapsulator (or loose rp_filter). "" means the
-	// interface of the default route.
-	Interface string
-	Decap     Decap
-	XDPMode   decap.Mode
-	// StatePath is the state file; "" means DefaultStatePath.
-	StatePath string
-}
-
 // step is one condition of a set-up real server: whether it holds, and
 // how to make it hold. apply returns the change to record, or a zero
 // Change when there is nothing to undo later.
@@ -59,8 +45,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 	if len(o.VIPs) == 0 {
 		return nil, errors.New("realserver: no VIP")
 	}
-	path := o.StatePath
-	path = orDefault(path)
+	path := orDefault(o.StatePath)
 	st, err := LoadState(path)
 	if err != nil {
 		return nil, err

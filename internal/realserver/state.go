@@ -124,3 +124,30 @@ func (st *State) find(c Change) *Change {
 	}
 	return nil
 }
+
+// Report is what Check finds.
+type Report struct {
+	State *State
+	// Checks are the conditions of the set-up, each with whether it
+	// still holds.
+	Checks []CheckResult
+	// Decap holds the decapsulator's counters (tunnel mode, ebpf).
+	Decap map[string]uint64
+}
+
+// CheckResult is one condition.
+type CheckResult struct {
+	What string
+	OK   bool
+	Err  error
+}
+
+// OK reports whether every condition holds.
+func (r *Report) OK() bool {
+	for _, c := range r.Checks {
+		if !c.OK {
+			return false
+		}
+	}
+	return true
+}
