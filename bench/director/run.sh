@@ -36,8 +36,8 @@
 # receive path runs where a packet arrives, not where the proxy runs; on a
 # veth that is the sender's CPU. So the director's interface polls in NAPI
 # (GRO on; its switch port hands over finished frames, tx offload off) in a
-# kernel thread of its own (threaded NAPI), pinned to CPU 0 and reniced like
-# the rest; the XDP program, native or generic, runs there too. What the
+# kernel thread of its own (threaded NAPI), pinned to CPU 0 at real-time
+# priority, as a receive softirq would preempt processes; the XDP program, native or generic, runs there too. What the
 # director sends is received on CPU 1 (RPS on its switch port; with native
 # XDP that port needs an XDP program of its own for XDP_TX to reach it, an
 # XDP_PASS one from dirtool -mode xdppass, and its NAPI thread is pinned to
@@ -228,21 +228,24 @@ fi
 # napi_threads IFNAME — pids of the NAPI threads of IFNAME (napi/IFNAME-N).
 napi_threads() { ps -eo pid=,comm= | awk -v p="napi/$1-" 'index($2, p) == 1 {print $1}'; }
 # pin_napi — pin the director's NAPI threads to its core (again after an
-# XDP program came or went: the kernel may have made new ones), and set
-# $dir_napi to their pids, comma-separated.
+# XDP program came or went: the kernel may have made new ones), give them
+# and the switch port's a real-time priority (a NIC's receive softirq
+# preempts every process; a NAPI thread at nice 0 behind busy processes
+# would overflow the veth's 256-frame ring), and set $dir_napi to their
+# pids, comma-separated.
 pin_napi() {
 	local p
 	dir_napi=""
 	for p in $(napi_threads "$dif"); do
 		if [[ -n $dir_cpus ]]; then taskset -pc "$dir_cpus" "$p" >/dev/null; fi
-		renice -n "$NICE" -p "$p" >/dev/null
+		chrt -f -p 1 "$p"
 		dir_napi+=${dir_napi:+,}$p
 	done
 	[[ -n $dir_napi ]] || die "no NAPI thread for $dif (threaded NAPI on a veth with GRO)"
 	if [[ -n $load_cpus ]]; then
 		for p in $(napi_threads "$dport"); do
 			taskset -pc "$load_cpus" "$p" >/dev/null
-			renice -n "$NICE" -p "$p" >/dev/null
+			chrt -f -p 1 "$p"
 		done
 	fi
 }
@@ -271,9 +274,10 @@ declare -A backend_pid
 realserver_how=""
 for b in be1 be2; do
 	if [[ -x $work/fulcrum ]] && "$work/fulcrum" realserver --help >/dev/null 2>&1; then
-		in_ns "$b" "$work/fulcrum" realserver up --mode direct "$vip" >"$work/$b-realserver.log" 2>&1 ||
+		in_ns "$b" "$work/fulcrum" realserver up --mode direct --state "$work/$b-realserver.json" "$vip" \
+			>"$work/$b-realserver.log" 2>&1 ||
 			{ cat "$work/$b-realserver.log" >&2; die "fulcrum realserver up failed on $b"; }
-		realserver_how="fulcrum realserver up --mode direct $vip"
+		realserver_how="with \`fulcrum realserver up --mode direct $vip\`"
 	else
 		# What a real server for LVS-DR needs, by hand.
 		ip -n "$(ns "$b")" addr add "$vip/32" dev lo
