@@ -28,8 +28,8 @@
 #               routing, and the flood straight to the backends as the
 #               sender's ceiling).
 # Every measurement is repeated REPEAT times; targets take turns within a
-# round (direct, haproxy, fulcrum, fulcrum-direct, direct, ...); medians are
-# reported.
+# round (direct, haproxy, fulcrum, fulcrum-direct, fulcrum-generic, direct,
+# ...); medians are reported.
 #
 # Placement (2+ CPUs): CPU 0 is the director's, CPU 1 everyone else's. The
 # proxies are pinned with taskset (GOMAXPROCS=1, nbthread 1). The kernel's
@@ -49,9 +49,11 @@
 #   STREAMS [4]        bulk streams
 #   FLOOD_PORTS [256]  UDP source ports of the flood
 #   REPEAT [3]         runs per target and metric; the median is reported
-#   TARGETS ["direct haproxy fulcrum fulcrum-direct"]
-#   XDP_MODE [auto]    fulcrum direct routing's director.xdp_mode: auto
-#                      (native, else generic), native or generic
+#   TARGETS ["direct haproxy fulcrum fulcrum-direct fulcrum-generic"]
+#                      fulcrum-direct: direct routing with xdp_mode XDP_MODE;
+#                      fulcrum-generic: the same in generic XDP
+#   XDP_MODE [auto]    fulcrum-direct's director.xdp_mode: auto (native,
+#                      else generic), native or generic
 #   HAPROXY_SPLICE [1] HAProxy's bulk service splices (1 MiB pipes), as
 #                      fulcrum does through Go's io.Copy
 #   FULCRUM_REV        build fulcrum from this git revision (e.g. HEAD)
@@ -81,7 +83,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 STREAMS=${STREAMS:-4}
 FLOOD_PORTS=${FLOOD_PORTS:-256}
 REPEAT=${REPEAT:-3}
-TARGETS=${TARGETS:-"direct haproxy fulcrum fulcrum-direct"}
+TARGETS=${TARGETS:-"direct haproxy fulcrum fulcrum-direct fulcrum-generic"}
 XDP_MODE=${XDP_MODE:-auto}
 HAPROXY_SPLICE=${HAPROXY_SPLICE:-1}
 RESULTS=${RESULTS:-}
@@ -109,8 +111,10 @@ done
 [[ $WARMUP =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "WARMUP=$WARMUP: want seconds"
 [[ $XDP_MODE =~ ^(auto|native|generic)$ ]] || die "XDP_MODE=$XDP_MODE: want auto, native or generic"
 for t in $TARGETS; do
-	[[ $t =~ ^(direct|haproxy|fulcrum|fulcrum-direct)$ ]] || die "TARGETS: unknown target $t"
+	[[ $t =~ ^(direct|haproxy|fulcrum|fulcrum-direct|fulcrum-generic)$ ]] || die "TARGETS: unknown target $t"
 done
+# is_dr T — T is a direct-routing target (fulcrum's XDP program).
+is_dr() { [[ $1 == fulcrum-direct || $1 == fulcrum-generic ]]; }
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces, XDP)"
 { command -v ip && command -v nft; } >/dev/null || die "needs ip (iproute2) and nft (nftables)"
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
@@ -148,13 +152,13 @@ log "building into $work"
 (cd "$root" && go build -o "$work/backend" ./bench/l4/backend && go build -o "$work/loadgen" ./bench/l4/loadgen &&
 	go build -o "$work/dirtool" ./bench/director/dirtool) || die "cannot build the bench tools"
 fulcrum_note="" fulcrum_version=""
-if has_target fulcrum || has_target fulcrum-direct; then
+if has_target fulcrum || has_target fulcrum-direct || has_target fulcrum-generic; then
 	if build_fulcrum "$root"; then
 		fulcrum_version="$("$work/fulcrum" version 2>&1 | sed -n 1p || true) ($fulcrum_from)"
 	else
 		fulcrum_note="fulcrum did not build ($fulcrum_build_error); it was left out of this run"
 		log "WARNING: $fulcrum_note"
-		TARGETS=$(sed -E 's/\bfulcrum(-direct)?\b//g' <<<"$TARGETS")
+		TARGETS=$(sed -E 's/\bfulcrum(-direct|-generic)?\b//g' <<<"$TARGETS")
 	fi
 fi
 
@@ -383,17 +387,21 @@ fi
 # ---- fulcrum's direct routing: started for its turn, stopped after ----
 # Its XDP program is attached to the director's interface only while it is
 # measured, so that the proxies are measured on a plain interface.
-xdp_got="" xdp_prog=""
-conn_addr[fulcrum-direct]="$vip:8080"
-bulk_addr[fulcrum-direct]="$vip:8081"
-udp_addr[fulcrum-direct]="$vip:9000"
-if has_target fulcrum-direct; then
-	cat >"$work/fulcrum-direct.yaml" <<EOF
+declare -A xdp_got
+xdp_prog=""
+for t in fulcrum-direct fulcrum-generic; do
+	conn_addr[$t]="$vip:8080"
+	bulk_addr[$t]="$vip:8081"
+	udp_addr[$t]="$vip:9000"
+	has_target "$t" || continue
+	mode=$XDP_MODE
+	if [[ $t == fulcrum-generic ]]; then mode=generic; fi
+	cat >"$work/$t.yaml" <<EOF
 admin: { listen: "off" }
 log: { level: warn }
 director:
   interfaces: [$dif]
-  xdp_mode: $XDP_MODE
+  xdp_mode: $mode
 services:
   - name: conn
     listen: $vip:8080
@@ -414,13 +422,13 @@ services:
     scheduler: maglev
     backends: [{ address: ${addr[be1]}:9000 }, { address: ${addr[be2]}:9000 }]
 EOF
-	if ! in_ns dir "$work/fulcrum" check -c "$work/fulcrum-direct.yaml" >"$work/check.log" 2>&1; then
+	if ! in_ns dir "$work/fulcrum" check -c "$work/$t.yaml" >"$work/check.log" 2>&1; then
 		cat "$work/check.log" >&2
-		fulcrum_note+="${fulcrum_note:+; }this fulcrum refuses the direct-routing config ($(grep -m1 . "$work/check.log")); fulcrum-direct was left out of this run"
-		log "WARNING: fulcrum-direct left out: fulcrum check refused its config"
-		TARGETS=$(sed -E 's/\bfulcrum-direct\b//g' <<<"$TARGETS")
+		fulcrum_note+="${fulcrum_note:+; }this fulcrum refuses the direct-routing config ($(grep -m1 . "$work/check.log")); $t was left out of this run"
+		log "WARNING: $t left out: fulcrum check refused its config"
+		TARGETS=$(sed -E "s/\\b$t\\b//g" <<<"$TARGETS")
 	fi
-fi
+done
 # xdp_info — "MODE ID" of the XDP program on the director's interface
 # (MODE: native or generic), or nothing.
 xdp_info() {
@@ -432,23 +440,26 @@ xdp_info() {
 	[[ -n $mode && -n $pid ]] || return 0
 	case $mode in 1) echo "native $pid" ;; 2) echo "generic $pid" ;; *) echo "mode$mode $pid" ;; esac
 }
-start_direct() {
-	(spawn dir "$dir_cpus" env GOMAXPROCS=1 "$work/fulcrum" run -c "$work/fulcrum-direct.yaml") >>"$work/fulcrum-direct.log" 2>&1 &
+start_direct() { # start_direct TARGET
+	local t=$1
+	(spawn dir "$dir_cpus" env GOMAXPROCS=1 "$work/fulcrum" run -c "$work/$t.yaml") >>"$work/$t.log" 2>&1 &
 	pids+=("$!")
-	pid_of[fulcrum-direct]=$!
+	pid_of[$t]=$!
 	local i info=""
 	for ((i = 0; i < 100; i++)); do
 		info=$(xdp_info)
 		[[ -n $info ]] && break
-		kill -0 "${pid_of[fulcrum-direct]}" 2>/dev/null || break
+		kill -0 "${pid_of[$t]}" 2>/dev/null || break
 		sleep 0.1
 	done
 	[[ -n $info ]] || {
-		cat "$work/fulcrum-direct.log" >&2
+		cat "$work/$t.log" >&2
 		die "fulcrum direct routing attached no XDP program to $dif"
 	}
-	read -r xdp_got xdp_prog <<<"$info"
-	if [[ $xdp_got == native ]]; then
+	local got
+	read -r got xdp_prog <<<"$info"
+	xdp_got[$t]=$got
+	if [[ $got == native ]]; then
 		# XDP_TX toward the switch needs a program on the switch's end, whose
 		# NAPI thread goes to CPU 1.
 		ip netns exec "$sw" "$work/dirtool" -mode xdppass -iface "$dport" || die "cannot attach XDP_PASS to $dport"
@@ -456,10 +467,10 @@ start_direct() {
 	fi
 	pin_napi
 	in_ns client "$work/loadgen" -mode wait -d 10s -addr "$vip:8080,$vip:8081" ||
-		{ cat "$work/fulcrum-direct.log" >&2; die "direct routing does not reach the backends"; }
+		{ cat "$work/$t.log" >&2; die "direct routing does not reach the backends"; }
 }
-stop_direct() {
-	local p=${pid_of[fulcrum-direct]:-} i
+stop_direct() { # stop_direct TARGET
+	local t=$1 p=${pid_of[$1]:-} i
 	[[ -n $p ]] || return 0
 	kill -TERM "$p" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
@@ -468,7 +479,7 @@ stop_direct() {
 	done
 	kill -KILL "$p" 2>/dev/null || true
 	wait "$p" 2>/dev/null || true
-	pid_of[fulcrum-direct]=""
+	pid_of[$t]=""
 	ip -n "$sw" link set dev "$dport" xdpdrv off 2>/dev/null || true
 	[[ -z $(xdp_info) ]] || die "an XDP program is still attached to $dif after fulcrum stopped"
 	pin_napi
@@ -490,7 +501,7 @@ watch_start() {
 	# (the kernel's receive path; XDP's too).
 	local p=${pid_of[$t]:-}
 	if [[ $t != direct ]]; then args+=(-pids "$p${p:+,}$dir_napi"); fi
-	if [[ $t == fulcrum-direct ]]; then args+=(-bpf-progs "$xdp_prog"); fi
+	if is_dr "$t"; then args+=(-bpf-progs "$xdp_prog"); fi
 	args+=(-links "$sw:$dport,$sw:p-client,$sw:p-be1,$sw:p-be2")
 	(nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" "${args[@]}") >"$work/watch.json" &
 	watch_pid=$!
@@ -532,7 +543,7 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 		value=$(json_num rate <<<"$out")
 		record conn "$t" "$value"
 		n=$(calc "$value * $secs" 0) # connections in the watcher's window
-		if [[ $t == fulcrum-direct ]]; then
+		if is_dr "$t"; then
 			record cpu "$t" "$(calc "$bpfns / 1e6 / $n * 1000")"
 			record bpfrun "$t" "$(calc "$bpfns / $(json_num bpf_run_cnt <<<"$w")" 0)"
 		elif [[ $t != direct ]]; then
@@ -580,7 +591,7 @@ measure_udp() { # measure_udp TARGET
 		# Packets forwarded per second of the director's CPU time.
 		record pps_cpu "$t" "$(calc "$fwd / ($dirms / 1000)" 0)"
 	fi
-	if [[ $t == fulcrum-direct ]]; then
+	if is_dr "$t"; then
 		record pps_bpfns "$t" "$(calc "$(json_num bpf_run_ns <<<"$w") / $(json_num bpf_run_cnt <<<"$w")" 0)"
 	fi
 	log "$(printf 'udp  %-14s %8s pps forwarded (sent %s pps); core 0 busy %s ms, softirq %s ms, director proc/thread %s ms, BPF %s ns / %s runs' \
@@ -591,11 +602,11 @@ log "targets: ${targets[*]}; $placement; DURATION=${DURATION}s REPEAT=$REPEAT CO
 for ((r = 1; r <= REPEAT; r++)); do
 	log "round $r/$REPEAT"
 	for t in "${targets[@]}"; do
-		[[ $t == fulcrum-direct ]] && start_direct
+		if is_dr "$t"; then start_direct "$t"; fi
 		measure_tcp conn "$t"
 		measure_tcp bulk "$t"
 		measure_udp "$t"
-		[[ $t == fulcrum-direct ]] && stop_direct
+		if is_dr "$t"; then stop_direct "$t"; fi
 	done
 done
 
@@ -610,9 +621,11 @@ echo "- command: \`$cmdline\`"
 echo "- machine: $ncpu CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)), Linux $(uname -r), $(go version | cut -d' ' -f3)"
 [[ -n $haproxy_version ]] && echo "- ${haproxy_version%% - *}: nbthread 1, splice $([[ $HAPROXY_SPLICE == 1 ]] && echo "on for bulk (1 MiB pipes)" || echo off)"
 [[ -n $fulcrum_version ]] && echo "- fulcrum: $fulcrum_version, GOMAXPROCS=1"
-if has_target fulcrum-direct; then
-	echo "- direct routing: XDP in **${xdp_got:-?}** mode (xdp_mode: $XDP_MODE)$([[ $xdp_got == native && -n $dir_mask ]] && echo ", threaded NAPI on CPU 0")"
-fi
+for t in fulcrum-direct fulcrum-generic; do
+	if has_target "$t"; then
+		echo "- $t: XDP attached in **${xdp_got[$t]:-?}** mode (xdp_mode: $([[ $t == fulcrum-generic ]] && echo generic || echo "$XDP_MODE"))"
+	fi
+done
 echo "- lab: client → switch (bridge) → director → backends, veth pairs; backends set up $realserver_how"
 echo "- placement: $placement$( ((NICE == 0)) || echo ", nice $NICE")"
 echo "- median of $REPEAT runs of ${DURATION}s (after ${WARMUP}s); conn: $CONCURRENCY workers, 64-byte request and reply, client closes; bulk: $STREAMS streams backend→client; flood: 60-byte frames from $FLOOD_PORTS source ports"
@@ -622,7 +635,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in "${targets[@]}"; do
 	cpu=$(m cpu "$t")
 	if [[ $cpu != - ]]; then
-		if [[ $t == fulcrum-direct ]]; then cpu="$(f3 "$cpu") (XDP program)"; else cpu="$(f1 "$cpu") (process)"; fi
+		if is_dr "$t"; then cpu="$(f3 "$cpu") (XDP program)"; else cpu="$(f1 "$cpu") (process)"; fi
 	fi
 	pct=$(m dir_pct "$t")
 	[[ $pct == - ]] || pct=$pct%
@@ -636,21 +649,22 @@ echo
 # rat A B DIGITS — A/B, "-" when either is missing or B is 0.
 rat() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN{if(a=="-"||b=="-"||b==0)print "-";else printf "%." d "f\n", a/b}'; }
 goal() { awk -v v="$1" -v g="$2" -v op="$3" 'BEGIN{if(v=="-"||v=="")print "not measured";else if((op=="ge"&&v+0>=g)||(op=="le"&&v+0<=g)||(op=="eq"&&v+0==g))print "met";else print "**missed**"}'; }
-if has_target fulcrum-direct; then
-	r_conn=$(rat "$(m conn fulcrum-direct)" "$(m conn direct)" 2)
-	r_cpu=$(rat "$(m cpu fulcrum-direct)" "$(m cpu haproxy)" 4)
-	r_tot=$(rat "$(m total fulcrum-direct)" "$(m total haproxy)" 3)
-	r_pps=$(rat "$(m pps_cpu fulcrum-direct)" "$(m pps_cpu fulcrum)" 1)
-	r_ppsabs=$(rat "$(m pps fulcrum-direct)" "$(m pps fulcrum)" 1)
-	echo "Goal (issue 12), fulcrum direct routing:"
+for t in fulcrum-direct fulcrum-generic; do
+	has_target "$t" || continue
+	r_conn=$(rat "$(m conn "$t")" "$(m conn direct)" 2)
+	r_cpu=$(rat "$(m cpu "$t")" "$(m cpu haproxy)" 4)
+	r_tot=$(rat "$(m total "$t")" "$(m total haproxy)" 3)
+	r_pps=$(rat "$(m pps_cpu "$t")" "$(m pps_cpu fulcrum)" 1)
+	r_ppsabs=$(rat "$(m pps "$t")" "$(m pps fulcrum)" 1)
+	echo "Goal (issue 12), $t (${xdp_got[$t]:-?} XDP):"
 	echo
 	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge))"
-	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread, i.e. with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
-	echo "- response bytes through the director: **$(m resp fulcrum-direct)** (goal 0: $(goal "$(m resp fulcrum-direct)" 0 eq))"
-	echo "- forwarded packets per second per director core (per CPU-second) vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per core: ${r_ppsabs}×"
-	echo "- XDP program run time per packet: $(m bpfrun fulcrum-direct) ns (conn test), $(m pps_bpfns fulcrum-direct) ns (flood)"
+	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread: with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
+	echo "- response bytes through the director: **$(m resp "$t")** (goal 0: $(goal "$(m resp "$t")" 0 eq))"
+	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×"
+	echo "- XDP program run time per packet: $(m bpfrun "$t") ns (conn test), $(m pps_bpfns "$t") ns (flood)"
 	echo
-fi
+done
 echo "All runs (min–max):"
 for t in "${targets[@]}"; do
 	line="- $t: conn/s $(spread "$work/res/conn.$t"), MB/s $(spread "$work/res/bulk.$t")"
