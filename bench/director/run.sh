@@ -550,6 +550,9 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 			record cpu "$t" "$(calc "$procms / $n * 1000")"
 		fi
 		if [[ $t != direct ]]; then record total "$t" "$(calc "$dirms / $n * 1000")"; fi
+		# The load side's core (client, backends, switch; other programs' share
+		# included): where the lab's extra hop through the director costs.
+		if [[ -n $load_cpus ]]; then record load "$t" "$(calc "$(json_elem core_busy_ms 1 <<<"$w") / $n * 1000")"; fi
 		log "$(printf 'conn %-14s %8s conn/s  director CPU %s ms (process, NAPI: %s), XDP program %s ns over %s runs; core 0 busy %s ms; errors %s' \
 			"$t" "$value" "$dirms" "$(sed -n 's/.*"pid_ms_each":\[\([^]]*\)\].*/\1/p' <<<"$w")" "$bpfns" "$(json_num bpf_run_cnt <<<"$w")" "$core0" "$errors")"
 	else
@@ -630,8 +633,8 @@ echo "- lab: client → switch (bridge) → director → backends, veth pairs; b
 echo "- placement: $placement$( ((NICE == 0)) || echo ", nice $NICE")"
 echo "- median of $REPEAT runs of ${DURATION}s (after ${WARMUP}s); conn: $CONCURRENCY workers, 64-byte request and reply, client closes; bulk: $STREAMS streams backend→client; flood: 60-byte frames from $FLOOD_PORTS source ports"
 echo
-echo "| target | conn/s | director CPU ms / 1k conn | director total ms / 1k conn | bulk MB/s | response bytes via director | director in / client in (bulk) | UDP pps forwarded | director CPU (UDP) | pps per director CPU-s | errors (conn / bulk) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| target | conn/s | director CPU ms / 1k conn | director total ms / 1k conn | conn per director CPU-s | load core ms / 1k conn | bulk MB/s | response bytes via director | director in / client in (bulk) | UDP pps forwarded | director CPU (UDP) | pps per director CPU-s | errors (conn / bulk) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in "${targets[@]}"; do
 	cpu=$(m cpu "$t")
 	if [[ $cpu != - ]]; then
@@ -639,8 +642,9 @@ for t in "${targets[@]}"; do
 	fi
 	pct=$(m dir_pct "$t")
 	[[ $pct == - ]] || pct=$pct%
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$t" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$t" \
 		"$(fmt0 "$(m conn "$t")")" "$cpu" "$(f1 "$(m total "$t")")" \
+		"$(awk -v v="$(m total "$t")" 'BEGIN{if(v=="-"||v==0)print "-";else printf "%.0f\n", 1e6/v}')" "$(f1 "$(m load "$t")")" \
 		"$(fmt0 "$(m bulk "$t")")" "$(fmt0 "$(m resp "$t")")" "$(m dirin "$t")" \
 		"$(fmt0 "$(m pps "$t")")" "$pct" "$(fmt0 "$(m pps_cpu "$t")")" \
 		"$(sum "$work/res/conn.err.$t")" "$(sum "$work/res/bulk.err.$t")"
@@ -658,7 +662,7 @@ for t in fulcrum-direct fulcrum-generic; do
 	r_ppsabs=$(rat "$(m pps "$t")" "$(m pps fulcrum)" 1)
 	echo "Goal (issue 12), $t (${xdp_got[$t]:-?} XDP):"
 	echo
-	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge))"
+	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge)); connections one director core carries per CPU-second (1e6 / director total ms per 1k) vs direct's conn/s: $(awk -v v="$(m total "$t")" -v d="$(m conn direct)" 'BEGIN{if(v=="-"||d=="-"||v==0||d==0)print "-";else printf "%.2f\n", 1e6/v/d}')×; the load core's ms per 1k connections: $(f1 "$(m load "$t")") against $(f1 "$(m load direct)") direct"
 	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread: with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
 	echo "- response bytes through the director: **$(m resp "$t")** (goal 0: $(goal "$(m resp "$t")" 0 eq))"
 	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×"
