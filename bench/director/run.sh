@@ -22,11 +22,13 @@
 #               during the bulk test (an nftables counter on the director's
 #               switch port), against the bytes the client received;
 #   pps         a UDP flood of 60-byte frames from FLOOD_PORTS source
-#               ports (bench/director/dirtool): frames the switch delivered
-#               to the backends per second, and per second of the
-#               director's CPU time (fulcrum's UDP proxy, fulcrum direct
-#               routing, and the flood straight to the backends as the
-#               sender's ceiling).
+#               ports, written as raw frames onto the switch's port toward
+#               the director (bench/director/dirtool -mode rawflood):
+#               frames per second the director hands back to the switch
+#               (its port's receive counter; an nftables rule drops them
+#               there), and per second of the director's CPU time.
+#               fulcrum's UDP proxy and direct routing; for direct, the
+#               same frames written toward a backend (the sender's ceiling).
 # Every measurement is repeated REPEAT times; targets take turns within a
 # round (direct, haproxy, fulcrum, fulcrum-direct, fulcrum-generic, direct,
 # ...); medians are reported.
@@ -36,8 +38,9 @@
 # receive path runs where a packet arrives, not where the proxy runs; on a
 # veth that is the sender's CPU. So the director's interface polls in NAPI
 # (GRO on; its switch port hands over finished frames, tx offload off) in a
-# kernel thread of its own (threaded NAPI), pinned to CPU 0 at real-time
-# priority, as a receive softirq would preempt processes; the XDP program, native or generic, runs there too. What the
+# kernel thread of its own (threaded NAPI), pinned to CPU 0 at the bench's
+# nice, sharing the core with the proxy as ksoftirqd would under load; the
+# XDP program, native or generic, runs there too. What the
 # director sends is received on CPU 1 (RPS on its switch port; with native
 # XDP that port needs an XDP program of its own for XDP_TX to reach it, an
 # XDP_PASS one from dirtool -mode xdppass, and its NAPI thread is pinned to
@@ -232,11 +235,11 @@ fi
 # napi_threads IFNAME — pids of the NAPI threads of IFNAME (napi/IFNAME-N).
 napi_threads() { ps -eo pid=,comm= | awk -v p="napi/$1-" 'index($2, p) == 1 {print $1}'; }
 # pin_napi — pin the director's NAPI threads to its core (again after an
-# XDP program came or went: the kernel may have made new ones), give them
-# and the switch port's a real-time priority (a NIC's receive softirq
-# preempts every process; a NAPI thread at nice 0 behind busy processes
-# would overflow the veth's 256-frame ring), and set $dir_napi to their
-# pids, comma-separated.
+# XDP program came or went: the kernel makes new ones), give them and the
+# switch port's the bench's nice (at nice 0 behind other programs' busy
+# processes they overflow the veth's 256-frame ring; at a real-time
+# priority they starve the UDP proxy of its core under a flood), and set
+# $dir_napi to their pids, comma-separated.
 pin_napi() {
 	local p i now prev=""
 	# Attaching or detaching XDP replaces the threads; wait until the set
