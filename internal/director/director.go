@@ -338,7 +338,7 @@ func (d *Director) AddService(spec ServiceSpec, svc *balancer.Service) (*Service
 	ks := KService{
 		ID:             id,
 		Mode:           spec.Mode,
-		HashSource:     spec.Scheduler == "sh" || spec.Scheduler == "mh",
+		HashSource:     s.hashSource(),
 		HashPort:       spec.HashPort,
 		PersistTimeout: spec.PersistTimeout,
 		PersistBits4:   uint8(spec.PersistBits4),

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 )
 
@@ -42,6 +43,10 @@ func open(n node, res resolver, log *slog.Logger) (*Director, error) {
 // attach makes the program attached to exactly ifaces in mode. d.mu must
 // not be held; only New and Apply call it, one at a time.
 func (d *Director) attach(ifaces []string, mode xdp.AttachMode) error {
+	if d.prog == nil {
+		d.node.interfaces, d.node.mode = slices.Clone(ifaces), mode
+		return nil
+	}
 	var errs []error
 	got := d.prog.Attached()
 	for name := range got {
@@ -173,4 +178,49 @@ func tunnelSource(s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("director: tunnel_source: %w", err)
 	}
 	return a.Unmap(), nil
+}
+
+// New loads the XDP program sized from cfg, attaches it to cfg's
+// interfaces and starts the control loop. Close undoes it.
+func New(cfg config.Director, log *slog.Logger) (*Director, error) {
+	n, err := nodeFrom(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return open(n, hostResolver(), log)
+}
+
+// Apply changes the node settings of a running director: the interfaces,
+// the XDP mode and the tunnel source. flow_table_size and flow_timeout
+// size the loaded program; a change of either is refused (it takes a
+// restart) and nothing changes.
+func (d *Director) Apply(cfg config.Director) error {
+	n, err := nodeFrom(cfg)
+	if err != nil {
+		return err
+	}
+	return d.apply(n)
+}
+
+func nodeFrom(cfg config.Director) (node, error) {
+	n := node{
+		interfaces: cfg.Interfaces,
+		opts:       xdp.Options{FlowTableSize: cfg.FlowTableSize, FlowTimeout: cfg.FlowTimeout.D()},
+	}
+	switch cfg.XDPMode {
+	case "", "auto":
+		n.mode = xdp.AttachAuto
+	case "native":
+		n.mode = xdp.AttachNative
+	case "generic":
+		n.mode = xdp.AttachGeneric
+	default:
+		return node{}, fmt.Errorf("director: xdp_mode %q: want auto, native or generic", cfg.XDPMode)
+	}
+	ts, err := tunnelSource(cfg.TunnelSource)
+	if err != nil {
+		return node{}, err
+	}
+	n.set.tunnelSource = ts
+	return n, nil
 }
