@@ -10,10 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/fulcrum-lb/fulcrum/internal/netns"
 )
 
@@ -243,5 +245,40 @@ wait:
 	must(t, err)
 	if g["redirect"] == 0 || g["flows_new"] != 1 {
 		t.Errorf("counters %v: want redirects and 1 new flow", g)
+	}
+}
+
+// TestTunnelTooBigEgressMTU lets the program ask the kernel for the egress
+// interface's MTU (Real.MTU 0): PROG_TEST_RUN runs it on the lo of the
+// calling thread's namespace, here a throwaway one with lo's MTU at 1500.
+func TestTunnelTooBigEgressMTU(t *testing.T) {
+	requireNetns(t)
+	ns := namespaces(t, 1)[0]
+	ipCmd(t, "-n", ns, "link", "set", "lo", "mtu", "1500", "up")
+	l := newLab(t, Options{})
+	l.standard()
+	fits := ether(dirMAC, routerMAC, 0x0800, ipv4(cli4, vip4t, protoTCP, tcp(1000, 80, make([]byte, 1500-20-20-20)), v4opts{}))
+	big := ether(dirMAC, routerMAC, 0x0800, ipv4(cli4, vip4t, protoTCP, tcp(1001, 80, make([]byte, 1500-20-20-20+1)), v4opts{}))
+	big6 := ether(dirMAC, routerMAC, 0x86dd, ipv6(cli6, vip6t, protoTCP, tcp(1001, 80, make([]byte, 1500-40-20-40+1)), 0, 0))
+	// Run, not l.run: no t.Fatal on the namespace's goroutine.
+	var verdicts []uint32
+	before := l.global()
+	if err := netns.Do(ns, func() error {
+		for _, pkt := range [][]byte{fits, big, big6} {
+			v, err := l.p.objs.FulcrumXdp.Run(&ebpf.RunOptions{Data: pkt})
+			if err != nil {
+				return err
+			}
+			verdicts = append(verdicts, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{xdpTX, xdpPass, xdpPass}; !slices.Equal(verdicts, want) {
+		t.Errorf("verdicts %v, want %v (TX, PASS, PASS)", verdicts, want)
+	}
+	if d := delta(before, l.global()); d["passed_too_big"] != 2 || d["tx"] != 1 {
+		t.Errorf("counters moved %v, want passed_too_big 2, tx 1", d)
 	}
 }
