@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"github.com/fulcrum-lb/fulcrum/internal/netns"
 )
 
@@ -149,10 +151,16 @@ func TestAttachDetach(t *testing.T) {
 
 // TestDirectRoutingOnVeth forwards real packets: a client namespace sends
 // UDP to the VIP through the director's namespace, whose XDP program
-// (generic mode) redirects them to a backend namespace holding the VIP on
-// lo; the backend must see the client's own address.
+// redirects them to a backend namespace holding the VIP on lo; the backend
+// must see the client's own address.
 func TestDirectRoutingOnVeth(t *testing.T) {
 	requireNetns(t)
+	for _, mode := range []AttachMode{AttachGeneric, AttachNative} {
+		t.Run(mode.String(), func(t *testing.T) { directRoutingOnVeth(t, mode) })
+	}
+}
+
+func directRoutingOnVeth(t *testing.T, mode AttachMode) {
 	ns := namespaces(t, 3) // client, director, backend
 	cli, dir, be := ns[0], ns[1], ns[2]
 	ipCmd(t, "-n", cli, "link", "add", "cli0", "type", "veth", "peer", "name", "dir0", "netns", dir)
@@ -189,8 +197,26 @@ func TestDirectRoutingOnVeth(t *testing.T) {
 		SrcMAC: dir1.HardwareAddr, IfIndex: dir1.Index}))
 	must(t, p.SetService(ServiceKey{Addr: vip, Port: 5353, Proto: protoUDP}, Service{ID: 0, Mode: ModeDirect}))
 	must(t, p.SetRing(0, fill(0)))
-	if err := netns.Do(dir, func() error { _, err := p.Attach("dir0", AttachGeneric); return err }); err != nil {
+	if err := netns.Do(dir, func() error { _, err := p.Attach("dir0", mode); return err }); err != nil {
 		t.Fatal(err)
+	}
+	if mode == AttachNative {
+		// A veth delivers natively redirected frames only to a peer with
+		// an XDP program of its own, and the sender's partial checksums
+		// would stay unfinished.
+		pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
+		must(t, err)
+		t.Cleanup(func() { pass.Close() })
+		var l link.Link
+		must(t, netns.Do(be, func() (err error) {
+			l, err = link.AttachXDP(link.XDPOptions{Program: pass, Interface: be0.Index, Flags: link.XDPDriverMode})
+			return err
+		}))
+		t.Cleanup(func() { l.Close() })
+		if out, err := exec.Command("ip", "netns", "exec", cli, "ethtool", "-K", "cli0", "tx", "off").CombinedOutput(); err != nil {
+			t.Skipf("ethtool -K cli0 tx off: %v: %s", err, out)
+		}
 	}
 
 	var srv *net.UDPConn
