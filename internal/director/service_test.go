@@ -117,8 +117,9 @@ func TestRingMinimalDisruption(t *testing.T) {
 	if f := float64(moved) / RingSize; f < 0.09 || f > 0.115 {
 		t.Errorf("entries changed: got %.4f of the ring, want about 1/10", f)
 	}
-	if f := float64(others) / RingSize; f > 0.015 {
-		t.Errorf("entries moved between survivors: got %.4f of the ring, want < 0.015", f)
+	t.Logf("changed %.4f, between survivors %.4f", float64(moved)/RingSize, float64(others)/RingSize)
+	if f := float64(others) / RingSize; f > 0.01 {
+		t.Errorf("entries moved between survivors: got %.4f of the ring, want < 0.01", f)
 	}
 	// Back up: the very ring of before.
 	bs[4].SetHealthy(true)
