@@ -75,29 +75,66 @@ func (l *netLab) ns(name string) string {
 	return ns
 }
 
-// host creates a namespace with eth0 on the switch, at addr/24.
+// host creates a namespace with eth0 on the switch, at addr (a prefix).
 func (l *netLab) host(name, addr string) string {
 	l.t.Helper()
 	ns := l.ns(name)
 	port := "p" + name
 	l.ip("-n", l.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
 	l.ip("-n", l.sw, "link", "set", port, "master", "br0", "up")
-	l.ip("-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
+	l.addr(ns, addr, "eth0")
 	l.ip("-n", ns, "link", "set", "eth0", "up")
 	return ns
 }
 
+// addr adds a prefix to an interface of ns, without duplicate address
+// detection for IPv6 (so it is usable at once).
+func (l *netLab) addr(ns, prefix, dev string) {
+	l.t.Helper()
+	args := []string{"-n", ns, "addr", "add", prefix, "dev", dev}
+	if strings.Contains(prefix, ":") {
+		args = append(args, "nodad")
+	}
+	l.ip(args...)
+}
+
 // TestLabDirectRouting: a client's TCP connections to a VIP reach the
-// two backends through the director's XDP program, with the client's own
-// address, and the backends answer the client directly.
+// two backends through the director's XDP program (generic mode), with
+// the client's own address, the backends answer the client directly,
+// and the ring follows a backend going down.
 func TestLabDirectRouting(t *testing.T) {
 	needRoot(t)
-	const vip = "10.77.0.100"
+	tests := []struct {
+		name, net, bits, vip string
+	}{
+		{"IPv4", "10.77.0.", "/24", "10.77.0.100"},
+		{"IPv6", "fd77::", "/64", "fd77::100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			testLabDirectRouting(t, tt.net, tt.bits, tt.vip)
+		})
+	}
+}
+
+func testLabDirectRouting(t *testing.T, subnet, bits, vip string) {
 	l := newNetLab(t)
-	client := l.host("c", "10.77.0.1")
-	dir := l.host("d", "10.77.0.2")
-	l.ip("-n", dir, "addr", "add", vip+"/32", "dev", "eth0")
-	backends := map[string]string{"10.77.0.11": l.host("b1", "10.77.0.11"), "10.77.0.12": l.host("b2", "10.77.0.12")}
+	v6 := strings.Contains(vip, ":")
+	hostBits := "/32"
+	if v6 {
+		hostBits = "/128"
+	}
+	clientAddr := subnet + "1"
+	client := l.host("c", clientAddr+bits)
+	dir := l.host("d", subnet+"2"+bits)
+	// The director holds the VIP: it answers ARP for it (IPv4); IPv6
+	// clients route the VIP through it, as backends answer neighbour
+	// solicitations for any address of theirs.
+	l.addr(dir, vip+hostBits, "eth0")
+	if v6 {
+		l.ip("-n", client, "-6", "route", "add", vip+"/128", "via", subnet+"2")
+	}
+	backends := map[string]string{subnet + "11": l.host("b1", subnet+"11"+bits), subnet + "12": l.host("b2", subnet+"12"+bits)}
 
 	// The backends: the VIP on lo, not answering ARP for it, and a TCP
 	// server on it that says which backend it is and whom it sees.
@@ -105,13 +142,16 @@ func TestLabDirectRouting(t *testing.T) {
 	var mu sync.Mutex
 	var log []seen
 	for addr, ns := range backends {
-		l.ip("-n", ns, "addr", "add", vip+"/32", "dev", "lo")
+		l.addr(ns, vip+hostBits, "lo")
 		for _, ifc := range []string{"all", "eth0"} {
 			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_ignore", "1")
 			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_announce", "2")
 		}
 		var ln net.Listener
-		if err := netns.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", vip+":80"); return }); err != nil {
+		if err := netns.Do(ns, func() (err error) {
+			ln, err = net.Listen("tcp", net.JoinHostPort(vip, "80"))
+			return
+		}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close() })
@@ -124,7 +164,7 @@ func TestLabDirectRouting(t *testing.T) {
 				mu.Lock()
 				log = append(log, seen{addr, c.RemoteAddr().(*net.TCPAddr).IP.String()})
 				mu.Unlock()
-				fmt.Fprintf(c, "%s %s\n", addr, c.RemoteAddr())
+				fmt.Fprintf(c, "%s\n", addr)
 				c.Close()
 			}
 		}()
@@ -137,6 +177,7 @@ func TestLabDirectRouting(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(res.h.Close)
 	res.dial = func(network, address string) (c net.Conn, err error) {
 		err = netns.Do(dir, func() (err error) { c, err = net.Dial(network, address); return })
 		return
@@ -159,8 +200,8 @@ func TestLabDirectRouting(t *testing.T) {
 		t.Fatalf("attached: got %+v, want eth0 generic", got)
 	}
 	var bs []*balancer.Backend
-	for addr := range backends {
-		bs = append(bs, balancer.NewBackend(netip.MustParseAddrPort(addr+":80"), 1, 0))
+	for _, addr := range []string{subnet + "11", subnet + "12"} {
+		bs = append(bs, balancer.NewBackend(netip.AddrPortFrom(netip.MustParseAddr(addr), 80), 1, 0))
 	}
 	sp := ServiceSpec{Name: "web", VIP: netip.MustParseAddr(vip), Port: 80, Proto: 6, Mode: ModeDirect, Scheduler: "maglev"}
 	s, err := d.AddService(sp, balancerService(t, "maglev", bs, nil, nil))
@@ -176,38 +217,40 @@ func TestLabDirectRouting(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	const conns = 20
-	for i := range conns {
-		var line string
-		err := netns.Do(client, func() error {
-			c, err := net.DialTimeout("tcp4", vip+":80", 5*time.Second)
-			if err != nil {
+	connect := func(n int) map[string]int {
+		t.Helper()
+		per := map[string]int{}
+		for i := range n {
+			var line string
+			err := netns.Do(client, func() error {
+				c, err := net.DialTimeout("tcp", net.JoinHostPort(vip, "80"), 5*time.Second)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				line, err = bufio.NewReader(c).ReadString('\n')
 				return err
+			})
+			if err != nil {
+				t.Fatalf("connection %d: %v", i, err)
 			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, err = bufio.NewReader(c).ReadString('\n')
-			return err
-		})
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
+			per[strings.TrimSpace(line)]++
 		}
-		if f := strings.Fields(line); len(f) != 2 || !strings.HasPrefix(f[1], "10.77.0.1:") {
-			t.Fatalf("connection %d: backend answered %q, want it to see the client 10.77.0.1", i, line)
-		}
+		return per
 	}
-	mu.Lock()
-	per := map[string]int{}
-	for _, e := range log {
-		per[e.backend]++
-		if e.client != "10.77.0.1" {
-			t.Errorf("backend %s saw client %s, want 10.77.0.1", e.backend, e.client)
-		}
-	}
-	mu.Unlock()
+	const conns = 20
+	per := connect(conns)
 	if len(per) != 2 {
 		t.Errorf("connections per backend: got %v, want both backends", per)
 	}
+	mu.Lock()
+	for _, e := range log {
+		if e.client != clientAddr {
+			t.Errorf("backend %s saw client %s, want %s", e.backend, e.client, clientAddr)
+		}
+	}
+	mu.Unlock()
 	var packets uint64
 	for _, b := range bs {
 		c := s.BackendCounters(b)
@@ -229,6 +272,13 @@ func TestLabDirectRouting(t *testing.T) {
 	}
 	if st.FlowEntries != conns {
 		t.Errorf("status: %d flow entries, want %d", st.FlowEntries, conns)
+	}
+
+	// A backend goes down: every new connection goes to the other.
+	bs[0].SetHealthy(false)
+	s.Refresh()
+	if per := connect(10); per[bs[1].Addr.Addr().String()] != 10 {
+		t.Errorf("with %s down: connections per backend %v, want all 10 on %s", bs[0].Addr, per, bs[1].Addr)
 	}
 
 	// Closing the director leaves nothing attached.
