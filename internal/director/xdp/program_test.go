@@ -71,7 +71,7 @@ const (
 )
 
 type lab struct {
-	t *testing.T
+	t testing.TB
 	p *Program
 }
 
@@ -109,8 +109,7 @@ func newLab(t testing.TB, o Options) *lab {
 	if err := p.setIfMAC(loIndex, dirMAC); err != nil {
 		t.Fatal(err)
 	}
-	tt, _ := t.(*testing.T)
-	return &lab{t: tt, p: p}
+	return &lab{t: t, p: p}
 }
 
 func must(t testing.TB, err error) {
