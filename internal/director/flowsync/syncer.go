@@ -39,6 +39,8 @@ const (
 	kickBatch = 32
 	// maxSenders bounds the replay windows kept, one per sender name.
 	maxSenders = 256
+	// maxPersistSent bounds the persistence entries remembered as sent.
+	maxPersistSent = 1 << 16
 	// maxLearned bounds the flows remembered as learnt from peers.
 	maxLearned = 1 << 20
 	// learnedMargin covers the time between noting a learnt flow and
@@ -107,6 +109,10 @@ type Syncer struct {
 	windows map[string]*replay.Window
 	peers   map[netip.Addr]*peer
 	dumps   map[netip.AddrPort]*dump
+
+	// persistSent is when each persistence entry was last offered;
+	// only the Events goroutine uses it.
+	persistSent map[sentPersist]time.Time
 
 	lmu     sync.Mutex
 	learned map[Flow]time.Time // flows installed from peers, and when
@@ -190,6 +196,8 @@ func New(opt Options) (*Syncer, error) {
 		peers:    map[netip.Addr]*peer{},
 		dumps:    map[netip.AddrPort]*dump{},
 		learned:  map[Flow]time.Time{},
+
+		persistSent: map[sentPersist]time.Time{},
 		// Two flush intervals' worth, and at least a full datagram.
 		burst: max(float64(opt.MaxRate)*2*opt.Flush.Seconds(), 1),
 	}
