@@ -124,6 +124,18 @@ func (l *lab) check(t *testing.T) *Report {
 	return r
 }
 
+func (l *lab) loadState(t *testing.T) *State {
+	t.Helper()
+	var st *State
+	in(t, l.rs, func() (err error) {
+		if st, err = LoadState(l.state); st == nil && err == nil {
+			err = errors.New("no state file")
+		}
+		return err
+	})
+	return st
+}
+
 // snapshot is what up changes and down must restore in the real server.
 func (l *lab) snapshot(t *testing.T) string {
 	t.Helper()

@@ -52,6 +52,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 	}
 	if st == nil {
 		st = &State{}
+		st.Netns, _ = netnsInode("/proc/thread-self/ns/net")
 	}
 	iface := o.Interface
 	if iface == "" {
@@ -202,7 +203,7 @@ func sysctlStep(path, set string, ok ...string) step {
 func rpFilterStep(iface string) step {
 	path := confPath(iface, rpFilter)
 	s := sysctlStep(path, "2", "0", "2")
-	s.what = fmt.Sprintf("reverse-path filter on %s loose or off (max of net.ipv4.conf.all.rp_filter and %s is 0 or 2)", iface, sysctlName(path))
+	s.what = fmt.Sprintf("rp_filter on %s loose or off (the larger of net.ipv4.conf.all.rp_filter and %s is 0 or 2)", iface, sysctlName(path))
 	s.holds = func() (bool, error) {
 		all, err := readSysctl(confPath("all", rpFilter))
 		if err != nil {
@@ -405,7 +406,7 @@ func joinAddrs(as []netip.Addr) string {
 }
 
 // defaultInterface is the interface of the IPv4 default route, else of
-// the IPv6 one.
+// the IPv6 one, else the only interface with an address.
 func defaultInterface() (string, error) {
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		rs, err := netlink.RouteList(nil, fam)
@@ -422,7 +423,26 @@ func defaultInterface() (string, error) {
 			}
 		}
 	}
-	return "", errors.New("realserver: no default route: name the interface facing the director (--interface)")
+	// No default route: the one interface that has an address a
+	// director could send to, if there is just one.
+	links, err := netlink.LinkList()
+	if err != nil {
+		return "", fmt.Errorf("realserver: links: %w", err)
+	}
+	var found []string
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&net.FlagLoopback != 0 || a.Flags&net.FlagUp == 0 {
+			continue
+		}
+		if locals, err := localAddrs(a.Name); err == nil && len(locals) > 0 {
+			found = append(found, a.Name)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	return "", fmt.Errorf("realserver: no default route, and %d interfaces with addresses (%s): name the one facing the director (--interface)", len(found), strings.Join(found, ", "))
 }
 
 func isZeroMask(m net.IPMask) bool {

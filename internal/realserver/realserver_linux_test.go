@@ -103,10 +103,7 @@ func TestDirect(t *testing.T) {
 	if out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip}}); !strings.Contains(out, "net.ipv4.conf.all.arp_ignore: 0 -> 1") {
 		t.Errorf("up after reset:\n%s", out)
 	}
-	st, err := LoadState(l.state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := l.loadState(t)
 	if c := st.find(Change{Kind: KindSysctl, Path: confPath("all", arpIgnore)}); c == nil || c.Old != "0" {
 		t.Errorf("record of all.arp_ignore %+v, want old 0 kept", c)
 	}
@@ -116,8 +113,8 @@ func TestDirect(t *testing.T) {
 	if got := l.snapshot(t); got != snap {
 		t.Errorf("down did not restore the namespace:\nbefore\n%s\nafter\n%s", snap, got)
 	}
-	if _, err := LoadState(l.state); err != nil || fileExists(l.state) {
-		t.Errorf("state file left after down (err %v)", err)
+	if fileExists(l.state) {
+		t.Errorf("state file left after down")
 	}
 }
 
@@ -270,9 +267,40 @@ func TestDecapKernelUnavailable(t *testing.T) {
 		t.Errorf("up --decap kernel: %v, want an error naming modprobe ipip and --decap ebpf", err)
 	}
 	l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}})
-	st, err := LoadState(l.state)
-	if err != nil || st.Decap != "ebpf" {
-		t.Errorf("auto chose %q (%v), want ebpf", st.Decap, err)
+	if st := l.loadState(t); st.Decap != "ebpf" {
+		t.Errorf("auto chose %q, want ebpf", st.Decap)
+	}
+	l.down(t)
+}
+
+// TestStatePerNetns: each network namespace has its own default state
+// file, and a state written in one is refused in another.
+func TestStatePerNetns(t *testing.T) {
+	l := newLab(t)
+	var inRS, inDir string
+	in(t, l.rs, func() error { inRS = orDefault(""); return nil })
+	in(t, l.dir, func() error { inDir = orDefault(""); return nil })
+	if inRS == inDir || !strings.HasPrefix(inRS, "/run/fulcrum/realserver-netns-") || inRS == DefaultStatePath {
+		t.Errorf("default state paths: real server %s, director %s: want two of their own", inRS, inDir)
+	}
+	l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	var err error
+	in(t, l.dir, func() error { _, err = Check(l.state); return nil })
+	if err == nil || !strings.Contains(err.Error(), "was written in network namespace") {
+		t.Errorf("status of the real server's state from the director's namespace: %v", err)
+	}
+	l.down(t)
+}
+
+// TestInterfaceWithoutDefaultRoute: with no default route, the one
+// interface with an address faces the director.
+func TestInterfaceWithoutDefaultRoute(t *testing.T) {
+	l := newLab(t)
+	ip(t, "-n", l.rs, "route", "del", "default")
+	ip(t, "-n", l.rs, "-6", "route", "del", "default")
+	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	if !strings.Contains(out, "net.ipv4.conf.vr.arp_ignore: 0 -> 1") {
+		t.Errorf("up without a default route:\n%s", out)
 	}
 	l.down(t)
 }

@@ -8,16 +8,52 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
-// DefaultStatePath is where Up records its changes unless told otherwise.
+// DefaultStatePath is where Up records its changes unless told
+// otherwise, in the network namespace of process 1. In another one (`ip
+// netns exec` shares /run with the host) the default is
+// /run/fulcrum/realserver-netns-INODE.json, INODE being the namespace's
+// (`ls -iL /proc/self/ns/net`), so that real servers set up in several
+// namespaces of one machine never share a state file.
 const DefaultStatePath = "/run/fulcrum/realserver.json"
 
 func orDefault(path string) string {
-	if path == "" {
+	if path != "" {
+		return path
+	}
+	self, err := netnsInode("/proc/thread-self/ns/net")
+	if err != nil {
 		return DefaultStatePath
 	}
-	return path
+	if init, err := netnsInode("/proc/1/ns/net"); err == nil && init == self {
+		return DefaultStatePath
+	}
+	return fmt.Sprintf("/run/fulcrum/realserver-netns-%d.json", self)
+}
+
+// netnsInode identifies a network namespace by the inode of its file.
+func netnsInode(path string) (uint64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, errors.ErrUnsupported
+	}
+	return st.Ino, nil
+}
+
+// checkNetns refuses a state written in another network namespace: its
+// changes are not this one's to undo or check.
+func (st *State) checkNetns(path string) error {
+	self, err := netnsInode("/proc/thread-self/ns/net")
+	if err != nil || st.Netns == 0 || st.Netns == self {
+		return nil
+	}
+	return fmt.Errorf("realserver: state %s was written in network namespace net:[%d], this is net:[%d]: give this one's with --state", path, st.Netns, self)
 }
 
 // Kinds of Change.
@@ -57,6 +93,9 @@ func (c Change) String() string {
 
 // State is what Up did, kept in the state file.
 type State struct {
+	// Netns is the inode of the network namespace the changes were made
+	// in; 0 when unknown.
+	Netns     uint64       `json:"netns,omitempty"`
 	Mode      string       `json:"mode"`
 	Decap     string       `json:"decap,omitempty"` // tunnel: kernel or ebpf
 	Interface string       `json:"interface,omitempty"`
@@ -76,6 +115,9 @@ func LoadState(path string) (*State, error) {
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("realserver: state %s: %w", path, err)
+	}
+	if err := st.checkNetns(path); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
