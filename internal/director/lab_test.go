@@ -98,12 +98,105 @@ func (l *netLab) addr(ns, prefix, dev string) {
 	l.ip(args...)
 }
 
+// drLab is a direct-routing LAN: a client, a director and two backends
+// holding the VIP on lo without answering ARP for it.
+type drLab struct {
+	*netLab
+	vip, clientAddr string
+	client, dir     string
+	backends        []string // addresses
+	backendNS       map[string]string
+}
+
+func newDRLab(t *testing.T, subnet, bits, vip string) *drLab {
+	needRoot(t)
+	l := &drLab{netLab: newNetLab(t), vip: vip, clientAddr: subnet + "1", backendNS: map[string]string{}}
+	v6 := strings.Contains(vip, ":")
+	hostBits := "/32"
+	if v6 {
+		hostBits = "/128"
+	}
+	l.client = l.host("c", l.clientAddr+bits)
+	l.dir = l.host("d", subnet+"2"+bits)
+	// The director holds the VIP: it answers ARP for it (IPv4); IPv6
+	// clients route the VIP through it, as backends answer neighbour
+	// solicitations for any address of theirs.
+	l.addr(l.dir, vip+hostBits, "eth0")
+	if v6 {
+		l.ip("-n", l.client, "-6", "route", "add", vip+"/128", "via", subnet+"2")
+	}
+	for i, name := range []string{"b1", "b2"} {
+		addr := fmt.Sprintf("%s%d", subnet, 11+i)
+		ns := l.host(name, addr+bits)
+		l.addr(ns, vip+hostBits, "lo")
+		for _, ifc := range []string{"all", "eth0"} {
+			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_ignore", "1")
+			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_announce", "2")
+		}
+		l.backends = append(l.backends, addr)
+		l.backendNS[addr] = ns
+	}
+	return l
+}
+
+// director opens a director in the director's namespace, attached to its
+// eth0 in generic mode; closed at cleanup unless the test closed it.
+func (l *drLab) director(t *testing.T) *Director {
+	t.Helper()
+	var res netlinkResolver
+	if err := netns.Do(l.dir, func() (err error) {
+		res.h, err = netlink.NewHandle()
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.h.Close)
+	res.dial = func(network, address string) (c net.Conn, err error) {
+		err = netns.Do(l.dir, func() (err error) { c, err = net.Dial(network, address); return })
+		return
+	}
+	var d *Director
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if err := netns.Do(l.dir, func() (err error) {
+		d, err = open(node{interfaces: []string{"eth0"}, mode: xdp.AttachGeneric, opts: xdp.Options{FlowTableSize: 4096}}, res, logger)
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// service programs sp (Port, Proto and persistence; the rest is filled
+// in) on the VIP with the lab's backends and waits until the loop has
+// resolved them into the ring.
+func (l *drLab) service(t *testing.T, d *Director, sp ServiceSpec) (*Service, []*balancer.Backend) {
+	t.Helper()
+	var bs []*balancer.Backend
+	for _, addr := range l.backends {
+		bs = append(bs, balancer.NewBackend(netip.AddrPortFrom(netip.MustParseAddr(addr), sp.Port), 1, 0))
+	}
+	sp.Name = fmt.Sprintf("svc%d", sp.Port)
+	sp.VIP, sp.Mode, sp.Scheduler = netip.MustParseAddr(l.vip), ModeDirect, "maglev"
+	s, err := d.AddService(sp, balancerService(t, "maglev", bs, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !inRing(s, bs...) {
+		if time.Now().After(deadline) {
+			t.Fatal("backends not in the ring after 10s: their MACs were not resolved")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s, bs
+}
+
 // TestLabDirectRouting: a client's TCP connections to a VIP reach the
 // two backends through the director's XDP program (generic mode), with
 // the client's own address, the backends answer the client directly,
 // and the ring follows a backend going down.
 func TestLabDirectRouting(t *testing.T) {
-	needRoot(t)
 	tests := []struct {
 		name, net, bits, vip string
 	}{
@@ -112,44 +205,21 @@ func TestLabDirectRouting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			testLabDirectRouting(t, tt.net, tt.bits, tt.vip)
+			testLabDirectRouting(t, newDRLab(t, tt.net, tt.bits, tt.vip))
 		})
 	}
 }
 
-func testLabDirectRouting(t *testing.T, subnet, bits, vip string) {
-	l := newNetLab(t)
-	v6 := strings.Contains(vip, ":")
-	hostBits := "/32"
-	if v6 {
-		hostBits = "/128"
-	}
-	clientAddr := subnet + "1"
-	client := l.host("c", clientAddr+bits)
-	dir := l.host("d", subnet+"2"+bits)
-	// The director holds the VIP: it answers ARP for it (IPv4); IPv6
-	// clients route the VIP through it, as backends answer neighbour
-	// solicitations for any address of theirs.
-	l.addr(dir, vip+hostBits, "eth0")
-	if v6 {
-		l.ip("-n", client, "-6", "route", "add", vip+"/128", "via", subnet+"2")
-	}
-	backends := map[string]string{subnet + "11": l.host("b1", subnet+"11"+bits), subnet + "12": l.host("b2", subnet+"12"+bits)}
-
-	// The backends: the VIP on lo, not answering ARP for it, and a TCP
-	// server on it that says which backend it is and whom it sees.
+func testLabDirectRouting(t *testing.T, l *drLab) {
+	// Each backend's TCP server says which backend it is, and notes whom
+	// it sees.
 	type seen struct{ backend, client string }
 	var mu sync.Mutex
 	var log []seen
-	for addr, ns := range backends {
-		l.addr(ns, vip+hostBits, "lo")
-		for _, ifc := range []string{"all", "eth0"} {
-			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_ignore", "1")
-			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_announce", "2")
-		}
+	for _, addr := range l.backends {
 		var ln net.Listener
-		if err := netns.Do(ns, func() (err error) {
-			ln, err = net.Listen("tcp", net.JoinHostPort(vip, "80"))
+		if err := netns.Do(l.backendNS[addr], func() (err error) {
+			ln, err = net.Listen("tcp", net.JoinHostPort(l.vip, "80"))
 			return
 		}); err != nil {
 			t.Fatal(err)
@@ -169,61 +239,19 @@ func testLabDirectRouting(t *testing.T, subnet, bits, vip string) {
 			}
 		}()
 	}
-
-	var res netlinkResolver
-	if err := netns.Do(dir, func() (err error) {
-		res.h, err = netlink.NewHandle()
-		return
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(res.h.Close)
-	res.dial = func(network, address string) (c net.Conn, err error) {
-		err = netns.Do(dir, func() (err error) { c, err = net.Dial(network, address); return })
-		return
-	}
-	var d *Director
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	if err := netns.Do(dir, func() (err error) {
-		d, err = open(node{interfaces: []string{"eth0"}, mode: xdp.AttachGeneric, opts: xdp.Options{FlowTableSize: 4096}}, res, logger)
-		return
-	}); err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			d.Close()
-		}
-	})
+	d := l.director(t)
 	if got := d.Status().Interfaces; len(got) != 1 || got[0] != (Interface{"eth0", "generic"}) {
 		t.Fatalf("attached: got %+v, want eth0 generic", got)
 	}
-	var bs []*balancer.Backend
-	for _, addr := range []string{subnet + "11", subnet + "12"} {
-		bs = append(bs, balancer.NewBackend(netip.AddrPortFrom(netip.MustParseAddr(addr), 80), 1, 0))
-	}
-	sp := ServiceSpec{Name: "web", VIP: netip.MustParseAddr(vip), Port: 80, Proto: 6, Mode: ModeDirect, Scheduler: "maglev"}
-	s, err := d.AddService(sp, balancerService(t, "maglev", bs, nil, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The next hops resolve within a few ticks of the loop.
-	deadline := time.Now().Add(10 * time.Second)
-	for !inRing(s, bs...) {
-		if time.Now().After(deadline) {
-			t.Fatal("backends not in the ring after 10s: their MACs were not resolved")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s, bs := l.service(t, d, ServiceSpec{Port: 80, Proto: 6})
 
 	connect := func(n int) map[string]int {
 		t.Helper()
 		per := map[string]int{}
 		for i := range n {
 			var line string
-			err := netns.Do(client, func() error {
-				c, err := net.DialTimeout("tcp", net.JoinHostPort(vip, "80"), 5*time.Second)
+			err := netns.Do(l.client, func() error {
+				c, err := net.DialTimeout("tcp", net.JoinHostPort(l.vip, "80"), 5*time.Second)
 				if err != nil {
 					return err
 				}
@@ -246,8 +274,8 @@ func testLabDirectRouting(t *testing.T, subnet, bits, vip string) {
 	}
 	mu.Lock()
 	for _, e := range log {
-		if e.client != clientAddr {
-			t.Errorf("backend %s saw client %s, want %s", e.backend, e.client, clientAddr)
+		if e.client != l.clientAddr {
+			t.Errorf("backend %s saw client %s, want %s", e.backend, e.client, l.clientAddr)
 		}
 	}
 	mu.Unlock()
@@ -282,16 +310,165 @@ func testLabDirectRouting(t *testing.T, subnet, bits, vip string) {
 	}
 
 	// Closing the director leaves nothing attached.
-	closed = true
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ip", "-n", dir, "-d", "link", "show", "eth0").CombinedOutput()
+	out, err := exec.Command("ip", "-n", l.dir, "-d", "link", "show", "eth0").CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(out), "xdp") {
 		t.Errorf("after Close, eth0 still has an XDP program: %s", out)
+	}
+}
+
+// TestLabFlowFollowsSlot: a UDP flow keeps its backend when the backend
+// goes down (its slot stays valid: the quiescent case), moves to the
+// other backend once CloseBackend marks the slot dead (after
+// removal_grace), and stays there when the first comes back.
+func TestLabFlowFollowsSlot(t *testing.T) {
+	l := newDRLab(t, "10.78.0.", "/24", "10.78.0.100")
+	const port = 9999
+	for _, addr := range l.backends {
+		var pc net.PacketConn
+		if err := netns.Do(l.backendNS[addr], func() (err error) {
+			pc, err = net.ListenPacket("udp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+			return
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		go func() {
+			buf := make([]byte, 64)
+			for {
+				_, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo([]byte(addr), from)
+			}
+		}()
+	}
+	d := l.director(t)
+	s, bs := l.service(t, d, ServiceSpec{Port: port, Proto: 17})
+	var c net.Conn
+	if err := netns.Do(l.client, func() (err error) {
+		c, err = net.Dial("udp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func() string {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("who")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		return string(buf[:n])
+	}
+	first := ask()
+	var down, other *balancer.Backend
+	for _, b := range bs {
+		if b.Addr.Addr().String() == first {
+			down = b
+		} else {
+			other = b
+		}
+	}
+	if down == nil {
+		t.Fatalf("answer %q is no backend's", first)
+	}
+	down.SetHealthy(false)
+	s.Refresh()
+	if got := ask(); got != first {
+		t.Fatalf("after its backend went down (slot still valid): answered by %s, want %s", got, first)
+	}
+	if n := s.CloseBackend(down); n != 1 {
+		t.Errorf("CloseBackend: got %d flows, want 1", n)
+	}
+	want := other.Addr.Addr().String()
+	if got := ask(); got != want {
+		t.Fatalf("after CloseBackend: answered by %s, want %s", got, want)
+	}
+	down.SetHealthy(true)
+	s.Refresh()
+	if got := ask(); got != want {
+		t.Fatalf("after %s came back: answered by %s, want the flow to stay on %s", down.Addr, got, want)
+	}
+}
+
+// TestLabPersistenceGroup: two services of one VIP in one persistence
+// group send each client to one backend, whichever port it connects to.
+func TestLabPersistenceGroup(t *testing.T) {
+	l := newDRLab(t, "10.79.0.", "/24", "10.79.0.100")
+	ports := []uint16{80, 443}
+	for _, addr := range l.backends {
+		for _, port := range ports {
+			var ln net.Listener
+			if err := netns.Do(l.backendNS[addr], func() (err error) {
+				ln, err = net.Listen("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+				return
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "%s\n", addr)
+					c.Close()
+				}
+			}()
+		}
+	}
+	d := l.director(t)
+	for _, port := range ports {
+		l.service(t, d, ServiceSpec{Port: port, Proto: 6, PersistGroup: "shop", PersistTimeout: time.Minute, PersistBits4: 32, PersistBits6: 128})
+	}
+	// Clients at eight addresses: without the shared table, the chance
+	// that each lands on one backend for both ports is 1/256.
+	const clients = 8
+	for i := range clients {
+		l.addr(l.client, fmt.Sprintf("10.79.0.%d/24", 21+i), "eth0")
+	}
+	for i := range clients {
+		src := &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("10.79.0.%d", 21+i))}
+		var got []string
+		for _, port := range ports {
+			for range 2 {
+				var line string
+				err := netns.Do(l.client, func() error {
+					dl := net.Dialer{LocalAddr: src, Timeout: 5 * time.Second}
+					c, err := dl.Dial("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					line, err = bufio.NewReader(c).ReadString('\n')
+					return err
+				})
+				if err != nil {
+					t.Fatalf("client %s port %d: %v", src.IP, port, err)
+				}
+				got = append(got, strings.TrimSpace(line))
+			}
+		}
+		for _, b := range got[1:] {
+			if b != got[0] {
+				t.Errorf("client %s: backends %v for ports %v (two connections each), want one backend", src.IP, got, ports)
+				break
+			}
+		}
 	}
 }
 
