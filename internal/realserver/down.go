@@ -102,6 +102,12 @@ func undo(c Change, w io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(w, "link %s set down\n", c.Interface)
+	case KindRoute:
+		msg, err := undoRoute(c)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, msg)
 	default:
 		return fmt.Errorf("unknown kind %q", c.Kind)
 	}

@@ -118,7 +118,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 			// record keeps the value to restore.
 			old := r.Old
 			*r = c
-			if r.Kind == KindSysctl {
+			if r.Kind == KindSysctl || r.Kind == KindRoute {
 				r.Old = old
 			}
 		} else {
@@ -173,6 +173,11 @@ func plan(st *State, xdpMode decap.Mode) ([]step, error) {
 		}
 		steps = append(steps, ks...)
 	}
+	rs, err := routeSteps(st)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, rs...)
 	return append(steps, rpFilterStep(st.Interface)), nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap/decaptest"
 )
@@ -142,6 +144,8 @@ func testTunnel(t *testing.T, xdpMode decap.Mode) {
 	t.Logf("up:\n%s", out)
 	for _, want := range []string{
 		"sysctl net.ipv4.conf.vr.rp_filter: 0 -> 2",
+		"route default via 10.78.0.1 dev vr: advmss 0 -> 1420",
+		"route default via fd00:78::1 metric 1024 dev vr: advmss 0 -> 1400",
 		"xdp decapsulator (program id ",
 		"attached to vr in " + xdpMode.String() + " mode",
 	} {
@@ -199,12 +203,50 @@ func testTunnel(t *testing.T, xdpMode decap.Mode) {
 		}
 	}
 
+	// A client's SYN, tunnelled, is answered by a SYN-ACK straight to the
+	// client whose MSS leaves room for the outer header: 1500 less 40
+	// (vr has an IPv6 address, so the outer header may be IPv6) less
+	// the inner IP and TCP headers.
+	in(t, l.rs, func() error {
+		for _, v := range []netip.Addr{vip4, vip6} {
+			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(v, 80)))
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { ln.Close() })
+		}
+		return nil
+	})
+	capture, _ := l.packetSocket(t, unix.ETH_P_ALL)
+	for _, tc := range []struct {
+		outer, client, vip netip.Addr
+		mss                int
+	}{
+		{rs4, client4, vip4, 1500 - 40 - 40},
+		{rs6, client6, vip6, 1500 - 40 - 60},
+	} {
+		from := dir4
+		if tc.outer.Is6() {
+			from = dir6
+		}
+		client, vip := netip.AddrPortFrom(tc.client, 40001), netip.AddrPortFrom(tc.vip, 80)
+		send(t, fd, ifindex, decaptest.Tunnel(macR, macD, from, tc.outer, 0, decaptest.TCPSyn(client, vip, 1, 1460)))
+		if got := synAckMSS(t, capture, vip, client); got != tc.mss {
+			t.Errorf("SYN-ACK from %s offers MSS %d, want %d", vip, got, tc.mss)
+		}
+	}
+
 	r := l.check(t)
 	if !r.OK() {
 		t.Errorf("status: %+v", r.Checks)
 	}
-	for _, k := range []string{"decap_4in4", "decap_6in4", "decap_4in6", "decap_6in6"} {
+	for _, k := range []string{"decap_4in6", "decap_6in4"} {
 		if r.Decap[k] != 1 {
+			t.Errorf("counter %s = %d, want 1 (%v)", k, r.Decap[k], r.Decap)
+		}
+	}
+	for _, k := range []string{"decap_4in4", "decap_6in6"} {
+		if r.Decap[k] != 2 {
 			t.Errorf("counter %s = %d, want 1 (%v)", k, r.Decap[k], r.Decap)
 		}
 	}

@@ -73,6 +73,7 @@ type Change struct {
 	Interface string       `json:"interface,omitempty"`
 	IfIndex   int          `json:"ifindex,omitempty"`
 	Prefix    netip.Prefix `json:"prefix,omitzero"`
+	Route     string       `json:"route,omitempty"` // route_advmss: as ip route names it
 	ProgramID uint32       `json:"program_id,omitempty"`
 	XDPMode   string       `json:"xdp_mode,omitempty"`
 }
@@ -87,6 +88,8 @@ func (c Change) String() string {
 		return fmt.Sprintf("xdp decapsulator (program id %d) attached to %s in %s mode", c.ProgramID, c.Interface, c.XDPMode)
 	case KindLinkUp:
 		return fmt.Sprintf("link %s set up", c.Interface)
+	case KindRoute:
+		return fmt.Sprintf("route %s dev %s: advmss %s -> %s", c.Route, c.Interface, c.Old, c.New)
 	}
 	return c.Kind
 }
@@ -160,6 +163,10 @@ func (st *State) find(c Change) *Change {
 			}
 		case KindXDP, KindLinkUp:
 			if r.Interface == c.Interface {
+				return r
+			}
+		case KindRoute:
+			if r.Interface == c.Interface && r.Route == c.Route {
 				return r
 			}
 		}
