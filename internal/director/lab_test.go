@@ -305,6 +305,7 @@ func testLabDirectRouting(t *testing.T, l *drLab) {
 	// A backend goes down: every new connection goes to the other.
 	bs[0].SetHealthy(false)
 	s.Refresh()
+	waitRing(t, s, bs[0], false)
 	if per := connect(10); per[bs[1].Addr.Addr().String()] != 10 {
 		t.Errorf("with %s down: connections per backend %v, want all 10 on %s", bs[0].Addr, per, bs[1].Addr)
 	}
@@ -386,6 +387,7 @@ func TestLabFlowFollowsSlot(t *testing.T) {
 	}
 	down.SetHealthy(false)
 	s.Refresh()
+	waitRing(t, s, down, false)
 	if got := ask(); got != first {
 		t.Fatalf("after its backend went down (slot still valid): answered by %s, want %s", got, first)
 	}
@@ -398,6 +400,7 @@ func TestLabFlowFollowsSlot(t *testing.T) {
 	}
 	down.SetHealthy(true)
 	s.Refresh()
+	waitRing(t, s, down, true)
 	if got := ask(); got != want {
 		t.Fatalf("after %s came back: answered by %s, want the flow to stay on %s", down.Addr, got, want)
 	}
@@ -468,6 +471,16 @@ func TestLabPersistenceGroup(t *testing.T) {
 				t.Errorf("client %s: backends %v for ports %v (two connections each), want one backend", src.IP, got, ports)
 				break
 			}
+		}
+	}
+}
+
+// waitRing waits until b is in s's ring (in) or out of it.
+func waitRing(t *testing.T, s *Service, b *balancer.Backend, in bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); inRing(s, b) != in; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %s in the ring: still %v after 5s", b.Addr, !in)
 		}
 	}
 }
