@@ -381,7 +381,7 @@ static __always_inline void set_macs(struct ethhdr *eth, const struct real *r)
 /* Push an outer header to the real. Returns PASS when done, else the
  * (counted) verdict. */
 static __always_inline int encap(struct xdp_md *ctx, const struct pkt *p,
-				 const struct real *r, __u32 hash)
+				 const struct real *r)
 {
 	int hdr = r->family == 4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
 	__u8 inner = p->fk.family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
@@ -444,6 +444,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct pkt *p,
 		ip->check = ipv4_csum(ip);
 	} else {
 		struct ipv6hdr *ip6 = data + sizeof(*eth);
+		__u32 hash = flow_hash(&p->fk);
 
 		if ((void *)(ip6 + 1) > end)
 			return verdict(R_DROPPED_MALFORMED, XDP_DROP);
@@ -467,12 +468,12 @@ static __always_inline int encap(struct xdp_md *ctx, const struct pkt *p,
 
 static __always_inline int forward(struct xdp_md *ctx, const struct pkt *p,
 				   const struct svc *s, const struct real *r,
-				   __u32 slot, __u32 len, __u32 hash)
+				   __u32 slot, __u32 len)
 {
 	struct counters *c;
 
 	if (s->mode == MODE_TUNNEL) {
-		int rc = encap(ctx, p, r, hash);
+		int rc = encap(ctx, p, r);
 
 		if (rc != PASS)
 			return rc;
@@ -581,7 +582,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 	struct flow *f;
 	struct ifmac *mac;
 	__u32 ifindex = ctx->ingress_ifindex;
-	__u32 slot = NO_SLOT, hash;
+	__u32 slot = NO_SLOT;
 	__u64 now;
 	__u8 persisted = 0;
 	int rc;
@@ -616,7 +617,6 @@ int fulcrum_xdp(struct xdp_md *ctx)
 	}
 
 	now = bpf_ktime_get_ns();
-	hash = flow_hash(&p.fk);
 
 	/* 1. A live flow to a usable real keeps it. */
 	f = bpf_map_lookup_elem(&flows, &p.fk);
@@ -631,7 +631,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 				if (s->group)
 					persist_stamp(&p, s, r, now);
 			}
-			return forward(ctx, &p, s, r, slot, len, hash);
+			return forward(ctx, &p, s, r, slot, len);
 		}
 		if (!p.icmp)
 			bump(R_FLOWS_RESCHEDULED);
@@ -696,5 +696,5 @@ int fulcrum_xdp(struct xdp_md *ctx)
 			bump(R_FLOWS_PERSISTED);
 		emit(&p, s, slot, persisted);
 	}
-	return forward(ctx, &p, s, r, slot, len, hash);
+	return forward(ctx, &p, s, r, slot, len);
 }
