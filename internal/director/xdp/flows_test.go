@@ -279,6 +279,17 @@ func TestTunnelTooBig(t *testing.T) {
 	}
 }
 
+func TestTunnelWithoutSource(t *testing.T) {
+	l := newLab(t, Options{})
+	l.standard()
+	l.real(slotTun4, Real{Addr: tun4, DstMAC: gwMAC, SrcMAC: dirMAC, IfIndex: loIndex})
+	before := l.global()
+	l.expect(pkt4(cli4, 1000, vip4t, 80, protoTCP, v4opts{}), xdpPass, nil)
+	if d := delta(before, l.global()); d["passed_encap_failed"] != 1 {
+		t.Errorf("counters moved %v, want passed_encap_failed 1", d)
+	}
+}
+
 func TestHashPicksTheRingEntryGoPredicts(t *testing.T) {
 	l := newLab(t, Options{})
 	l.standard()

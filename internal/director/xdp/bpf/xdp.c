@@ -266,11 +266,14 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data, void *end)
 		struct icmphdr *icmp = (void *)(ip + 1);
 		struct iphdr *in = (void *)(icmp + 1);
 
-		if ((void *)(icmp + 1) > end)
+		if (tot < sizeof(*ip) + sizeof(*icmp) || (void *)(icmp + 1) > end)
 			return verdict(R_DROPPED_MALFORMED, XDP_DROP);
 		if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED)
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
-		if ((void *)(in + 1) > end || in->version != 4 || in->ihl != 5 ||
+		/* The quoted header and ports, within the packet's length (not
+		 * in Ethernet padding). */
+		if (tot < sizeof(*ip) + sizeof(*icmp) + sizeof(*in) + 4 ||
+		    (void *)(in + 1) > end || in->version != 4 || in->ihl != 5 ||
 		    in->saddr != ip->daddr)
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
 		p->fk.src[0] = in->daddr;
@@ -339,13 +342,14 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data, void *end)
 		struct icmp6hdr *icmp = (void *)(ip6 + 1);
 		struct ipv6hdr *in = (void *)(icmp + 1);
 
-		if ((void *)(icmp + 1) > end)
+		if (plen < sizeof(*icmp) || (void *)(icmp + 1) > end)
 			return verdict(R_DROPPED_MALFORMED, XDP_DROP);
 		if (icmp->icmp6_type != ICMPV6_DEST_UNREACH &&
 		    icmp->icmp6_type != ICMPV6_PKT_TOOBIG &&
 		    icmp->icmp6_type != ICMPV6_TIME_EXCEED)
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
-		if ((void *)(in + 1) > end || in->version != 6 ||
+		if (plen < sizeof(*icmp) + sizeof(*in) + 4 ||
+		    (void *)(in + 1) > end || in->version != 6 ||
 		    !addr6_eq(&in->saddr, &ip6->daddr))
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
 		__builtin_memcpy(p->fk.src, &in->daddr, 16);
@@ -383,6 +387,11 @@ static __always_inline int encap(struct xdp_md *ctx, const struct pkt *p,
 	__u8 inner = p->fk.family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
 	void *data, *end;
 	struct ethhdr *eth;
+
+	/* A real without a tunnel source cannot be tunnelled to (the
+	 * control plane fills it in; 0.0.0.0 would be dropped on the way). */
+	if (!(r->tsrc[0] | r->tsrc[1] | r->tsrc[2] | r->tsrc[3]))
+		return verdict(R_PASSED_ENCAP_FAILED, XDP_PASS);
 
 	/* A packet too big for the tunnel goes to the kernel, which has the
 	 * VIP too and answers as it would (frag-needed / too-big for DF
