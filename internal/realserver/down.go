@@ -23,6 +23,11 @@ import (
 // file, for another try.
 func Down(path string, w io.Writer) error {
 	path = orDefault(path)
+	unlock, err := lockState(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := LoadState(path)
 	if err != nil {
 		return err

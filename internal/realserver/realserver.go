@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +48,11 @@ func Up(o Options, w io.Writer) (*State, error) {
 		return nil, errors.New("realserver: no VIP")
 	}
 	path := orDefault(o.StatePath)
+	unlock, err := lockState(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	st, err := LoadState(path)
 	if err != nil {
 		return nil, err
@@ -133,6 +140,25 @@ func Up(o Options, w io.Writer) (*State, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// lockState serialises Up and Down on the directory of the state file
+// (flock), so that two runs at once neither interleave their changes nor
+// lose one another's records.
+func lockState(path string) (unlock func(), err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("realserver: state: %w", err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("realserver: state: lock %s: %w", dir, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("realserver: state: lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
 }
 
 // plan lists the conditions of the set-up st describes.

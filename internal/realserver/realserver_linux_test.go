@@ -1,6 +1,7 @@
 package realserver
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fulcrum-lb/fulcrum/internal/netns"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap/decaptest"
 )
@@ -345,4 +347,46 @@ func TestInterfaceWithoutDefaultRoute(t *testing.T) {
 		t.Errorf("up without a default route:\n%s", out)
 	}
 	l.down(t)
+}
+
+// TestConcurrentUp: two ups at once, each with a VIP of its own, both
+// land in the one state file, and down removes both.
+func TestConcurrentUp(t *testing.T) {
+	l := newLab(t)
+	vips := []netip.Addr{netip.MustParseAddr("192.0.2.211"), netip.MustParseAddr("192.0.2.212")}
+	errs := make(chan error, len(vips))
+	for _, v := range vips {
+		go func() {
+			errs <- netns.Do(l.rs, func() error {
+				_, err := Up(Options{Mode: ModeDirect, VIPs: []netip.Addr{v}, StatePath: l.state}, io.Discard)
+				return err
+			})
+		}()
+	}
+	for range vips {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := l.loadState(t)
+	for _, v := range vips {
+		if st.find(Change{Kind: KindAddress, Interface: VIPInterface, Prefix: VIPPrefix(v)}) == nil {
+			t.Errorf("state lost the address change of %s: %+v", v, st.Changes)
+		}
+	}
+	var sysctls int
+	for _, c := range st.Changes {
+		if c.Kind == KindSysctl {
+			sysctls++
+		}
+	}
+	if sysctls != 4 {
+		t.Errorf("%d sysctl changes recorded, want 4 (all and vr, arp_ignore and arp_announce, once each)", sysctls)
+	}
+	out := l.down(t)
+	for _, v := range vips {
+		if !strings.Contains(out, "address "+v.String()+"/32 removed from lo") {
+			t.Errorf("down did not remove %s:\n%s", v, out)
+		}
+	}
 }
