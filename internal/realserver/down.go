@@ -29,6 +29,10 @@ func Down(path string, w io.Writer) error {
 	}
 	defer unlock()
 	st, err := LoadState(path)
+	if errors.Is(err, ErrStaleState) {
+		fmt.Fprintf(w, "nothing to undo: %v; removed\n", err)
+		return os.Remove(path)
+	}
 	if err != nil {
 		return err
 	}

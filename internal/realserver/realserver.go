@@ -54,12 +54,16 @@ func Up(o Options, w io.Writer) (*State, error) {
 	}
 	defer unlock()
 	st, err := LoadState(path)
+	if errors.Is(err, ErrStaleState) {
+		fmt.Fprintf(w, "ignoring %v\n", err)
+		st, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
 		st = &State{}
-		st.Netns, _ = netnsInode("/proc/thread-self/ns/net")
+		thisNetns(st)
 	}
 	iface := o.Interface
 	if iface == "" {

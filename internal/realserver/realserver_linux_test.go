@@ -1,6 +1,7 @@
 package realserver
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -388,5 +389,39 @@ func TestConcurrentUp(t *testing.T) {
 		if !strings.Contains(out, "address "+v.String()+"/32 removed from lo") {
 			t.Errorf("down did not remove %s:\n%s", v, out)
 		}
+	}
+}
+
+// TestStaleState: a state file left by a namespace that is gone, whose
+// inode this one now has, is ignored by up and removed by down.
+func TestStaleState(t *testing.T) {
+	l := newLab(t)
+	l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	st := l.loadState(t)
+	if st.Netns == 0 || st.NetnsCookie == 0 {
+		t.Fatalf("state without its namespace's identity: inode %d, cookie %d", st.Netns, st.NetnsCookie)
+	}
+	l.down(t)
+
+	st.NetnsCookie++ // as if written by an earlier namespace
+	if err := st.save(l.state); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	in(t, l.rs, func() error { _, err = Check(l.state); return nil })
+	if !errors.Is(err, ErrStaleState) {
+		t.Errorf("status of a stale state: %v, want ErrStaleState", err)
+	}
+	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip6}})
+	if !strings.Contains(out, "ignoring") || l.loadState(t).find(Change{Kind: KindAddress, Interface: VIPInterface, Prefix: VIPPrefix(vip4)}) != nil {
+		t.Errorf("up over a stale state:\n%s", out)
+	}
+	l.down(t)
+
+	if err := st.save(l.state); err != nil {
+		t.Fatal(err)
+	}
+	if out := l.down(t); !strings.Contains(out, "nothing to undo") || fileExists(l.state) {
+		t.Errorf("down of a stale state:\n%s", out)
 	}
 }

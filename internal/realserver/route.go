@@ -22,10 +22,6 @@ import (
 // director might tunnel to) and the inner IP and TCP headers (40 for
 // IPv4, 60 for IPv6).
 
-// KindRoute is a Change of a route's advmss: Route names it, Old and New
-// are the advmss values ("0": none).
-const KindRoute = "route_advmss"
-
 // routeSteps lower the advmss of the main table's routes out of iface for
 // the families of the VIPs.
 func routeSteps(st *State) ([]step, error) {
