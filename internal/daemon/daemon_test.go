@@ -41,22 +41,25 @@ func startDaemonWith(t *testing.T, yaml string, deps ha.Deps) *testDaemon {
 // startDaemonLog is startDaemonWith logging to log.
 func startDaemonLog(t *testing.T, yaml string, deps ha.Deps, log *slog.Logger) *testDaemon {
 	t.Helper()
+	return startDaemonOpts(t, yaml, Options{Log: log, HA: deps})
+}
+
+// startDaemonOpts runs a daemon with opt, its config loaded from yaml.
+func startDaemonOpts(t *testing.T, yaml string, opt Options) *testDaemon {
+	t.Helper()
 	td := &testDaemon{t: t, yaml: yaml}
 	ready := make(chan struct{})
-	td.d = New(Options{
-		Load: func() (*config.Config, error) {
-			td.mu.Lock()
-			defer td.mu.Unlock()
-			cfg, err := config.Parse("test.yaml", []byte(td.yaml))
-			if err != nil {
-				return nil, err
-			}
-			return cfg, Plan(cfg)
-		},
-		Log:   log,
-		Ready: func() { close(ready) },
-		HA:    deps,
-	})
+	opt.Load = func() (*config.Config, error) {
+		td.mu.Lock()
+		defer td.mu.Unlock()
+		cfg, err := config.Parse("test.yaml", []byte(td.yaml))
+		if err != nil {
+			return nil, err
+		}
+		return cfg, Plan(cfg)
+	}
+	opt.Ready = func() { close(ready) }
+	td.d = New(opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- td.d.Run(ctx, nil) }()
