@@ -117,8 +117,9 @@ func TestRingMinimalDisruption(t *testing.T) {
 	if f := float64(moved) / RingSize; f < 0.09 || f > 0.115 {
 		t.Errorf("entries changed: got %.4f of the ring, want about 1/10", f)
 	}
-	if f := float64(others) / RingSize; f > 0.015 {
-		t.Errorf("entries moved between survivors: got %.4f of the ring, want < 0.015", f)
+	t.Logf("changed %.4f, between survivors %.4f", float64(moved)/RingSize, float64(others)/RingSize)
+	if f := float64(others) / RingSize; f > 0.01 {
+		t.Errorf("entries moved between survivors: got %.4f of the ring, want < 0.01", f)
 	}
 	// Back up: the very ring of before.
 	bs[4].SetHealthy(true)
@@ -287,8 +288,8 @@ func TestRemovedBackend(t *testing.T) {
 			if got := s.BackendCounters(bs[2]); got != (BackendCounters{}) {
 				t.Errorf("freed backend's counters: got %+v, want zero", got)
 			}
-			if r, _ := l.fw.real(id); !r.Dead {
-				t.Error("a freed slot is not dead in the kernel")
+			if r, ok := l.fw.real(id); ok {
+				t.Errorf("a freed slot is still in the kernel: %+v", r)
 			}
 			newer := l.backends(60, 1)
 			if err := s.Update(balancerService(t, "maglev", append(bs[:2:2], append(more, newer...)...), nil, nil)); err != nil {
