@@ -25,6 +25,15 @@ type testDaemon struct {
 	d    *Daemon
 	mu   sync.Mutex
 	yaml string
+	// stopOnce stops the daemon and waits for Run (at cleanup, or
+	// earlier by stop).
+	stopOnce func()
+}
+
+// stop stops the daemon and waits until Run returned.
+func (td *testDaemon) stop(t *testing.T) {
+	t.Helper()
+	td.stopOnce()
 }
 
 func startDaemon(t *testing.T, yaml string) *testDaemon {
@@ -71,12 +80,13 @@ func startDaemonOpts(t *testing.T, yaml string, opt Options) *testDaemon {
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon not ready")
 	}
-	t.Cleanup(func() {
+	td.stopOnce = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	t.Cleanup(td.stopOnce)
 	return td
 }
 

@@ -70,9 +70,47 @@ func (d *Daemon) newDirector(cfg config.Director, log *slog.Logger) (KernelDirec
 }
 
 // openDirector loads and attaches the kernel director.
-func openDirector(config.Director, *slog.Logger) (KernelDirector, error) {
-	return nil, errors.New("director: this build has no kernel director yet")
+func openDirector(cfg config.Director, log *slog.Logger) (KernelDirector, error) {
+	d, err := director.New(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return kernelDirector{d}, nil
 }
+
+// kernelDirector adapts *director.Director to KernelDirector.
+type kernelDirector struct{ d *director.Director }
+
+var _ KernelDirector = kernelDirector{}
+
+func (k kernelDirector) Apply(cfg config.Director) error { return k.d.Apply(cfg) }
+func (k kernelDirector) Close() error                    { return k.d.Close() }
+
+func (k kernelDirector) AddService(spec director.ServiceSpec, svc *balancer.Service) (KernelService, error) {
+	s, err := k.d.AddService(spec, svc)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
+}
+
+func (k kernelDirector) Status() admin.Director {
+	st := k.d.Status()
+	out := admin.Director{
+		Interfaces:  []admin.DirectorInterface{},
+		FlowEntries: st.FlowEntries,
+		Counters:    st.Counters,
+		Services:    st.Services,
+		Slots:       st.Slots,
+		Error:       st.Error,
+	}
+	for _, i := range st.Interfaces {
+		out.Interfaces = append(out.Interfaces, admin.DirectorInterface{Name: i.Name, Mode: i.Mode})
+	}
+	return out
+}
+
+var _ KernelService = (*director.Service)(nil)
 
 // Data planes of the services the kernel forwards; see dataPlanes.
 const (
