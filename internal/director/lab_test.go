@@ -167,15 +167,17 @@ func (l *drLab) director(t *testing.T) *Director {
 	return d
 }
 
-// service programs the VIP's service on port with the lab's backends and
-// waits until the loop has resolved them into the ring.
-func (l *drLab) service(t *testing.T, d *Director, proto uint8, port uint16) (*Service, []*balancer.Backend) {
+// service programs sp (Port, Proto and persistence; the rest is filled
+// in) on the VIP with the lab's backends and waits until the loop has
+// resolved them into the ring.
+func (l *drLab) service(t *testing.T, d *Director, sp ServiceSpec) (*Service, []*balancer.Backend) {
 	t.Helper()
 	var bs []*balancer.Backend
 	for _, addr := range l.backends {
-		bs = append(bs, balancer.NewBackend(netip.AddrPortFrom(netip.MustParseAddr(addr), port), 1, 0))
+		bs = append(bs, balancer.NewBackend(netip.AddrPortFrom(netip.MustParseAddr(addr), sp.Port), 1, 0))
 	}
-	sp := ServiceSpec{Name: "web", VIP: netip.MustParseAddr(l.vip), Port: port, Proto: proto, Mode: ModeDirect, Scheduler: "maglev"}
+	sp.Name = fmt.Sprintf("svc%d", sp.Port)
+	sp.VIP, sp.Mode, sp.Scheduler = netip.MustParseAddr(l.vip), ModeDirect, "maglev"
 	s, err := d.AddService(sp, balancerService(t, "maglev", bs, nil, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +243,7 @@ func testLabDirectRouting(t *testing.T, l *drLab) {
 	if got := d.Status().Interfaces; len(got) != 1 || got[0] != (Interface{"eth0", "generic"}) {
 		t.Fatalf("attached: got %+v, want eth0 generic", got)
 	}
-	s, bs := l.service(t, d, 6, 80)
+	s, bs := l.service(t, d, ServiceSpec{Port: 80, Proto: 6})
 
 	connect := func(n int) map[string]int {
 		t.Helper()
@@ -348,7 +350,7 @@ func TestLabFlowFollowsSlot(t *testing.T) {
 		}()
 	}
 	d := l.director(t)
-	s, bs := l.service(t, d, 17, port)
+	s, bs := l.service(t, d, ServiceSpec{Port: port, Proto: 17})
 	var c net.Conn
 	if err := netns.Do(l.client, func() (err error) {
 		c, err = net.Dial("udp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
@@ -398,6 +400,75 @@ func TestLabFlowFollowsSlot(t *testing.T) {
 	s.Refresh()
 	if got := ask(); got != want {
 		t.Fatalf("after %s came back: answered by %s, want the flow to stay on %s", down.Addr, got, want)
+	}
+}
+
+// TestLabPersistenceGroup: two services of one VIP in one persistence
+// group send each client to one backend, whichever port it connects to.
+func TestLabPersistenceGroup(t *testing.T) {
+	l := newDRLab(t, "10.79.0.", "/24", "10.79.0.100")
+	ports := []uint16{80, 443}
+	for _, addr := range l.backends {
+		for _, port := range ports {
+			var ln net.Listener
+			if err := netns.Do(l.backendNS[addr], func() (err error) {
+				ln, err = net.Listen("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+				return
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "%s\n", addr)
+					c.Close()
+				}
+			}()
+		}
+	}
+	d := l.director(t)
+	for _, port := range ports {
+		l.service(t, d, ServiceSpec{Port: port, Proto: 6, PersistGroup: "shop", PersistTimeout: time.Minute, PersistBits4: 32, PersistBits6: 128})
+	}
+	// Clients at eight addresses: without the shared table, the chance
+	// that each lands on one backend for both ports is 1/256.
+	const clients = 8
+	for i := range clients {
+		l.addr(l.client, fmt.Sprintf("10.79.0.%d/24", 21+i), "eth0")
+	}
+	for i := range clients {
+		src := &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("10.79.0.%d", 21+i))}
+		var got []string
+		for _, port := range ports {
+			for range 2 {
+				var line string
+				err := netns.Do(l.client, func() error {
+					dl := net.Dialer{LocalAddr: src, Timeout: 5 * time.Second}
+					c, err := dl.Dial("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					line, err = bufio.NewReader(c).ReadString('\n')
+					return err
+				})
+				if err != nil {
+					t.Fatalf("client %s port %d: %v", src.IP, port, err)
+				}
+				got = append(got, strings.TrimSpace(line))
+			}
+		}
+		for _, b := range got[1:] {
+			if b != got[0] {
+				t.Errorf("client %s: backends %v for ports %v (two connections each), want one backend", src.IP, got, ports)
+				break
+			}
+		}
 	}
 }
 

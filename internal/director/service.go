@@ -198,6 +198,8 @@ func (s *Service) reachable(sl *slot) (*hopState, bool) {
 		why = hs.err.Error()
 	case s.spec.Mode == ModeDirect && hs.h.gateway.IsValid():
 		why = fmt.Sprintf("direct routing needs the backend on a network of this host; the route to it goes through %s", hs.h.gateway)
+	case s.spec.Mode == ModeTunnel && !s.tunnelSource(sl.addr(), hs).IsValid():
+		why = fmt.Sprintf("no tunnel source: %s has no address of the backend's family and director.tunnel_source is not one", hs.h.ifName)
 	}
 	if why != sl.unreachable {
 		if why != "" {
@@ -229,12 +231,22 @@ func (s *Service) real(sl *slot, hs *hopState, ok bool) (Real, bool) {
 		Dead:    sl.dead,
 	}
 	if s.spec.Mode == ModeTunnel {
-		r.TunnelSrc = hs.h.src
-		if ts := s.d.tunnelSrc; ts.IsValid() && ts.Is4() == r.Addr.Is4() {
-			r.TunnelSrc = ts
-		}
+		r.TunnelSrc = s.tunnelSource(r.Addr, hs)
 	}
 	return r, true
+}
+
+// tunnelSource is the outer source of packets tunnelled to addr:
+// director.tunnel_source when it is of addr's family, else the egress
+// interface's address. Invalid when there is neither. d.mu must be held.
+func (s *Service) tunnelSource(addr netip.Addr, hs *hopState) netip.Addr {
+	if ts := s.d.tunnelSrc; ts.IsValid() && ts.Is4() == addr.Is4() {
+		return ts
+	}
+	if hs.h.src.IsValid() && hs.h.src.Is4() == addr.Is4() {
+		return hs.h.src
+	}
+	return netip.Addr{}
 }
 
 func sameReal(a, b Real) bool {

@@ -400,6 +400,30 @@ func TestTunnelSourceSetting(t *testing.T) {
 	}
 }
 
+// TestTunnelWithoutSource: a tunnel needs an outer source of the
+// backend's family.
+func TestTunnelWithoutSource(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	bs := l.backends(1, 1, 1)
+	h := l.res.hops[bs[0].Addr.Addr()]
+	h.src = netip.Addr{}
+	l.res.hops[bs[0].Addr.Addr()] = h
+	sp := spec("web", "maglev")
+	sp.Mode = ModeTunnel
+	s := l.add(t, sp, balancerService(t, "maglev", bs, nil, nil))
+	if shares(l.fw.ring(s.id))[slotOf(t, s, bs[0])] != 0 {
+		t.Error("a backend without a tunnel source is in the ring")
+	}
+	l.d.mu.Lock()
+	l.d.tunnelSrc = netip.MustParseAddr("10.9.9.9")
+	l.d.mu.Unlock()
+	s.Refresh()
+	if shares(l.fw.ring(s.id))[slotOf(t, s, bs[0])] == 0 {
+		t.Error("with tunnel_source set, the backend is still out of the ring")
+	}
+}
+
 // TestPersistenceGroups: services of one VIP with the same group share a
 // group id; members are the backends in the ring.
 func TestPersistenceGroups(t *testing.T) {

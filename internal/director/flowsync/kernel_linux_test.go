@@ -264,3 +264,61 @@ func TestKernelSync(t *testing.T) {
 		t.Errorf("lb2 dropped %v", st.Dropped)
 	}
 }
+
+// BenchmarkKernelScan measures a refresh scan of a full kernel flow table
+// (262,144 flows, a sixteenth of them moved by a ring change) up to the
+// queue: reading the map, the resolver's lookups and the encoding checks.
+func BenchmarkKernelScan(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: XDP maps")
+	}
+	if err := xdp.Supported(); err != nil {
+		b.Skipf("the kernel cannot run the forwarder: %v", err)
+	}
+	const n = 1 << 18
+	res := newProgResolver([2]uint32{1, 2}, 1)
+	p, err := xdp.Load(xdp.Options{MaxServices: 2, MaxSlots: 16, FlowTableSize: n, PersistTableSize: 1024, EventBufferSize: 1 << 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	moved := 0
+	for i := range n {
+		f := Flow{Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 40000),
+			Dst: netip.AddrPortFrom(kvip, 80), Proto: 6}
+		slot := res.ring[xdp.RingIndex(f, false, false)]
+		if i%16 == 0 {
+			slot = 3 - slot // the other one
+			moved++
+		}
+		if err := p.InsertFlow(f, slot); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := New(Options{Node: "lb1", Conn: listenB(b), Queue: 2 * n, Table: p, Resolver: res})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s.qmu.Lock()
+		s.head, s.n = 0, 0
+		s.qmu.Unlock()
+		if err := s.scanFlows(b.Context(), nil, netip.AddrPort{}); err != nil {
+			b.Fatal(err)
+		}
+		if s.n < moved*9/10 {
+			b.Fatalf("queued %d of %d moved flows", s.n, moved)
+		}
+	}
+	b.ReportMetric(float64(n), "flows/scan")
+}
+
+func listenB(b *testing.B) net.PacketConn {
+	c, err := Listen("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}

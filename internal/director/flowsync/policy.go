@@ -24,7 +24,8 @@ import (
 //     every flow of that service whose slot differs from what the new
 //     ring picks for it is sent: exactly the flows that would move after
 //     a fail-over.
-//   - Every Refresh, the whole table is scanned the same way, so that
+//   - Every Refresh (a quarter of flow_timeout), the whole table is
+//     scanned the same way, so that
 //     the peers' copies of those flows, idle on the peers since they
 //     carry no packets there, do not time out while the flows live here.
 //   - A join is answered with the same scan of the whole table plus every
