@@ -308,6 +308,9 @@ func (d *Daemon) publishStage(p *plan, file *config.Config, ov overlay) stage {
 			services: p.services, fronts: p.fronts, pools: pools, logs: d.logs.list(),
 			director: p.director,
 		})
+		// A health transition between the backend stage's commit and
+		// this snapshot found no director service to tell.
+		refreshKernelFronts(p.fronts)
 	}}
 }
 

@@ -281,6 +281,15 @@ func (d *Daemon) refreshKernel(b *balancer.Backend) {
 	}
 }
 
+// refreshKernelFronts refreshes every director service among fronts.
+func refreshKernelFronts(fronts map[string]*listener) {
+	for _, l := range fronts {
+		if kf, ok := l.front.(*kernelFrontend); ok {
+			kf.refresh()
+		}
+	}
+}
+
 // kernelSnapshot is what the frontend of a director service needs besides
 // the service: its spec and the director that programs it.
 type kernelSnapshot struct {

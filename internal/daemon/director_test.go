@@ -449,9 +449,9 @@ func TestDirectorRuntimeControl(t *testing.T) {
 // service's backend reaches its programmed service at once.
 func TestDirectorHealthRefreshes(t *testing.T) {
 	t.Parallel()
-	// A port nothing listens on: the backend's check fails.
-	dead := freeTCP(t)
-	port := netip.MustParseAddrPort(dead).Port()
+	// The backend's check connects to a listener the test closes.
+	ln := echoListener(t, "b")
+	port := netip.MustParseAddrPort(ln.Addr().String()).Port()
 	yaml := fmt.Sprintf(`node: { name: lb1 }
 admin: { listen: "off" }
 director: { interfaces: [lo] }
@@ -464,13 +464,17 @@ services:
 `, port)
 	td, dirs := startDirectorDaemon(t, yaml)
 	web := dirs.last().service("web")
-	waitUntil(t, "the backend down", func() bool {
-		st := td.d.Status()
-		return len(st.Services) == 1 && !st.Services[0].Backends[0].Healthy
+	healthy := func() bool { return td.d.Status().Services[0].Backends[0].Healthy }
+	waitUntil(t, "the first check passed", func() bool {
+		st := td.d.Status().Services[0].Backends[0]
+		return st.Health != nil && st.Health.Checks > 0 && st.Healthy
 	})
+	_, before, _ := web.stats()
+	ln.Close()
+	waitUntil(t, "the backend down", func() bool { return !healthy() })
 	waitUntil(t, "a refresh after the transition", func() bool {
 		_, r, _ := web.stats()
-		return r > 0
+		return r > before
 	})
 }
 
