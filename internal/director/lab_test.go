@@ -4,6 +4,7 @@ package director
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -305,6 +306,7 @@ func testLabDirectRouting(t *testing.T, l *drLab) {
 	// A backend goes down: every new connection goes to the other.
 	bs[0].SetHealthy(false)
 	s.Refresh()
+	waitRing(t, s, bs[0], false)
 	if per := connect(10); per[bs[1].Addr.Addr().String()] != 10 {
 		t.Errorf("with %s down: connections per backend %v, want all 10 on %s", bs[0].Addr, per, bs[1].Addr)
 	}
@@ -386,6 +388,7 @@ func TestLabFlowFollowsSlot(t *testing.T) {
 	}
 	down.SetHealthy(false)
 	s.Refresh()
+	waitRing(t, s, down, false)
 	if got := ask(); got != first {
 		t.Fatalf("after its backend went down (slot still valid): answered by %s, want %s", got, first)
 	}
@@ -398,6 +401,7 @@ func TestLabFlowFollowsSlot(t *testing.T) {
 	}
 	down.SetHealthy(true)
 	s.Refresh()
+	waitRing(t, s, down, true)
 	if got := ask(); got != want {
 		t.Fatalf("after %s came back: answered by %s, want the flow to stay on %s", down.Addr, got, want)
 	}
@@ -472,6 +476,16 @@ func TestLabPersistenceGroup(t *testing.T) {
 	}
 }
 
+// waitRing waits until b is in s's ring (in) or out of it.
+func waitRing(t *testing.T, s *Service, b *balancer.Backend, in bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); inRing(s, b) != in; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %s in the ring: still %v after 5s", b.Addr, !in)
+		}
+	}
+}
+
 // inRing reports whether every one of bs has ring entries in s.
 func inRing(s *Service, bs ...*balancer.Backend) bool {
 	s.d.mu.Lock()
@@ -517,5 +531,70 @@ func BenchmarkKernelRebuild(b *testing.B) {
 		if err := prog.SetRing(0, buildRing(pool, ws)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLabResolver: the netlink resolver finds the egress interface, the
+// gateway and the gateway's MAC (after provoking its resolution) of a
+// backend behind a router, the on-link MAC of a neighbour, and refuses
+// an address of the host itself and one without a route.
+func TestLabResolver(t *testing.T) {
+	needRoot(t)
+	l := newNetLab(t)
+	dir := l.host("d", "10.80.0.1/24")
+	router := l.host("r", "10.80.0.254/24")
+	l.ip("-n", dir, "route", "add", "10.81.0.0/24", "via", "10.80.0.254")
+	var res netlinkResolver
+	if err := netns.Do(dir, func() (err error) {
+		res.h, err = netlink.NewHandle()
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.h.Close)
+	res.dial = func(network, address string) (c net.Conn, err error) {
+		err = netns.Do(dir, func() (err error) { c, err = net.Dial(network, address); return })
+		return
+	}
+	var routerMAC, dirMAC string
+	for ns, mac := range map[string]*string{router: &routerMAC, dir: &dirMAC} {
+		if err := netns.Do(ns, func() error {
+			ifc, err := net.InterfaceByName("eth0")
+			if err == nil {
+				*mac = ifc.HardwareAddr.String()
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	far := netip.MustParseAddr("10.81.0.5")
+	_, err := res.resolve(far)
+	if !errors.Is(err, errUnresolved) {
+		t.Fatalf("first lookup of %s: got %v, want %v", far, err, errUnresolved)
+	}
+	var h hop
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if h, err = res.resolve(far); !errors.Is(err, errUnresolved) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("lookup of %s after provoking: %v", far, err)
+	}
+	if h.gateway != netip.MustParseAddr("10.80.0.254") || h.dstMAC.String() != routerMAC || h.srcMAC.String() != dirMAC ||
+		h.ifName != "eth0" || h.src != netip.MustParseAddr("10.80.0.1") {
+		t.Errorf("hop to %s: got %+v, want via 10.80.0.254 (%s) from eth0 10.80.0.1 (%s)", far, h, routerMAC, dirMAC)
+	}
+	// The router is now a neighbour, on-link.
+	if h, err = res.resolve(netip.MustParseAddr("10.80.0.254")); err != nil || h.gateway.IsValid() || h.dstMAC.String() != routerMAC {
+		t.Errorf("hop to the router: got %+v, %v; want on-link, %s", h, err, routerMAC)
+	}
+	if _, err := res.resolve(netip.MustParseAddr("10.80.0.1")); err == nil || errors.Is(err, errUnresolved) {
+		t.Errorf("own address: got %v, want an error", err)
+	}
+	if _, err := res.resolve(netip.MustParseAddr("192.0.2.1")); err == nil || errors.Is(err, errUnresolved) {
+		t.Errorf("address without a route: got %v, want an error", err)
 	}
 }

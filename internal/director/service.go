@@ -173,18 +173,14 @@ func (s *Service) slots() []*slot {
 	return append(out, s.retired...)
 }
 
-// Refresh re-reads the backends' health, admin state and weights and
-// follows them at once. The control loop does the same every 250 ms;
-// the daemon calls Refresh on a health transition or admin action so the
-// ring follows without that delay.
+// Refresh asks the control loop to re-read the backends' health, admin
+// state and weights now, rather than at its next tick (every 250 ms): the
+// daemon calls it on a health transition or admin action. It returns at
+// once; the ring follows within the time of one rebuild.
 func (s *Service) Refresh() {
-	s.d.mu.Lock()
-	defer s.d.mu.Unlock()
-	if s.removed {
-		return
-	}
-	if err := s.sync(); err != nil {
-		s.d.log.Warn("programming the kernel forwarder failed", "service", s.spec.Name, "error", err)
+	select {
+	case s.d.kick <- struct{}{}:
+	default: // a re-read is already due
 	}
 }
 

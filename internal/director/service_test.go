@@ -99,7 +99,7 @@ func TestRingMinimalDisruption(t *testing.T) {
 	before := l.fw.ring(s.id)
 	gone := slotOf(t, s, bs[4])
 	bs[4].SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	after := l.fw.ring(s.id)
 	var moved, others int
 	for i := range after {
@@ -123,7 +123,7 @@ func TestRingMinimalDisruption(t *testing.T) {
 	}
 	// Back up: the very ring of before.
 	bs[4].SetHealthy(true)
-	s.Refresh()
+	refresh(t, s)
 	if got := changed(before, l.fw.ring(s.id)); got != 0 {
 		t.Errorf("after the backend returned: %d entries differ from the first ring, want 0", got)
 	}
@@ -181,20 +181,20 @@ func TestRingTiers(t *testing.T) {
 	}
 	only("primaries up", primary...)
 	primary[0].SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	only("one primary up", primary[1])
 	primary[1].SetAdminState(balancer.AdminDrain)
-	s.Refresh()
+	refresh(t, s)
 	only("no primary", backup...)
 	backup[0].SetHealthy(false)
 	backup[1].SetWeight(0)
-	s.Refresh()
+	refresh(t, s)
 	only("no backup", fallback)
 	fallback.SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	only("nothing usable")
 	primary[0].SetHealthy(true)
-	s.Refresh()
+	refresh(t, s)
 	only("a primary back", primary[0])
 }
 
@@ -211,7 +211,7 @@ func TestQuiescentAndClose(t *testing.T) {
 	l.fw.addFlows(id, 3, time.Second)
 	l.fw.addFlows(id, 2, testFlowTimeout+time.Second) // expired: not counted
 	bs[0].SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	if shares(l.fw.ring(s.id))[id] != 0 {
 		t.Fatal("a down backend is still in the ring")
 	}
@@ -232,7 +232,7 @@ func TestQuiescentAndClose(t *testing.T) {
 		t.Fatal("the loop revived the slot of a backend still down")
 	}
 	bs[0].SetHealthy(true)
-	s.Refresh()
+	refresh(t, s)
 	if r, _ := l.fw.real(id); r.Dead {
 		t.Fatal("the slot of a backend back up is still dead")
 	}
@@ -418,7 +418,7 @@ func TestTunnelWithoutSource(t *testing.T) {
 	l.d.mu.Lock()
 	l.d.tunnelSrc = netip.MustParseAddr("10.9.9.9")
 	l.d.mu.Unlock()
-	s.Refresh()
+	refresh(t, s)
 	if shares(l.fw.ring(s.id))[slotOf(t, s, bs[0])] == 0 {
 		t.Error("with tunnel_source set, the backend is still out of the ring")
 	}
@@ -462,7 +462,7 @@ func TestPersistenceGroups(t *testing.T) {
 		}
 	}
 	bs[0].SetAdminState(balancer.AdminDrain)
-	https.Refresh()
+	refresh(t, https)
 	if _, ok := l.fw.member(https.id, bs[0].Addr.Addr()); ok {
 		t.Error("a drained backend is still a persistence member")
 	}

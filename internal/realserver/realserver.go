@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,13 +48,22 @@ func Up(o Options, w io.Writer) (*State, error) {
 		return nil, errors.New("realserver: no VIP")
 	}
 	path := orDefault(o.StatePath)
+	unlock, err := lockState(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	st, err := LoadState(path)
+	if errors.Is(err, ErrStaleState) {
+		fmt.Fprintf(w, "ignoring %v\n", err)
+		st, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
 		st = &State{}
-		st.Netns, _ = netnsInode("/proc/thread-self/ns/net")
+		thisNetns(st)
 	}
 	iface := o.Interface
 	if iface == "" {
@@ -118,7 +129,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 			// record keeps the value to restore.
 			old := r.Old
 			*r = c
-			if r.Kind == KindSysctl {
+			if r.Kind == KindSysctl || r.Kind == KindRoute {
 				r.Old = old
 			}
 		} else {
@@ -133,6 +144,25 @@ func Up(o Options, w io.Writer) (*State, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// lockState serialises Up and Down on the directory of the state file
+// (flock), so that two runs at once neither interleave their changes nor
+// lose one another's records.
+func lockState(path string) (unlock func(), err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("realserver: state: %w", err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("realserver: state: lock %s: %w", dir, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("realserver: state: lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
 }
 
 // plan lists the conditions of the set-up st describes.
@@ -173,6 +203,11 @@ func plan(st *State, xdpMode decap.Mode) ([]step, error) {
 		}
 		steps = append(steps, ks...)
 	}
+	rs, err := routeSteps(st)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, rs...)
 	return append(steps, rpFilterStep(st.Interface)), nil
 }
 

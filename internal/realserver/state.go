@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // DefaultStatePath is where Up records its changes unless told
@@ -33,35 +32,14 @@ func orDefault(path string) string {
 	return fmt.Sprintf("/run/fulcrum/realserver-netns-%d.json", self)
 }
 
-// netnsInode identifies a network namespace by the inode of its file.
-func netnsInode(path string) (uint64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, errors.ErrUnsupported
-	}
-	return st.Ino, nil
-}
-
-// checkNetns refuses a state written in another network namespace: its
-// changes are not this one's to undo or check.
-func (st *State) checkNetns(path string) error {
-	self, err := netnsInode("/proc/thread-self/ns/net")
-	if err != nil || st.Netns == 0 || st.Netns == self {
-		return nil
-	}
-	return fmt.Errorf("realserver: state %s was written in network namespace net:[%d], this is net:[%d]: give this one's with --state", path, st.Netns, self)
-}
-
 // Kinds of Change.
 const (
 	KindSysctl  = "sysctl"  // Path from Old to New
 	KindAddress = "address" // Prefix added to Interface
 	KindXDP     = "xdp"     // decapsulator ProgramID attached to Interface
 	KindLinkUp  = "link_up" // Interface (a kernel tunnel) set up
+	// Route's advmss (on Interface) from Old to New ("0": none).
+	KindRoute = "route_advmss"
 )
 
 // Change is one thing Up changed, as Down undoes it.
@@ -73,6 +51,7 @@ type Change struct {
 	Interface string       `json:"interface,omitempty"`
 	IfIndex   int          `json:"ifindex,omitempty"`
 	Prefix    netip.Prefix `json:"prefix,omitzero"`
+	Route     string       `json:"route,omitempty"` // route_advmss: as ip route names it
 	ProgramID uint32       `json:"program_id,omitempty"`
 	XDPMode   string       `json:"xdp_mode,omitempty"`
 }
@@ -87,6 +66,8 @@ func (c Change) String() string {
 		return fmt.Sprintf("xdp decapsulator (program id %d) attached to %s in %s mode", c.ProgramID, c.Interface, c.XDPMode)
 	case KindLinkUp:
 		return fmt.Sprintf("link %s set up", c.Interface)
+	case KindRoute:
+		return fmt.Sprintf("route %s dev %s: advmss %s -> %s", c.Route, c.Interface, c.Old, c.New)
 	}
 	return c.Kind
 }
@@ -95,12 +76,15 @@ func (c Change) String() string {
 type State struct {
 	// Netns is the inode of the network namespace the changes were made
 	// in; 0 when unknown.
-	Netns     uint64       `json:"netns,omitempty"`
-	Mode      string       `json:"mode"`
-	Decap     string       `json:"decap,omitempty"` // tunnel: kernel or ebpf
-	Interface string       `json:"interface,omitempty"`
-	VIPs      []netip.Addr `json:"vips"`
-	Changes   []Change     `json:"changes"`
+	Netns uint64 `json:"netns,omitempty"`
+	// NetnsCookie is that namespace's cookie, which unlike its inode is
+	// never given to another namespace; 0 when unknown.
+	NetnsCookie uint64       `json:"netns_cookie,omitempty"`
+	Mode        string       `json:"mode"`
+	Decap       string       `json:"decap,omitempty"` // tunnel: kernel or ebpf
+	Interface   string       `json:"interface,omitempty"`
+	VIPs        []netip.Addr `json:"vips"`
+	Changes     []Change     `json:"changes"`
 }
 
 // LoadState reads a state file; a missing file is (nil, nil).
@@ -116,7 +100,7 @@ func LoadState(path string) (*State, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("realserver: state %s: %w", path, err)
 	}
-	if err := st.checkNetns(path); err != nil {
+	if err := checkNetns(&st, path); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -160,6 +144,10 @@ func (st *State) find(c Change) *Change {
 			}
 		case KindXDP, KindLinkUp:
 			if r.Interface == c.Interface {
+				return r
+			}
+		case KindRoute:
+			if r.Interface == c.Interface && r.Route == c.Route {
 				return r
 			}
 		}

@@ -10,10 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"github.com/fulcrum-lb/fulcrum/internal/netns"
 )
 
@@ -147,10 +151,16 @@ func TestAttachDetach(t *testing.T) {
 
 // TestDirectRoutingOnVeth forwards real packets: a client namespace sends
 // UDP to the VIP through the director's namespace, whose XDP program
-// (generic mode) redirects them to a backend namespace holding the VIP on
-// lo; the backend must see the client's own address.
+// redirects them to a backend namespace holding the VIP on lo; the backend
+// must see the client's own address.
 func TestDirectRoutingOnVeth(t *testing.T) {
 	requireNetns(t)
+	for _, mode := range []AttachMode{AttachGeneric, AttachNative} {
+		t.Run(mode.String(), func(t *testing.T) { directRoutingOnVeth(t, mode) })
+	}
+}
+
+func directRoutingOnVeth(t *testing.T, mode AttachMode) {
 	ns := namespaces(t, 3) // client, director, backend
 	cli, dir, be := ns[0], ns[1], ns[2]
 	ipCmd(t, "-n", cli, "link", "add", "cli0", "type", "veth", "peer", "name", "dir0", "netns", dir)
@@ -187,8 +197,26 @@ func TestDirectRoutingOnVeth(t *testing.T) {
 		SrcMAC: dir1.HardwareAddr, IfIndex: dir1.Index}))
 	must(t, p.SetService(ServiceKey{Addr: vip, Port: 5353, Proto: protoUDP}, Service{ID: 0, Mode: ModeDirect}))
 	must(t, p.SetRing(0, fill(0)))
-	if err := netns.Do(dir, func() error { _, err := p.Attach("dir0", AttachGeneric); return err }); err != nil {
+	if err := netns.Do(dir, func() error { _, err := p.Attach("dir0", mode); return err }); err != nil {
 		t.Fatal(err)
+	}
+	if mode == AttachNative {
+		// A veth delivers natively redirected frames only to a peer with
+		// an XDP program of its own, and the sender's partial checksums
+		// would stay unfinished.
+		pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
+		must(t, err)
+		t.Cleanup(func() { pass.Close() })
+		var l link.Link
+		must(t, netns.Do(be, func() (err error) {
+			l, err = link.AttachXDP(link.XDPOptions{Program: pass, Interface: be0.Index, Flags: link.XDPDriverMode})
+			return err
+		}))
+		t.Cleanup(func() { l.Close() })
+		if out, err := exec.Command("ip", "netns", "exec", cli, "ethtool", "-K", "cli0", "tx", "off").CombinedOutput(); err != nil {
+			t.Skipf("ethtool -K cli0 tx off: %v: %s", err, out)
+		}
 	}
 
 	var srv *net.UDPConn
@@ -243,5 +271,40 @@ wait:
 	must(t, err)
 	if g["redirect"] == 0 || g["flows_new"] != 1 {
 		t.Errorf("counters %v: want redirects and 1 new flow", g)
+	}
+}
+
+// TestTunnelTooBigEgressMTU lets the program ask the kernel for the egress
+// interface's MTU (Real.MTU 0): PROG_TEST_RUN runs it on the lo of the
+// calling thread's namespace, here a throwaway one with lo's MTU at 1500.
+func TestTunnelTooBigEgressMTU(t *testing.T) {
+	requireNetns(t)
+	ns := namespaces(t, 1)[0]
+	ipCmd(t, "-n", ns, "link", "set", "lo", "mtu", "1500", "up")
+	l := newLab(t, Options{})
+	l.standard()
+	fits := ether(dirMAC, routerMAC, 0x0800, ipv4(cli4, vip4t, protoTCP, tcp(1000, 80, make([]byte, 1500-20-20-20)), v4opts{}))
+	big := ether(dirMAC, routerMAC, 0x0800, ipv4(cli4, vip4t, protoTCP, tcp(1001, 80, make([]byte, 1500-20-20-20+1)), v4opts{}))
+	big6 := ether(dirMAC, routerMAC, 0x86dd, ipv6(cli6, vip6t, protoTCP, tcp(1001, 80, make([]byte, 1500-40-20-40+1)), 0, 0))
+	// Run, not l.run: no t.Fatal on the namespace's goroutine.
+	var verdicts []uint32
+	before := l.global()
+	if err := netns.Do(ns, func() error {
+		for _, pkt := range [][]byte{fits, big, big6} {
+			v, err := l.p.objs.FulcrumXdp.Run(&ebpf.RunOptions{Data: pkt})
+			if err != nil {
+				return err
+			}
+			verdicts = append(verdicts, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{xdpTX, xdpPass, xdpPass}; !slices.Equal(verdicts, want) {
+		t.Errorf("verdicts %v, want %v (TX, PASS, PASS)", verdicts, want)
+	}
+	if d := delta(before, l.global()); d["passed_too_big"] != 2 || d["tx"] != 1 {
+		t.Errorf("counters moved %v, want passed_too_big 2, tx 1", d)
 	}
 }

@@ -18,10 +18,18 @@ import (
 // this is the established-flow path, the common one.
 
 func benchForward(b *testing.B, pkt []byte, want uint32) {
-	l := newLab(b, Options{})
+	benchRun(b, pkt, want, true, nil)
+}
+
+// benchRun times b.N runs of pkt, calling next (if set) before each to
+// change it; with warm, one untimed run creates the flow first.
+func benchRun(b *testing.B, pkt []byte, want uint32, warm bool, next func(i int, pkt []byte)) {
+	l := newLab(b, Options{FlowTableSize: 1 << 20})
 	l.standard()
-	if got, _ := l.run(pkt); got != want {
-		b.Fatalf("verdict %s, want %s", verdictNames[got], verdictNames[want])
+	if warm {
+		if got, _ := l.run(pkt); got != want {
+			b.Fatalf("verdict %s, want %s", verdictNames[got], verdictNames[want])
+		}
 	}
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
@@ -35,7 +43,10 @@ func benchForward(b *testing.B, pkt []byte, want uint32) {
 	out := make([]byte, len(pkt)+64)
 	opts := &ebpf.RunOptions{Data: pkt, DataOut: out}
 	b.ResetTimer()
-	for range b.N {
+	for i := range b.N {
+		if next != nil {
+			next(i, pkt)
+		}
 		opts.DataOut = out
 		if got, err := l.p.objs.FulcrumXdp.Run(opts); err != nil || got != want {
 			b.Fatalf("verdict %d, %v", got, err)
@@ -73,4 +84,18 @@ func BenchmarkForwardTunnelV6(b *testing.B) {
 // adds to traffic it leaves to the kernel.
 func BenchmarkForwardPass(b *testing.B) {
 	benchForward(b, pkt4(cli4, 40000, vip4, 81, protoTCP, v4opts{}), xdpPass)
+}
+
+// BenchmarkForwardNewFlow is a new flow per packet (a SYN from another
+// client port each time): ring lookup, flow insertion and the new-flow
+// event, the cost per new connection.
+func BenchmarkForwardNewFlow(b *testing.B) {
+	pkt := pkt4(cli4, 0, vip4, 80, protoTCP, v4opts{})
+	benchRun(b, pkt, xdpTX, false, func(i int, pkt []byte) {
+		// Source address and port from i: 2^32 distinct flows.
+		pkt[14+12+2] = byte(i >> 24)
+		pkt[14+12+3] = byte(i >> 16)
+		pkt[14+20] = byte(i >> 8)
+		pkt[14+20+1] = byte(i)
+	})
 }
