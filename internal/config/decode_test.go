@@ -70,7 +70,7 @@ var decodeCases = []errorCase{
 	{
 		name: "unknown field without suggestion",
 		yaml: "frontends: []\n" + okService,
-		want: []string{`f.yaml:1:1: unknown field "frontends"; known fields: node, admin, log, shutdown, autoreload, services, alerts, ha`},
+		want: []string{`f.yaml:1:1: unknown field "frontends"; known fields: node, admin, log, shutdown, autoreload, services, alerts, ha, director`},
 	},
 	{
 		name: "unknown field in a backend",

@@ -51,19 +51,13 @@ func (c *Config) applyDefaults() {
 		s := &c.Services[i]
 		p := "services[" + strconv.Itoa(i) + "]"
 		defaultTo(c, &s.Protocol, p+".protocol", defaultProtocol)
-		defaultTo(c, &s.Scheduler, p+".scheduler", defaultScheduler)
-		if s.Retries == nil {
-			s.Retries = ptr(defaultRetries)
+		normalizeForwarding(s)
+		if s.InKernel() {
+			// The proxy's keys stay unset: Validate refuses them.
+			c.kernelServiceDefaults(s, p)
+		} else {
+			c.proxyDefaults(s, p)
 		}
-		idle := defaultIdleTimeoutTCP
-		if s.Protocol == ProtoUDP {
-			idle = defaultIdleTimeoutUDP
-		}
-		defaultTo(c, &s.Timeouts.Connect, p+".timeouts.connect", Duration(defaultConnectTimeout))
-		defaultTo(c, &s.Timeouts.Idle, p+".timeouts.idle", Duration(idle))
-		defaultTo(c, &s.Timeouts.ProxyHeader, p+".timeouts.proxy_header", Duration(defaultProxyHeader))
-		defaultTo(c, &s.MaxSessions, p+".max_sessions", defaultMaxSessions)
-		defaultTo(c, &s.MaxSessionsPerClient, p+".max_sessions_per_client", defaultMaxPerClient)
 		for j := range s.Backends {
 			if s.Backends[j].Weight == nil {
 				s.Backends[j].Weight = ptr(defaultWeight)
@@ -91,6 +85,24 @@ func (c *Config) applyDefaults() {
 			defaultTo(c, &ps.MaxEntries, pp+".max_entries", defaultPersistMaxEntries)
 		}
 	}
+	c.directorDefaults() // after the services, whose forwarding it needs
+}
+
+// proxyDefaults fills the keys only a proxied service has.
+func (c *Config) proxyDefaults(s *Service, p string) {
+	defaultTo(c, &s.Scheduler, p+".scheduler", defaultScheduler)
+	if s.Retries == nil {
+		s.Retries = ptr(defaultRetries)
+	}
+	idle := defaultIdleTimeoutTCP
+	if s.Protocol == ProtoUDP {
+		idle = defaultIdleTimeoutUDP
+	}
+	defaultTo(c, &s.Timeouts.Connect, p+".timeouts.connect", Duration(defaultConnectTimeout))
+	defaultTo(c, &s.Timeouts.Idle, p+".timeouts.idle", Duration(idle))
+	defaultTo(c, &s.Timeouts.ProxyHeader, p+".timeouts.proxy_header", Duration(defaultProxyHeader))
+	defaultTo(c, &s.MaxSessions, p+".max_sessions", defaultMaxSessions)
+	defaultTo(c, &s.MaxSessionsPerClient, p+".max_sessions_per_client", defaultMaxPerClient)
 }
 
 // defaultTo sets *v to def when it is zero and the file did not give it.

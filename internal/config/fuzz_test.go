@@ -22,7 +22,7 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	for _, cases := range [][]errorCase{decodeCases, validateCases} {
+	for _, cases := range [][]errorCase{decodeCases, validateCases, directorCases} {
 		for _, c := range cases {
 			f.Add([]byte(c.yaml))
 		}

@@ -431,7 +431,7 @@ func (k *checker) route(s *Service, r int, rp string, names map[string]int) {
 		k.errorf(rp, "a route needs a host, a path_prefix or both; requests matching nothing go to the service's backends")
 	}
 	k.scheduler(rp+".scheduler", rt.Scheduler)
-	k.backends(rp+".backends", rt.Backends)
+	k.backends(rp+".backends", rt.Backends, false)
 }
 
 // certificate reads and checks one certificate and key pair.

@@ -100,8 +100,9 @@ func (c *Config) Marshal() ([]byte, error) {
 // Hash is the hex SHA-256 of the effective configuration and of the
 // content of the files its http blocks name (error pages, certificates),
 // leaving out what is meant to differ between the nodes of a cluster:
-// node.name, and each HA group's unicast_peers (every node lists the
-// others). Two nodes whose files differ only in layout, comments,
+// node.name, each HA group's unicast_peers (every node lists the
+// others), and the director's interfaces, tunnel_source, sync.listen and
+// sync.peers. Two nodes whose files differ only in layout, comments,
 // spelled-out defaults or those settings have the same hash; peers compare
 // it (docs/operations.md).
 func (c *Config) Hash() string {
@@ -111,6 +112,11 @@ func (c *Config) Hash() string {
 	for i := range shared.HA.Groups {
 		shared.HA.Groups[i].UnicastPeers = nil
 	}
+	// The director's interfaces, addresses and peers are the node's own.
+	shared.Director.Interfaces = nil
+	shared.Director.TunnelSource = ""
+	shared.Director.Sync.Listen = ""
+	shared.Director.Sync.Peers = nil
 	b, err := shared.Marshal()
 	if err != nil {
 		// Every schema type encodes; failing here is a programming error.

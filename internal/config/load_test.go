@@ -206,7 +206,7 @@ func TestDefaults(t *testing.T) {
 				Log:      Log{Level: "info", Format: "text"},
 				Shutdown: Shutdown{DrainTimeout: Duration(30e9)},
 				Services: []Service{{
-					Name: "web", Listen: "10.0.0.1:80", Protocol: "tcp", Scheduler: "wlc",
+					Name: "web", Listen: "10.0.0.1:80", Protocol: "tcp", Forwarding: "proxy", Scheduler: "wlc",
 					Backends: []Backend{{Address: "10.0.0.11:80", Weight: ptr(1)}},
 					Retries:  ptr(2),
 					Timeouts: Timeouts{

@@ -69,6 +69,32 @@ func (b Backend) MarshalYAML() (any, error) {
 	return &n, nil
 }
 
+// proxyKeys are the keys of a service that only the proxy has; a director
+// service leaves them unset, and Validate refuses them when given.
+var proxyKeys = []string{"retries", "timeouts", "proxy_protocol", "max_sessions", "max_sessions_per_client", "slow_start"}
+
+// MarshalYAML leaves the proxy's keys out of a director service (forwarding
+// direct or tunnel): they are unset, and written out as zeros they would
+// read back as given.
+func (s Service) MarshalYAML() (any, error) {
+	type plain Service // without this method
+	if !s.InKernel() {
+		return plain(s), nil
+	}
+	var n yaml.Node
+	if err := n.Encode(plain(s)); err != nil {
+		return nil, err
+	}
+	kept := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !slices.Contains(proxyKeys, n.Content[i].Value) {
+			kept = append(kept, n.Content[i], n.Content[i+1])
+		}
+	}
+	n.Content = kept
+	return &n, nil
+}
+
 // nonZeroFields encodes the fields of the struct v that are not zero, in
 // declaration order, under their yaml keys.
 func nonZeroFields(v reflect.Value) (*yaml.Node, error) {

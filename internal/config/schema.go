@@ -67,6 +67,8 @@ func SchemaHints() Hints {
 			"Log.level":          logLevels,
 			"Log.format":         logFormats,
 			"Service.protocol":   protocols,
+			"Service.forwarding": ForwardingSpellings(),
+			"Director.xdp_mode":  xdpModes,
 			"Service.scheduler":  sched.Names(),
 			"ProxyProtocol.send": proxySends,
 			"Health.type":        health.Types(),

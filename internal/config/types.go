@@ -36,6 +36,10 @@ type Config struct {
 	Alerts []Alert `yaml:"alerts,omitempty"`
 	// HA moves virtual IPs between balancer nodes with VRRP.
 	HA HA `yaml:"ha,omitempty"`
+	// Director configures this node's kernel data plane, which forwards
+	// the packets of services with forwarding direct or tunnel (see
+	// docs/director.md).
+	Director Director `yaml:"director,omitempty"`
 
 	// File is the path the config was loaded from ("" for inline data).
 	File string `yaml:"-"`
@@ -92,13 +96,21 @@ type Service struct {
 	Name string `yaml:"name"`
 	// Listen is a literal ip:port ("[::1]:80" for IPv6). The ip may be a VIP
 	// this node does not hold yet. No two services of the same protocol
-	// share one.
+	// share one. Port 0 (director modes only) takes every port of the VIP
+	// that no other service of the protocol names.
 	Listen string `yaml:"listen"`
-	// Protocol is tcp (default), udp or http.
+	// Protocol is tcp (default), udp or http (proxy only).
 	Protocol string `yaml:"protocol"`
+	// Forwarding is how packets reach the backends: proxy (default;
+	// fulcrum's user-space proxy), direct (LVS direct routing, ipvsadm's
+	// gate; also spelt gate, dr or droute) or tunnel (IP-in-IP; also spelt
+	// ipip or tun). Load normalises the spelling to proxy, direct or
+	// tunnel. NAT (masq) is not offered.
+	Forwarding string `yaml:"forwarding"`
 	// Scheduler is one of sched.Names(): IPVS's rr, wrr, lc, wlc, sed, nq,
 	// sh, dh, lblc, lblcr, fo, ovf, mh and twos, and p2c, maglev and
-	// random; default wlc, as ipvsadm.
+	// random; default wlc, as ipvsadm. Services with forwarding direct or
+	// tunnel take rr, wrr, maglev (their default), sh or mh.
 	Scheduler string `yaml:"scheduler"`
 	// Persistence, when present, pins clients to backends; nil (the key
 	// left out) means none.
@@ -110,6 +122,8 @@ type Service struct {
 	Fallback string `yaml:"fallback"`
 	// Retries is how many other backends a TCP connection tries after a
 	// failed connect, 0-16; default 2. A pointer so that 0 can be given.
+	// Proxy only, as are timeouts, proxy_protocol and the max_sessions
+	// keys: the effective config of a director service leaves them out.
 	Retries  *int     `yaml:"retries"`
 	Timeouts Timeouts `yaml:"timeouts"`
 	// ProxyProtocol is valid on tcp services only.
@@ -198,6 +212,11 @@ type Persistence struct {
 	// MaxEntries bounds the table, at least 64; default 1048576. When full
 	// the oldest entries of a shard are evicted first.
 	MaxEntries int `yaml:"max_entries"`
+	// Group (director modes): the services of one VIP that name the same
+	// group share one persistence table, so a client keeps its backend
+	// across their ports (ipvsadm -f's firewall-mark services: 80 and 443
+	// of one shop). Its services must agree on timeout and netmasks.
+	Group string `yaml:"group,omitempty"`
 }
 
 // Duration is a time.Duration that reads "250ms", "2s", "1h30m" or a bare
@@ -222,6 +241,20 @@ func (d Duration) String() string {
 
 // MarshalYAML writes d as a duration string, which the decoder reads back.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Forwarding modes of a service, as Load normalises them.
+const (
+	ForwardProxy  = "proxy"
+	ForwardDirect = "direct"
+	ForwardTunnel = "tunnel"
+)
+
+// InKernel reports whether s is forwarded by the director's kernel data
+// plane (forwarding direct or tunnel) rather than proxied: it has no
+// socket of its own.
+func (s *Service) InKernel() bool {
+	return s.Forwarding == ForwardDirect || s.Forwarding == ForwardTunnel
+}
 
 // ListenAddr returns the parsed listen address. It panics unless s was
 // validated, as every service of a Config from Load or Parse is.

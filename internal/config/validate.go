@@ -79,12 +79,16 @@ func (c *Config) check() Errors {
 	names := map[string]int{}
 	listens := map[string]int{}
 	for i := range c.Services {
+		k.forwarding(i)
 		k.service(i, names, listens)
 		k.health(i)
 		k.http(i)
 	}
+	k.allPorts()
+	k.persistGroups()
 	k.alerts()
 	k.ha()
+	k.director()
 	return k.errs
 }
 
@@ -119,21 +123,27 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	k.uniqueName(p+".name", s.Name, "service", "services", i, names)
 
 	protoOK := k.oneOf(p+".protocol", s.Protocol, protocols)
-	if ap, ok := k.addr(p+".listen", s.Listen, "ip:port", true); ok && protoOK {
-		// http listens on a TCP socket: it shares the tcp services' space.
-		network := s.Protocol
-		if network == ProtoHTTP {
-			network = ProtoTCP
-		}
-		key := network + " " + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	if ap, ok := k.listen(p+".listen", s); ok && protoOK {
+		// http listens on a TCP socket: it shares the tcp services' space,
+		// as do the director's services, which take the VIP's packets
+		// before any socket sees them.
+		key := network(s) + " " + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
 		if first, dup := listens[key]; dup {
-			k.errorf(p+".listen", "%s %s is already used by services[%d] (%q)", network, s.Listen, first, k.c.Services[first].Name)
+			o := &k.c.Services[first]
+			if o.InKernel() || s.InKernel() {
+				k.errorf(p+".listen", "%s %s is already used by services[%d] (%q, %s): a packet to it goes one way only", network(s), s.Listen, first, o.Name, describeForwarding(o))
+			} else {
+				k.errorf(p+".listen", "%s %s is already used by services[%d] (%q)", network(s), s.Listen, first, o.Name)
+			}
 		} else {
 			listens[key] = i
 		}
 	}
 
-	k.scheduler(p+".scheduler", s.Scheduler)
+	if !s.InKernel() {
+		// forwarding checks a director service's.
+		k.scheduler(p+".scheduler", s.Scheduler)
+	}
 
 	if ps := s.Persistence; ps != nil {
 		pp := p + ".persistence"
@@ -147,9 +157,16 @@ func (k *checker) service(i int, names, listens map[string]int) {
 		}
 	}
 
-	k.backends(p+".backends", s.Backends)
+	k.backends(p+".backends", s.Backends, s.InKernel())
 	if s.Fallback != "" {
-		k.addr(p+".fallback", s.Fallback, "ip:port", false)
+		k.backendAddr(p+".fallback", s.Fallback, s.InKernel())
+	}
+	if s.InKernel() {
+		// The proxy's keys are unset (forwarding refuses them if given).
+		if s.HashPort && !slices.Contains(portHashing, s.Scheduler) {
+			k.errorf(p+".hash_port", "scheduler %s hashes no client address; hash_port goes with %s", s.Scheduler, strings.Join(portHashing, ", "))
+		}
+		return
 	}
 	if s.Retries != nil {
 		k.intRange(p+".retries", *s.Retries, 0, maxRetries)
@@ -183,6 +200,54 @@ func (k *checker) service(i int, names, listens map[string]int) {
 	}
 }
 
+// network is the socket type whose address space s's listen is in.
+func network(s *Service) string {
+	if s.Protocol == ProtoHTTP {
+		return ProtoTCP
+	}
+	return s.Protocol
+}
+
+// listen checks the listen address of s: ip:port; for a director
+// service the port may be 0 (all ports) and the ip must be one address,
+// the VIP.
+func (k *checker) listen(path string, s *Service) (netip.AddrPort, bool) {
+	ap, err := netip.ParseAddrPort(s.Listen)
+	switch {
+	case err != nil:
+	case s.InKernel() && ap.Addr().IsUnspecified():
+		k.errorf(path, "want the VIP's ip:port: forwarding %s matches packets to one address, got %q", s.Forwarding, s.Listen)
+		return netip.AddrPort{}, false
+	case s.InKernel():
+		return ap, true
+	case ap.Port() == 0:
+		k.errorf(path, "want ip:port with a port of 1-65535, got %q (port 0, all ports, is for forwarding direct or tunnel)", s.Listen)
+		return netip.AddrPort{}, false
+	}
+	return k.addr(path, s.Listen, "ip:port", true)
+}
+
+// allPorts checks that no service of the proxy listens on the VIP of a
+// director service of all ports (port 0) and the same protocol: the
+// director would take its packets.
+func (k *checker) allPorts() {
+	for i := range k.c.Services {
+		s := &k.c.Services[i]
+		a, err := netip.ParseAddrPort(s.Listen)
+		if !s.InKernel() || err != nil || a.Port() != 0 {
+			continue
+		}
+		for j := range k.c.Services {
+			o := &k.c.Services[j]
+			b, err := netip.ParseAddrPort(o.Listen)
+			if o.InKernel() || err != nil || network(o) != network(s) || b.Addr().Unmap() != a.Addr().Unmap() {
+				continue
+			}
+			k.errorf("services["+strconv.Itoa(j)+"].listen", "%s %s is on the VIP of services[%d] (%q), whose forwarding %s takes all the VIP's ports: the proxy would never see a packet; give %q a port or move this service", network(o), o.Listen, i, s.Name, s.Forwarding, s.Name)
+		}
+	}
+}
+
 // portHashing are the schedulers that hash the client address, and so
 // the port too with hash_port.
 var portHashing = []string{"sh", "mh", "maglev"}
@@ -204,7 +269,10 @@ func (k *checker) scheduler(path, name string) {
 
 // backends checks a list of backends at path: at least one, with distinct
 // addresses.
-func (k *checker) backends(path string, backends []Backend) {
+//
+// A director service's backends may have port 0, which only a port-0
+// service accepts (forwarding checks that).
+func (k *checker) backends(path string, backends []Backend, inKernel bool) {
 	if len(backends) == 0 {
 		k.errorf(path, "at least one backend is required")
 	}
@@ -212,7 +280,7 @@ func (k *checker) backends(path string, backends []Backend) {
 	for j := range backends {
 		b := &backends[j]
 		bp := path + "[" + strconv.Itoa(j) + "]"
-		if ap, ok := k.addr(bp+".address", b.Address, "ip:port", false); ok {
+		if ap, ok := k.backendAddr(bp+".address", b.Address, inKernel); ok {
 			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 			if first, dup := addrs[ap]; dup {
 				k.errorf(bp+".address", "duplicate backend %s, first at backends[%d]", b.Address, first)
@@ -225,6 +293,16 @@ func (k *checker) backends(path string, backends []Backend) {
 			k.errorf(bp+".max_connections", "want 0 (no limit) or more, got %d", b.MaxConnections)
 		}
 	}
+}
+
+// backendAddr checks the ip:port of a backend or fallback; port 0 is
+// valid for a director service's (of a port-0 service, which forwarding
+// checks).
+func (k *checker) backendAddr(path, s string, inKernel bool) (netip.AddrPort, bool) {
+	if ap, err := netip.ParseAddrPort(s); inKernel && err == nil && ap.Port() == 0 && !ap.Addr().IsUnspecified() {
+		return ap, true
+	}
+	return k.addr(path, s, "ip:port", false)
 }
 
 // uniqueName checks the name of list[i] (a service, an ha group): given,

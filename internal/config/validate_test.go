@@ -94,7 +94,7 @@ var validateCases = []errorCase{
 	{
 		name: "listen port 0",
 		yaml: "services: [{ name: web, listen: 10.0.0.1:0, backends: [{ address: 10.0.0.11:80 }] }]\n",
-		want: []string{`f.yaml:1:33: services[0].listen: want ip:port with a port of 1-65535, got "10.0.0.1:0"`},
+		want: []string{`f.yaml:1:33: services[0].listen: want ip:port with a port of 1-65535, got "10.0.0.1:0" (port 0, all ports, is for forwarding direct or tunnel)`},
 	},
 	{
 		name: "listen port too big",

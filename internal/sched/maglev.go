@@ -4,9 +4,11 @@ func init() {
 	register("maglev", func(bs []Backend) Scheduler { return newMaglevOn(bs, effectiveWeight) })
 }
 
-// maglevSize is the lookup table size: prime, as Maglev requires, and
+// MaglevSize is the lookup table size: prime, as Maglev requires, and
 // large enough that ten backends' shares differ by well under 1%.
-const maglevSize = 65537
+const MaglevSize = 65537
+
+const maglevSize = MaglevSize
 
 // maglev is Google's Maglev consistent hashing (Eisenbud et al., NSDI
 // 2016) over Key.Source. Each backend fills table entries in the order of
@@ -45,11 +47,43 @@ func newMaglevOn(bs []Backend, weigh func(Backend) int32) *maglev {
 		if n, ok := b.(Named); ok {
 			id = HashString(n.Name())
 		}
-		m.offset[i] = id % maglevSize
-		m.skip[i] = Mix(id^golden)%(maglevSize-1) + 1
+		m.offset[i], m.skip[i] = maglevPermutation(id)
 	}
 	m.table = newLayouts(bs, weigh, m.build)
 	return m
+}
+
+// maglevPermutation returns the start and the stride of the permutation
+// of the table that a backend with identity id fills entries in.
+func maglevPermutation(id uint64) (offset, skip uint64) {
+	return id % maglevSize, Mix(id^golden)%(maglevSize-1) + 1
+}
+
+// MaglevTable builds the table that maglev (and mh) builds for backends
+// with these names and weights, in this order: entry i of the result is
+// the index of the backend that keys hashing to i go to, or -1 when every
+// weight is 0 (then the result is all -1). The names must be what the
+// backends' Name methods return (balancer.Backend: its address) for the
+// table to be the scheduler's; the result depends only on the arguments,
+// so every node building it from the same config and health gets the
+// same table. A kernel data plane uses it to fill its own rings.
+func MaglevTable(names []string, weights []int32) []int32 {
+	m := &maglev{offset: make([]uint64, len(names)), skip: make([]uint64, len(names))}
+	for i, n := range names {
+		m.offset[i], m.skip[i] = maglevPermutation(HashString(n))
+	}
+	ws := make([]int32, len(weights))
+	for i, w := range weights {
+		ws[i] = max(w, 0)
+	}
+	if t := m.build(ws); t != nil {
+		return t
+	}
+	t := make([]int32, maglevSize)
+	for i := range t {
+		t[i] = -1
+	}
+	return t
 }
 
 func (m *maglev) Pick(k Key) int {

@@ -157,3 +157,33 @@ func BenchmarkMaglevBuild(b *testing.B) {
 		m.build(weights)
 	}
 }
+
+// TestMaglevTableExported checks that MaglevTable, which the kernel
+// director fills its rings from, is the table the maglev scheduler picks
+// from, down backends included, and all -1 when nothing has weight.
+func TestMaglevTableExported(t *testing.T) {
+	t.Parallel()
+	p := newPool(1, 2, 3, 4, 5)
+	names := make([]string, len(p.fakes))
+	for i, f := range p.fakes {
+		names[i] = fmt.Sprintf("10.0.0.%d:80", i+1)
+		p.backends[i] = named{f, names[i]}
+	}
+	p.fakes[2].up.Store(false)
+	m := newMaglevOn(p.backends, effectiveWeight)
+	want := m.table.load().v
+	got := MaglevTable(names, []int32{1, 2, 0, 4, 5})
+	if len(got) != MaglevSize {
+		t.Fatalf("table size: got %d, want %d", len(got), MaglevSize)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("entry %d: got backend %d, want %d (the scheduler's)", i, got[i], want[i])
+		}
+	}
+	for i, b := range MaglevTable(names, make([]int32, len(names))) {
+		if b != -1 {
+			t.Fatalf("all weights 0: entry %d: got %d, want -1", i, b)
+		}
+	}
+}

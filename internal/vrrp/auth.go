@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/replay"
 )
 
 // Authenticated adverts, fulcrum to fulcrum only.
@@ -63,7 +65,6 @@ const (
 	// MinAuthKeyLen is the shortest key NewAuthenticator accepts: the
 	// MAC's own strength, so the key is never the weaker part.
 	MinAuthKeyLen = 16
-	replayWindow  = 64
 )
 
 // Errors Authenticator.Open wraps, besides ParseAdvert's.
@@ -81,19 +82,12 @@ type Authenticator struct {
 	hash atomic.Pointer[[ConfigHashLen]byte] // nil: send 0xF1 trailers
 
 	mu      sync.Mutex
-	windows map[replayKey]*window
+	windows map[replayKey]*replay.Window
 }
 
 type replayKey struct {
 	src  netip.Addr
 	vrid uint8
-}
-
-// window is an anti-replay window over sequence numbers (RFC 4303
-// section 3.4.3): top is the highest accepted, bit i of seen marks top-i.
-type window struct {
-	top  uint64
-	seen uint64
 }
 
 // NewAuthenticator returns an Authenticator for key, which every node of
@@ -105,7 +99,7 @@ func NewAuthenticator(key []byte) (*Authenticator, error) {
 	return &Authenticator{
 		key:     append([]byte(nil), key...),
 		base:    uint64(time.Now().UnixNano()),
-		windows: make(map[replayKey]*window),
+		windows: make(map[replayKey]*replay.Window),
 	}, nil
 }
 
@@ -212,26 +206,8 @@ func (a *Authenticator) accept(k replayKey, seq uint64) bool {
 	defer a.mu.Unlock()
 	w := a.windows[k]
 	if w == nil {
-		a.windows[k] = &window{top: seq, seen: 1}
-		return true
+		w = &replay.Window{}
+		a.windows[k] = w
 	}
-	switch {
-	case seq > w.top:
-		if d := seq - w.top; d < replayWindow {
-			w.seen = w.seen<<d | 1
-		} else {
-			w.seen = 1
-		}
-		w.top = seq
-		return true
-	case w.top-seq >= replayWindow:
-		return false
-	default:
-		bit := uint64(1) << (w.top - seq)
-		if w.seen&bit != 0 {
-			return false
-		}
-		w.seen |= bit
-		return true
-	}
+	return w.Accept(seq)
 }

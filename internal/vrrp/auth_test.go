@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/replay"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -126,7 +127,7 @@ func TestAuthReplay(t *testing.T) {
 	adv := Advert{51, 100, 100 * time.Millisecond, addrs("192.168.0.105")}
 	sender, receiver := newAuth(t, testKey), newAuth(t, testKey)
 	var sealed [][]byte
-	for range replayWindow + 10 {
+	for range replay.Size + 10 {
 		b, err := sender.Seal(nil, adv, l1, GroupIPv4)
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,168 @@
+package flowsync
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Which entries a Syncer sends (the policy; docs/director.md, "Flow
+// sync", says the same for users):
+//
+//   - A flow the kernel created from the ring is not sent: every
+//     director has the same ring for the same config and health, so a
+//     peer taking over sends the flow's next packet to the same backend.
+//   - A flow created from a persistence entry is sent: the peer's ring
+//     would not reproduce it.
+//   - Every new flow of a service with persistence sends the
+//     persistence entry (client under the netmask → backend), so that the
+//     client's next connections keep their backend after a fail-over,
+//     and so that the peer's copy is refreshed as often as ours.
+//   - When a service's ring changes (RingChanged, called by the control
+//     plane after it wrote the new ring), the flow table is scanned and
+//     every flow of that service whose slot differs from what the new
+//     ring picks for it is sent: exactly the flows that would move after
+//     a fail-over.
+//   - Every Refresh, the whole table is scanned the same way, so that
+//     the peers' copies of those flows, idle on the peers since they
+//     carry no packets there, do not time out while the flows live here.
+//   - A join is answered with the same scan of the whole table plus every
+//     persistence entry younger than its group's timeout, then a done
+//     entry.
+
+// RingChanged tells the Syncer that service id's ring was replaced: the
+// flows it pins elsewhere are sent soon. It never blocks.
+func (s *Syncer) RingChanged(id uint32) {
+	s.scanMu.Lock()
+	s.pending[id] = true
+	s.scanMu.Unlock()
+	select {
+	case s.scanKick <- struct{}{}:
+	default:
+	}
+}
+
+// newFlow applies the policy to one kernel flow creation. It runs on the
+// Events goroutine and never blocks.
+func (s *Syncer) newFlow(ev NewFlow) {
+	r := s.opt.Resolver
+	_, group, ok := r.Service(ev.Flow)
+	if !ok || (!ev.Persisted && group == 0) {
+		return
+	}
+	backend, ok := r.Backend(ev.Slot)
+	if !ok {
+		return
+	}
+	if ev.Persisted {
+		if e, ok := flowEntry(ev.Flow, backend); ok {
+			s.Offer(e)
+		}
+	}
+	if group != 0 {
+		if g, ok := r.Group(group); ok {
+			if e, ok := persistEntry(g, ev.Flow.Src.Addr(), backend); ok {
+				s.Offer(e)
+			}
+		}
+	}
+}
+
+func (s *Syncer) scanLoop(ctx context.Context) {
+	t := time.NewTicker(s.opt.Refresh)
+	defer t.Stop()
+	for {
+		var only map[uint32]bool
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// The whole table; pending rings are covered by it.
+			s.scanMu.Lock()
+			clear(s.pending)
+			s.scanMu.Unlock()
+		case <-s.scanKick:
+			s.scanMu.Lock()
+			only, s.pending = s.pending, map[uint32]bool{}
+			s.scanMu.Unlock()
+			if len(only) == 0 {
+				continue
+			}
+		}
+		if len(s.opt.Peers) == 0 {
+			continue
+		}
+		if err := s.scanFlows(ctx, only, netip.AddrPort{}); err != nil && ctx.Err() == nil {
+			s.opt.Log.Warn("flow table scan failed", "error", err)
+		}
+	}
+}
+
+// scanFlows queues, for to (invalid: every peer), the live flows of the
+// services in only (nil: all) that their ring no longer picks.
+func (s *Syncer) scanFlows(ctx context.Context, only map[uint32]bool, to netip.AddrPort) error {
+	r := s.opt.Resolver
+	var stop error
+	err := s.opt.Table.Flows(func(f Flow, slot uint32, idle time.Duration) bool {
+		if idle >= s.opt.FlowTimeout {
+			return true
+		}
+		id, _, ok := r.Service(f)
+		if !ok || (only != nil && !only[id]) {
+			return true
+		}
+		if pick, ok := r.Pick(id, f); ok && pick == slot {
+			return true
+		}
+		backend, ok := r.Backend(slot)
+		if !ok {
+			return true
+		}
+		e, ok := flowEntry(f, backend)
+		if !ok {
+			return true
+		}
+		stop = s.offerWait(ctx, item{e: e, to: to})
+		return stop == nil
+	})
+	return errors.Join(stop, err)
+}
+
+// dump answers a join from to.
+func (s *Syncer) dump(ctx context.Context, to netip.AddrPort) error {
+	if err := s.scanFlows(ctx, nil, to); err != nil {
+		return err
+	}
+	r := s.opt.Resolver
+	var stop error
+	err := s.opt.Table.Persists(func(group uint32, client, backend netip.Addr, age time.Duration) bool {
+		g, ok := r.Group(group)
+		if !ok || (g.Timeout > 0 && age >= g.Timeout) {
+			return true
+		}
+		e, ok := persistEntry(g, client, backend)
+		if !ok {
+			return true
+		}
+		stop = s.offerWait(ctx, item{e: e, to: to})
+		return stop == nil
+	})
+	if err := errors.Join(stop, err); err != nil {
+		return err
+	}
+	return s.offerWait(ctx, item{e: Entry{Kind: KindDone}, to: to})
+}
+
+// flowEntry is the entry of f pinned to backend, if it can travel.
+func flowEntry(f Flow, backend netip.Addr) (Entry, bool) {
+	e := Entry{Kind: KindFlow, Proto: f.Proto, Client: f.Src, VIP: f.Dst, Backend: backend}
+	return e, e.check() == nil
+}
+
+// persistEntry is g's entry for client (masked here) leading to backend.
+func persistEntry(g Group, client, backend netip.Addr) (Entry, bool) {
+	e := Entry{Kind: KindPersist, VIP: netip.AddrPortFrom(g.Key.VIP, 0), Group: g.Key.Hash,
+		Client: netip.AddrPortFrom(g.mask(client), 0), Backend: backend}
+	return e, e.check() == nil
+}
