@@ -91,6 +91,7 @@ func TestExampleLdirectordHeartbeatDR(t *testing.T) {
 	ws2 := vipRealServer(l.host("webserver2", netip.MustParseAddr("192.168.0.102")), "webserver2", "direct", vip, 80)
 	lb1 := l.host("loadb1", netip.MustParseAddr("192.168.0.103"))
 	lb2 := l.host("loadb2", netip.MustParseAddr("192.168.0.104"))
+	l.nativeXDP(lb1, lb2) // xdp_mode: auto attaches natively to a veth
 
 	c := &cluster{t: t, nodes: map[string]*lbNode{}}
 	c.start("loadb1", lb1, cfg)
@@ -193,6 +194,7 @@ func TestExampleLVSWeightedPersistentDR(t *testing.T) {
 		vipRealServer(h, name, "direct", vip, 80)
 		extraPort(h, name, 443)
 	}
+	l.nativeXDP(vs1, vsbak)
 
 	c := &cluster{t: t, nodes: map[string]*lbNode{}}
 	c.start("vs1", vs1, cfg)
@@ -283,6 +285,7 @@ func TestExampleLVSTunMon(t *testing.T) {
 	r2 := vipRealServer(l.host("real2", netip.MustParseAddr("192.168.0.217")), "real2", "tunnel", vip, 80)
 	director := l.host("redirect", netip.MustParseAddr("192.168.0.215"))
 	l.ip("-n", director.ns, "addr", "add", "192.168.0.218/16", "dev", director.ifname) // ifcfg-eth0:1
+	l.nativeXDP(director)
 
 	c := &cluster{t: t, nodes: map[string]*lbNode{}}
 	c.start("redirect", director, cfg)

@@ -23,6 +23,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 )
 
 // realserverUp prepares h to take VIP traffic the way `fulcrum
@@ -389,4 +393,60 @@ func (ss streams) summary() string {
 		}
 	}
 	return fmt.Sprintf("%d streams: %d reset, %d failed otherwise (first: %v), per real server %v", len(ss), resets, other, first, ss.byBackend())
+}
+
+// xdpPassOnPort attaches a program that passes every frame (XDP_PASS) to
+// h's port on the switch: a veth forwards XDP_TX and redirected frames of
+// a native-mode program only when its peer has an XDP program too, as a
+// real NIC's driver needs none. It stays attached until the test ends.
+func (l *lab) xdpPassOnPort(h *host) {
+	l.t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "pass",
+		Type:         ebpf.XDP,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
+	})
+	if err != nil {
+		l.t.Fatalf("loading an XDP_PASS program: %v", err)
+	}
+	l.t.Cleanup(func() { prog.Close() })
+	var lk link.Link
+	err = inNetns(l.sw, func() error {
+		ifc, err := net.InterfaceByName(h.port)
+		if err != nil {
+			return err
+		}
+		lk, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPDriverMode})
+		return err
+	})
+	if err != nil {
+		l.t.Fatalf("attaching XDP_PASS to %s: %v", h.port, err)
+	}
+	l.t.Cleanup(func() { lk.Close() })
+}
+
+// nativeXDP makes the lab carry a native-mode XDP program's frames as
+// real NICs do: every host sends complete checksums (a veth hands an
+// XDP program a packet whose checksum the sender left to the "hardware",
+// which a NIC would have filled in), and the directors' switch ports
+// accept XDP_TX and redirected frames (xdpPassOnPort). Call it once every
+// host is on the switch.
+func (l *lab) nativeXDP(directors ...*host) {
+	l.t.Helper()
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		l.t.Skip("skipping: native XDP on veth needs ethtool (Debian package ethtool) to turn off checksum offload")
+	}
+	l.mu.Lock()
+	hosts := make([]*host, 0, len(l.hosts))
+	for _, h := range l.hosts {
+		hosts = append(hosts, h)
+	}
+	l.mu.Unlock()
+	for _, h := range hosts {
+		h.Run("ethtool", "-K", h.ifname, "tx", "off")
+	}
+	for _, d := range directors {
+		l.xdpPassOnPort(d)
+	}
 }
