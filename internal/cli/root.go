@@ -1,5 +1,5 @@
 // Package cli implements fulcrum's command line: run, check, status,
-// backend, reload, ha, demo and version.
+// backend, reload, ha, demo, realserver and version.
 package cli
 
 import (
@@ -63,7 +63,7 @@ config without dropping connections.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(), newCheckCmd(), newStatusCmd(), newHACmd(), newBackendCmd(), newReloadCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newCheckCmd(), newStatusCmd(), newHACmd(), newBackendCmd(), newReloadCmd(), newDemoCmd(), newRealserverCmd(), newVersionCmd())
 	return root
 }
 

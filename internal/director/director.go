@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 )
 
 // Limits of one director. The kernel's maps are sized from them when the
@@ -87,7 +88,12 @@ type Director struct {
 	log *slog.Logger
 	fw  forwarder
 	res resolver
-	now func() time.Time
+	// prog is fw when it is the kernel's (nil in tests); node is what New
+	// or the last Apply set. Both are used by New, Apply and Close only,
+	// which the daemon calls one at a time.
+	prog *xdp.Program
+	node node
+	now  func() time.Time
 	// flowTimeout is fixed for the program's life.
 	flowTimeout time.Duration
 
@@ -332,7 +338,7 @@ func (d *Director) AddService(spec ServiceSpec, svc *balancer.Service) (*Service
 	ks := KService{
 		ID:             id,
 		Mode:           spec.Mode,
-		HashSource:     spec.Scheduler == "sh" || spec.Scheduler == "mh",
+		HashSource:     s.hashSource(),
 		HashPort:       spec.HashPort,
 		PersistTimeout: spec.PersistTimeout,
 		PersistBits4:   uint8(spec.PersistBits4),
@@ -427,12 +433,10 @@ func (d *Director) slotCounters(sl *slot) Counters {
 	}
 }
 
-// freeSlot releases sl's id, leaving it dead in the kernel so that a
+// freeSlot releases sl's id, leaving it empty in the kernel so that a
 // stale entry naming it is scheduled afresh. d.mu must be held.
 func (d *Director) freeSlot(sl *slot) {
-	r := sl.written
-	r.Dead = true
-	if err := d.fw.SetReal(sl.id, r); err != nil {
+	if err := d.fw.DeleteReal(sl.id); err != nil {
 		d.log.Warn("marking a freed slot dead failed; slot not reused", "backend", sl.b.Addr, "slot", sl.id, "error", err)
 		return
 	}

@@ -85,6 +85,13 @@ func (f *fakeFW) SetReal(slot uint32, r Real) error {
 	return nil
 }
 
+func (f *fakeFW) DeleteReal(slot uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.reals, slot)
+	return nil
+}
+
 func (f *fakeFW) SetMember(id uint32, addr netip.Addr, slot uint32) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -3,6 +3,8 @@ package director
 import (
 	"net/netip"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 )
 
 // forwarder is what the control plane needs of the kernel program; the
@@ -17,6 +19,8 @@ type forwarder interface {
 	// SetRing replaces service id's ring: RingSize slot ids or NoSlot.
 	SetRing(id uint32, ring []uint32) error
 	SetReal(slot uint32, r Real) error
+	// DeleteReal empties slot: flows pinned to it are rescheduled.
+	DeleteReal(slot uint32) error
 	// SetMember makes the persistence entries of service id that name
 	// addr lead to slot; DeleteMember stops them leading anywhere.
 	SetMember(id uint32, addr netip.Addr, slot uint32) error
@@ -25,3 +29,5 @@ type forwarder interface {
 	SlotCounters(slot uint32) (Counters, error)
 	Global() (map[string]uint64, error)
 }
+
+var _ forwarder = (*xdp.Program)(nil)

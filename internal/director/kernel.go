@@ -1,63 +1,26 @@
 package director
 
 import (
-	"net"
-	"net/netip"
-	"time"
+	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
+	"github.com/fulcrum-lb/fulcrum/internal/sched"
 )
 
-// The kernel program's types, as the CONTRACT of issue #12 defines them
-// for package internal/director/xdp. They live here until that package
-// lands; then this file becomes aliases of it.
-
-// RingSize is the number of entries of a service's ring.
-const RingSize = 65537
-
-// NoSlot in a ring entry sends the packet to the kernel.
-const NoSlot = ^uint32(0)
-
-// Mode is how a packet reaches a backend.
-type Mode uint8
+// The kernel program's types, under the names this package uses.
+type (
+	Mode       = xdp.Mode
+	ServiceKey = xdp.ServiceKey
+	KService   = xdp.Service
+	Real       = xdp.Real
+	Flow       = xdp.Flow
+	Counters   = xdp.Counters
+)
 
 const (
-	ModeDirect Mode = iota
-	ModeTunnel
+	ModeDirect = xdp.ModeDirect
+	ModeTunnel = xdp.ModeTunnel
+	RingSize   = xdp.RingSize
+	NoSlot     = xdp.NoSlot
 )
 
-// ServiceKey is a virtual service as the program matches it.
-type ServiceKey struct {
-	Addr  netip.Addr
-	Port  uint16
-	Proto uint8
-}
-
-// KService is a service's settings in the program.
-type KService struct {
-	ID             uint32
-	Mode           Mode
-	HashSource     bool
-	HashPort       bool
-	PersistGroup   uint32
-	PersistTimeout time.Duration
-	PersistBits4   uint8
-	PersistBits6   uint8
-}
-
-// Real is a slot: one backend of one service.
-type Real struct {
-	Addr      netip.Addr
-	DstMAC    net.HardwareAddr
-	SrcMAC    net.HardwareAddr
-	IfIndex   int
-	TunnelSrc netip.Addr
-	Dead      bool
-}
-
-// Flow is a client → VIP flow.
-type Flow struct {
-	Src, Dst netip.AddrPort
-	Proto    uint8
-}
-
-// Counters are a slot's counters.
-type Counters struct{ Packets, Bytes, NewFlows uint64 }
+// A ring is the scheduler's Maglev table: the same size.
+var _ = [1]struct{}{}[RingSize-sched.MaglevSize]

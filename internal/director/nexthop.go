@@ -34,18 +34,27 @@ type resolver interface {
 }
 
 // netlinkResolver reads the kernel's routing and neighbour tables of the
-// director's network namespace.
-type netlinkResolver struct{}
+// network namespace of h, and provokes resolutions through dial (in the
+// same namespace).
+type netlinkResolver struct {
+	h    *netlink.Handle
+	dial func(network, address string) (net.Conn, error)
+}
 
 var _ resolver = netlinkResolver{}
+
+// hostResolver reads the namespace the daemon runs in.
+func hostResolver() netlinkResolver {
+	return netlinkResolver{h: &netlink.Handle{}, dial: net.Dial}
+}
 
 // discardPort is where a datagram that makes the kernel resolve a next
 // hop is sent: the discard service, which a host either ignores or
 // answers with an ICMP port unreachable.
 const discardPort = 9
 
-func (netlinkResolver) resolve(addr netip.Addr) (hop, error) {
-	routes, err := netlink.RouteGet(addr.AsSlice())
+func (res netlinkResolver) resolve(addr netip.Addr) (hop, error) {
+	routes, err := res.h.RouteGet(addr.AsSlice())
 	if err != nil {
 		return hop{}, fmt.Errorf("route to %s: %w", addr, err)
 	}
@@ -56,7 +65,7 @@ func (netlinkResolver) resolve(addr netip.Addr) (hop, error) {
 	if r.Type == unix.RTN_LOCAL {
 		return hop{}, fmt.Errorf("%s is an address of this host", addr)
 	}
-	link, err := netlink.LinkByIndex(r.LinkIndex)
+	link, err := res.h.LinkByIndex(r.LinkIndex)
 	if err != nil {
 		return hop{}, fmt.Errorf("route to %s: interface %d: %w", addr, r.LinkIndex, err)
 	}
@@ -76,7 +85,7 @@ func (netlinkResolver) resolve(addr netip.Addr) (hop, error) {
 	}
 	if src, ok := netip.AddrFromSlice(r.Src); ok && r.Src != nil && src.Unmap().Is4() == addr.Is4() {
 		h.src = src.Unmap()
-	} else if as, err := netlink.AddrList(link, family); err == nil {
+	} else if as, err := res.h.AddrList(link, family); err == nil {
 		for _, a := range as {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.IsGlobalUnicast() {
 				h.src = ip.Unmap()
@@ -84,7 +93,7 @@ func (netlinkResolver) resolve(addr netip.Addr) (hop, error) {
 			}
 		}
 	}
-	neighs, err := netlink.NeighList(attrs.Index, family)
+	neighs, err := res.h.NeighList(attrs.Index, family)
 	if err != nil {
 		return hop{}, fmt.Errorf("neighbours of %s: %w", attrs.Name, err)
 	}
@@ -99,7 +108,7 @@ func (netlinkResolver) resolve(addr netip.Addr) (hop, error) {
 		h.dstMAC = n.HardwareAddr
 		return h, nil
 	}
-	provoke(next, attrs.Name)
+	res.provoke(next, attrs.Name)
 	return hop{}, fmt.Errorf("%w: no neighbour entry for %s on %s", errUnresolved, next, attrs.Name)
 }
 
@@ -109,12 +118,12 @@ func (netlinkResolver) resolve(addr netip.Addr) (hop, error) {
 // kernel's own retries, for IPv4 and IPv6 alike, to a gateway as well as
 // to an on-link backend. Errors are ignored: the caller looks at the
 // neighbour table again later either way.
-func provoke(next netip.Addr, ifName string) {
+func (res netlinkResolver) provoke(next netip.Addr, ifName string) {
 	a := next.String()
 	if next.Is6() && next.IsLinkLocalUnicast() {
 		a += "%" + ifName
 	}
-	c, err := net.Dial("udp", net.JoinHostPort(a, strconv.Itoa(discardPort)))
+	c, err := res.dial("udp", net.JoinHostPort(a, strconv.Itoa(discardPort)))
 	if err != nil {
 		return
 	}

@@ -203,7 +203,7 @@ func (s *Service) reachable(sl *slot) (*hopState, bool) {
 		if why != "" {
 			s.d.log.Warn("backend out of the ring: no way to reach it", "service", s.spec.Name, "backend", sl.b.Addr, "reason", why)
 		} else {
-			s.d.log.Info("backend reachable", "service", s.spec.Name, "backend", sl.b.Addr, "interface", hs.h.ifName, "mac", hs.h.dstMAC)
+			s.d.log.Info("backend reachable", "service", s.spec.Name, "backend", sl.b.Addr, "interface", hs.h.ifName, "mac", hs.h.dstMAC.String())
 		}
 		sl.unreachable = why
 	}

@@ -17,9 +17,11 @@ type fakeTable struct {
 	changed  chan struct{}
 }
 
+// fakeFlow is a flow entry; its idle time is the time since seen, as
+// the kernel's.
 type fakeFlow struct {
 	slot uint32
-	idle time.Duration
+	seen time.Time
 }
 
 type persistKey struct {
@@ -47,7 +49,7 @@ func (t *fakeTable) notify() {
 
 func (t *fakeTable) InsertFlow(f Flow, slot uint32) error {
 	t.mu.Lock()
-	t.flows[f] = fakeFlow{slot: slot}
+	t.flows[f] = fakeFlow{slot: slot, seen: time.Now()}
 	t.mu.Unlock()
 	t.notify()
 	return nil
@@ -61,11 +63,20 @@ func (t *fakeTable) Flows(fn func(Flow, uint32, time.Duration) bool) error {
 	}
 	t.mu.Unlock()
 	for k, v := range m {
-		if !fn(k, v.slot, v.idle) {
+		if !fn(k, v.slot, time.Since(v.seen)) {
 			break
 		}
 	}
 	return nil
+}
+
+// touch is a packet of f.
+func (t *fakeTable) touch(f Flow) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.flows[f]
+	e.seen = time.Now()
+	t.flows[f] = e
 }
 
 func (t *fakeTable) InsertPersist(group uint32, client, backend netip.Addr) error {

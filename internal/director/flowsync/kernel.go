@@ -1,24 +1,19 @@
 package flowsync
 
-import "net/netip"
+import "github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 
-// The kernel program's types, as the CONTRACT of issue #12 defines them
-// for package internal/director/xdp. They live here until that package
-// lands on main; then they become aliases of it, so that *xdp.Program
-// satisfies Table and Events as it is.
+// The kernel program's types: *xdp.Program is the daemon's Table and
+// Events as it is.
+type (
+	// Flow is a client → VIP flow.
+	Flow = xdp.Flow
+	// NewFlow is a flow the kernel program created: Slot is the slot it
+	// chose, Service the service's ring index, Persisted whether a
+	// persistence entry (rather than the ring) chose it.
+	NewFlow = xdp.NewFlow
+)
 
-// Flow is a client → VIP flow.
-type Flow struct {
-	Src, Dst netip.AddrPort
-	Proto    uint8
-}
-
-// NewFlow is a flow the kernel program created: Slot is the slot it
-// chose, Service the service's ring index, Persisted whether a
-// persistence entry (rather than the ring) chose it.
-type NewFlow struct {
-	Flow      Flow
-	Slot      uint32
-	Service   uint32
-	Persisted bool
-}
+var (
+	_ Table  = (*xdp.Program)(nil)
+	_ Events = (*xdp.Program)(nil)
+)

@@ -2,7 +2,6 @@ package flowsync
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"time"
 )
@@ -30,6 +29,8 @@ import (
 //   - A join is answered with the same scan of the whole table plus every
 //     persistence entry younger than its group's timeout, then a done
 //     entry.
+//   - Scans skip the flows installed from a peer that have seen no packet
+//     here since (peersCopy): they are the peer's to send.
 
 // RingChanged tells the Syncer that service id's ring was replaced: the
 // flows it pins elsewhere are sent soon. It never blocks.
@@ -79,6 +80,7 @@ func (s *Syncer) scanLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			// The whole table; pending rings are covered by it.
+			s.forget(time.Now())
 			s.scanMu.Lock()
 			clear(s.pending)
 			s.scanMu.Unlock()
@@ -100,10 +102,13 @@ func (s *Syncer) scanLoop(ctx context.Context) {
 }
 
 // scanFlows queues, for to (invalid: every peer), the live flows of the
-// services in only (nil: all) that their ring no longer picks.
+// services in only (nil: all) that their ring no longer picks. The table
+// is read first and the entries queued after, so that the kernel map's
+// iteration never waits on the rate limit.
 func (s *Syncer) scanFlows(ctx context.Context, only map[uint32]bool, to netip.AddrPort) error {
 	r := s.opt.Resolver
-	var stop error
+	var es []Entry
+	now := time.Now()
 	err := s.opt.Table.Flows(func(f Flow, slot uint32, idle time.Duration) bool {
 		if idle >= s.opt.FlowTimeout {
 			return true
@@ -115,43 +120,94 @@ func (s *Syncer) scanFlows(ctx context.Context, only map[uint32]bool, to netip.A
 		if pick, ok := r.Pick(id, f); ok && pick == slot {
 			return true
 		}
-		backend, ok := r.Backend(slot)
-		if !ok {
+		if s.peersCopy(f, idle, now) {
 			return true
 		}
-		e, ok := flowEntry(f, backend)
-		if !ok {
-			return true
+		if backend, ok := r.Backend(slot); ok {
+			if e, ok := flowEntry(f, backend); ok {
+				es = append(es, e)
+			}
 		}
-		stop = s.offerWait(ctx, item{e: e, to: to})
-		return stop == nil
+		return true
 	})
-	return errors.Join(stop, err)
+	if err != nil {
+		return err
+	}
+	return s.offerAll(ctx, es, to)
 }
 
-// dump answers a join from to.
+// learn notes that f was installed from a peer at now.
+func (s *Syncer) learn(f Flow, now time.Time) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	if _, ok := s.learned[f]; ok || len(s.learned) < maxLearned {
+		s.learned[f] = now
+	}
+}
+
+// peersCopy reports whether f, idle for idle, is a copy installed from a
+// peer that no packet has touched here since: such a flow is the peer's
+// to send. Sending it back would refresh the peer's entry, whose refresh
+// would come back here, and a finished flow would never time out on
+// either node. A flow that saw a packet here (this node took it over) is
+// this node's from then on.
+func (s *Syncer) peersCopy(f Flow, idle time.Duration, now time.Time) bool {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	at, ok := s.learned[f]
+	if !ok {
+		return false
+	}
+	if idle+learnedMargin >= now.Sub(at) {
+		return true
+	}
+	delete(s.learned, f)
+	return false
+}
+
+// forget drops the learnt flows whose copies have timed out.
+func (s *Syncer) forget(now time.Time) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	for f, at := range s.learned {
+		if now.Sub(at) > s.opt.FlowTimeout {
+			delete(s.learned, f)
+		}
+	}
+}
+
+// dump answers a join from to: the flows a scan finds, the live
+// persistence entries, and a done entry.
 func (s *Syncer) dump(ctx context.Context, to netip.AddrPort) error {
 	if err := s.scanFlows(ctx, nil, to); err != nil {
 		return err
 	}
 	r := s.opt.Resolver
-	var stop error
+	var es []Entry
 	err := s.opt.Table.Persists(func(group uint32, client, backend netip.Addr, age time.Duration) bool {
 		g, ok := r.Group(group)
 		if !ok || (g.Timeout > 0 && age >= g.Timeout) {
 			return true
 		}
-		e, ok := persistEntry(g, client, backend)
-		if !ok {
-			return true
+		if e, ok := persistEntry(g, client, backend); ok {
+			es = append(es, e)
 		}
-		stop = s.offerWait(ctx, item{e: e, to: to})
-		return stop == nil
+		return true
 	})
-	if err := errors.Join(stop, err); err != nil {
+	if err != nil {
 		return err
 	}
-	return s.offerWait(ctx, item{e: Entry{Kind: KindDone}, to: to})
+	return s.offerAll(ctx, append(es, Entry{Kind: KindDone}), to)
+}
+
+// offerAll queues es for to, waiting for room.
+func (s *Syncer) offerAll(ctx context.Context, es []Entry, to netip.AddrPort) error {
+	for _, e := range es {
+		if err := s.offerWait(ctx, item{e: e, to: to}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // flowEntry is the entry of f pinned to backend, if it can travel.

@@ -39,6 +39,11 @@ const (
 	kickBatch = 32
 	// maxSenders bounds the replay windows kept, one per sender name.
 	maxSenders = 256
+	// maxLearned bounds the flows remembered as learnt from peers.
+	maxLearned = 1 << 20
+	// learnedMargin covers the time between noting a learnt flow and
+	// the kernel stamping it.
+	learnedMargin = 100 * time.Millisecond
 )
 
 // Options configures a Syncer.
@@ -102,6 +107,9 @@ type Syncer struct {
 	windows map[string]*replay.Window
 	peers   map[netip.Addr]*peer
 	dumps   map[netip.AddrPort]*dump
+
+	lmu     sync.Mutex
+	learned map[Flow]time.Time // flows installed from peers, and when
 
 	wg sync.WaitGroup // dumps
 
@@ -181,6 +189,7 @@ func New(opt Options) (*Syncer, error) {
 		windows:  map[string]*replay.Window{},
 		peers:    map[netip.Addr]*peer{},
 		dumps:    map[netip.AddrPort]*dump{},
+		learned:  map[Flow]time.Time{},
 		// Two flush intervals' worth, and at least a full datagram.
 		burst: max(float64(opt.MaxRate)*2*opt.Flush.Seconds(), 1),
 	}
@@ -509,6 +518,7 @@ func (s *Syncer) install(ctx context.Context, e *Entry, src netip.AddrPort, now 
 			s.dropped[DropUnknownBackend].Add(1)
 			return
 		}
+		s.learn(f, now)
 		if err := s.opt.Table.InsertFlow(f, slot); err != nil {
 			s.dropped[DropInstall].Add(1)
 			s.opt.Log.Debug("sync flow not installed", "flow", f, "error", err)

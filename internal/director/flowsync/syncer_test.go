@@ -58,9 +58,7 @@ func TestNewFlows(t *testing.T) {
 	if len(st.Dropped) != 0 || st.Peers[0].Node != "lb1" || st.Peers[0].LastHeard.IsZero() {
 		t.Errorf("lb2 status: %+v", st)
 	}
-	if st := a.s.Status(); st.Sent < 3 {
-		t.Errorf("lb1 sent %d entries, want at least 3", st.Sent)
-	}
+	waitStatus(t, a.s, "lb1 counting 3 entries sent", func(s Status) bool { return s.Sent >= 3 })
 }
 
 // TestAuthMismatch: a peer with another key, or none, is not listened to.
@@ -215,10 +213,11 @@ func TestJoinDump(t *testing.T) {
 	idle := flow("10.1.2.5:40000", 80, 6)
 	moved2 := flow("10.1.2.6:5000", 53, 17)
 	a.table.mu.Lock()
-	a.table.flows[moved] = fakeFlow{slot: 12}
-	a.table.flows[stays] = fakeFlow{slot: 10} // what the ring picks (res.pick 0)
-	a.table.flows[idle] = fakeFlow{slot: 11, idle: DefaultFlowTimeout}
-	a.table.flows[moved2] = fakeFlow{slot: 11}
+	now := time.Now()
+	a.table.flows[moved] = fakeFlow{slot: 12, seen: now}
+	a.table.flows[stays] = fakeFlow{slot: 10, seen: now} // what the ring picks (res.pick 0)
+	a.table.flows[idle] = fakeFlow{slot: 11, seen: now.Add(-DefaultFlowTimeout)}
+	a.table.flows[moved2] = fakeFlow{slot: 11, seen: now}
 	a.table.persists[persistKey{7, netip.MustParseAddr("10.1.2.0")}] = fakePersist{backend: backends[1]}
 	a.table.persists[persistKey{7, netip.MustParseAddr("10.1.3.0")}] = fakePersist{backend: backends[2], age: time.Hour}
 	a.table.persists[persistKey{99, netip.MustParseAddr("10.1.4.0")}] = fakePersist{backend: backends[2]}
@@ -264,4 +263,37 @@ func TestRingChanged(t *testing.T) {
 	if diff := cmp.Diff(map[Flow]uint32{f1: 20, other: 20}, b.table.flowSlots()); diff != "" {
 		t.Errorf("lb2's flows (-want +got):\n%s", diff)
 	}
+}
+
+// TestNoEcho: a flow learnt from a peer is not sent back by this node's
+// scans (the two would refresh each other's copy for ever) until a packet
+// of it arrives here: then this node has taken it over.
+func TestNoEcho(t *testing.T) {
+	t.Parallel()
+	a, b := pair(t, nil, nil)
+	for _, n := range []*node{a, b} {
+		waitStatus(t, n.s, n.s.opt.Node+" joined", func(s Status) bool { return !s.Peers[0].Joined.IsZero() })
+	}
+	f := flow("10.1.2.3:40000", 80, 6)
+	a.table.InsertFlow(f, 12) // the ring picks slot 10
+	a.s.RingChanged(1)
+	waitTable(t, b.table, "f on lb2", func() bool { return len(b.table.flowSlots()) > 0 })
+	sent := b.s.Status().Sent
+	if err := b.s.scanFlows(t.Context(), nil, netip.AddrPort{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.s.Status(); st.Queued != 0 || st.Sent != sent {
+		t.Fatalf("lb2 sends lb1's flow back: %+v", st)
+	}
+	// lb2 takes the flow over: its packets arrive there.
+	installed := a.s.Status().Installed
+	// The copy arrived a while ago (rather than sleeping here).
+	b.s.lmu.Lock()
+	b.s.learned[f] = b.s.learned[f].Add(-time.Second)
+	b.s.lmu.Unlock()
+	b.table.touch(f)
+	if err := b.s.scanFlows(t.Context(), nil, netip.AddrPort{}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, a.s, "lb1 getting the flow back", func(s Status) bool { return s.Installed == installed+1 })
 }

@@ -14,13 +14,13 @@ type Table interface {
 	// InsertFlow pins f to slot, as if the kernel had just created it.
 	InsertFlow(f Flow, slot uint32) error
 	// Flows calls fn for each flow entry until fn returns false; idle is
-	// how long ago the flow last saw a packet. fn may block.
+	// how long ago the flow last saw a packet.
 	Flows(fn func(f Flow, slot uint32, idle time.Duration) bool) error
 	// InsertPersist makes the persistence group's entry for client (an
-	// address under the group's netmask) lead to backend.
+	// address already under the group's netmask) lead to backend.
 	InsertPersist(group uint32, client, backend netip.Addr) error
 	// Persists calls fn for each persistence entry until fn returns
-	// false. fn may block.
+	// false; age is how long ago a flow last used it.
 	Persists(fn func(group uint32, client, backend netip.Addr, age time.Duration) bool) error
 }
 
