@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,10 @@ import (
 // or "tunnel" (and the decapsulation of what the director encapsulates).
 func realserverUp(h *host, mode string, vip netip.Addr) {
 	h.lab.t.Helper()
-	out := h.Run(binary, "realserver", "up", "--mode", mode, vip.String())
+	// The state file (default /run/fulcrum) is the host's, not the
+	// namespace's: one per real server.
+	state := filepath.Join(h.lab.t.TempDir(), "realserver-"+h.name+".json")
+	out := h.Run(binary, "realserver", "up", "--state", state, "--mode", mode, vip.String())
 	h.lab.t.Logf("%s: fulcrum realserver up --mode %s %v:\n%s", h.name, mode, vip, strings.TrimSpace(out))
 }
 
@@ -426,13 +430,12 @@ func (l *lab) xdpPassOnPort(h *host) {
 	l.t.Cleanup(func() { lk.Close() })
 }
 
-// nativeXDP makes the lab carry a native-mode XDP program's frames as
-// real NICs do: every host sends complete checksums (a veth hands an
-// XDP program a packet whose checksum the sender left to the "hardware",
-// which a NIC would have filled in), and the directors' switch ports
-// accept XDP_TX and redirected frames (xdpPassOnPort). Call it once every
-// host is on the switch.
-func (l *lab) nativeXDP(directors ...*host) {
+// softwareChecksums makes every host of the lab send complete checksums,
+// as a host behind a real NIC does: a veth hands an XDP program in native
+// mode (the director's, or a real server's decapsulator) a packet whose
+// checksum its sender left to the "hardware", and that packet is dropped
+// further on. Call it once every host is on the switch.
+func (l *lab) softwareChecksums() {
 	l.t.Helper()
 	if _, err := exec.LookPath("ethtool"); err != nil {
 		l.t.Skip("skipping: native XDP on veth needs ethtool (Debian package ethtool) to turn off checksum offload")
@@ -446,6 +449,15 @@ func (l *lab) nativeXDP(directors ...*host) {
 	for _, h := range hosts {
 		h.Run("ethtool", "-K", h.ifname, "tx", "off")
 	}
+}
+
+// nativeXDP makes the lab carry a native-mode director's frames as real
+// NICs do: complete checksums (softwareChecksums), and the directors'
+// switch ports accepting XDP_TX and redirected frames (xdpPassOnPort).
+// Call it once every host is on the switch.
+func (l *lab) nativeXDP(directors ...*host) {
+	l.t.Helper()
+	l.softwareChecksums()
 	for _, d := range directors {
 		l.xdpPassOnPort(d)
 	}

@@ -97,6 +97,7 @@ func newDirLab(t *testing.T, mode string, reals int, directors ...string) *dirLa
 		}
 		l.dirs[name] = h
 	}
+	l.softwareChecksums()
 	return l
 }
 
@@ -402,6 +403,7 @@ func TestDirectorFailover(t *testing.T) {
 			// A real server joins, on both directors.
 			l.reals = append(l.reals, r3)
 			for _, name := range []string{"d1", "d2"} {
+				l.dirs[name].Run(binary, "backend", "add", "web", r3.addr(80))
 				l.dirs[name].Run(binary, "backend", "add", "echo", r3.addr(7))
 			}
 			l.waitHealthy(r3, true)
