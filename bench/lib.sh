@@ -2,7 +2,8 @@
 # directory whose processes are killed on exit, a session of its own for
 # NICE, CPU pinning, free loopback ports, apt-get installs, fulcrum built
 # from the tree, a revision or a binary, waiting for a quiet machine, and
-# medians of result files.
+# medians of result files, HAProxy's settings for the TCP benchmarks, and
+# waiting for a namespace's link.
 #
 # Source it after `set -euo pipefail` and after defining log and die.
 # shellcheck shell=bash
@@ -157,3 +158,32 @@ spread() { sort -g "$1" | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo
 fmt0() { awk -v v="$1" 'BEGIN{if(v=="-")print "-";else printf "%.0f\n", v}'; }
 # ratio A B — "A/B×" with two decimals; "-" when either is missing or B is 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(a=="-"||b=="-"||b==0)print "-";else printf "%.2f×\n", a/b}'; }
+
+# haproxy_tcp_settings — set maxconn, splice and pipesize for a HAProxy
+# config of the TCP benchmarks: maxconn as high as the fd limit allows
+# (HAProxy refuses to start when the limit cannot hold maxconn: two fds per
+# connection plus splice pipes; the bench needs far fewer), and with
+# HAPROXY_SPLICE=1 splice(2) with pipes as big as the 1 MiB ones Go's
+# io.Copy uses, for the bulk frontend and backend only (splice-auto never
+# engages on loopback; splicing the 64-byte exchanges costs HAProxy ~5% CPU).
+# shellcheck disable=SC2034 # the variables are for the caller
+haproxy_tcp_settings() {
+	maxconn=$((($(ulimit -Hn) - 500) / 3))
+	if ((maxconn > 50000)); then maxconn=50000; fi
+	splice="" pipesize=""
+	if ((HAPROXY_SPLICE)); then
+		splice=$'option splice-request\n    option splice-response'
+		pipesize="tune.pipesize 1048576"
+	fi
+}
+
+# wait_carrier NS DEV — wait up to 5 s until DEV in network namespace NS is
+# up with a carrier.
+wait_carrier() {
+	local i
+	for ((i = 0; i < 250; i++)); do
+		ip -n "$1" -o link show dev "$2" | grep -q 'state UP' && return 0
+		sleep 0.02
+	done
+	die "$2 in $1 has no carrier"
+}

@@ -61,6 +61,8 @@ die() {
 	log "$*"
 	exit 1
 }
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
 
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "REPEAT=$REPEAT: want a positive integer"
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
@@ -157,14 +159,6 @@ for h in "${hosts[@]}"; do
 done
 # HAProxy binds the VIP before it holds it (fulcrum uses IP_FREEBIND).
 for h in lb1 lb2; do ip netns exec "$(ns "$h")" sysctl -qw net.ipv4.ip_nonlocal_bind=1; done
-wait_carrier() { # wait_carrier NS DEV
-	local i
-	for ((i = 0; i < 250; i++)); do
-		ip -n "$1" -o link show dev "$2" | grep -q 'state UP' && return 0
-		sleep 0.02
-	done
-	die "$2 in $1 has no carrier"
-}
 for h in "${hosts[@]}"; do wait_carrier "$(ns "$h")" eth0; done
 
 for b in be1 be2; do

@@ -149,18 +149,7 @@ pids+=("$backend_pid")
 haproxy_version=""
 if has_target haproxy; then
 	haproxy_version=$(haproxy -v | sed -n 1p)
-	# HAProxy refuses to start when the fd limit cannot hold maxconn (two fds
-	# per connection plus splice pipes); the bench needs far fewer.
-	maxconn=$((($(ulimit -Hn) - 500) / 3))
-	if ((maxconn > 50000)); then maxconn=50000; fi
-	# splice(2) only where it pays: on the bulk frontend, with pipes as big as
-	# the 1 MiB ones Go's io.Copy uses. (splice-auto never engages on
-	# loopback; splicing the 64-byte exchanges costs HAProxy ~5% CPU.)
-	splice="" pipesize=""
-	if ((HAPROXY_SPLICE)); then
-		splice=$'option splice-request\n    option splice-response'
-		pipesize="tune.pipesize 1048576"
-	fi
+	haproxy_tcp_settings
 	cat >"$work/haproxy.cfg" <<EOF
 global
     nbthread $THREADS

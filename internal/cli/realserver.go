@@ -23,7 +23,7 @@ answering for them, and, for tunnelling, decapsulation of the director's
 IP-in-IP packets. Every change is printed and recorded; down undoes them.`,
 	}
 	var state string
-	cmd.PersistentFlags().StringVar(&state, "state", realserver.DefaultStatePath, "file recording the changes up made, for down and status")
+	cmd.PersistentFlags().StringVar(&state, "state", "", "file recording the changes up made, for down and status (default "+realserver.DefaultStatePath+"; in a network namespace other than process 1's, realserver-netns-INODE.json there)")
 
 	var mode, iface, decapFlag, xdpMode string
 	up := &cobra.Command{

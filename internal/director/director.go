@@ -113,6 +113,8 @@ type Director struct {
 	flowTotal int64
 	flowErr   error
 
+	// kick asks the loop to re-read the backends now (Service.Refresh).
+	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -165,6 +167,7 @@ func newDirector(fw forwarder, res resolver, set settings, log *slog.Logger) *Di
 		groupIDs:    newIDs(1, maxGroups),
 		groups:      map[groupKey]*group{},
 		hops:        map[netip.Addr]*hopState{},
+		kick:        make(chan struct{}, 1),
 	}
 }
 
@@ -193,6 +196,8 @@ func (d *Director) run(ctx context.Context) {
 			return
 		case <-t.C:
 			d.step()
+		case <-d.kick:
+			d.syncAll()
 		}
 	}
 }
@@ -207,13 +212,27 @@ func (d *Director) step() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.refreshHops()
+	d.syncLocked()
+	for s := range d.services {
+		s.reap(counts, countedAt)
+	}
+	d.reapOrphans(counts, countedAt)
+}
+
+// syncAll brings every service's ring and slots in line with its
+// backends.
+func (d *Director) syncAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.syncLocked()
+}
+
+func (d *Director) syncLocked() {
 	for s := range d.services {
 		if err := s.sync(); err != nil {
 			d.log.Warn("programming the kernel forwarder failed", "service", s.spec.Name, "error", err)
 		}
-		s.reap(counts, countedAt)
 	}
-	d.reapOrphans(counts, countedAt)
 }
 
 // reaping reports whether some retired slot waits for its flows to end.

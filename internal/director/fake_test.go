@@ -318,3 +318,16 @@ func shares(ring []uint32) map[uint32]int {
 	}
 	return c
 }
+
+// refresh calls s.Refresh and does what it asked the loop (not running
+// in a lab) to do.
+func refresh(t *testing.T, s *Service) {
+	t.Helper()
+	s.Refresh()
+	select {
+	case <-s.d.kick:
+		s.d.syncAll()
+	default:
+		t.Fatal("Refresh did not ask the loop for a re-read")
+	}
+}

@@ -4,6 +4,7 @@ package director
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,43 +76,153 @@ func (l *netLab) ns(name string) string {
 	return ns
 }
 
-// host creates a namespace with eth0 on the switch, at addr/24.
+// host creates a namespace with eth0 on the switch, at addr (a prefix).
 func (l *netLab) host(name, addr string) string {
 	l.t.Helper()
 	ns := l.ns(name)
 	port := "p" + name
 	l.ip("-n", l.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
 	l.ip("-n", l.sw, "link", "set", port, "master", "br0", "up")
-	l.ip("-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
+	l.addr(ns, addr, "eth0")
 	l.ip("-n", ns, "link", "set", "eth0", "up")
 	return ns
 }
 
-// TestLabDirectRouting: a client's TCP connections to a VIP reach the
-// two backends through the director's XDP program, with the client's own
-// address, and the backends answer the client directly.
-func TestLabDirectRouting(t *testing.T) {
-	needRoot(t)
-	const vip = "10.77.0.100"
-	l := newNetLab(t)
-	client := l.host("c", "10.77.0.1")
-	dir := l.host("d", "10.77.0.2")
-	l.ip("-n", dir, "addr", "add", vip+"/32", "dev", "eth0")
-	backends := map[string]string{"10.77.0.11": l.host("b1", "10.77.0.11"), "10.77.0.12": l.host("b2", "10.77.0.12")}
+// addr adds a prefix to an interface of ns, without duplicate address
+// detection for IPv6 (so it is usable at once).
+func (l *netLab) addr(ns, prefix, dev string) {
+	l.t.Helper()
+	args := []string{"-n", ns, "addr", "add", prefix, "dev", dev}
+	if strings.Contains(prefix, ":") {
+		args = append(args, "nodad")
+	}
+	l.ip(args...)
+}
 
-	// The backends: the VIP on lo, not answering ARP for it, and a TCP
-	// server on it that says which backend it is and whom it sees.
-	type seen struct{ backend, client string }
-	var mu sync.Mutex
-	var log []seen
-	for addr, ns := range backends {
-		l.ip("-n", ns, "addr", "add", vip+"/32", "dev", "lo")
+// drLab is a direct-routing LAN: a client, a director and two backends
+// holding the VIP on lo without answering ARP for it.
+type drLab struct {
+	*netLab
+	vip, clientAddr string
+	client, dir     string
+	backends        []string // addresses
+	backendNS       map[string]string
+}
+
+func newDRLab(t *testing.T, subnet, bits, vip string) *drLab {
+	needRoot(t)
+	l := &drLab{netLab: newNetLab(t), vip: vip, clientAddr: subnet + "1", backendNS: map[string]string{}}
+	v6 := strings.Contains(vip, ":")
+	hostBits := "/32"
+	if v6 {
+		hostBits = "/128"
+	}
+	l.client = l.host("c", l.clientAddr+bits)
+	l.dir = l.host("d", subnet+"2"+bits)
+	// The director holds the VIP: it answers ARP for it (IPv4); IPv6
+	// clients route the VIP through it, as backends answer neighbour
+	// solicitations for any address of theirs.
+	l.addr(l.dir, vip+hostBits, "eth0")
+	if v6 {
+		l.ip("-n", l.client, "-6", "route", "add", vip+"/128", "via", subnet+"2")
+	}
+	for i, name := range []string{"b1", "b2"} {
+		addr := fmt.Sprintf("%s%d", subnet, 11+i)
+		ns := l.host(name, addr+bits)
+		l.addr(ns, vip+hostBits, "lo")
 		for _, ifc := range []string{"all", "eth0"} {
 			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_ignore", "1")
 			l.sysctl(ns, "net.ipv4.conf."+ifc+".arp_announce", "2")
 		}
+		l.backends = append(l.backends, addr)
+		l.backendNS[addr] = ns
+	}
+	return l
+}
+
+// director opens a director in the director's namespace, attached to its
+// eth0 in generic mode; closed at cleanup unless the test closed it.
+func (l *drLab) director(t *testing.T) *Director {
+	t.Helper()
+	var res netlinkResolver
+	if err := netns.Do(l.dir, func() (err error) {
+		res.h, err = netlink.NewHandle()
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.h.Close)
+	res.dial = func(network, address string) (c net.Conn, err error) {
+		err = netns.Do(l.dir, func() (err error) { c, err = net.Dial(network, address); return })
+		return
+	}
+	var d *Director
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if err := netns.Do(l.dir, func() (err error) {
+		d, err = open(node{interfaces: []string{"eth0"}, mode: xdp.AttachGeneric, opts: xdp.Options{FlowTableSize: 4096}}, res, logger)
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// service programs sp (Port, Proto and persistence; the rest is filled
+// in) on the VIP with the lab's backends and waits until the loop has
+// resolved them into the ring.
+func (l *drLab) service(t *testing.T, d *Director, sp ServiceSpec) (*Service, []*balancer.Backend) {
+	t.Helper()
+	var bs []*balancer.Backend
+	for _, addr := range l.backends {
+		bs = append(bs, balancer.NewBackend(netip.AddrPortFrom(netip.MustParseAddr(addr), sp.Port), 1, 0))
+	}
+	sp.Name = fmt.Sprintf("svc%d", sp.Port)
+	sp.VIP, sp.Mode, sp.Scheduler = netip.MustParseAddr(l.vip), ModeDirect, "maglev"
+	s, err := d.AddService(sp, balancerService(t, "maglev", bs, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !inRing(s, bs...) {
+		if time.Now().After(deadline) {
+			t.Fatal("backends not in the ring after 10s: their MACs were not resolved")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s, bs
+}
+
+// TestLabDirectRouting: a client's TCP connections to a VIP reach the
+// two backends through the director's XDP program (generic mode), with
+// the client's own address, the backends answer the client directly,
+// and the ring follows a backend going down.
+func TestLabDirectRouting(t *testing.T) {
+	tests := []struct {
+		name, net, bits, vip string
+	}{
+		{"IPv4", "10.77.0.", "/24", "10.77.0.100"},
+		{"IPv6", "fd77::", "/64", "fd77::100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			testLabDirectRouting(t, newDRLab(t, tt.net, tt.bits, tt.vip))
+		})
+	}
+}
+
+func testLabDirectRouting(t *testing.T, l *drLab) {
+	// Each backend's TCP server says which backend it is, and notes whom
+	// it sees.
+	type seen struct{ backend, client string }
+	var mu sync.Mutex
+	var log []seen
+	for _, addr := range l.backends {
 		var ln net.Listener
-		if err := netns.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", vip+":80"); return }); err != nil {
+		if err := netns.Do(l.backendNS[addr], func() (err error) {
+			ln, err = net.Listen("tcp", net.JoinHostPort(l.vip, "80"))
+			return
+		}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close() })
@@ -124,90 +235,51 @@ func TestLabDirectRouting(t *testing.T) {
 				mu.Lock()
 				log = append(log, seen{addr, c.RemoteAddr().(*net.TCPAddr).IP.String()})
 				mu.Unlock()
-				fmt.Fprintf(c, "%s %s\n", addr, c.RemoteAddr())
+				fmt.Fprintf(c, "%s\n", addr)
 				c.Close()
 			}
 		}()
 	}
-
-	var res netlinkResolver
-	if err := netns.Do(dir, func() (err error) {
-		res.h, err = netlink.NewHandle()
-		return
-	}); err != nil {
-		t.Fatal(err)
-	}
-	res.dial = func(network, address string) (c net.Conn, err error) {
-		err = netns.Do(dir, func() (err error) { c, err = net.Dial(network, address); return })
-		return
-	}
-	var d *Director
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	if err := netns.Do(dir, func() (err error) {
-		d, err = open(node{interfaces: []string{"eth0"}, mode: xdp.AttachGeneric, opts: xdp.Options{FlowTableSize: 4096}}, res, logger)
-		return
-	}); err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			d.Close()
-		}
-	})
+	d := l.director(t)
 	if got := d.Status().Interfaces; len(got) != 1 || got[0] != (Interface{"eth0", "generic"}) {
 		t.Fatalf("attached: got %+v, want eth0 generic", got)
 	}
-	var bs []*balancer.Backend
-	for addr := range backends {
-		bs = append(bs, balancer.NewBackend(netip.MustParseAddrPort(addr+":80"), 1, 0))
-	}
-	sp := ServiceSpec{Name: "web", VIP: netip.MustParseAddr(vip), Port: 80, Proto: 6, Mode: ModeDirect, Scheduler: "maglev"}
-	s, err := d.AddService(sp, balancerService(t, "maglev", bs, nil, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The next hops resolve within a few ticks of the loop.
-	deadline := time.Now().Add(10 * time.Second)
-	for !inRing(s, bs...) {
-		if time.Now().After(deadline) {
-			t.Fatal("backends not in the ring after 10s: their MACs were not resolved")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s, bs := l.service(t, d, ServiceSpec{Port: 80, Proto: 6})
 
-	const conns = 20
-	for i := range conns {
-		var line string
-		err := netns.Do(client, func() error {
-			c, err := net.DialTimeout("tcp4", vip+":80", 5*time.Second)
-			if err != nil {
+	connect := func(n int) map[string]int {
+		t.Helper()
+		per := map[string]int{}
+		for i := range n {
+			var line string
+			err := netns.Do(l.client, func() error {
+				c, err := net.DialTimeout("tcp", net.JoinHostPort(l.vip, "80"), 5*time.Second)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				line, err = bufio.NewReader(c).ReadString('\n')
 				return err
+			})
+			if err != nil {
+				t.Fatalf("connection %d: %v", i, err)
 			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, err = bufio.NewReader(c).ReadString('\n')
-			return err
-		})
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
+			per[strings.TrimSpace(line)]++
 		}
-		if f := strings.Fields(line); len(f) != 2 || !strings.HasPrefix(f[1], "10.77.0.1:") {
-			t.Fatalf("connection %d: backend answered %q, want it to see the client 10.77.0.1", i, line)
-		}
+		return per
 	}
-	mu.Lock()
-	per := map[string]int{}
-	for _, e := range log {
-		per[e.backend]++
-		if e.client != "10.77.0.1" {
-			t.Errorf("backend %s saw client %s, want 10.77.0.1", e.backend, e.client)
-		}
-	}
-	mu.Unlock()
+	const conns = 20
+	per := connect(conns)
 	if len(per) != 2 {
 		t.Errorf("connections per backend: got %v, want both backends", per)
 	}
+	mu.Lock()
+	for _, e := range log {
+		if e.client != l.clientAddr {
+			t.Errorf("backend %s saw client %s, want %s", e.backend, e.client, l.clientAddr)
+		}
+	}
+	mu.Unlock()
 	var packets uint64
 	for _, b := range bs {
 		c := s.BackendCounters(b)
@@ -231,17 +303,186 @@ func TestLabDirectRouting(t *testing.T) {
 		t.Errorf("status: %d flow entries, want %d", st.FlowEntries, conns)
 	}
 
+	// A backend goes down: every new connection goes to the other.
+	bs[0].SetHealthy(false)
+	s.Refresh()
+	waitRing(t, s, bs[0], false)
+	if per := connect(10); per[bs[1].Addr.Addr().String()] != 10 {
+		t.Errorf("with %s down: connections per backend %v, want all 10 on %s", bs[0].Addr, per, bs[1].Addr)
+	}
+
 	// Closing the director leaves nothing attached.
-	closed = true
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ip", "-n", dir, "-d", "link", "show", "eth0").CombinedOutput()
+	out, err := exec.Command("ip", "-n", l.dir, "-d", "link", "show", "eth0").CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(out), "xdp") {
 		t.Errorf("after Close, eth0 still has an XDP program: %s", out)
+	}
+}
+
+// TestLabFlowFollowsSlot: a UDP flow keeps its backend when the backend
+// goes down (its slot stays valid: the quiescent case), moves to the
+// other backend once CloseBackend marks the slot dead (after
+// removal_grace), and stays there when the first comes back.
+func TestLabFlowFollowsSlot(t *testing.T) {
+	l := newDRLab(t, "10.78.0.", "/24", "10.78.0.100")
+	const port = 9999
+	for _, addr := range l.backends {
+		var pc net.PacketConn
+		if err := netns.Do(l.backendNS[addr], func() (err error) {
+			pc, err = net.ListenPacket("udp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+			return
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		go func() {
+			buf := make([]byte, 64)
+			for {
+				_, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo([]byte(addr), from)
+			}
+		}()
+	}
+	d := l.director(t)
+	s, bs := l.service(t, d, ServiceSpec{Port: port, Proto: 17})
+	var c net.Conn
+	if err := netns.Do(l.client, func() (err error) {
+		c, err = net.Dial("udp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func() string {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("who")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		return string(buf[:n])
+	}
+	first := ask()
+	var down, other *balancer.Backend
+	for _, b := range bs {
+		if b.Addr.Addr().String() == first {
+			down = b
+		} else {
+			other = b
+		}
+	}
+	if down == nil {
+		t.Fatalf("answer %q is no backend's", first)
+	}
+	down.SetHealthy(false)
+	s.Refresh()
+	waitRing(t, s, down, false)
+	if got := ask(); got != first {
+		t.Fatalf("after its backend went down (slot still valid): answered by %s, want %s", got, first)
+	}
+	if n := s.CloseBackend(down); n != 1 {
+		t.Errorf("CloseBackend: got %d flows, want 1", n)
+	}
+	want := other.Addr.Addr().String()
+	if got := ask(); got != want {
+		t.Fatalf("after CloseBackend: answered by %s, want %s", got, want)
+	}
+	down.SetHealthy(true)
+	s.Refresh()
+	waitRing(t, s, down, true)
+	if got := ask(); got != want {
+		t.Fatalf("after %s came back: answered by %s, want the flow to stay on %s", down.Addr, got, want)
+	}
+}
+
+// TestLabPersistenceGroup: two services of one VIP in one persistence
+// group send each client to one backend, whichever port it connects to.
+func TestLabPersistenceGroup(t *testing.T) {
+	l := newDRLab(t, "10.79.0.", "/24", "10.79.0.100")
+	ports := []uint16{80, 443}
+	for _, addr := range l.backends {
+		for _, port := range ports {
+			var ln net.Listener
+			if err := netns.Do(l.backendNS[addr], func() (err error) {
+				ln, err = net.Listen("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+				return
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "%s\n", addr)
+					c.Close()
+				}
+			}()
+		}
+	}
+	d := l.director(t)
+	for _, port := range ports {
+		l.service(t, d, ServiceSpec{Port: port, Proto: 6, PersistGroup: "shop", PersistTimeout: time.Minute, PersistBits4: 32, PersistBits6: 128})
+	}
+	// Clients at eight addresses: without the shared table, the chance
+	// that each lands on one backend for both ports is 1/256.
+	const clients = 8
+	for i := range clients {
+		l.addr(l.client, fmt.Sprintf("10.79.0.%d/24", 21+i), "eth0")
+	}
+	for i := range clients {
+		src := &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("10.79.0.%d", 21+i))}
+		var got []string
+		for _, port := range ports {
+			for range 2 {
+				var line string
+				err := netns.Do(l.client, func() error {
+					dl := net.Dialer{LocalAddr: src, Timeout: 5 * time.Second}
+					c, err := dl.Dial("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					line, err = bufio.NewReader(c).ReadString('\n')
+					return err
+				})
+				if err != nil {
+					t.Fatalf("client %s port %d: %v", src.IP, port, err)
+				}
+				got = append(got, strings.TrimSpace(line))
+			}
+		}
+		for _, b := range got[1:] {
+			if b != got[0] {
+				t.Errorf("client %s: backends %v for ports %v (two connections each), want one backend", src.IP, got, ports)
+				break
+			}
+		}
+	}
+}
+
+// waitRing waits until b is in s's ring (in) or out of it.
+func waitRing(t *testing.T, s *Service, b *balancer.Backend, in bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); inRing(s, b) != in; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %s in the ring: still %v after 5s", b.Addr, !in)
+		}
 	}
 }
 
@@ -290,5 +531,70 @@ func BenchmarkKernelRebuild(b *testing.B) {
 		if err := prog.SetRing(0, buildRing(pool, ws)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLabResolver: the netlink resolver finds the egress interface, the
+// gateway and the gateway's MAC (after provoking its resolution) of a
+// backend behind a router, the on-link MAC of a neighbour, and refuses
+// an address of the host itself and one without a route.
+func TestLabResolver(t *testing.T) {
+	needRoot(t)
+	l := newNetLab(t)
+	dir := l.host("d", "10.80.0.1/24")
+	router := l.host("r", "10.80.0.254/24")
+	l.ip("-n", dir, "route", "add", "10.81.0.0/24", "via", "10.80.0.254")
+	var res netlinkResolver
+	if err := netns.Do(dir, func() (err error) {
+		res.h, err = netlink.NewHandle()
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.h.Close)
+	res.dial = func(network, address string) (c net.Conn, err error) {
+		err = netns.Do(dir, func() (err error) { c, err = net.Dial(network, address); return })
+		return
+	}
+	var routerMAC, dirMAC string
+	for ns, mac := range map[string]*string{router: &routerMAC, dir: &dirMAC} {
+		if err := netns.Do(ns, func() error {
+			ifc, err := net.InterfaceByName("eth0")
+			if err == nil {
+				*mac = ifc.HardwareAddr.String()
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	far := netip.MustParseAddr("10.81.0.5")
+	_, err := res.resolve(far)
+	if !errors.Is(err, errUnresolved) {
+		t.Fatalf("first lookup of %s: got %v, want %v", far, err, errUnresolved)
+	}
+	var h hop
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if h, err = res.resolve(far); !errors.Is(err, errUnresolved) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("lookup of %s after provoking: %v", far, err)
+	}
+	if h.gateway != netip.MustParseAddr("10.80.0.254") || h.dstMAC.String() != routerMAC || h.srcMAC.String() != dirMAC ||
+		h.ifName != "eth0" || h.src != netip.MustParseAddr("10.80.0.1") {
+		t.Errorf("hop to %s: got %+v, want via 10.80.0.254 (%s) from eth0 10.80.0.1 (%s)", far, h, routerMAC, dirMAC)
+	}
+	// The router is now a neighbour, on-link.
+	if h, err = res.resolve(netip.MustParseAddr("10.80.0.254")); err != nil || h.gateway.IsValid() || h.dstMAC.String() != routerMAC {
+		t.Errorf("hop to the router: got %+v, %v; want on-link, %s", h, err, routerMAC)
+	}
+	if _, err := res.resolve(netip.MustParseAddr("10.80.0.1")); err == nil || errors.Is(err, errUnresolved) {
+		t.Errorf("own address: got %v, want an error", err)
+	}
+	if _, err := res.resolve(netip.MustParseAddr("192.0.2.1")); err == nil || errors.Is(err, errUnresolved) {
+		t.Errorf("address without a route: got %v, want an error", err)
 	}
 }

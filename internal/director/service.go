@@ -173,18 +173,14 @@ func (s *Service) slots() []*slot {
 	return append(out, s.retired...)
 }
 
-// Refresh re-reads the backends' health, admin state and weights and
-// follows them at once. The control loop does the same every 250 ms;
-// the daemon calls Refresh on a health transition or admin action so the
-// ring follows without that delay.
+// Refresh asks the control loop to re-read the backends' health, admin
+// state and weights now, rather than at its next tick (every 250 ms): the
+// daemon calls it on a health transition or admin action. It returns at
+// once; the ring follows within the time of one rebuild.
 func (s *Service) Refresh() {
-	s.d.mu.Lock()
-	defer s.d.mu.Unlock()
-	if s.removed {
-		return
-	}
-	if err := s.sync(); err != nil {
-		s.d.log.Warn("programming the kernel forwarder failed", "service", s.spec.Name, "error", err)
+	select {
+	case s.d.kick <- struct{}{}:
+	default: // a re-read is already due
 	}
 }
 
@@ -198,6 +194,8 @@ func (s *Service) reachable(sl *slot) (*hopState, bool) {
 		why = hs.err.Error()
 	case s.spec.Mode == ModeDirect && hs.h.gateway.IsValid():
 		why = fmt.Sprintf("direct routing needs the backend on a network of this host; the route to it goes through %s", hs.h.gateway)
+	case s.spec.Mode == ModeTunnel && !s.tunnelSource(sl.addr(), hs).IsValid():
+		why = fmt.Sprintf("no tunnel source: %s has no address of the backend's family and director.tunnel_source is not one", hs.h.ifName)
 	}
 	if why != sl.unreachable {
 		if why != "" {
@@ -229,12 +227,22 @@ func (s *Service) real(sl *slot, hs *hopState, ok bool) (Real, bool) {
 		Dead:    sl.dead,
 	}
 	if s.spec.Mode == ModeTunnel {
-		r.TunnelSrc = hs.h.src
-		if ts := s.d.tunnelSrc; ts.IsValid() && ts.Is4() == r.Addr.Is4() {
-			r.TunnelSrc = ts
-		}
+		r.TunnelSrc = s.tunnelSource(r.Addr, hs)
 	}
 	return r, true
+}
+
+// tunnelSource is the outer source of packets tunnelled to addr:
+// director.tunnel_source when it is of addr's family, else the egress
+// interface's address. Invalid when there is neither. d.mu must be held.
+func (s *Service) tunnelSource(addr netip.Addr, hs *hopState) netip.Addr {
+	if ts := s.d.tunnelSrc; ts.IsValid() && ts.Is4() == addr.Is4() {
+		return ts
+	}
+	if hs.h.src.IsValid() && hs.h.src.Is4() == addr.Is4() {
+		return hs.h.src
+	}
+	return netip.Addr{}
 }
 
 func sameReal(a, b Real) bool {

@@ -99,7 +99,7 @@ func TestRingMinimalDisruption(t *testing.T) {
 	before := l.fw.ring(s.id)
 	gone := slotOf(t, s, bs[4])
 	bs[4].SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	after := l.fw.ring(s.id)
 	var moved, others int
 	for i := range after {
@@ -117,12 +117,13 @@ func TestRingMinimalDisruption(t *testing.T) {
 	if f := float64(moved) / RingSize; f < 0.09 || f > 0.115 {
 		t.Errorf("entries changed: got %.4f of the ring, want about 1/10", f)
 	}
-	if f := float64(others) / RingSize; f > 0.015 {
-		t.Errorf("entries moved between survivors: got %.4f of the ring, want < 0.015", f)
+	t.Logf("changed %.4f, between survivors %.4f", float64(moved)/RingSize, float64(others)/RingSize)
+	if f := float64(others) / RingSize; f > 0.01 {
+		t.Errorf("entries moved between survivors: got %.4f of the ring, want < 0.01", f)
 	}
 	// Back up: the very ring of before.
 	bs[4].SetHealthy(true)
-	s.Refresh()
+	refresh(t, s)
 	if got := changed(before, l.fw.ring(s.id)); got != 0 {
 		t.Errorf("after the backend returned: %d entries differ from the first ring, want 0", got)
 	}
@@ -180,20 +181,20 @@ func TestRingTiers(t *testing.T) {
 	}
 	only("primaries up", primary...)
 	primary[0].SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	only("one primary up", primary[1])
 	primary[1].SetAdminState(balancer.AdminDrain)
-	s.Refresh()
+	refresh(t, s)
 	only("no primary", backup...)
 	backup[0].SetHealthy(false)
 	backup[1].SetWeight(0)
-	s.Refresh()
+	refresh(t, s)
 	only("no backup", fallback)
 	fallback.SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	only("nothing usable")
 	primary[0].SetHealthy(true)
-	s.Refresh()
+	refresh(t, s)
 	only("a primary back", primary[0])
 }
 
@@ -210,7 +211,7 @@ func TestQuiescentAndClose(t *testing.T) {
 	l.fw.addFlows(id, 3, time.Second)
 	l.fw.addFlows(id, 2, testFlowTimeout+time.Second) // expired: not counted
 	bs[0].SetHealthy(false)
-	s.Refresh()
+	refresh(t, s)
 	if shares(l.fw.ring(s.id))[id] != 0 {
 		t.Fatal("a down backend is still in the ring")
 	}
@@ -231,7 +232,7 @@ func TestQuiescentAndClose(t *testing.T) {
 		t.Fatal("the loop revived the slot of a backend still down")
 	}
 	bs[0].SetHealthy(true)
-	s.Refresh()
+	refresh(t, s)
 	if r, _ := l.fw.real(id); r.Dead {
 		t.Fatal("the slot of a backend back up is still dead")
 	}
@@ -399,6 +400,30 @@ func TestTunnelSourceSetting(t *testing.T) {
 	}
 }
 
+// TestTunnelWithoutSource: a tunnel needs an outer source of the
+// backend's family.
+func TestTunnelWithoutSource(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	bs := l.backends(1, 1, 1)
+	h := l.res.hops[bs[0].Addr.Addr()]
+	h.src = netip.Addr{}
+	l.res.hops[bs[0].Addr.Addr()] = h
+	sp := spec("web", "maglev")
+	sp.Mode = ModeTunnel
+	s := l.add(t, sp, balancerService(t, "maglev", bs, nil, nil))
+	if shares(l.fw.ring(s.id))[slotOf(t, s, bs[0])] != 0 {
+		t.Error("a backend without a tunnel source is in the ring")
+	}
+	l.d.mu.Lock()
+	l.d.tunnelSrc = netip.MustParseAddr("10.9.9.9")
+	l.d.mu.Unlock()
+	refresh(t, s)
+	if shares(l.fw.ring(s.id))[slotOf(t, s, bs[0])] == 0 {
+		t.Error("with tunnel_source set, the backend is still out of the ring")
+	}
+}
+
 // TestPersistenceGroups: services of one VIP with the same group share a
 // group id; members are the backends in the ring.
 func TestPersistenceGroups(t *testing.T) {
@@ -437,7 +462,7 @@ func TestPersistenceGroups(t *testing.T) {
 		}
 	}
 	bs[0].SetAdminState(balancer.AdminDrain)
-	https.Refresh()
+	refresh(t, https)
 	if _, ok := l.fw.member(https.id, bs[0].Addr.Addr()); ok {
 		t.Error("a drained backend is still a persistence member")
 	}

@@ -23,7 +23,16 @@ import (
 // file, for another try.
 func Down(path string, w io.Writer) error {
 	path = orDefault(path)
+	unlock, err := lockState(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := LoadState(path)
+	if errors.Is(err, ErrStaleState) {
+		fmt.Fprintf(w, "nothing to undo: %v; removed\n", err)
+		return os.Remove(path)
+	}
 	if err != nil {
 		return err
 	}
@@ -102,6 +111,12 @@ func undo(c Change, w io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(w, "link %s set down\n", c.Interface)
+	case KindRoute:
+		msg, err := undoRoute(c)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, msg)
 	default:
 		return fmt.Errorf("unknown kind %q", c.Kind)
 	}

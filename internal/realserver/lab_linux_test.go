@@ -72,7 +72,10 @@ func newLab(t *testing.T) *lab {
 	ip(t, "-n", l.dir, "link", "add", "vd", "address", macD.String(), "type", "veth",
 		"peer", "name", "vr", "address", macR.String(), "netns", l.rs)
 	for i, p := range [][2]string{{l.dir, "vd"}, {l.rs, "vr"}} {
+		// Link-local addresses of our own, without DAD: neighbour
+		// discovery for a reply from a VIP (on lo) needs one.
 		ip(t, "-n", p[0], "link", "set", p[1], "addrgenmode", "none")
+		ip(t, "-n", p[0], "addr", "add", fmt.Sprintf("fe80::%d/64", i+1), "dev", p[1], "nodad")
 		ip(t, "-n", p[0], "addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "dev", p[1])
 		ip(t, "-n", p[0], "addr", "add", fmt.Sprintf("fd00:78::%d/64", i+1), "dev", p[1], "nodad")
 		ip(t, "-n", p[0], "link", "set", p[1], "up")
@@ -124,12 +127,26 @@ func (l *lab) check(t *testing.T) *Report {
 	return r
 }
 
+func (l *lab) loadState(t *testing.T) *State {
+	t.Helper()
+	var st *State
+	in(t, l.rs, func() (err error) {
+		if st, err = LoadState(l.state); st == nil && err == nil {
+			err = errors.New("no state file")
+		}
+		return err
+	})
+	return st
+}
+
 // snapshot is what up changes and down must restore in the real server.
 func (l *lab) snapshot(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString(ip(t, "-n", l.rs, "-d", "addr"))
 	b.WriteString(ip(t, "-n", l.rs, "-d", "link"))
+	b.WriteString(ip(t, "-n", l.rs, "-d", "route", "show", "table", "all"))
+	b.WriteString(ip(t, "-n", l.rs, "-d", "-6", "route", "show", "table", "all"))
 	in(t, l.rs, func() error {
 		for _, i := range []string{"all", "default", "lo", "vr"} {
 			for _, k := range []string{arpIgnore, arpAnnounce, rpFilter} {
@@ -239,5 +256,72 @@ func (l *lab) answered(t *testing.T, targets ...netip.Addr) []netip.Addr {
 			return got
 		}
 		got = append(got, sender)
+	}
+}
+
+// synAckMSS reads frames on fd (an ETH_P_ALL packet socket) until a TCP
+// SYN-ACK from vip to client arrives, and returns the MSS it offers.
+func synAckMSS(t *testing.T, fd int, vip, client netip.AddrPort) int {
+	t.Helper()
+	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) {
+			t.Fatalf("no SYN-ACK from %s to %s in 10s", vip, client)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := buf[:n]
+		if n < 14 {
+			continue
+		}
+		var src, dst netip.Addr
+		var tcp []byte
+		switch binary.BigEndian.Uint16(f[12:]) {
+		case 0x0800:
+			ip := f[14:]
+			if len(ip) < 20 || ip[9] != 6 {
+				continue
+			}
+			src, dst = netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+			tcp = ip[int(ip[0]&15)*4:]
+		case 0x86dd:
+			ip := f[14:]
+			if len(ip) < 40 || ip[6] != 6 {
+				continue
+			}
+			src, dst = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+			tcp = ip[40:]
+		default:
+			continue
+		}
+		if len(tcp) < 20 || src != vip.Addr() || dst != client.Addr() ||
+			binary.BigEndian.Uint16(tcp) != vip.Port() || binary.BigEndian.Uint16(tcp[2:]) != client.Port() || tcp[13]&0x12 != 0x12 {
+			continue
+		}
+		opts := tcp[20:min(len(tcp), int(tcp[12]>>4)*4)]
+		for i := 0; i < len(opts); {
+			switch opts[i] {
+			case 0:
+				i = len(opts)
+			case 1:
+				i++
+			default:
+				if i+1 >= len(opts) || opts[i+1] < 2 {
+					i = len(opts)
+					continue
+				}
+				if opts[i] == 2 && opts[i+1] == 4 && i+4 <= len(opts) {
+					return int(binary.BigEndian.Uint16(opts[i+2:]))
+				}
+				i += int(opts[i+1])
+			}
+		}
+		t.Fatalf("SYN-ACK from %s without an MSS option", vip)
 	}
 }

@@ -91,6 +91,7 @@ type Options struct {
 	Interface string
 	Decap     Decap
 	XDPMode   decap.Mode
-	// StatePath is the state file; "" means DefaultStatePath.
+	// StatePath is the state file; "" means DefaultStatePath (or the
+	// network namespace's own, see there).
 	StatePath string
 }

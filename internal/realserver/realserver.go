@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,12 +48,22 @@ func Up(o Options, w io.Writer) (*State, error) {
 		return nil, errors.New("realserver: no VIP")
 	}
 	path := orDefault(o.StatePath)
+	unlock, err := lockState(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	st, err := LoadState(path)
+	if errors.Is(err, ErrStaleState) {
+		fmt.Fprintf(w, "ignoring %v\n", err)
+		st, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
 		st = &State{}
+		thisNetns(st)
 	}
 	iface := o.Interface
 	if iface == "" {
@@ -117,7 +129,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 			// record keeps the value to restore.
 			old := r.Old
 			*r = c
-			if r.Kind == KindSysctl {
+			if r.Kind == KindSysctl || r.Kind == KindRoute {
 				r.Old = old
 			}
 		} else {
@@ -132,6 +144,25 @@ func Up(o Options, w io.Writer) (*State, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// lockState serialises Up and Down on the directory of the state file
+// (flock), so that two runs at once neither interleave their changes nor
+// lose one another's records.
+func lockState(path string) (unlock func(), err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("realserver: state: %w", err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("realserver: state: lock %s: %w", dir, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("realserver: state: lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
 }
 
 // plan lists the conditions of the set-up st describes.
@@ -172,6 +203,11 @@ func plan(st *State, xdpMode decap.Mode) ([]step, error) {
 		}
 		steps = append(steps, ks...)
 	}
+	rs, err := routeSteps(st)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, rs...)
 	return append(steps, rpFilterStep(st.Interface)), nil
 }
 
@@ -202,7 +238,7 @@ func sysctlStep(path, set string, ok ...string) step {
 func rpFilterStep(iface string) step {
 	path := confPath(iface, rpFilter)
 	s := sysctlStep(path, "2", "0", "2")
-	s.what = fmt.Sprintf("reverse-path filter on %s loose or off (max of net.ipv4.conf.all.rp_filter and %s is 0 or 2)", iface, sysctlName(path))
+	s.what = fmt.Sprintf("rp_filter on %s loose or off (the larger of net.ipv4.conf.all.rp_filter and %s is 0 or 2)", iface, sysctlName(path))
 	s.holds = func() (bool, error) {
 		all, err := readSysctl(confPath("all", rpFilter))
 		if err != nil {
@@ -405,7 +441,7 @@ func joinAddrs(as []netip.Addr) string {
 }
 
 // defaultInterface is the interface of the IPv4 default route, else of
-// the IPv6 one.
+// the IPv6 one, else the only interface with an address.
 func defaultInterface() (string, error) {
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		rs, err := netlink.RouteList(nil, fam)
@@ -422,7 +458,26 @@ func defaultInterface() (string, error) {
 			}
 		}
 	}
-	return "", errors.New("realserver: no default route: name the interface facing the director (--interface)")
+	// No default route: the one interface that has an address a
+	// director could send to, if there is just one.
+	links, err := netlink.LinkList()
+	if err != nil {
+		return "", fmt.Errorf("realserver: links: %w", err)
+	}
+	var found []string
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&net.FlagLoopback != 0 || a.Flags&net.FlagUp == 0 {
+			continue
+		}
+		if locals, err := localAddrs(a.Name); err == nil && len(locals) > 0 {
+			found = append(found, a.Name)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	return "", fmt.Errorf("realserver: no default route, and %d interfaces with addresses (%s): name the one facing the director (--interface)", len(found), strings.Join(found, ", "))
 }
 
 func isZeroMask(m net.IPMask) bool {

@@ -1,6 +1,8 @@
 package realserver
 
 import (
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -9,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/fulcrum-lb/fulcrum/internal/netns"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap/decaptest"
 )
@@ -103,10 +108,7 @@ func TestDirect(t *testing.T) {
 	if out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip}}); !strings.Contains(out, "net.ipv4.conf.all.arp_ignore: 0 -> 1") {
 		t.Errorf("up after reset:\n%s", out)
 	}
-	st, err := LoadState(l.state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := l.loadState(t)
 	if c := st.find(Change{Kind: KindSysctl, Path: confPath("all", arpIgnore)}); c == nil || c.Old != "0" {
 		t.Errorf("record of all.arp_ignore %+v, want old 0 kept", c)
 	}
@@ -116,8 +118,8 @@ func TestDirect(t *testing.T) {
 	if got := l.snapshot(t); got != snap {
 		t.Errorf("down did not restore the namespace:\nbefore\n%s\nafter\n%s", snap, got)
 	}
-	if _, err := LoadState(l.state); err != nil || fileExists(l.state) {
-		t.Errorf("state file left after down (err %v)", err)
+	if fileExists(l.state) {
+		t.Errorf("state file left after down")
 	}
 }
 
@@ -145,6 +147,8 @@ func testTunnel(t *testing.T, xdpMode decap.Mode) {
 	t.Logf("up:\n%s", out)
 	for _, want := range []string{
 		"sysctl net.ipv4.conf.vr.rp_filter: 0 -> 2",
+		"route default via 10.78.0.1 dev vr: advmss 0 -> 1420",
+		"route default via fd00:78::1 metric 1024 dev vr: advmss 0 -> 1400",
 		"xdp decapsulator (program id ",
 		"attached to vr in " + xdpMode.String() + " mode",
 	} {
@@ -202,12 +206,50 @@ func testTunnel(t *testing.T, xdpMode decap.Mode) {
 		}
 	}
 
+	// A client's SYN, tunnelled, is answered by a SYN-ACK straight to the
+	// client whose MSS leaves room for the outer header: 1500 less 40
+	// (vr has an IPv6 address, so the outer header may be IPv6) less
+	// the inner IP and TCP headers.
+	in(t, l.rs, func() error {
+		for _, v := range []netip.Addr{vip4, vip6} {
+			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(v, 80)))
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { ln.Close() })
+		}
+		return nil
+	})
+	capture, _ := l.packetSocket(t, unix.ETH_P_ALL)
+	for _, tc := range []struct {
+		outer, client, vip netip.Addr
+		mss                int
+	}{
+		{rs4, client4, vip4, 1500 - 40 - 40},
+		{rs6, client6, vip6, 1500 - 40 - 60},
+	} {
+		from := dir4
+		if tc.outer.Is6() {
+			from = dir6
+		}
+		client, vip := netip.AddrPortFrom(tc.client, 40001), netip.AddrPortFrom(tc.vip, 80)
+		send(t, fd, ifindex, decaptest.Tunnel(macR, macD, from, tc.outer, 0, decaptest.TCPSyn(client, vip, 1, 1460)))
+		if got := synAckMSS(t, capture, vip, client); got != tc.mss {
+			t.Errorf("SYN-ACK from %s offers MSS %d, want %d", vip, got, tc.mss)
+		}
+	}
+
 	r := l.check(t)
 	if !r.OK() {
 		t.Errorf("status: %+v", r.Checks)
 	}
-	for _, k := range []string{"decap_4in4", "decap_6in4", "decap_4in6", "decap_6in6"} {
+	for _, k := range []string{"decap_4in6", "decap_6in4"} {
 		if r.Decap[k] != 1 {
+			t.Errorf("counter %s = %d, want 1 (%v)", k, r.Decap[k], r.Decap)
+		}
+	}
+	for _, k := range []string{"decap_4in4", "decap_6in6"} {
+		if r.Decap[k] != 2 {
 			t.Errorf("counter %s = %d, want 1 (%v)", k, r.Decap[k], r.Decap)
 		}
 	}
@@ -270,9 +312,116 @@ func TestDecapKernelUnavailable(t *testing.T) {
 		t.Errorf("up --decap kernel: %v, want an error naming modprobe ipip and --decap ebpf", err)
 	}
 	l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}})
-	st, err := LoadState(l.state)
-	if err != nil || st.Decap != "ebpf" {
-		t.Errorf("auto chose %q (%v), want ebpf", st.Decap, err)
+	if st := l.loadState(t); st.Decap != "ebpf" {
+		t.Errorf("auto chose %q, want ebpf", st.Decap)
 	}
 	l.down(t)
+}
+
+// TestStatePerNetns: each network namespace has its own default state
+// file, and a state written in one is refused in another.
+func TestStatePerNetns(t *testing.T) {
+	l := newLab(t)
+	var inRS, inDir string
+	in(t, l.rs, func() error { inRS = orDefault(""); return nil })
+	in(t, l.dir, func() error { inDir = orDefault(""); return nil })
+	if inRS == inDir || !strings.HasPrefix(inRS, "/run/fulcrum/realserver-netns-") || inRS == DefaultStatePath {
+		t.Errorf("default state paths: real server %s, director %s: want two of their own", inRS, inDir)
+	}
+	l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	var err error
+	in(t, l.dir, func() error { _, err = Check(l.state); return nil })
+	if err == nil || !strings.Contains(err.Error(), "was written in network namespace") {
+		t.Errorf("status of the real server's state from the director's namespace: %v", err)
+	}
+	l.down(t)
+}
+
+// TestInterfaceWithoutDefaultRoute: with no default route, the one
+// interface with an address faces the director.
+func TestInterfaceWithoutDefaultRoute(t *testing.T) {
+	l := newLab(t)
+	ip(t, "-n", l.rs, "route", "del", "default")
+	ip(t, "-n", l.rs, "-6", "route", "del", "default")
+	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	if !strings.Contains(out, "net.ipv4.conf.vr.arp_ignore: 0 -> 1") {
+		t.Errorf("up without a default route:\n%s", out)
+	}
+	l.down(t)
+}
+
+// TestConcurrentUp: two ups at once, each with a VIP of its own, both
+// land in the one state file, and down removes both.
+func TestConcurrentUp(t *testing.T) {
+	l := newLab(t)
+	vips := []netip.Addr{netip.MustParseAddr("192.0.2.211"), netip.MustParseAddr("192.0.2.212")}
+	errs := make(chan error, len(vips))
+	for _, v := range vips {
+		go func() {
+			errs <- netns.Do(l.rs, func() error {
+				_, err := Up(Options{Mode: ModeDirect, VIPs: []netip.Addr{v}, StatePath: l.state}, io.Discard)
+				return err
+			})
+		}()
+	}
+	for range vips {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := l.loadState(t)
+	for _, v := range vips {
+		if st.find(Change{Kind: KindAddress, Interface: VIPInterface, Prefix: VIPPrefix(v)}) == nil {
+			t.Errorf("state lost the address change of %s: %+v", v, st.Changes)
+		}
+	}
+	var sysctls int
+	for _, c := range st.Changes {
+		if c.Kind == KindSysctl {
+			sysctls++
+		}
+	}
+	if sysctls != 4 {
+		t.Errorf("%d sysctl changes recorded, want 4 (all and vr, arp_ignore and arp_announce, once each)", sysctls)
+	}
+	out := l.down(t)
+	for _, v := range vips {
+		if !strings.Contains(out, "address "+v.String()+"/32 removed from lo") {
+			t.Errorf("down did not remove %s:\n%s", v, out)
+		}
+	}
+}
+
+// TestStaleState: a state file left by a namespace that is gone, whose
+// inode this one now has, is ignored by up and removed by down.
+func TestStaleState(t *testing.T) {
+	l := newLab(t)
+	l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	st := l.loadState(t)
+	if st.Netns == 0 || st.NetnsCookie == 0 {
+		t.Fatalf("state without its namespace's identity: inode %d, cookie %d", st.Netns, st.NetnsCookie)
+	}
+	l.down(t)
+
+	st.NetnsCookie++ // as if written by an earlier namespace
+	if err := st.save(l.state); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	in(t, l.rs, func() error { _, err = Check(l.state); return nil })
+	if !errors.Is(err, ErrStaleState) {
+		t.Errorf("status of a stale state: %v, want ErrStaleState", err)
+	}
+	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip6}})
+	if !strings.Contains(out, "ignoring") || l.loadState(t).find(Change{Kind: KindAddress, Interface: VIPInterface, Prefix: VIPPrefix(vip4)}) != nil {
+		t.Errorf("up over a stale state:\n%s", out)
+	}
+	l.down(t)
+
+	if err := st.save(l.state); err != nil {
+		t.Fatal(err)
+	}
+	if out := l.down(t); !strings.Contains(out, "nothing to undo") || fileExists(l.state) {
+		t.Errorf("down of a stale state:\n%s", out)
+	}
 }

@@ -10,14 +10,26 @@ import (
 	"path/filepath"
 )
 
-// DefaultStatePath is where Up records its changes unless told otherwise.
+// DefaultStatePath is where Up records its changes unless told
+// otherwise, in the network namespace of process 1. In another one (`ip
+// netns exec` shares /run with the host) the default is
+// /run/fulcrum/realserver-netns-INODE.json, INODE being the namespace's
+// (`ls -iL /proc/self/ns/net`), so that real servers set up in several
+// namespaces of one machine never share a state file.
 const DefaultStatePath = "/run/fulcrum/realserver.json"
 
 func orDefault(path string) string {
-	if path == "" {
+	if path != "" {
+		return path
+	}
+	self, err := netnsInode("/proc/thread-self/ns/net")
+	if err != nil {
 		return DefaultStatePath
 	}
-	return path
+	if init, err := netnsInode("/proc/1/ns/net"); err == nil && init == self {
+		return DefaultStatePath
+	}
+	return fmt.Sprintf("/run/fulcrum/realserver-netns-%d.json", self)
 }
 
 // Kinds of Change.
@@ -26,6 +38,8 @@ const (
 	KindAddress = "address" // Prefix added to Interface
 	KindXDP     = "xdp"     // decapsulator ProgramID attached to Interface
 	KindLinkUp  = "link_up" // Interface (a kernel tunnel) set up
+	// Route's advmss (on Interface) from Old to New ("0": none).
+	KindRoute = "route_advmss"
 )
 
 // Change is one thing Up changed, as Down undoes it.
@@ -37,6 +51,7 @@ type Change struct {
 	Interface string       `json:"interface,omitempty"`
 	IfIndex   int          `json:"ifindex,omitempty"`
 	Prefix    netip.Prefix `json:"prefix,omitzero"`
+	Route     string       `json:"route,omitempty"` // route_advmss: as ip route names it
 	ProgramID uint32       `json:"program_id,omitempty"`
 	XDPMode   string       `json:"xdp_mode,omitempty"`
 }
@@ -51,17 +66,25 @@ func (c Change) String() string {
 		return fmt.Sprintf("xdp decapsulator (program id %d) attached to %s in %s mode", c.ProgramID, c.Interface, c.XDPMode)
 	case KindLinkUp:
 		return fmt.Sprintf("link %s set up", c.Interface)
+	case KindRoute:
+		return fmt.Sprintf("route %s dev %s: advmss %s -> %s", c.Route, c.Interface, c.Old, c.New)
 	}
 	return c.Kind
 }
 
 // State is what Up did, kept in the state file.
 type State struct {
-	Mode      string       `json:"mode"`
-	Decap     string       `json:"decap,omitempty"` // tunnel: kernel or ebpf
-	Interface string       `json:"interface,omitempty"`
-	VIPs      []netip.Addr `json:"vips"`
-	Changes   []Change     `json:"changes"`
+	// Netns is the inode of the network namespace the changes were made
+	// in; 0 when unknown.
+	Netns uint64 `json:"netns,omitempty"`
+	// NetnsCookie is that namespace's cookie, which unlike its inode is
+	// never given to another namespace; 0 when unknown.
+	NetnsCookie uint64       `json:"netns_cookie,omitempty"`
+	Mode        string       `json:"mode"`
+	Decap       string       `json:"decap,omitempty"` // tunnel: kernel or ebpf
+	Interface   string       `json:"interface,omitempty"`
+	VIPs        []netip.Addr `json:"vips"`
+	Changes     []Change     `json:"changes"`
 }
 
 // LoadState reads a state file; a missing file is (nil, nil).
@@ -76,6 +99,9 @@ func LoadState(path string) (*State, error) {
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("realserver: state %s: %w", path, err)
+	}
+	if err := checkNetns(&st, path); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
@@ -118,6 +144,10 @@ func (st *State) find(c Change) *Change {
 			}
 		case KindXDP, KindLinkUp:
 			if r.Interface == c.Interface {
+				return r
+			}
+		case KindRoute:
+			if r.Interface == c.Interface && r.Route == c.Route {
 				return r
 			}
 		}

@@ -53,6 +53,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/procstat"
 )
 
 type options struct {
@@ -424,9 +426,7 @@ var softirqThreads = sync.OnceValue(func() []int {
 	return pids
 })
 
-// userHZ is the unit of /proc/PID/stat and /proc/stat times; Linux fixes it
-// at 100 for user space on every architecture we run on.
-const userHZ = 100
+const userHZ = procstat.UserHZ
 
 func readCPU(pid int, ours []int) (cpuSample, error) {
 	var s cpuSample
@@ -459,7 +459,7 @@ func readCPU(pid int, ours []int) (cpuSample, error) {
 	}
 	s.procTicks = -1
 	if pid > 0 {
-		t, err := procTicks(pid)
+		t, err := procstat.Ticks(pid)
 		if err != nil {
 			return s, err
 		}
@@ -467,38 +467,18 @@ func readCPU(pid int, ours []int) (cpuSample, error) {
 		s.oursTicks += t
 	}
 	for _, p := range append(ours, os.Getpid()) {
-		t, err := procTicks(p)
+		t, err := procstat.Ticks(p)
 		if err != nil {
 			return s, err
 		}
 		s.oursTicks += t
 	}
 	for _, p := range softirqThreads() {
-		if t, err := procTicks(p); err == nil {
+		if t, err := procstat.Ticks(p); err == nil {
 			s.oursTicks += t
 		}
 	}
 	return s, nil
-}
-
-// procTicks returns utime+stime of process pid, all its threads.
-func procTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces; fields start after the last ')'.
-	rest := string(b)
-	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	fs := strings.Fields(rest)
-	if len(fs) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	ut, _ := strconv.ParseInt(fs[11], 10, 64)
-	st, _ := strconv.ParseInt(fs[12], 10, 64)
-	return ut + st, nil
 }
 
 // since returns, for the window from a to b of length wall: the CPU use of

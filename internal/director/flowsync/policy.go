@@ -14,16 +14,18 @@ import (
 //     peer taking over sends the flow's next packet to the same backend.
 //   - A flow created from a persistence entry is sent: the peer's ring
 //     would not reproduce it.
-//   - Every new flow of a service with persistence sends the
-//     persistence entry (client under the netmask → backend), so that the
-//     client's next connections keep their backend after a fail-over,
-//     and so that the peer's copy is refreshed as often as ours.
+//   - A new flow of a service with persistence sends the persistence
+//     entry (client under the netmask → backend), so that the client's
+//     next connections keep their backend after a fail-over, and so that
+//     the peer's copy is refreshed as ours is — at most once per tenth of
+//     the group's timeout (persistDue).
 //   - When a service's ring changes (RingChanged, called by the control
 //     plane after it wrote the new ring), the flow table is scanned and
 //     every flow of that service whose slot differs from what the new
 //     ring picks for it is sent: exactly the flows that would move after
 //     a fail-over.
-//   - Every Refresh, the whole table is scanned the same way, so that
+//   - Every Refresh (a quarter of flow_timeout), the whole table is
+//     scanned the same way, so that
 //     the peers' copies of those flows, idle on the peers since they
 //     carry no packets there, do not time out while the flows live here.
 //   - A join is answered with the same scan of the whole table plus every
@@ -63,11 +65,41 @@ func (s *Syncer) newFlow(ev NewFlow) {
 	}
 	if group != 0 {
 		if g, ok := r.Group(group); ok {
-			if e, ok := persistEntry(g, ev.Flow.Src.Addr(), backend); ok {
+			if e, ok := persistEntry(g, ev.Flow.Src.Addr(), backend); ok && s.persistDue(g, e, time.Now()) {
 				s.Offer(e)
 			}
 		}
 	}
+}
+
+// persistDue reports whether persistence entry e of g is to be sent at
+// now: not when it left less than a tenth of g's timeout ago (at least a
+// second), so that a client opening many connections sends it once,
+// while the peer's copy still outlives ours by at most that tenth. Only
+// the Events goroutine calls it.
+func (s *Syncer) persistDue(g Group, e Entry, now time.Time) bool {
+	k := sentPersist{group: g.ID, client: e.Client.Addr(), backend: e.Backend}
+	every := max(g.Timeout/10, time.Second)
+	if at, ok := s.persistSent[k]; ok && now.Sub(at) < every {
+		return false
+	}
+	if len(s.persistSent) >= maxPersistSent {
+		for k, at := range s.persistSent {
+			if now.Sub(at) >= every {
+				delete(s.persistSent, k)
+			}
+		}
+		if len(s.persistSent) >= maxPersistSent {
+			clear(s.persistSent)
+		}
+	}
+	s.persistSent[k] = now
+	return true
+}
+
+type sentPersist struct {
+	group           uint32
+	client, backend netip.Addr
 }
 
 func (s *Syncer) scanLoop(ctx context.Context) {

@@ -23,9 +23,6 @@ const (
 	// DefaultFlush is how long an offered entry waits for others to
 	// share its datagram.
 	DefaultFlush = 50 * time.Millisecond
-	// DefaultRefresh is how often the whole flow table is scanned for
-	// flows to send again (see Syncer).
-	DefaultRefresh = 30 * time.Second
 	// DefaultFlowTimeout is the kernel's default flow_timeout.
 	DefaultFlowTimeout = 300 * time.Second
 	// JoinInterval is how often a join request is repeated to a peer
@@ -39,6 +36,8 @@ const (
 	kickBatch = 32
 	// maxSenders bounds the replay windows kept, one per sender name.
 	maxSenders = 256
+	// maxPersistSent bounds the persistence entries remembered as sent.
+	maxPersistSent = 1 << 16
 	// maxLearned bounds the flows remembered as learnt from peers.
 	maxLearned = 1 << 20
 	// learnedMargin covers the time between noting a learnt flow and
@@ -65,8 +64,17 @@ type Options struct {
 	// Queue bounds the entries waiting to be sent; when it is full the
 	// oldest is dropped (counted "rate"). 0: one second at MaxRate.
 	Queue int
-	// Flush, Refresh and FlowTimeout: 0 means their Default.
-	Flush, Refresh, FlowTimeout time.Duration
+	// FlowTimeout is the kernel's flow_timeout; 0: DefaultFlowTimeout.
+	FlowTimeout time.Duration
+	// Flush is how long an entry waits for others to share its
+	// datagram; 0: DefaultFlush.
+	Flush time.Duration
+	// Refresh is how often the whole flow table is scanned for the
+	// flows to send again (policy.go); 0: a quarter of FlowTimeout, so
+	// that the peers' copies are renewed three times before they expire.
+	// A scan reads every entry of the kernel table: about 1.5 s of a CPU
+	// for a full table of 262,144 flows (BenchmarkKernelScan).
+	Refresh time.Duration
 
 	Table    Table
 	Resolver Resolver
@@ -107,6 +115,10 @@ type Syncer struct {
 	windows map[string]*replay.Window
 	peers   map[netip.Addr]*peer
 	dumps   map[netip.AddrPort]*dump
+
+	// persistSent is when each persistence entry was last offered;
+	// only the Events goroutine uses it.
+	persistSent map[sentPersist]time.Time
 
 	lmu     sync.Mutex
 	learned map[Flow]time.Time // flows installed from peers, and when
@@ -170,11 +182,11 @@ func New(opt Options) (*Syncer, error) {
 	if opt.Flush <= 0 {
 		opt.Flush = DefaultFlush
 	}
-	if opt.Refresh <= 0 {
-		opt.Refresh = DefaultRefresh
-	}
 	if opt.FlowTimeout <= 0 {
 		opt.FlowTimeout = DefaultFlowTimeout
+	}
+	if opt.Refresh <= 0 {
+		opt.Refresh = opt.FlowTimeout / 4
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
@@ -190,6 +202,8 @@ func New(opt Options) (*Syncer, error) {
 		peers:    map[netip.Addr]*peer{},
 		dumps:    map[netip.AddrPort]*dump{},
 		learned:  map[Flow]time.Time{},
+
+		persistSent: map[sentPersist]time.Time{},
 		// Two flush intervals' worth, and at least a full datagram.
 		burst: max(float64(opt.MaxRate)*2*opt.Flush.Seconds(), 1),
 	}

@@ -297,3 +297,33 @@ func TestNoEcho(t *testing.T) {
 	}
 	waitStatus(t, a.s, "lb1 getting the flow back", func(s Status) bool { return s.Installed == installed+1 })
 }
+
+// TestPersistOnce: a client's burst of connections sends its persistence
+// entry once; another client's, or another backend, is sent.
+func TestPersistOnce(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Node: "lb1", Conn: listen(t, "127.0.0.1"), Table: newFakeTable(), Resolver: &fakeResolver{slotBase: 10, groupID: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func() int {
+		s.qmu.Lock()
+		defer s.qmu.Unlock()
+		return s.n
+	}
+	for i := range 10 {
+		s.newFlow(NewFlow{Flow: flow(fmt.Sprintf("10.1.2.%d:%d", i, 40000+i), 80, 6), Slot: 10, Service: 1})
+	}
+	if n := queued(); n != 1 {
+		t.Errorf("10 ring flows of one /24 queued %d entries, want 1", n)
+	}
+	s.newFlow(NewFlow{Flow: flow("10.1.3.1:40000", 80, 6), Slot: 10, Service: 1})
+	s.newFlow(NewFlow{Flow: flow("10.1.2.1:40000", 80, 6), Slot: 11, Service: 1})
+	if n := queued(); n != 3 {
+		t.Errorf("another client and another backend: %d entries queued, want 3", n)
+	}
+	s.newFlow(NewFlow{Flow: flow("10.1.2.1:40001", 80, 6), Slot: 11, Service: 1, Persisted: true})
+	if n := queued(); n != 4 {
+		t.Errorf("a persisted flow: %d entries queued, want 4 (the flow, not its persistence entry again)", n)
+	}
+}

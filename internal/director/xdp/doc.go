@@ -35,7 +35,8 @@
 // and a packet too big to tunnel (passed_too_big: the kernel, which holds
 // the VIP as well, answers it as it would; real servers must use an MSS
 // that leaves room for the 20 or 40 bytes of outer header, as with
-// LVS-TUN). Only frames the kernel's IP input would drop anyway —
+// LVS-TUN), and a tunnelled packet that cannot be encapsulated
+// (passed_encap_failed: no tunnel source, no headroom). Only frames the kernel's IP input would drop anyway —
 // truncated headers, a header length below 5, a total length beyond the
 // frame or below the header — are dropped (dropped_malformed).
 //

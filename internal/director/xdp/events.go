@@ -3,7 +3,6 @@
 package xdp
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -36,7 +35,6 @@ func (p *Program) ReadNewFlows(ctx context.Context, fn func(NewFlow)) error {
 		rd.Close()
 	}()
 	var rec ringbuf.Record
-	var ev bpfEvent
 	for {
 		if err := rd.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) && ctx.Err() != nil {
@@ -44,9 +42,33 @@ func (p *Program) ReadNewFlows(ctx context.Context, fn func(NewFlow)) error {
 			}
 			return fmt.Errorf("xdp: new flows: %w", err)
 		}
-		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &ev); err != nil {
-			return fmt.Errorf("xdp: new flows: record of %d bytes: %w", len(rec.RawSample), err)
+		ev, err := decodeEvent(rec.RawSample)
+		if err != nil {
+			return fmt.Errorf("xdp: new flows: %w", err)
 		}
 		fn(NewFlow{Flow: keyFlow(ev.Flow), Slot: ev.Slot, Service: ev.Svc, Persisted: ev.Persisted != 0})
 	}
+}
+
+// decodeEvent reads a struct event (bpf/xdp.h) field by field: the reader
+// may see tens of thousands a second, and encoding/binary's reflection
+// would cost more than the rest of the work.
+func decodeEvent(b []byte) (bpfEvent, error) {
+	var ev bpfEvent
+	if len(b) < 49 {
+		return ev, fmt.Errorf("record of %d bytes, want 56", len(b))
+	}
+	e := binary.NativeEndian
+	for i := range 4 {
+		ev.Flow.Src[i] = e.Uint32(b[4*i:])
+		ev.Flow.Dst[i] = e.Uint32(b[16+4*i:])
+	}
+	ev.Flow.Sport = e.Uint16(b[32:])
+	ev.Flow.Dport = e.Uint16(b[34:])
+	ev.Flow.Proto = b[36]
+	ev.Flow.Family = b[37]
+	ev.Slot = e.Uint32(b[40:])
+	ev.Svc = e.Uint32(b[44:])
+	ev.Persisted = b[48]
+	return ev, nil
 }

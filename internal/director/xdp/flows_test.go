@@ -5,7 +5,9 @@ package xdp
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -277,6 +279,17 @@ func TestTunnelTooBig(t *testing.T) {
 	}
 }
 
+func TestTunnelWithoutSource(t *testing.T) {
+	l := newLab(t, Options{})
+	l.standard()
+	l.real(slotTun4, Real{Addr: tun4, DstMAC: gwMAC, SrcMAC: dirMAC, IfIndex: loIndex})
+	before := l.global()
+	l.expect(pkt4(cli4, 1000, vip4t, 80, protoTCP, v4opts{}), xdpPass, nil)
+	if d := delta(before, l.global()); d["passed_encap_failed"] != 1 {
+		t.Errorf("counters moved %v, want passed_encap_failed 1", d)
+	}
+}
+
 func TestHashPicksTheRingEntryGoPredicts(t *testing.T) {
 	l := newLab(t, Options{})
 	l.standard()
@@ -414,5 +427,35 @@ func TestEventsLostNotPackets(t *testing.T) {
 	d := delta(before, l.global())
 	if d["tx"] != n || d["flows_new"] != n || d["events_lost"] == 0 || d["events_lost"] >= n {
 		t.Errorf("counters moved %v, want tx and flows_new %d and some events lost", d, n)
+	}
+}
+
+// decodeEvent must agree with encoding/binary on the generated layout.
+func TestDecodeEvent(t *testing.T) {
+	want := bpfEvent{Flow: bpfFlowKey{Src: [4]uint32{1, 2, 3, 4}, Dst: [4]uint32{5, 6, 7, 8},
+		Sport: 9, Dport: 10, Proto: 17, Family: 6}, Slot: 11, Svc: 12, Persisted: 1}
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.NativeEndian, want); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 56 {
+		t.Fatalf("struct event is %d bytes, decodeEvent assumes 56", buf.Len())
+	}
+	got, err := decodeEvent(buf.Bytes())
+	if err != nil || got != want {
+		t.Errorf("decodeEvent = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := decodeEvent(buf.Bytes()[:40]); err == nil {
+		t.Error("decodeEvent accepted a short record")
+	}
+}
+
+func TestSupported(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: without it Supported reports missing privileges")
+	}
+	// This kernel (the CI's) has everything the program needs.
+	if err := Supported(); err != nil {
+		t.Fatalf("Supported() = %v", err)
 	}
 }

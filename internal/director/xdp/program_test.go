@@ -39,22 +39,23 @@ var (
 	gwMAC     = mac("02:00:00:00:0b:01") // tunnel next hop
 	egressMAC = mac("02:00:00:00:0c:01") // the redirect interface's own
 
-	vip4   = netip.MustParseAddr("192.0.2.10")
-	vip4t  = netip.MustParseAddr("192.0.2.20") // tunnel, all ports
-	vip4x  = netip.MustParseAddr("192.0.2.30") // tunnel over IPv6
-	vip6   = netip.MustParseAddr("2001:db8::10")
-	vip6t  = netip.MustParseAddr("2001:db8::20")
-	vip6x  = netip.MustParseAddr("2001:db8::30") // tunnel over IPv4
-	cli4   = netip.MustParseAddr("198.51.100.7")
-	cli6   = netip.MustParseAddr("2001:db8:c::7")
-	rs1    = netip.MustParseAddr("10.0.0.1")
-	rs2    = netip.MustParseAddr("10.0.0.2")
-	rs6    = netip.MustParseAddr("2001:db8:a::1")
-	tun4   = netip.MustParseAddr("10.1.0.1")
-	tsrc4  = netip.MustParseAddr("10.0.0.254")
-	tun6   = netip.MustParseAddr("2001:db8:1::1")
-	tsrc6  = netip.MustParseAddr("2001:db8::fe")
-	router = netip.MustParseAddr("203.0.113.1")
+	vip4    = netip.MustParseAddr("192.0.2.10")
+	vip4t   = netip.MustParseAddr("192.0.2.20") // tunnel, all ports
+	vip4x   = netip.MustParseAddr("192.0.2.30") // tunnel over IPv6
+	vip6    = netip.MustParseAddr("2001:db8::10")
+	vip6t   = netip.MustParseAddr("2001:db8::20")
+	vip6x   = netip.MustParseAddr("2001:db8::30") // tunnel over IPv4
+	cli4    = netip.MustParseAddr("198.51.100.7")
+	cli6    = netip.MustParseAddr("2001:db8:c::7")
+	rs1     = netip.MustParseAddr("10.0.0.1")
+	rs2     = netip.MustParseAddr("10.0.0.2")
+	rs6     = netip.MustParseAddr("2001:db8:a::1")
+	tun4    = netip.MustParseAddr("10.1.0.1")
+	tsrc4   = netip.MustParseAddr("10.0.0.254")
+	tun6    = netip.MustParseAddr("2001:db8:1::1")
+	tsrc6   = netip.MustParseAddr("2001:db8::fe")
+	router  = netip.MustParseAddr("203.0.113.1")
+	router6 = netip.MustParseAddr("2001:db8:ffff::1")
 )
 
 // lo is where BPF_PROG_TEST_RUN says XDP packets arrive.
@@ -71,7 +72,7 @@ const (
 )
 
 type lab struct {
-	t *testing.T
+	t testing.TB
 	p *Program
 }
 
@@ -109,8 +110,7 @@ func newLab(t testing.TB, o Options) *lab {
 	if err := p.setIfMAC(loIndex, dirMAC); err != nil {
 		t.Fatal(err)
 	}
-	tt, _ := t.(*testing.T)
-	return &lab{t: tt, p: p}
+	return &lab{t: t, p: p}
 }
 
 func must(t testing.TB, err error) {
@@ -325,6 +325,9 @@ func forwardCases() []forwardCase {
 		}(), xdpDrop, nil, pass("dropped_malformed")},
 		{"IPv6 payload cuts TCP", ether(dirMAC, routerMAC, 0x86dd, ipv6(cli6, vip6, protoTCP, tcp(40000, 80, nil)[:19], 0, 0)), xdpDrop, nil, pass("dropped_malformed")},
 		{"truncated ICMP", ether(dirMAC, routerMAC, 0x0800, ipv4(router, vip4, protoICMP, []byte{3, 4, 0}, v4opts{})), xdpDrop, nil, pass("dropped_malformed")},
+		{"ICMP error quoting Ethernet padding", ether(dirMAC, routerMAC, 0x0800, append(ipv4(router, vip4, protoICMP, icmp(3, 4, 1400, nil), v4opts{}),
+			ipv4(vip4, cli4, protoTCP, tcp(80, 40000, nil), v4opts{})[:28]...)), xdpPass, nil, pass("passed_unknown")},
+		{"ICMPv6 error, short payload length", ether(dirMAC, routerMAC, 0x86dd, ipv6(router6, vip6, protoICMPv6, []byte{2, 0, 0}, 0, 0)), xdpDrop, nil, pass("dropped_malformed")},
 		{"ICMP error for no flow", ether(dirMAC, routerMAC, 0x0800, ipv4(router, vip4, protoICMP,
 			icmp(3, 4, 1400, ipv4(vip4, cli4, protoTCP, tcp(80, 50000, nil), v4opts{})[:28]), v4opts{})), xdpPass, nil, pass("passed_icmp_no_flow")},
 		{"ICMP error quoting another source", ether(dirMAC, routerMAC, 0x0800, ipv4(router, vip4, protoICMP,

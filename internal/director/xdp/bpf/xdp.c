@@ -266,11 +266,14 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data, void *end)
 		struct icmphdr *icmp = (void *)(ip + 1);
 		struct iphdr *in = (void *)(icmp + 1);
 
-		if ((void *)(icmp + 1) > end)
+		if (tot < sizeof(*ip) + sizeof(*icmp) || (void *)(icmp + 1) > end)
 			return verdict(R_DROPPED_MALFORMED, XDP_DROP);
 		if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED)
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
-		if ((void *)(in + 1) > end || in->version != 4 || in->ihl != 5 ||
+		/* The quoted header and ports, within the packet's length (not
+		 * in Ethernet padding). */
+		if (tot < sizeof(*ip) + sizeof(*icmp) + sizeof(*in) + 4 ||
+		    (void *)(in + 1) > end || in->version != 4 || in->ihl != 5 ||
 		    in->saddr != ip->daddr)
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
 		p->fk.src[0] = in->daddr;
@@ -339,13 +342,14 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data, void *end)
 		struct icmp6hdr *icmp = (void *)(ip6 + 1);
 		struct ipv6hdr *in = (void *)(icmp + 1);
 
-		if ((void *)(icmp + 1) > end)
+		if (plen < sizeof(*icmp) || (void *)(icmp + 1) > end)
 			return verdict(R_DROPPED_MALFORMED, XDP_DROP);
 		if (icmp->icmp6_type != ICMPV6_DEST_UNREACH &&
 		    icmp->icmp6_type != ICMPV6_PKT_TOOBIG &&
 		    icmp->icmp6_type != ICMPV6_TIME_EXCEED)
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
-		if ((void *)(in + 1) > end || in->version != 6 ||
+		if (plen < sizeof(*icmp) + sizeof(*in) + 4 ||
+		    (void *)(in + 1) > end || in->version != 6 ||
 		    !addr6_eq(&in->saddr, &ip6->daddr))
 			return verdict(R_PASSED_UNKNOWN, XDP_PASS);
 		__builtin_memcpy(p->fk.src, &in->daddr, 16);
@@ -377,12 +381,17 @@ static __always_inline void set_macs(struct ethhdr *eth, const struct real *r)
 /* Push an outer header to the real. Returns PASS when done, else the
  * (counted) verdict. */
 static __always_inline int encap(struct xdp_md *ctx, const struct pkt *p,
-				 const struct real *r, __u32 hash)
+				 const struct real *r)
 {
 	int hdr = r->family == 4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
 	__u8 inner = p->fk.family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
 	void *data, *end;
 	struct ethhdr *eth;
+
+	/* A real without a tunnel source cannot be tunnelled to (the
+	 * control plane fills it in; 0.0.0.0 would be dropped on the way). */
+	if (!(r->tsrc[0] | r->tsrc[1] | r->tsrc[2] | r->tsrc[3]))
+		return verdict(R_PASSED_ENCAP_FAILED, XDP_PASS);
 
 	/* A packet too big for the tunnel goes to the kernel, which has the
 	 * VIP too and answers as it would (frag-needed / too-big for DF
@@ -435,6 +444,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct pkt *p,
 		ip->check = ipv4_csum(ip);
 	} else {
 		struct ipv6hdr *ip6 = data + sizeof(*eth);
+		__u32 hash = flow_hash(&p->fk);
 
 		if ((void *)(ip6 + 1) > end)
 			return verdict(R_DROPPED_MALFORMED, XDP_DROP);
@@ -458,12 +468,12 @@ static __always_inline int encap(struct xdp_md *ctx, const struct pkt *p,
 
 static __always_inline int forward(struct xdp_md *ctx, const struct pkt *p,
 				   const struct svc *s, const struct real *r,
-				   __u32 slot, __u32 len, __u32 hash)
+				   __u32 slot, __u32 len)
 {
 	struct counters *c;
 
 	if (s->mode == MODE_TUNNEL) {
-		int rc = encap(ctx, p, r, hash);
+		int rc = encap(ctx, p, r);
 
 		if (rc != PASS)
 			return rc;
@@ -572,7 +582,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 	struct flow *f;
 	struct ifmac *mac;
 	__u32 ifindex = ctx->ingress_ifindex;
-	__u32 slot = NO_SLOT, hash;
+	__u32 slot = NO_SLOT;
 	__u64 now;
 	__u8 persisted = 0;
 	int rc;
@@ -607,7 +617,6 @@ int fulcrum_xdp(struct xdp_md *ctx)
 	}
 
 	now = bpf_ktime_get_ns();
-	hash = flow_hash(&p.fk);
 
 	/* 1. A live flow to a usable real keeps it. */
 	f = bpf_map_lookup_elem(&flows, &p.fk);
@@ -622,7 +631,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 				if (s->group)
 					persist_stamp(&p, s, r, now);
 			}
-			return forward(ctx, &p, s, r, slot, len, hash);
+			return forward(ctx, &p, s, r, slot, len);
 		}
 		if (!p.icmp)
 			bump(R_FLOWS_RESCHEDULED);
@@ -687,5 +696,5 @@ int fulcrum_xdp(struct xdp_md *ctx)
 			bump(R_FLOWS_PERSISTED);
 		emit(&p, s, slot, persisted);
 	}
-	return forward(ctx, &p, s, r, slot, len, hash);
+	return forward(ctx, &p, s, r, slot, len);
 }

@@ -72,24 +72,43 @@ func UDP(src, dst netip.AddrPort, tc uint8, payload []byte) []byte {
 	binary.BigEndian.PutUint16(u[0:], src.Port())
 	binary.BigEndian.PutUint16(u[2:], dst.Port())
 	binary.BigEndian.PutUint16(u[4:], uint16(8+len(payload)))
-	u = append(u, payload...)
+	return transport(src.Addr(), dst.Addr(), 17, 6, tc, append(u, payload...))
+}
+
+// TCPSyn builds a TCP SYN from src to dst offering mss, in its IP header.
+func TCPSyn(src, dst netip.AddrPort, seq uint32, mss uint16) []byte {
+	h := make([]byte, 24)
+	binary.BigEndian.PutUint16(h[0:], src.Port())
+	binary.BigEndian.PutUint16(h[2:], dst.Port())
+	binary.BigEndian.PutUint32(h[4:], seq)
+	h[12] = 6 << 4 // data offset: 24 bytes
+	h[13] = 0x02   // SYN
+	binary.BigEndian.PutUint16(h[14:], 65535)
+	h[20], h[21] = 2, 4 // MSS option
+	binary.BigEndian.PutUint16(h[22:], mss)
+	return transport(src.Addr(), dst.Addr(), 6, 16, 0, h)
+}
+
+// transport fills in the checksum (at offset csumAt) of a UDP or TCP
+// segment over the pseudo-header, and wraps the segment in its IP header.
+func transport(src, dst netip.Addr, proto uint8, csumAt int, tc uint8, seg []byte) []byte {
 	var sum uint32
-	for _, a := range []netip.Addr{src.Addr(), dst.Addr()} {
+	for _, a := range []netip.Addr{src, dst} {
 		b := a.AsSlice()
 		for i := 0; i < len(b); i += 2 {
 			sum += uint32(binary.BigEndian.Uint16(b[i:]))
 		}
 	}
-	sum += 17 + uint32(len(u))
-	c := Checksum(sum, u)
-	if c == 0 {
+	sum += uint32(proto) + uint32(len(seg))
+	c := Checksum(sum, seg)
+	if c == 0 && proto == 17 {
 		c = 0xffff
 	}
-	binary.BigEndian.PutUint16(u[6:], c)
-	if src.Addr().Is4() {
-		return IPv4(src.Addr(), dst.Addr(), 17, tc, 0, nil, u)
+	binary.BigEndian.PutUint16(seg[csumAt:], c)
+	if src.Is4() {
+		return IPv4(src, dst, proto, tc, 0, nil, seg)
 	}
-	return IPv6(src.Addr(), dst.Addr(), 17, tc, u)
+	return IPv6(src, dst, proto, tc, seg)
 }
 
 // Tunnel wraps the IP packet in (IPv4 or IPv6, by its first byte) in an
