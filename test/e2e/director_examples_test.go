@@ -100,6 +100,7 @@ func TestExampleLdirectordHeartbeatDR(t *testing.T) {
 	c.waitMaster("web", vip, "loadb1", 10*time.Second)
 	c.waitBackend("web", ws1.addr, true, 10*time.Second)
 	c.waitBackend("web", ws2.addr, true, 10*time.Second)
+	waitServes(t, client, url, []string{"webserver1", "webserver2"}, 10*time.Second)
 
 	// Chapter 7: the web site on http://192.168.0.105, from both
 	// Apaches, which see the client's own address.
@@ -210,6 +211,8 @@ func TestExampleLVSWeightedPersistentDR(t *testing.T) {
 			c.waitBackend(svc, "192.168.10.101:"+port, true, 10*time.Second)
 		}
 	}
+	waitServes(t, client, "http://10.0.0.2/", []string{"real1", "real2"}, 10*time.Second, sources...)
+	waitServes(t, client, "http://10.0.0.2:443/", []string{"real1", "real2"}, 10*time.Second, sources...)
 
 	// server asks from src on port and checks the real server saw src.
 	server := func(src netip.Addr, port string) string {
@@ -238,9 +241,15 @@ func TestExampleLVSWeightedPersistentDR(t *testing.T) {
 		t.Errorf("new clients went %v, want about 1:3 between real1 and real2", counts)
 	}
 	// sticks checks that every client's connections to both ports go to
-	// its first server.
-	sticks := func(when string) {
+	// its first server, through director via (its eth0 counts them).
+	sticks := func(when string, via *host) {
 		t.Helper()
+		before := via.ifStats("eth0")
+		defer func() {
+			if d := via.ifStats("eth0").sub(before); d.rxPackets < 3*clients*3 {
+				t.Errorf("%s: %s received %d packets for %d connections, want at least 3 each: they went elsewhere", when, via.name, d.rxPackets, 3*clients)
+			}
+		}()
 		moved := 0
 		for _, port := range []string{"443", "80", "443"} {
 			for _, src := range sources {
@@ -253,18 +262,18 @@ func TestExampleLVSWeightedPersistentDR(t *testing.T) {
 			t.Errorf("%s: %d of %d later connections (ports 443 and 80) went to another server than the client's first", when, moved, 3*clients)
 		}
 	}
-	sticks("through vs1")
+	sticks("through vs1", vs1)
 
 	// vs1 fails: vsbak takes the VIP with the persistence table.
 	c.nodes["vs1"].kill9()
 	c.waitMaster("web", vip, "vsbak", 5*time.Second)
-	sticks("through vsbak, after vs1's death")
+	sticks("through vsbak, after vs1's death", vsbak)
 
 	// vs1 is back: pulse hands the work back to it.
 	c.start("vs1", vs1, "")
 	took := c.waitMaster("web", vip, "vs1", 5*time.Second)
 	t.Logf("vs1 master again %v after its restart", took.Round(time.Millisecond))
-	sticks("through vs1 again")
+	sticks("through vs1 again", vs1)
 }
 
 // TestExampleLVSTunMon runs examples/lvs-tun-mon.yaml on a single
@@ -291,6 +300,7 @@ func TestExampleLVSTunMon(t *testing.T) {
 	c.start("redirect", director, cfg)
 	c.waitBackend("web", r1.addr, true, 25*time.Second)
 	c.waitBackend("web", r2.addr, true, 25*time.Second)
+	waitServes(t, client, url, []string{"real1", "real2"}, 10*time.Second)
 	before := director.ifStats("eth0")
 	if got := fromClient(t, client, netip.Addr{}, url, 10); got["real1"] == 0 || got["real2"] == 0 {
 		t.Errorf("both up: answers %v, want both real servers", got)

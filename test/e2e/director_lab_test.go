@@ -462,3 +462,37 @@ func (l *lab) nativeXDP(directors ...*host) {
 		l.xdpPassOnPort(d)
 	}
 }
+
+// waitServes requests url from h until every one of servers has answered
+// (within timeout; the test fails after): a director starts forwarding to
+// a real server once it has resolved the way to it, which may take a few
+// hundred milliseconds after its health check passed. It returns how long
+// that took.
+//
+// With persistence a client keeps its first server: sources, if given,
+// are used in turn as the requests' source addresses.
+func waitServes(t *testing.T, h *host, url string, servers []string, timeout time.Duration, sources ...netip.Addr) time.Duration {
+	t.Helper()
+	seen := map[string]bool{}
+	var last error
+	n := 0
+	return waitUntil(t, timeout, fmt.Sprintf("answers from each of %v through %s", servers, url), func() (bool, string) {
+		src := netip.Addr{}
+		if len(sources) > 0 {
+			src = sources[n%len(sources)]
+		}
+		n++
+		body, err := get(h, src, url)
+		if err != nil {
+			last = err
+		} else {
+			seen[parseAnswer(body).server] = true
+		}
+		for _, s := range servers {
+			if !seen[s] {
+				return false, fmt.Sprintf("answered so far: %v; last error: %v", seen, last)
+			}
+		}
+		return true, ""
+	})
+}

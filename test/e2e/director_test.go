@@ -181,9 +181,13 @@ func (l *dirLab) start() {
 		l.nodes["d2"] = startFulcrum(l.dirs["d2"], l.config("d2", l.reals))
 		l.waitMaster("d1")
 	}
+	var names []string
 	for _, r := range l.reals {
 		l.waitHealthy(r, true)
+		names = append(names, r.name)
 	}
+	took := waitServes(l.t, l.client, l.url("/"), names, 10*time.Second)
+	l.t.Logf("every real server answered through the VIP %v after their health checks passed", took.Round(time.Millisecond))
 }
 
 // waitMaster waits until master alone holds the VIP and is master.
