@@ -20,10 +20,49 @@ type Status struct {
 	HA         []HAGroup `json:"ha"`
 	// AccessLogs are the access-log destinations open, by path.
 	AccessLogs []AccessLog `json:"access_logs,omitempty"`
+	// Director is the kernel data plane of the services with forwarding
+	// direct or tunnel; nil while no service has.
+	Director *Director `json:"director,omitempty"`
 
 	// Time is when this status was taken: rates are computed between two
 	// of them.
 	Time time.Time `json:"time"`
+}
+
+// Director is the kernel data plane (docs/director.md).
+type Director struct {
+	// Interfaces the XDP program is attached to, with the mode it got:
+	// native (in the driver) or generic.
+	Interfaces []DirectorInterface `json:"interfaces"`
+	// FlowEntries are the flows that saw a packet within flow_timeout.
+	FlowEntries int64 `json:"flow_entries"`
+	// Counters are the program's own, by reason: tx and redirect
+	// (forwarded), passed_* (left to the kernel's stack: fragment,
+	// no_service, no_backend, unknown, ...), dropped_malformed, icmp,
+	// events_lost, ...
+	Counters map[string]uint64 `json:"counters,omitempty"`
+	// Services and Slots (backends of services) programmed.
+	Services int `json:"services"`
+	Slots    int `json:"slots"`
+	// Error is set when the kernel's counters could not be read.
+	Error string `json:"error,omitempty"`
+}
+
+// DirectorInterface is one interface the director's program runs on.
+type DirectorInterface struct {
+	Name string `json:"name"`
+	Mode string `json:"mode"` // native or generic
+}
+
+// DirectorCounters are what the kernel counted of a service, or of one
+// backend of it, with forwarding direct or tunnel: packets and bytes
+// from clients (the replies bypass the director), flows created and, for
+// a backend, flows alive now.
+type DirectorCounters struct {
+	Packets     uint64 `json:"packets"`
+	Bytes       uint64 `json:"bytes"`
+	NewFlows    uint64 `json:"new_flows"`
+	ActiveFlows int64  `json:"active_flows"`
 }
 
 // HAGroup is one VRRP group on this node.
@@ -155,13 +194,18 @@ type Reloads struct {
 
 // Service is one virtual service.
 type Service struct {
-	Name        string       `json:"name"`
-	Protocol    string       `json:"protocol"`
-	Listen      string       `json:"listen"`
-	Scheduler   string       `json:"scheduler"`
+	Name      string `json:"name"`
+	Protocol  string `json:"protocol"`
+	Listen    string `json:"listen"`
+	Scheduler string `json:"scheduler"`
+	// Forwarding is proxy, direct or tunnel.
+	Forwarding  string       `json:"forwarding,omitempty"`
 	Persistence *Persistence `json:"persistence,omitempty"`
 	Counters    Counters     `json:"counters"`
-	Backends    []Backend    `json:"backends"`
+	// Director are the kernel's counters of a service with forwarding
+	// direct or tunnel (Counters stay 0: no connection reaches fulcrum).
+	Director *DirectorCounters `json:"director,omitempty"`
+	Backends []Backend         `json:"backends"`
 	// HTTP are an http service's request counters; nil for tcp and udp.
 	HTTP *HTTPCounters `json:"http,omitempty"`
 	// Routes are an http service's route pools, in match order; requests
@@ -280,6 +324,9 @@ type Backend struct {
 	SlowStart bool `json:"slow_start,omitempty"`
 	// Health is nil when the backend has no health check.
 	Health *Health `json:"health,omitempty"`
+	// Director are the kernel's counters of the backend of a service with
+	// forwarding direct or tunnel.
+	Director *DirectorCounters `json:"director,omitempty"`
 
 	// ConfiguredWeight is the configured (or admin-set) weight; Weight is
 	// the effective one, lowered during a slow start.

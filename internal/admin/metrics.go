@@ -38,6 +38,9 @@ type collector struct {
 	haPeerPrio, haPeerAdverts, haPeerLastHeard, haTrackOK        *prometheus.Desc
 	haPeerConfigMatch, haHellosSent, haHelloDropped              *prometheus.Desc
 	haPeerGone, haReleased                                       *prometheus.Desc
+
+	dirPackets, dirBytes, dirNewFlows, dirActiveFlows *prometheus.Desc
+	dirAttached, dirFlowEntries, dirProgram           *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -120,6 +123,13 @@ func newCollector(src Source) *collector {
 	c.haPeerLastHeard = d("ha_peer_last_advert_timestamp_seconds", "When a peer's last advert arrived, in seconds since the Unix epoch.", "group", "peer")
 	c.haPeerGone = d("ha_peer_gone", "1 for a peer heard before and silent since (no hello for 5s, or the master this node took over from for its silence), 0 for one still heard.", "group", "peer")
 	c.haReleased = d("ha_released", "1 while `fulcrum ha release` holds this node back from taking the group's VIPs again, else 0.", grp...)
+	c.dirPackets = d("director_packets_total", "Packets from clients the kernel director forwarded to a backend (forwarding direct or tunnel).", be...)
+	c.dirBytes = d("director_bytes_total", "Bytes from clients the kernel director forwarded to a backend; the replies bypass the director.", be...)
+	c.dirNewFlows = d("director_new_flows_total", "Flows the kernel director created toward a backend.", be...)
+	c.dirActiveFlows = d("director_active_flows", "Flows pinned to a backend that saw a packet within director.flow_timeout.", be...)
+	c.dirAttached = d("director_attached", "1 for each interface the director's XDP program is attached to, with the mode it runs in (native, generic).", "interface", "mode")
+	c.dirFlowEntries = d("director_flow_entries", "Flows in the director's flow table that saw a packet within director.flow_timeout.")
+	c.dirProgram = d("director_program_total", "The XDP program's own counters by reason: tx and redirect (forwarded), passed_* (left to the kernel's stack), dropped_*, icmp, events_lost, ...", "reason")
 	c.haTrackOK = d("ha_track_ok", "1 if a tracked item (service, interface, script, ping) of the group is fine, else 0.", "group", "kind", "name")
 	return c
 }
@@ -187,6 +197,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		// Route pools of an http service, as SERVICE/ROUTE.
 		for _, r := range s.Routes {
 			c.backends(n+"/"+r.Name, r.Backends, counter, gauge, hist)
+		}
+	}
+
+	if dir := st.Director; dir != nil {
+		for _, i := range dir.Interfaces {
+			gauge(c.dirAttached, 1, i.Name, i.Mode)
+		}
+		gauge(c.dirFlowEntries, float64(dir.FlowEntries))
+		for reason, v := range dir.Counters {
+			counter(c.dirProgram, float64(v), reason)
 		}
 	}
 
@@ -313,6 +333,12 @@ func (c *collector) backends(n string, bs []Backend, counter, gauge counterFn, h
 		counter(c.beIn, float64(b.BytesIn), l...)
 		counter(c.beOut, float64(b.BytesOut), l...)
 		hist(c.beLifetime, b.Lifetimes, l...)
+		if k := b.Director; k != nil {
+			counter(c.dirPackets, float64(k.Packets), l...)
+			counter(c.dirBytes, float64(k.Bytes), l...)
+			counter(c.dirNewFlows, float64(k.NewFlows), l...)
+			gauge(c.dirActiveFlows, float64(k.ActiveFlows), l...)
+		}
 		if b.Latency != nil {
 			counter(c.beReqs, float64(b.Requests), l...)
 			counter(c.beReqErrs, float64(b.Errors), l...)

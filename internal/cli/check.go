@@ -2,11 +2,16 @@ package cli
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
 )
+
+// xdpSupported is xdp.Supported; tests replace it.
+var xdpSupported = xdp.Supported
 
 func newCheckCmd() *cobra.Command {
 	var (
@@ -25,7 +30,10 @@ as (root under the systemd unit). It leaves to run whether the listen
 addresses are free. An HA group whose interface this host lacks, or which has
 no address of the VIPs' family there, is a warning on stderr (the exit status
 stays 0): run would refuse it here, but the file may be meant for another
-node or checked on a build machine.
+node or checked on a build machine. A director interface this host lacks is
+a warning too. A service with forwarding direct or tunnel needs a kernel
+that runs the director's XDP program: check asks the kernel and fails with
+what it lacks (run fails the same way; it never falls back to the proxy).
 
 With --effective, a valid file is printed back as YAML with every default
 filled in: the configuration fulcrum would actually run. The output is itself
@@ -43,6 +51,17 @@ or kept as a reference.`,
 			for i := range cfg.HA.Groups {
 				if err := ha.CheckHost(&cfg.HA.Groups[i]); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: %v: run would refuse this file on this host\n", file, err)
+				}
+			}
+			if cfg.UsesDirector() {
+				if err := xdpSupported(); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: forwarding direct or tunnel needs the kernel director, which this host cannot run: %v\n", file, err)
+					return exitError(1)
+				}
+				for _, name := range cfg.Director.Interfaces {
+					if _, err := net.InterfaceByName(name); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: director.interfaces: %s: %v: run would refuse this file on this host\n", file, name, err)
+					}
 				}
 			}
 			out := cmd.OutOrStdout()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,45 @@ func TestGuideSamplesMatch(t *testing.T) {
 	}
 	if got, want := header(guide), header(out.String()); got != want {
 		t.Errorf("guide's status sample has the columns\n%s\nstatus prints\n%s", got, want)
+	}
+}
+
+// TestCheckDirector: a file with a director service passes only on a
+// kernel that can run the director, and says what the kernel lacks.
+// Not parallel: it replaces xdpSupported.
+func TestCheckDirector(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "director.yaml")
+	yaml := "node: { name: lb1 }\ndirector: { interfaces: [lo, nosuch0] }\nservices:\n  - { name: web, listen: 192.0.2.10:80, forwarding: gate, backends: [ { address: 10.0.0.1 } ] }\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func() error) { xdpSupported = f }(xdpSupported)
+
+	xdpSupported = func() error { return nil }
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "-c", file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check on a kernel with XDP: exit %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	if want := "director.interfaces: nosuch0"; !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "interfaces: lo") {
+		t.Errorf("stderr %q: want a warning for nosuch0 only", stderr.String())
+	}
+
+	xdpSupported = func() error { return errors.New("xdp: BPF XDP programs: not supported by this kernel") }
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main([]string{"check", "-c", file}, &stdout, &stderr); code != 1 {
+		t.Fatalf("check on a kernel without XDP: exit %d, want 1", code)
+	}
+	if want := "needs the kernel director, which this host cannot run: xdp: BPF XDP programs: not supported by this kernel"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q: want %q", stderr.String(), want)
+	}
+
+	// A file without director services does not ask the kernel.
+	plain := filepath.Join(t.TempDir(), "plain.yaml")
+	if err := os.WriteFile(plain, []byte("node: { name: lb1 }\nservices:\n  - { name: web, listen: 127.0.0.1:80, backends: [ { address: 10.0.0.1:80 } ] }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := Main([]string{"check", "-c", plain}, &stdout, &stderr); code != 0 {
+		t.Errorf("check of a proxy-only file with XDP missing: exit %d, want 0", code)
 	}
 }

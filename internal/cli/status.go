@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"time"
 
@@ -158,6 +160,7 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			}
 		}
 	}
+	renderDirector(w, st.Director)
 	// Like ipvsadm: a line per service, its backends indented below it,
 	// the backend columns aligned across all services. An http service's
 	// route pools follow its own backends, each under a route line.
@@ -177,12 +180,34 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			}
 			return "-"
 		}},
-		{"Active", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Active) }},
-		{"Conns", func(_ admin.Service, b admin.Backend) string { return fmt.Sprint(b.Total) }},
+		// A director service's backends show flows, and what the director
+		// forwarded: the replies bypass it.
+		{"Active", func(_ admin.Service, b admin.Backend) string {
+			if k := b.Director; k != nil {
+				return fmt.Sprint(k.ActiveFlows)
+			}
+			return fmt.Sprint(b.Active)
+		}},
+		{"Conns", func(_ admin.Service, b admin.Backend) string {
+			if k := b.Director; k != nil {
+				return fmt.Sprint(k.NewFlows)
+			}
+			return fmt.Sprint(b.Total)
+		}},
 		{"Req/s", rates.cell},
 		{"Errors", func(s admin.Service, b admin.Backend) string { return fmt.Sprint(backendErrors(s, b)) }},
-		{"InBytes", func(_ admin.Service, b admin.Backend) string { return humanBytes(b.BytesIn) }},
-		{"OutBytes", func(_ admin.Service, b admin.Backend) string { return humanBytes(b.BytesOut) }},
+		{"InBytes", func(_ admin.Service, b admin.Backend) string {
+			if k := b.Director; k != nil {
+				return humanBytes(k.Bytes)
+			}
+			return humanBytes(b.BytesIn)
+		}},
+		{"OutBytes", func(_ admin.Service, b admin.Backend) string {
+			if b.Director != nil {
+				return "-"
+			}
+			return humanBytes(b.BytesOut)
+		}},
 		{"Health", func(_ admin.Service, b admin.Backend) string { return healthSummary(b.Health, now) }},
 	}
 	head := make([]string, len(columns))
@@ -196,6 +221,7 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	}
 	var out []printed
 	rows := [][]string{head}
+	directed := false
 	addBackends := func(s admin.Service, bs []admin.Backend) {
 		for _, b := range bs {
 			row := make([]string, len(columns))
@@ -209,11 +235,17 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	for _, s := range st.Services {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%-4s %s %s %s", strings.ToUpper(s.Protocol), s.Listen, s.Name, s.Scheduler)
+		if s.Forwarding != "" && s.Forwarding != "proxy" {
+			fmt.Fprintf(&b, " %s", s.Forwarding)
+			directed = true
+		}
 		if p := s.Persistence; p != nil {
 			fmt.Fprintf(&b, " persistent %g (%d clients)", p.TimeoutSeconds, p.Entries)
 		}
 		c := s.Counters
-		if h := s.HTTP; h != nil {
+		if k := s.Director; k != nil {
+			fmt.Fprintf(&b, "  [packets %d bytes %s new-flows %d", k.Packets, humanBytes(k.Bytes), k.NewFlows)
+		} else if h := s.HTTP; h != nil {
 			fmt.Fprintf(&b, "  [conns %d active %d requests %d 2xx %d 3xx %d 4xx %d 5xx %d bad %d", c.Accepted, c.Active,
 				h.Requests, h.Status2xx, h.Status3xx, h.Status4xx, h.Status5xx, h.BadRequests)
 			if h.Aborted > 0 {
@@ -287,6 +319,9 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			fmt.Fprintln(w, o.text)
 		}
 	}
+	if directed {
+		fmt.Fprintln(w, "direct, tunnel: forwarded by the kernel director; Active and Conns count flows, InBytes what it forwarded (the replies bypass it)")
+	}
 	if runtimeChanged(st) {
 		fmt.Fprintln(w, ",added ,weight and removed: changed at runtime; `fulcrum reload` restores the file")
 	}
@@ -312,6 +347,35 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	}
 }
 
+// renderDirector prints the kernel director's interfaces, flow table and
+// the program's counters that are not 0; nothing without a director.
+func renderDirector(w io.Writer, d *admin.Director) {
+	if d == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "Director")
+	if len(d.Interfaces) == 0 {
+		fmt.Fprint(w, "  attached nowhere")
+	}
+	for _, i := range d.Interfaces {
+		fmt.Fprintf(w, "  %s %s", i.Name, i.Mode)
+	}
+	fmt.Fprintf(w, "  flows %d  services %d  backends %d\n", d.FlowEntries, d.Services, d.Slots)
+	var reasons []string
+	for _, r := range slices.Sorted(maps.Keys(d.Counters)) {
+		if v := d.Counters[r]; v > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s %d", r, v))
+		}
+	}
+	if len(reasons) > 0 {
+		fmt.Fprintf(w, "  %s\n", strings.Join(reasons, "  "))
+	}
+	if d.Error != "" {
+		fmt.Fprintf(w, "  counters unreadable: %s\n", firstLine(d.Error))
+	}
+}
+
 // routeAsService views an http route's pool as a service of its own for
 // the backend columns: its rates are keyed by the pool's name.
 func routeAsService(s admin.Service, r admin.Route) admin.Service {
@@ -325,6 +389,9 @@ func countsRequests(s admin.Service) bool { return s.Protocol != "tcp" && s.Prot
 // backendRequests is what Req/s counts: requests for HTTP services, new
 // connections for TCP and UDP ones.
 func backendRequests(s admin.Service, b admin.Backend) uint64 {
+	if b.Director != nil {
+		return b.Director.NewFlows
+	}
 	if countsRequests(s) {
 		return b.Requests
 	}

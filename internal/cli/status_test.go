@@ -63,6 +63,11 @@ func testStatus(now time.Time) *admin.Status {
 			{Name: "mail", Interface: "eth0", VRID: 54, VIPs: []string{"192.168.0.108/24"}, State: "backup", Since: now.Add(-500 * time.Millisecond),
 				Priority: 100, ConfiguredPriority: 100, ListenUntil: now.Add(1500 * time.Millisecond)},
 		},
+		Director: &admin.Director{
+			Interfaces:  []admin.DirectorInterface{{Name: "eth0", Mode: "native"}, {Name: "eth1", Mode: "generic"}},
+			FlowEntries: 17, Services: 1, Slots: 2,
+			Counters: map[string]uint64{"tx": 90000, "passed_no_service": 40, "dropped_malformed": 0, "redirect": 3},
+		},
 		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
 			{Name: "lvs.alert", Sent: 4},
 			{Name: "chat", Sent: 1, Failed: 2, Dropped: 3, LastError: "webhook https://chat.example: status 500"},
@@ -91,6 +96,16 @@ func testStatus(now time.Time) *admin.Status {
 				Backends: []admin.Backend{{Address: "[2001:db8::10]:53", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 7}},
 			},
 			{
+				Name: "shop", Protocol: "tcp", Listen: "192.168.0.200:0", Scheduler: "maglev", Forwarding: "direct",
+				Director: &admin.DirectorCounters{Packets: 90000, Bytes: 12 << 20, NewFlows: 300},
+				Backends: []admin.Backend{
+					{Address: "192.168.0.1:0", Role: admin.RolePrimary, AdminState: "ready", Weight: 1, Healthy: true, Available: true,
+						Director: &admin.DirectorCounters{Packets: 60000, Bytes: 8 << 20, NewFlows: 200, ActiveFlows: 12}},
+					{Address: "192.168.0.2:0", Role: admin.RolePrimary, AdminState: "ready", Weight: 1, Healthy: true, Available: true,
+						Director: &admin.DirectorCounters{Packets: 30000, Bytes: 4 << 20, NewFlows: 100, ActiveFlows: 5}},
+				},
+			},
+			{
 				Name: "api", Protocol: "http", Listen: "192.168.0.105:8080", Scheduler: "rr",
 				Backends: []admin.Backend{
 					{Address: "192.168.0.111:8080", Role: admin.RolePrimary, Weight: 1, Healthy: true, Available: true, Total: 3, Requests: 1200, Errors: 4},
@@ -111,7 +126,7 @@ func TestRenderStatus(t *testing.T) {
 	web[0].Total, web[1].Total = 380, 830
 	prev.Services[0].Backends = append(web[:2:2], web[3:]...)
 	prev.Services[1].Backends[0].Total = 4
-	prev.Services[2].Backends[0].Requests = 1100
+	prev.Services[3].Backends[0].Requests = 1100
 	var buf bytes.Buffer
 	renderStatus(&buf, st, prev, now)
 	golden(t, "status.golden", buf.Bytes())

@@ -71,7 +71,9 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 		d.backendStage(p, false),
 		d.settingsStage(cfg),
 		d.accessLogStage(p, cfg),
+		d.directorStage(p, cfg),
 		d.listenerStage(p, cfg),
+		d.directorCloseStage(p),
 		d.publishStage(p, file, ov),
 		d.haStage(cfg, file.Hash()),
 		d.adminStage(cfg),
@@ -95,6 +97,7 @@ func (d *Daemon) applyRuntime(next overlay) error {
 	return runStages(
 		d.backendStage(p, true),
 		d.attachLogStage(p),
+		d.directorStage(p, eff),
 		d.listenerStage(p, eff),
 		d.publishStage(p, d.file, next),
 	)
@@ -169,22 +172,35 @@ func (d *Daemon) attachLogStage(p *plan) stage {
 // the listeners no service wants any more.
 func (d *Daemon) listenerStage(p *plan, cfg *config.Config) stage {
 	want := map[listenKey]*balancer.Service{}
+	planes := map[listenKey]string{}
 	for _, svc := range p.services {
-		want[keyOf(svc)] = svc
+		plane := p.planeOf(svc)
+		k := listenKey{network: dataPlanes[plane].network, addr: svc.Listen}
+		want[k], planes[k] = svc, plane
 	}
 	var fresh []*listener
 	return stage{
 		prepare: func() error {
 			var errs []error
 			for k, svc := range want {
+				plane := planes[k]
 				if l := d.listeners[k]; l != nil {
-					if l.protocol != svc.Protocol {
+					if l.protocol != plane {
 						// The data planes cannot hand a socket over to each other.
-						errs = append(errs, fmt.Errorf("service %s: changing %s between %s and %s needs a restart", svc.Name, k.addr, l.protocol, svc.Protocol))
+						errs = append(errs, fmt.Errorf("service %s: changing %s between %s and %s needs a restart", svc.Name, k.addr, l.protocol, plane))
 					}
 					continue
 				}
-				l, err := bind(k, svc.Protocol)
+				var l *listener
+				var err error
+				if k.network == kernelTCP || k.network == kernelUDP {
+					l, err = p.openKernel(k, plane, svc)
+					if errors.Is(err, errNoDirector) {
+						continue // the director stage says why
+					}
+				} else {
+					l, err = bind(k, plane)
+				}
 				if err != nil {
 					errs = append(errs, fmt.Errorf("service %s: %w", svc.Name, err))
 					continue
@@ -214,7 +230,7 @@ func (d *Daemon) commitListeners(p *plan, cfg *config.Config, want map[listenKey
 	}
 	for _, l := range fresh {
 		svc := want[l.key]
-		l.front = dataPlanes[svc.Protocol].new(l.sock, p.snapshotOf(svc), d.opt.Log)
+		l.front = dataPlanes[l.protocol].new(l.sock, p.snapshotOf(svc), d.opt.Log)
 		d.listeners[l.key] = l
 		d.wg.Add(1)
 		go func() {
@@ -224,7 +240,11 @@ func (d *Daemon) commitListeners(p *plan, cfg *config.Config, want map[listenKey
 				d.log.Error("listener stopped", "listen", l.key.addr, "error", err)
 			}
 		}()
-		d.log.Info("listening", "service", svc.Name, "listen", l.key.addr, "protocol", svc.Protocol)
+		if l.sock.kernel != nil {
+			d.log.Info("forwarding in the kernel", "service", svc.Name, "vip", l.key.addr, "protocol", svc.Protocol, "forwarding", p.cfg.Service(svc.Name).Forwarding)
+		} else {
+			d.log.Info("listening", "service", svc.Name, "listen", l.key.addr, "protocol", svc.Protocol)
+		}
 	}
 	p.fronts = map[string]*listener{}
 	for k, l := range d.listeners {
@@ -286,7 +306,11 @@ func (d *Daemon) publishStage(p *plan, file *config.Config, ov overlay) stage {
 		d.snap.Store(&snapshot{
 			cfg: p.cfg, hash: file.Hash(), runtime: marks, removed: removed,
 			services: p.services, fronts: p.fronts, pools: pools, logs: d.logs.list(),
+			director: p.director,
 		})
+		// A health transition between the backend stage's commit and
+		// this snapshot found no director service to tell.
+		refreshKernelFronts(p.fronts)
 	}}
 }
 

@@ -161,13 +161,20 @@ func notPool(service string) error {
 	return nil
 }
 
+// parseBackendAddr reads a backend's ip:port; the address alone, or port
+// 0, names a backend of a port-0 director service (validation refuses it
+// elsewhere).
 func parseBackendAddr(s string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("backend address %q: want ip:port ([::1]:80 for IPv6): %w", s, admin.ErrInvalid)
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return netip.AddrPort{}, fmt.Errorf("backend address %q: want ip:port ([::1]:80 for IPv6): %w", s, admin.ErrInvalid)
+		}
+		ap = netip.AddrPortFrom(a, 0)
 	}
-	if ap.Port() == 0 || ap.Addr().Zone() != "" {
-		return netip.AddrPort{}, fmt.Errorf("backend address %q: want a port above 0 and no zone: %w", s, admin.ErrInvalid)
+	if ap.Addr().Zone() != "" {
+		return netip.AddrPort{}, fmt.Errorf("backend address %q: want no zone: %w", s, admin.ErrInvalid)
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
@@ -188,6 +195,7 @@ func (d *Daemon) SetAdminState(ctx context.Context, service, address, state stri
 		prev := b.SetAdminState(st)
 		if prev != st {
 			d.log.Info("backend admin state changed", "service", service, "backend", b.Addr, "state", st, "prev_state", prev)
+			d.refreshKernel(b)
 		}
 		d.setAdminLocal(service, b, st)
 		if st == balancer.AdminMaint {

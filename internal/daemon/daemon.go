@@ -45,6 +45,8 @@ type Options struct {
 	// HA overrides the privileged pieces of VRRP (tests); zero fields
 	// take the real ones.
 	HA ha.Deps
+	// Director, if set, replaces the kernel director (tests).
+	Director NewKernelDirector
 }
 
 // Daemon is one running fulcrum node.
@@ -68,9 +70,13 @@ type Daemon struct {
 	persist   map[string]*balancer.Persistence
 	listeners map[listenKey]*listener
 	adminSrv  *adminListener
-	file      *config.Config // the file as last applied, without the overlay
-	overlay   overlay        // runtime changes on top of file
-	logs      accessLogs
+	// director forwards the services with forwarding direct or tunnel;
+	// nil while there is none. directorCfg is the section it runs with.
+	director    KernelDirector
+	directorCfg config.Director
+	file        *config.Config // the file as last applied, without the overlay
+	overlay     overlay        // runtime changes on top of file
+	logs        accessLogs
 
 	ha *ha.Manager // its applier is the Run goroutine
 	// adminSync shares runtime admin states with the HA peers.
@@ -102,10 +108,14 @@ type snapshot struct {
 	// pools are the route pools of http services, by service name.
 	pools map[string][]*balancer.Service
 	logs  []*accesslog.Writer // the access logs open, by path
+	// director is the kernel director; nil while no service uses it.
+	director KernelDirector
 }
 
 type listenKey struct {
-	network string // "tcp" or "udp": the socket kind
+	// network is "tcp" or "udp", the socket kind, or kernel/tcp and
+	// kernel/udp for the director's services, which have no socket.
+	network string
 	addr    netip.AddrPort
 }
 
@@ -113,7 +123,7 @@ type listenKey struct {
 // long as some service listens on its address, across reloads.
 type listener struct {
 	key      listenKey
-	protocol string // the service protocol its data plane serves
+	protocol string // the plane serving it: a protocol, or kernel/tcp, kernel/udp
 	sock     socket
 	front    Frontend // set when the apply that bound it commits
 	// failed is set when serving stopped on an error (tracked services).
@@ -268,10 +278,6 @@ func (d *Daemon) reload() error {
 	return err
 }
 
-func keyOf(svc *balancer.Service) listenKey {
-	return listenKey{network: dataPlanes[svc.Protocol].network, addr: svc.Listen}
-}
-
 // bind opens the socket for k. IP_FREEBIND lets a standby balancer bind a
 // virtual IP it does not hold yet, so taking the VIP over needs no restart.
 func bind(k listenKey, protocol string) (*listener, error) {
@@ -335,6 +341,9 @@ func (d *Daemon) shutdown() {
 		}()
 	}
 	wg.Wait()
+	if d.director != nil {
+		d.closeDirector()
+	}
 	d.logs.closeAll()
 	if d.adminSrv != nil {
 		d.stopAdmin()

@@ -25,6 +25,15 @@ type testDaemon struct {
 	d    *Daemon
 	mu   sync.Mutex
 	yaml string
+	// stopOnce stops the daemon and waits for Run (at cleanup, or
+	// earlier by stop).
+	stopOnce func()
+}
+
+// stop stops the daemon and waits until Run returned.
+func (td *testDaemon) stop(t *testing.T) {
+	t.Helper()
+	td.stopOnce()
 }
 
 func startDaemon(t *testing.T, yaml string) *testDaemon {
@@ -41,22 +50,25 @@ func startDaemonWith(t *testing.T, yaml string, deps ha.Deps) *testDaemon {
 // startDaemonLog is startDaemonWith logging to log.
 func startDaemonLog(t *testing.T, yaml string, deps ha.Deps, log *slog.Logger) *testDaemon {
 	t.Helper()
+	return startDaemonOpts(t, yaml, Options{Log: log, HA: deps})
+}
+
+// startDaemonOpts runs a daemon with opt, its config loaded from yaml.
+func startDaemonOpts(t *testing.T, yaml string, opt Options) *testDaemon {
+	t.Helper()
 	td := &testDaemon{t: t, yaml: yaml}
 	ready := make(chan struct{})
-	td.d = New(Options{
-		Load: func() (*config.Config, error) {
-			td.mu.Lock()
-			defer td.mu.Unlock()
-			cfg, err := config.Parse("test.yaml", []byte(td.yaml))
-			if err != nil {
-				return nil, err
-			}
-			return cfg, Plan(cfg)
-		},
-		Log:   log,
-		Ready: func() { close(ready) },
-		HA:    deps,
-	})
+	opt.Load = func() (*config.Config, error) {
+		td.mu.Lock()
+		defer td.mu.Unlock()
+		cfg, err := config.Parse("test.yaml", []byte(td.yaml))
+		if err != nil {
+			return nil, err
+		}
+		return cfg, Plan(cfg)
+	}
+	opt.Ready = func() { close(ready) }
+	td.d = New(opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- td.d.Run(ctx, nil) }()
@@ -68,12 +80,13 @@ func startDaemonLog(t *testing.T, yaml string, deps ha.Deps, log *slog.Logger) *
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon not ready")
 	}
-	t.Cleanup(func() {
+	td.stopOnce = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	t.Cleanup(td.stopOnce)
 	return td
 }
 

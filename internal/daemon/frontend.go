@@ -63,12 +63,16 @@ type Frontend interface {
 type ServiceSnapshot struct {
 	Service *balancer.Service
 	HTTP    *proxy.Config // http services only
+	// Kernel is set for services with forwarding direct or tunnel.
+	Kernel *kernelSnapshot
 }
 
-// socket is a bound listening socket, before a frontend serves it.
+// socket is a bound listening socket, before a frontend serves it; for a
+// service the kernel forwards, the service programmed into the director.
 type socket struct {
-	ln net.Listener // tcp
-	pc *net.UDPConn // udp
+	ln     net.Listener  // tcp
+	pc     *net.UDPConn  // udp
+	kernel KernelService // forwarding direct or tunnel
 }
 
 // close releases a socket that never served (a rolled-back apply).
@@ -79,6 +83,9 @@ func (s socket) close() {
 	if s.pc != nil {
 		s.pc.Close()
 	}
+	if s.kernel != nil {
+		_ = s.kernel.Remove() // a service that has served no flow yet
+	}
 }
 
 // dataPlane is how a service protocol is served: the socket kind it
@@ -88,12 +95,17 @@ type dataPlane struct {
 	new     func(s socket, snap ServiceSnapshot, log *slog.Logger) Frontend
 }
 
-// dataPlanes is the one place that maps a service's protocol to its data
-// plane.
+// dataPlanes is the one place that maps a service's plane (see
+// plan.planeOf: its protocol, or kernel/ and its protocol with forwarding
+// direct or tunnel) to its data plane. The director's planes have
+// networks of their own: a service moving between the proxy and the
+// kernel gets a new listener, and the old one drains.
 var dataPlanes = map[string]dataPlane{
 	config.ProtoTCP:  {network: "tcp", new: newTCPFrontend},
 	config.ProtoUDP:  {network: "udp", new: newUDPFrontend},
 	config.ProtoHTTP: {network: "tcp", new: newHTTPFrontend},
+	kernelTCP:        {network: kernelTCP, new: newKernelFrontend},
+	kernelUDP:        {network: kernelUDP, new: newKernelFrontend},
 }
 
 // l4Counters converts the L4 proxies' counters.

@@ -140,6 +140,7 @@ func (d *Daemon) onHealth(tr health.Transition) {
 	if up && w.slowStart > 0 {
 		w.backend.SlowStart(w.slowStart)
 	}
+	d.refreshKernel(w.backend)
 	if !up {
 		d.evictLater(w.backend, d.evictTargets(w.backend))
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/director"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
 
@@ -47,6 +48,12 @@ type plan struct {
 	// fronts are the listeners serving the services, by service name,
 	// filled in when the listeners commit.
 	fronts map[string]*listener
+
+	// kernel are the specs of the services with forwarding direct or
+	// tunnel, by name; director is the kernel director that programs
+	// them, set by the director stage.
+	kernel   map[string]director.ServiceSpec
+	director KernelDirector
 }
 
 // Plan checks that cfg can be turned into a runtime without binding
@@ -65,6 +72,7 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 		persist:  make(map[string]*balancer.Persistence),
 		initUp:   map[string]bool{},
 		http:     map[string]*httpPlan{},
+		kernel:   map[string]director.ServiceSpec{},
 	}
 	var errs []error
 	ws, info, err := healthPlan(cfg)
@@ -89,6 +97,9 @@ func buildPlan(cfg *config.Config, live map[backendKey]*balancer.Backend, livePe
 				continue
 			}
 			p.http[sc.Name] = hp
+		}
+		if sc.InKernel() {
+			p.kernel[sc.Name] = kernelSpec(sc)
 		}
 		p.services = append(p.services, svc)
 	}
@@ -134,7 +145,8 @@ func (p *plan) buildPool(sc *config.Service, name, scheduler string, backends []
 		p.initialDown(k, fallback, live)
 	}
 	var persist *balancer.Persistence
-	if pc := sc.Persistence; pc != nil {
+	// The kernel keeps the persistence of a director service.
+	if pc := sc.Persistence; pc != nil && !sc.InKernel() {
 		if old := livePersist[name]; old != nil && old.Matches(pc.Timeout.D(), pc.Netmask, pc.Netmask6, pc.MaxEntries) {
 			persist = old
 		} else {
@@ -179,6 +191,9 @@ func (p *plan) snapshotOf(svc *balancer.Service) ServiceSnapshot {
 	snap := ServiceSnapshot{Service: svc}
 	if hp := p.http[svc.Name]; hp != nil {
 		snap.HTTP = hp.cfg
+	}
+	if spec, ok := p.kernel[svc.Name]; ok {
+		snap.Kernel = &kernelSnapshot{spec: spec, dir: p.director}
 	}
 	return snap
 }

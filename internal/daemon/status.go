@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
 
@@ -48,6 +50,10 @@ func (d *Daemon) Status() admin.Status {
 	for _, ps := range d.monitor.Status() {
 		probes[ps.ID] = ps
 	}
+	if snap.director != nil {
+		ds := snap.director.Status()
+		st.Director = &ds
+	}
 	for _, svc := range snap.services {
 		s := admin.Service{
 			Name:      svc.Name,
@@ -56,6 +62,9 @@ func (d *Daemon) Status() admin.Status {
 			Scheduler: svc.Scheduler,
 			Backends:  []admin.Backend{},
 			Removed:   snap.removed[svc.Name],
+		}
+		if sc := snap.cfg.Service(svc.Name); sc != nil {
+			s.Forwarding = cmp.Or(sc.Forwarding, config.ForwardProxy)
 		}
 		if p := svc.Persistence(); p != nil {
 			s.Persistence = &admin.Persistence{TimeoutSeconds: p.Timeout().Seconds(), Entries: p.Len()}

@@ -47,6 +47,9 @@ func Up(o Options, w io.Writer) (*State, error) {
 	if len(o.VIPs) == 0 {
 		return nil, errors.New("realserver: no VIP")
 	}
+	if o.Mode != ModeDirect && o.Mode != ModeTunnel {
+		return nil, fmt.Errorf("realserver: mode %v: want direct or tunnel", o.Mode)
+	}
 	path := orDefault(o.StatePath)
 	unlock, err := lockState(path)
 	if err != nil {

@@ -308,3 +308,112 @@ func TestTunnelTooBigEgressMTU(t *testing.T) {
 		t.Errorf("counters moved %v, want passed_too_big 2, tx 1", d)
 	}
 }
+
+// TestDirectRoutingOneArm is LVS-DR as the tutorials draw it: client,
+// director and backend on one Ethernet segment (a bridge). The director's
+// program sends the client's TCP segments back out of the interface they
+// came in by (XDP_TX) to the backend's MAC; the backend, holding the VIP on
+// lo, answers the client directly. A whole TCP exchange must work, and the
+// backend must see the client's address.
+func TestDirectRoutingOneArm(t *testing.T) {
+	requireNetns(t)
+	for _, mode := range []AttachMode{AttachGeneric, AttachNative} {
+		t.Run(mode.String(), func(t *testing.T) { directRoutingOneArm(t, mode) })
+	}
+}
+
+func directRoutingOneArm(t *testing.T, mode AttachMode) {
+	ns := namespaces(t, 4) // switch, client, director, backend
+	sw, cli, dir, be := ns[0], ns[1], ns[2], ns[3]
+	vip := netip.MustParseAddr("10.89.0.100")
+	ipCmd(t, "-n", sw, "link", "add", "br0", "type", "bridge")
+	ipCmd(t, "-n", sw, "link", "set", "br0", "up")
+	for i, host := range []string{cli, dir, be} {
+		port := fmt.Sprintf("p%d", i)
+		ipCmd(t, "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", host)
+		ipCmd(t, "-n", sw, "link", "set", port, "master", "br0", "up")
+		ipCmd(t, "-n", host, "addr", "add", fmt.Sprintf("10.89.0.%d/24", i+1), "dev", "eth0")
+		ipCmd(t, "-n", host, "link", "set", "eth0", "up")
+		ipCmd(t, "-n", host, "link", "set", "lo", "up")
+	}
+	ipCmd(t, "-n", be, "addr", "add", vip.String()+"/32", "dev", "lo")
+	ipCmd(t, "-n", cli, "route", "add", vip.String()+"/32", "via", "10.89.0.2")
+
+	iface := func(ns string) *net.Interface {
+		var ifc *net.Interface
+		must(t, netns.Do(ns, func() (err error) { ifc, err = net.InterfaceByName("eth0"); return err }))
+		return ifc
+	}
+	dirIf, beIf := iface(dir), iface(be)
+
+	p, err := Load(Options{MaxServices: 2, MaxSlots: 4, FlowTableSize: 64})
+	must(t, err)
+	t.Cleanup(func() { p.Close() })
+	must(t, p.SetReal(0, Real{Addr: netip.MustParseAddr("10.89.0.3"), DstMAC: beIf.HardwareAddr,
+		SrcMAC: dirIf.HardwareAddr, IfIndex: dirIf.Index}))
+	must(t, p.SetService(ServiceKey{Addr: vip, Port: 8080, Proto: protoTCP}, Service{ID: 0, Mode: ModeDirect}))
+	must(t, p.SetRing(0, fill(0)))
+	must(t, netns.Do(dir, func() error { _, err := p.Attach("eth0", mode); return err }))
+	if mode == AttachNative {
+		// XDP_TX on a veth reaches the peer (the bridge port) only if the
+		// peer runs XDP too; and the client's checksums must be complete.
+		pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
+		must(t, err)
+		t.Cleanup(func() { pass.Close() })
+		var l link.Link
+		must(t, netns.Do(sw, func() error {
+			ifc, err := net.InterfaceByName("p1")
+			if err != nil {
+				return err
+			}
+			l, err = link.AttachXDP(link.XDPOptions{Program: pass, Interface: ifc.Index, Flags: link.XDPDriverMode})
+			return err
+		}))
+		t.Cleanup(func() { l.Close() })
+		if out, err := exec.Command("ip", "netns", "exec", cli, "ethtool", "-K", "eth0", "tx", "off").CombinedOutput(); err != nil {
+			t.Skipf("ethtool -K eth0 tx off: %v: %s", err, out)
+		}
+	}
+
+	var ln net.Listener
+	must(t, netns.Do(be, func() (err error) {
+		ln, err = net.Listen("tcp4", netip.AddrPortFrom(vip, 8080).String())
+		return err
+	}))
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Tell the client whom the backend sees.
+			c.Write([]byte(c.RemoteAddr().String() + "\n"))
+			c.Close()
+		}
+	}()
+
+	var c net.Conn
+	must(t, netns.Do(cli, func() (err error) {
+		d := net.Dialer{Timeout: 20 * time.Second}
+		c, err = d.Dial("tcp4", netip.AddrPortFrom(vip, 8080).String())
+		return err
+	}))
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if err != nil {
+		g, _ := p.Global()
+		t.Fatalf("read from the backend: %v; counters %v", err, g)
+	}
+	if got, want := strings.TrimSpace(string(buf[:n])), c.LocalAddr().String(); got != want {
+		t.Errorf("the backend saw the client as %s, want %s", got, want)
+	}
+	g, err := p.Global()
+	must(t, err)
+	if g["tx"] < 2 || g["flows_new"] != 1 || g["redirect"] != 0 {
+		t.Errorf("counters %v: want the handshake's segments sent by XDP_TX, 1 new flow", g)
+	}
+}

@@ -236,6 +236,9 @@ func (p *Program) Attach(ifindex int, mode Mode) (Mode, error) {
 	try := func(m Mode) error {
 		flags := nl.XDP_FLAGS_UPDATE_IF_NOEXIST | modeFlag(m)
 		if err := netlink.LinkSetXdpFdWithFlags(l, p.prog.FD(), flags); err != nil {
+			if id, _, aerr := Attached(ifindex); aerr == nil && id != 0 {
+				return fmt.Errorf("decap: attach to %s (%s): %w: xdp program %d is attached there, and is not replaced", l.Attrs().Name, m, err, id)
+			}
 			return fmt.Errorf("decap: attach to %s (%s): %w", l.Attrs().Name, m, err)
 		}
 		return nil

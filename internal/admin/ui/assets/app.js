@@ -251,6 +251,12 @@
     let reloads = num(r.ok || 0) + ' ok';
     if (r.failed) reloads += ', ' + num(r.failed) + ' failed';
     items.push(['reloads', reloads, r.last_error ? 'last error: ' + r.last_error : fullTime(r.last)]);
+    const d = st.director;
+    if (d) {
+      const ifs = (d.interfaces || []).map((i) => i.name + ' ' + i.mode).join(', ') || 'attached nowhere';
+      const why = Object.entries(d.counters || {}).filter(([, v]) => v).map(([k, v]) => k + ' ' + v).join(', ');
+      items.push(['director', ifs + ' · ' + num(d.flow_entries || 0) + ' flows', why || d.error]);
+    }
     const dl = $('about');
     dl.replaceChildren(...items.flatMap(([k, v, title]) => [el('dt', { text: k }), el('dd', { text: v, title, class: k === 'reloads' && r.failed ? 'warn' : '' })]));
     if (r.last_error) dl.append(el('dt', { text: 'last reload' }), el('dd', { class: 'bad', text: r.last_error }));
@@ -457,8 +463,10 @@
   function renderService(s) {
     const c = s.counters || {};
     const bits = [s.protocol, 'listen ' + s.listen, s.scheduler];
+    if (s.forwarding && s.forwarding !== 'proxy') bits.push('forwarding ' + s.forwarding);
     if (s.persistence) bits.push('persistence ' + s.persistence.timeout_seconds + 's (' + num(s.persistence.entries) + ' entries)');
-    const counters = [['accepted', c.accepted], ['active', c.active], ['no backend', c.no_backend, c.no_backend ? 'warn' : ''],
+    const k = s.director;
+    const counters = k ? [['packets', k.packets], ['bytes', k.bytes], ['new flows', k.new_flows]] : [['accepted', c.accepted], ['active', c.active], ['no backend', c.no_backend, c.no_backend ? 'warn' : ''],
       ['connect failures', c.connect_failures, c.connect_failures ? 'warn' : ''], ['idle timeouts', c.idle_timeouts]];
     for (const [k, label] of [['proxy_header_errors', 'PROXY header errors'], ['dropped', 'dropped'], ['send_errors', 'send errors']]) {
       if (c[k]) counters.push([label, c[k], 'warn']);
@@ -509,6 +517,9 @@
 
   function renderBackend(pool, b, reqs, hasMean) {
     const key = pool + '|' + b.address;
+    // A director service's backend: flows, and the bytes the director
+    // forwarded (the replies bypass it).
+    if (b.director) b = { ...b, active: b.director.active_flows, total: b.director.new_flows, bytes_in: b.director.bytes, bytes_out: undefined };
     const h = b.health;
     let health, healthCls;
     if (h) {
@@ -562,7 +573,7 @@
       reqs ? [cell(num(reqs.requests), 'n'), cell(rate(key, 'requests', reqs.requests), 'n rate'), cell(num(reqs.errors), 'n' + (reqs.errors ? ' warn' : ''))] : null,
       hasMean ? cell(reqs.mean === undefined ? '—' : Number(reqs.mean).toFixed(1) + ' ms', 'n') : null,
       sparkCell(pool, b.address),
-      cell(bytes(b.bytes_in), 'n', num(b.bytes_in) + ' B'), cell(bytes(b.bytes_out), 'n', num(b.bytes_out) + ' B'),
+      cell(bytes(b.bytes_in), 'n', num(b.bytes_in) + ' B'), b.bytes_out === undefined ? cell('—', 'n', 'replies bypass the director') : cell(bytes(b.bytes_out), 'n', num(b.bytes_out) + ' B'),
       check, actions);
   }
 
