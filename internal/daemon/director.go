@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -196,7 +197,7 @@ func (d *Daemon) directorStage(p *plan, cfg *config.Config) stage {
 			if p.director == nil {
 				return
 			}
-			if !fresh {
+			if !fresh && !reflect.DeepEqual(cfg.Director, d.directorCfg) {
 				if err := d.director.Apply(cfg.Director); err != nil {
 					d.log.Error("director settings partly applied", "error", err)
 				}

@@ -346,6 +346,22 @@ func TestDirectorReload(t *testing.T) {
 	if dirs.count() != 1 {
 		t.Errorf("the reload made %d directors, want the running one kept", dirs.count())
 	}
+	kd.mu.Lock()
+	applied := kd.applied
+	kd.mu.Unlock()
+	if applied != 0 {
+		t.Errorf("the director was applied %d times, want 0: its section did not change", applied)
+	}
+	withTunnelSource := strings.Replace(directorYAML(adminAddr, "ipip", "", proxied, b1), "interfaces: [lo]", "interfaces: [lo], tunnel_source: 192.0.2.1", 1)
+	if err := td.reload(withTunnelSource); err != nil {
+		t.Fatal(err)
+	}
+	kd.mu.Lock()
+	applied, src := kd.applied, kd.cfg.TunnelSource
+	kd.mu.Unlock()
+	if applied != 1 || src != "192.0.2.1" {
+		t.Errorf("after a tunnel_source reload: applied %d times with %q, want once with 192.0.2.1", applied, src)
+	}
 
 	// A weight in the file reaches the programmed service.
 	if err := td.reload(strings.Replace(directorYAML(adminAddr, "ipip", "", proxied, b1), "weight: 2", "weight: 5", 1)); err != nil {
