@@ -459,3 +459,42 @@ func TestSupported(t *testing.T) {
 		t.Fatalf("Supported() = %v", err)
 	}
 }
+
+// Flows reads big tables whole, in batches, and stops when told to.
+func TestFlowsBatches(t *testing.T) {
+	l := newLab(t, Options{FlowTableSize: 20000})
+	const n = 10000
+	keys := make([]bpfFlowKey, n)
+	vals := make([]bpfFlow, n)
+	now := monotonic()
+	for i := range keys {
+		f := Flow{Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), uint16(i)),
+			Dst: netip.AddrPortFrom(vip4, 80), Proto: protoTCP}
+		k, err := flowKey(f)
+		must(t, err)
+		keys[i], vals[i] = k, bpfFlow{Slot: uint32(i % 7), SeenNs: now}
+	}
+	_, err := l.p.objs.Flows.BatchUpdate(keys, vals, nil)
+	must(t, err)
+	seen := map[Flow]uint32{}
+	must(t, l.p.Flows(func(f Flow, slot uint32, _ time.Duration) bool {
+		if _, dup := seen[f]; dup {
+			t.Fatalf("flow %s twice", f)
+		}
+		seen[f] = slot
+		return true
+	}))
+	if len(seen) != n {
+		t.Fatalf("Flows saw %d flows, want %d", len(seen), n)
+	}
+	for i, k := range keys {
+		if got := seen[keyFlow(k)]; got != uint32(i%7) {
+			t.Fatalf("flow %s: slot %d, want %d", keyFlow(k), got, i%7)
+		}
+	}
+	calls := 0
+	must(t, l.p.Flows(func(Flow, uint32, time.Duration) bool { calls++; return calls < 5000 }))
+	if calls != 5000 {
+		t.Errorf("Flows went on after false: %d calls", calls)
+	}
+}

@@ -313,18 +313,49 @@ func (p *Program) InsertFlow(f Flow, slot uint32) error {
 // missed or seen twice.
 func (p *Program) Flows(fn func(f Flow, slot uint32, idle time.Duration) bool) error {
 	now := monotonic()
-	var k bpfFlowKey
-	var v bpfFlow
-	it := p.objs.Flows.Iterate()
-	for it.Next(&k, &v) {
-		if !fn(keyFlow(k), v.Slot, age(now, v.SeenNs)) {
-			return nil
-		}
-	}
-	if err := it.Err(); err != nil {
+	err := each(p.objs.Flows, func(k *bpfFlowKey, v *bpfFlow) bool {
+		return fn(keyFlow(*k), v.Slot, age(now, v.SeenNs))
+	})
+	if err != nil {
 		return fmt.Errorf("xdp: flows: %w", err)
 	}
 	return nil
+}
+
+// each calls fn for the entries of m until it returns false, reading them
+// thousands at a time (BPF_MAP_LOOKUP_BATCH, Linux 5.6) where the kernel
+// can, else one by one: a table of 262,144 flows is then a few hundred
+// system calls rather than half a million.
+func each[K, V any](m *ebpf.Map, fn func(*K, *V) bool) error {
+	const chunk = 4096
+	keys, vals := make([]K, chunk), make([]V, chunk)
+	var cursor ebpf.MapBatchCursor
+	for first := true; ; first = false {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		if first && errors.Is(err, ebpf.ErrNotSupported) {
+			break
+		}
+		for i := range n {
+			if !fn(&keys[i], &vals[i]) {
+				return nil
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var k K
+	var v V
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if !fn(&k, &v) {
+			return nil
+		}
+	}
+	return it.Err()
 }
 
 func age(now, seen uint64) time.Duration {
@@ -356,15 +387,10 @@ func (p *Program) InsertPersist(group uint32, client, backend netip.Addr) error 
 // is the time since a flow last used it.
 func (p *Program) Persists(fn func(group uint32, client, backend netip.Addr, age time.Duration) bool) error {
 	now := monotonic()
-	var k bpfPersistKey
-	var v bpfPersist
-	it := p.objs.Persists.Iterate()
-	for it.Next(&k, &v) {
-		if !fn(k.Group, wordsAddr(k.Addr, k.Family), wordsAddr(v.Addr, v.Family), age(now, v.SeenNs)) {
-			return nil
-		}
-	}
-	if err := it.Err(); err != nil {
+	err := each(p.objs.Persists, func(k *bpfPersistKey, v *bpfPersist) bool {
+		return fn(k.Group, wordsAddr(k.Addr, k.Family), wordsAddr(v.Addr, v.Family), age(now, v.SeenNs))
+	})
+	if err != nil {
 		return fmt.Errorf("xdp: persistence: %w", err)
 	}
 	return nil
