@@ -58,6 +58,7 @@ func (f *fakeDirectors) count() int {
 // fakeDirector is a KernelDirector that remembers what it was told.
 type fakeDirector struct {
 	mu       sync.Mutex
+	failAdd  error // AddService fails with it when set
 	cfg      config.Director
 	applied  int
 	closed   bool
@@ -79,6 +80,9 @@ func (d *fakeDirector) AddService(spec director.ServiceSpec, svc *balancer.Servi
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil, errors.New("fake director: closed")
+	}
+	if d.failAdd != nil {
+		return nil, d.failAdd
 	}
 	if _, dup := d.services[spec.Name]; dup {
 		return nil, fmt.Errorf("fake director: %s programmed twice", spec.Name)
@@ -553,5 +557,32 @@ func TestDirectorClosedAtShutdown(t *testing.T) {
 	defer kd.mu.Unlock()
 	if want := []string{"add web", "remove web", "close"}; !slices.Equal(kd.events, want) {
 		t.Errorf("events: got %v, want %v", kd.events, want)
+	}
+}
+
+// TestDirectorReprogramFails: a change that cannot be programmed (the
+// kernel refuses the service afresh) fails the service's listener, which
+// HA tracking counts as a failed service.
+func TestDirectorReprogramFails(t *testing.T) {
+	t.Parallel()
+	adminAddr, proxied := freeTCP(t), freeTCP(t)
+	b1 := echoBackend(t, "b1")
+	td, dirs := startDirectorDaemon(t, directorYAML(adminAddr, "direct", "", proxied, b1))
+	if ok, why := (haHost{td.d}).ServiceAlive("web"); !ok {
+		t.Fatalf("web before: not alive (%s)", why)
+	}
+	kd := dirs.last()
+	kd.mu.Lock()
+	kd.failAdd = errors.New("a director programs at most 64 services")
+	kd.mu.Unlock()
+	if err := td.reload(directorYAML(adminAddr, "tunnel", "", proxied, b1)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "web's listener failed", func() bool {
+		ok, why := (haHost{td.d}).ServiceAlive("web")
+		return !ok && why == "listener failed"
+	})
+	if ok, why := (haHost{td.d}).ServiceAlive("proxied"); !ok {
+		t.Errorf("proxied: not alive (%s), want alive", why)
 	}
 }
