@@ -525,7 +525,7 @@ watch_start() {
 	local p=${pid_of[$t]:-}
 	if [[ $t != direct ]]; then args+=(-pids "$p${p:+,}$dir_napi"); fi
 	if is_dr "$t"; then args+=(-bpf-progs "$xdp_prog"); fi
-	args+=(-links "$sw:$dport,$sw:p-client,$sw:p-be1,$sw:p-be2")
+	args+=(-links "$sw:$dport,$sw:p-client,$sw:p-be1,$sw:p-be2,$(ns dir):$dif")
 	(nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" "${args[@]}") >"$work/watch.json" 2>"$work/watch.err" &
 	watch_pid=$!
 }
@@ -612,11 +612,15 @@ measure_udp() { # measure_udp TARGET
 	if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
 	secs=$(json_num seconds <<<"$w")
 	# Forwarded: without a director the frames written to be1 (p-be1), else
-	# the frames the director sent to the switch.
+	# the frames the director sent to the switch: those the switch's port
+	# took, and those it had no room for (a veth counts them as the
+	# sender's tx_dropped; XDP_TX's too).
+	local lost=0
 	if [[ $t == direct ]]; then
 		fwd=$(json_elem link_tx_packets 2 <<<"$w")
 	else
-		fwd=$(json_elem link_rx_packets 0 <<<"$w")
+		lost=$(json_elem link_tx_dropped 4 <<<"$w")
+		fwd=$(($(json_elem link_rx_packets 0 <<<"$w") + lost))
 	fi
 	pps=$(calc "$fwd / $secs" 0)
 	core0=$(json_elem core_busy_ms 0 <<<"$w")
@@ -632,8 +636,8 @@ measure_udp() { # measure_udp TARGET
 	if is_dr "$t"; then
 		record pps_bpfns "$t" "$(calc "$(json_num bpf_run_ns <<<"$w") / $(json_num bpf_run_cnt <<<"$w")" 0)"
 	fi
-	log "$(printf 'udp  %-14s %8s pps forwarded (sent %s pps; the switch dropped %s from the director in the whole run); core 0 busy %s ms, softirq %s ms, director proc/thread %s ms, BPF %s ns / %s runs' \
-		"$t" "$pps" "$(json_num sent_pps <<<"$out")" "$((d1 - d0))" "$core0" "$sirq0" "$dirms" "$(json_num bpf_run_ns <<<"$w")" "$(json_num bpf_run_cnt <<<"$w")")"
+	log "$(printf 'udp  %-14s %8s pps forwarded (%s in the window found the switch port full; sent %s pps; the switch dropped %s from the director in the whole run); core 0 busy %s ms, softirq %s ms, director proc/thread %s ms, BPF %s ns / %s runs' \
+		"$t" "$pps" "$lost" "$(json_num sent_pps <<<"$out")" "$((d1 - d0))" "$core0" "$sirq0" "$dirms" "$(json_num bpf_run_ns <<<"$w")" "$(json_num bpf_run_cnt <<<"$w")")"
 }
 
 log "targets: ${targets[*]}; $placement; DURATION=${DURATION}s REPEAT=$REPEAT CONCURRENCY=$CONCURRENCY STREAMS=$STREAMS FLOOD_PORTS=$FLOOD_PORTS"

@@ -312,6 +312,7 @@ type watchResult struct {
 	// Per link, in -links order, for the script to pick from.
 	LinkRxPackets []uint64 `json:"link_rx_packets"`
 	LinkTxPackets []uint64 `json:"link_tx_packets"`
+	LinkTxDropped []uint64 `json:"link_tx_dropped"`
 	LinkRxBytes   []uint64 `json:"link_rx_bytes"`
 	LinkTxBytes   []uint64 `json:"link_tx_bytes"`
 }
@@ -398,6 +399,7 @@ func watch(warmup, d time.Duration, pids, progIDs, links []string) (watchResult,
 		res.TxBytes += y.TxBytes - x.TxBytes
 		res.LinkRxPackets = append(res.LinkRxPackets, y.RxPackets-x.RxPackets)
 		res.LinkTxPackets = append(res.LinkTxPackets, y.TxPackets-x.TxPackets)
+		res.LinkTxDropped = append(res.LinkTxDropped, y.TxDropped-x.TxDropped)
 		res.LinkRxBytes = append(res.LinkRxBytes, y.RxBytes-x.RxBytes)
 		res.LinkTxBytes = append(res.LinkTxBytes, y.TxBytes-x.TxBytes)
 	}
