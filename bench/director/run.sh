@@ -22,22 +22,25 @@
 #               during the bulk test (an nftables counter on the director's
 #               switch port), against the bytes the client received;
 #   pps         a UDP flood of 60-byte frames from FLOOD_PORTS source
-#               ports (bench/director/dirtool): frames the switch delivered
-#               to the backends per second, and per second of the
-#               director's CPU time (fulcrum's UDP proxy, fulcrum direct
-#               routing, and the flood straight to the backends as the
-#               sender's ceiling).
+#               ports, written as raw frames onto the switch's port toward
+#               the director (bench/director/dirtool -mode rawflood):
+#               frames per second the director hands back to the switch
+#               (its port's receive counter; an nftables rule drops them
+#               there), and per second of the director's CPU time.
+#               fulcrum's UDP proxy and direct routing; for direct, the
+#               same frames written toward a backend (the sender's ceiling).
 # Every measurement is repeated REPEAT times; targets take turns within a
-# round (direct, haproxy, fulcrum, fulcrum-direct, direct, ...); medians are
-# reported.
+# round (direct, haproxy, fulcrum, fulcrum-direct, fulcrum-generic, direct,
+# ...); medians are reported.
 #
 # Placement (2+ CPUs): CPU 0 is the director's, CPU 1 everyone else's. The
 # proxies are pinned with taskset (GOMAXPROCS=1, nbthread 1). The kernel's
 # receive path runs where a packet arrives, not where the proxy runs; on a
 # veth that is the sender's CPU. So the director's interface polls in NAPI
 # (GRO on; its switch port hands over finished frames, tx offload off) in a
-# kernel thread of its own (threaded NAPI), pinned to CPU 0 and reniced like
-# the rest; the XDP program, native or generic, runs there too. What the
+# kernel thread of its own (threaded NAPI), pinned to CPU 0 at the bench's
+# nice, sharing the core with the proxy as ksoftirqd would under load; the
+# XDP program, native or generic, runs there too. What the
 # director sends is received on CPU 1 (RPS on its switch port; with native
 # XDP that port needs an XDP program of its own for XDP_TX to reach it, an
 # XDP_PASS one from dirtool -mode xdppass, and its NAPI thread is pinned to
@@ -49,9 +52,11 @@
 #   STREAMS [4]        bulk streams
 #   FLOOD_PORTS [256]  UDP source ports of the flood
 #   REPEAT [3]         runs per target and metric; the median is reported
-#   TARGETS ["direct haproxy fulcrum fulcrum-direct"]
-#   XDP_MODE [auto]    fulcrum direct routing's director.xdp_mode: auto
-#                      (native, else generic), native or generic
+#   TARGETS ["direct haproxy fulcrum fulcrum-direct fulcrum-generic"]
+#                      fulcrum-direct: direct routing with xdp_mode XDP_MODE;
+#                      fulcrum-generic: the same in generic XDP
+#   XDP_MODE [auto]    fulcrum-direct's director.xdp_mode: auto (native,
+#                      else generic), native or generic
 #   HAPROXY_SPLICE [1] HAProxy's bulk service splices (1 MiB pipes), as
 #                      fulcrum does through Go's io.Copy
 #   FULCRUM_REV        build fulcrum from this git revision (e.g. HEAD)
@@ -81,7 +86,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 STREAMS=${STREAMS:-4}
 FLOOD_PORTS=${FLOOD_PORTS:-256}
 REPEAT=${REPEAT:-3}
-TARGETS=${TARGETS:-"direct haproxy fulcrum fulcrum-direct"}
+TARGETS=${TARGETS:-"direct haproxy fulcrum fulcrum-direct fulcrum-generic"}
 XDP_MODE=${XDP_MODE:-auto}
 HAPROXY_SPLICE=${HAPROXY_SPLICE:-1}
 RESULTS=${RESULTS:-}
@@ -109,8 +114,10 @@ done
 [[ $WARMUP =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "WARMUP=$WARMUP: want seconds"
 [[ $XDP_MODE =~ ^(auto|native|generic)$ ]] || die "XDP_MODE=$XDP_MODE: want auto, native or generic"
 for t in $TARGETS; do
-	[[ $t =~ ^(direct|haproxy|fulcrum|fulcrum-direct)$ ]] || die "TARGETS: unknown target $t"
+	[[ $t =~ ^(direct|haproxy|fulcrum|fulcrum-direct|fulcrum-generic)$ ]] || die "TARGETS: unknown target $t"
 done
+# is_dr T — T is a direct-routing target (fulcrum's XDP program).
+is_dr() { [[ $1 == fulcrum-direct || $1 == fulcrum-generic ]]; }
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces, XDP)"
 { command -v ip && command -v nft; } >/dev/null || die "needs ip (iproute2) and nft (nftables)"
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
@@ -148,13 +155,13 @@ log "building into $work"
 (cd "$root" && go build -o "$work/backend" ./bench/l4/backend && go build -o "$work/loadgen" ./bench/l4/loadgen &&
 	go build -o "$work/dirtool" ./bench/director/dirtool) || die "cannot build the bench tools"
 fulcrum_note="" fulcrum_version=""
-if has_target fulcrum || has_target fulcrum-direct; then
+if has_target fulcrum || has_target fulcrum-direct || has_target fulcrum-generic; then
 	if build_fulcrum "$root"; then
 		fulcrum_version="$("$work/fulcrum" version 2>&1 | sed -n 1p || true) ($fulcrum_from)"
 	else
 		fulcrum_note="fulcrum did not build ($fulcrum_build_error); it was left out of this run"
 		log "WARNING: $fulcrum_note"
-		TARGETS=$(sed -E 's/\bfulcrum(-direct)?\b//g' <<<"$TARGETS")
+		TARGETS=$(sed -E 's/\bfulcrum(-direct|-generic)?\b//g' <<<"$TARGETS")
 	fi
 fi
 
@@ -228,10 +235,21 @@ fi
 # napi_threads IFNAME — pids of the NAPI threads of IFNAME (napi/IFNAME-N).
 napi_threads() { ps -eo pid=,comm= | awk -v p="napi/$1-" 'index($2, p) == 1 {print $1}'; }
 # pin_napi — pin the director's NAPI threads to its core (again after an
-# XDP program came or went: the kernel may have made new ones), and set
+# XDP program came or went: the kernel makes new ones), give them and the
+# switch port's the bench's nice (at nice 0 behind other programs' busy
+# processes they overflow the veth's 256-frame ring; at a real-time
+# priority they starve the UDP proxy of its core under a flood), and set
 # $dir_napi to their pids, comma-separated.
 pin_napi() {
-	local p
+	local p i now prev=""
+	# Attaching or detaching XDP replaces the threads; wait until the set
+	# has been the same for half a second (at most 5 s).
+	for ((i = 0; i < 10; i++)); do
+		sleep 0.5
+		now=$(napi_threads "$dif" | sort | tr '\n' ' ')
+		[[ -n $now && $now == "$prev" ]] && break
+		prev=$now
+	done
 	dir_napi=""
 	for p in $(napi_threads "$dif"); do
 		if [[ -n $dir_cpus ]]; then taskset -pc "$dir_cpus" "$p" >/dev/null; fi
@@ -251,16 +269,28 @@ for h in "${hosts[@]}"; do wait_carrier "$(ns "$h")" "$([[ $h == dir ]] && echo 
 
 # Response bytes through the director: TCP from the backends' service ports
 # (8080, 8081) that the switch sends to the director (nftables' egress hook).
+# The UDP flood ends where the director hands it to the switch: the frames
+# are counted there (the port's receive counter) and dropped, so that what
+# the director forwards costs the rest of the lab (CPU 1) one port's receive,
+# not a bridge pass and a backend's too.
 ip netns exec "$sw" nft -f - <<EOF
 table netdev bench {
   chain to_director {
     type filter hook egress device "$dport" priority 0;
     tcp sport 8080-8081 counter
   }
+  chain from_director {
+    type filter hook ingress device "$dport" priority 0;
+    udp dport 9000 counter drop
+  }
 }
 EOF
+flood_dropped() { ip netns exec "$sw" nft list chain netdev bench from_director | sed -n 's/.*counter packets \([0-9]*\) bytes.*/\1/p'; }
 resp_bytes() { ip netns exec "$sw" nft list chain netdev bench to_director | sed -n 's/.*counter packets [0-9]* bytes \([0-9]*\).*/\1/p'; }
 client_rx() { ip -n "$(ns client)" -s -j link show dev eth0 | sed -n 's/.*"rx":{"bytes":\([0-9]*\).*/\1/p'; }
+
+mac_of() { ip -n "$(ns "$1")" -j link show dev "$2" | sed -n 's/.*"address":"\([0-9a-f:]*\)".*/\1/p'; }
+dif_mac=$(mac_of dir "$dif") client_mac=$(mac_of client eth0) be1_mac=$(mac_of be1 eth0)
 
 # ---- backends: the same two for every target ----
 # Each serves the 64-byte exchange on :8080 and bulk on :8081 on every
@@ -271,9 +301,10 @@ declare -A backend_pid
 realserver_how=""
 for b in be1 be2; do
 	if [[ -x $work/fulcrum ]] && "$work/fulcrum" realserver --help >/dev/null 2>&1; then
-		in_ns "$b" "$work/fulcrum" realserver up --mode direct "$vip" >"$work/$b-realserver.log" 2>&1 ||
+		in_ns "$b" "$work/fulcrum" realserver up --mode direct --state "$work/$b-realserver.json" "$vip" \
+			>"$work/$b-realserver.log" 2>&1 ||
 			{ cat "$work/$b-realserver.log" >&2; die "fulcrum realserver up failed on $b"; }
-		realserver_how="fulcrum realserver up --mode direct $vip"
+		realserver_how="with \`fulcrum realserver up --mode direct $vip\`"
 	else
 		# What a real server for LVS-DR needs, by hand.
 		ip -n "$(ns "$b")" addr add "$vip/32" dev lo
@@ -379,17 +410,21 @@ fi
 # ---- fulcrum's direct routing: started for its turn, stopped after ----
 # Its XDP program is attached to the director's interface only while it is
 # measured, so that the proxies are measured on a plain interface.
-xdp_got="" xdp_prog=""
-conn_addr[fulcrum-direct]="$vip:8080"
-bulk_addr[fulcrum-direct]="$vip:8081"
-udp_addr[fulcrum-direct]="$vip:9000"
-if has_target fulcrum-direct; then
-	cat >"$work/fulcrum-direct.yaml" <<EOF
+declare -A xdp_got
+xdp_prog=""
+for t in fulcrum-direct fulcrum-generic; do
+	conn_addr[$t]="$vip:8080"
+	bulk_addr[$t]="$vip:8081"
+	udp_addr[$t]="$vip:9000"
+	has_target "$t" || continue
+	mode=$XDP_MODE
+	if [[ $t == fulcrum-generic ]]; then mode=generic; fi
+	cat >"$work/$t.yaml" <<EOF
 admin: { listen: "off" }
 log: { level: warn }
 director:
   interfaces: [$dif]
-  xdp_mode: $XDP_MODE
+  xdp_mode: $mode
 services:
   - name: conn
     listen: $vip:8080
@@ -410,13 +445,13 @@ services:
     scheduler: maglev
     backends: [{ address: ${addr[be1]}:9000 }, { address: ${addr[be2]}:9000 }]
 EOF
-	if ! in_ns dir "$work/fulcrum" check -c "$work/fulcrum-direct.yaml" >"$work/check.log" 2>&1; then
+	if ! in_ns dir "$work/fulcrum" check -c "$work/$t.yaml" >"$work/check.log" 2>&1; then
 		cat "$work/check.log" >&2
-		fulcrum_note+="${fulcrum_note:+; }this fulcrum refuses the direct-routing config ($(grep -m1 . "$work/check.log")); fulcrum-direct was left out of this run"
-		log "WARNING: fulcrum-direct left out: fulcrum check refused its config"
-		TARGETS=$(sed -E 's/\bfulcrum-direct\b//g' <<<"$TARGETS")
+		fulcrum_note+="${fulcrum_note:+; }this fulcrum refuses the direct-routing config ($(grep -m1 . "$work/check.log")); $t was left out of this run"
+		log "WARNING: $t left out: fulcrum check refused its config"
+		TARGETS=$(sed -E "s/\\b$t\\b//g" <<<"$TARGETS")
 	fi
-fi
+done
 # xdp_info — "MODE ID" of the XDP program on the director's interface
 # (MODE: native or generic), or nothing.
 xdp_info() {
@@ -428,23 +463,26 @@ xdp_info() {
 	[[ -n $mode && -n $pid ]] || return 0
 	case $mode in 1) echo "native $pid" ;; 2) echo "generic $pid" ;; *) echo "mode$mode $pid" ;; esac
 }
-start_direct() {
-	(spawn dir "$dir_cpus" env GOMAXPROCS=1 "$work/fulcrum" run -c "$work/fulcrum-direct.yaml") >>"$work/fulcrum-direct.log" 2>&1 &
+start_direct() { # start_direct TARGET
+	local t=$1
+	(spawn dir "$dir_cpus" env GOMAXPROCS=1 "$work/fulcrum" run -c "$work/$t.yaml") >>"$work/$t.log" 2>&1 &
 	pids+=("$!")
-	pid_of[fulcrum-direct]=$!
+	pid_of[$t]=$!
 	local i info=""
 	for ((i = 0; i < 100; i++)); do
 		info=$(xdp_info)
 		[[ -n $info ]] && break
-		kill -0 "${pid_of[fulcrum-direct]}" 2>/dev/null || break
+		kill -0 "${pid_of[$t]}" 2>/dev/null || break
 		sleep 0.1
 	done
 	[[ -n $info ]] || {
-		cat "$work/fulcrum-direct.log" >&2
+		cat "$work/$t.log" >&2
 		die "fulcrum direct routing attached no XDP program to $dif"
 	}
-	read -r xdp_got xdp_prog <<<"$info"
-	if [[ $xdp_got == native ]]; then
+	local got
+	read -r got xdp_prog <<<"$info"
+	xdp_got[$t]=$got
+	if [[ $got == native ]]; then
 		# XDP_TX toward the switch needs a program on the switch's end, whose
 		# NAPI thread goes to CPU 1.
 		ip netns exec "$sw" "$work/dirtool" -mode xdppass -iface "$dport" || die "cannot attach XDP_PASS to $dport"
@@ -452,10 +490,10 @@ start_direct() {
 	fi
 	pin_napi
 	in_ns client "$work/loadgen" -mode wait -d 10s -addr "$vip:8080,$vip:8081" ||
-		{ cat "$work/fulcrum-direct.log" >&2; die "direct routing does not reach the backends"; }
+		{ cat "$work/$t.log" >&2; die "direct routing does not reach the backends"; }
 }
-stop_direct() {
-	local p=${pid_of[fulcrum-direct]:-} i
+stop_direct() { # stop_direct TARGET
+	local t=$1 p=${pid_of[$1]:-} i
 	[[ -n $p ]] || return 0
 	kill -TERM "$p" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
@@ -464,7 +502,7 @@ stop_direct() {
 	done
 	kill -KILL "$p" 2>/dev/null || true
 	wait "$p" 2>/dev/null || true
-	pid_of[fulcrum-direct]=""
+	pid_of[$t]=""
 	ip -n "$sw" link set dev "$dport" xdpdrv off 2>/dev/null || true
 	[[ -z $(xdp_info) ]] || die "an XDP program is still attached to $dif after fulcrum stopped"
 	pin_napi
@@ -486,13 +524,13 @@ watch_start() {
 	# (the kernel's receive path; XDP's too).
 	local p=${pid_of[$t]:-}
 	if [[ $t != direct ]]; then args+=(-pids "$p${p:+,}$dir_napi"); fi
-	if [[ $t == fulcrum-direct ]]; then args+=(-bpf-progs "$xdp_prog"); fi
-	args+=(-links "$sw:$dport,$sw:p-client,$sw:p-be1,$sw:p-be2")
-	(nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" "${args[@]}") >"$work/watch.json" &
+	if is_dr "$t"; then args+=(-bpf-progs "$xdp_prog"); fi
+	args+=(-links "$sw:$dport,$sw:p-client,$sw:p-be1,$sw:p-be2,$(ns dir):$dif")
+	(nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" "${args[@]}") >"$work/watch.json" 2>"$work/watch.err" &
 	watch_pid=$!
 }
 watch_end() {
-	wait "$watch_pid" || die "the watcher failed"
+	wait "$watch_pid" || die "the watcher failed: $(cat "$work/watch.err")"
 	cat "$work/watch.json"
 	if [[ -n $RESULTS ]]; then cat "$work/watch.json" >>"$RESULTS"; fi
 }
@@ -528,13 +566,16 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 		value=$(json_num rate <<<"$out")
 		record conn "$t" "$value"
 		n=$(calc "$value * $secs" 0) # connections in the watcher's window
-		if [[ $t == fulcrum-direct ]]; then
+		if is_dr "$t"; then
 			record cpu "$t" "$(calc "$bpfns / 1e6 / $n * 1000")"
 			record bpfrun "$t" "$(calc "$bpfns / $(json_num bpf_run_cnt <<<"$w")" 0)"
 		elif [[ $t != direct ]]; then
 			record cpu "$t" "$(calc "$procms / $n * 1000")"
 		fi
 		if [[ $t != direct ]]; then record total "$t" "$(calc "$dirms / $n * 1000")"; fi
+		# The load side's core (client, backends, switch; other programs' share
+		# included): where the lab's extra hop through the director costs.
+		if [[ -n $load_cpus ]]; then record load "$t" "$(calc "$(json_elem core_busy_ms 1 <<<"$w") / $n * 1000")"; fi
 		log "$(printf 'conn %-14s %8s conn/s  director CPU %s ms (process, NAPI: %s), XDP program %s ns over %s runs; core 0 busy %s ms; errors %s' \
 			"$t" "$value" "$dirms" "$(sed -n 's/.*"pid_ms_each":\[\([^]]*\)\].*/\1/p' <<<"$w")" "$bpfns" "$(json_num bpf_run_cnt <<<"$w")" "$core0" "$errors")"
 	else
@@ -553,18 +594,34 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 }
 
 measure_udp() { # measure_udp TARGET
-	local t=$1 out w secs fwd core0 sirq0 dirms pps
+	local t=$1 out w secs fwd core0 sirq0 dirms pps d0 d1
 	[[ -n ${udp_addr[$t]:-} ]] || return 0
 	wait_quiet
+	d0=$(flood_dropped)
 	watch_start "$t"
-	out=$(in_ns client nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" -mode flood \
+	# Frames from the client's addresses, written onto the switch's port
+	# toward the director (toward be1 for direct).
+	local port=$dport to=$dif_mac
+	if [[ $t == direct ]]; then port=p-be1 to=$be1_mac; fi
+	out=$(in_ns sw nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" -mode rawflood \
+		-iface "$port" -src-mac "$client_mac" -dst-mac "$to" -src "${addr[client]}" \
 		-addr "${udp_addr[$t]}" -ports "$FLOOD_PORTS" -warmup "${WARMUP}s" -d "${DURATION}s") ||
 		die "the flood failed: $t"
 	w=$(watch_end)
+	d1=$(flood_dropped)
 	if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
 	secs=$(json_num seconds <<<"$w")
-	# Frames the switch delivered to the backends: p-be1 and p-be2.
-	fwd=$(($(json_elem link_tx_packets 2 <<<"$w") + $(json_elem link_tx_packets 3 <<<"$w")))
+	# Forwarded: without a director the frames written to be1 (p-be1), else
+	# the frames the director sent to the switch: those the switch's port
+	# took, and those it had no room for (a veth counts them as the
+	# sender's tx_dropped; XDP_TX's too).
+	local lost=0
+	if [[ $t == direct ]]; then
+		fwd=$(json_elem link_tx_packets 2 <<<"$w")
+	else
+		lost=$(json_elem link_tx_dropped 4 <<<"$w")
+		fwd=$(($(json_elem link_rx_packets 0 <<<"$w") + lost))
+	fi
 	pps=$(calc "$fwd / $secs" 0)
 	core0=$(json_elem core_busy_ms 0 <<<"$w")
 	sirq0=$(json_elem core_softirq_ms 0 <<<"$w")
@@ -576,22 +633,22 @@ measure_udp() { # measure_udp TARGET
 		# Packets forwarded per second of the director's CPU time.
 		record pps_cpu "$t" "$(calc "$fwd / ($dirms / 1000)" 0)"
 	fi
-	if [[ $t == fulcrum-direct ]]; then
+	if is_dr "$t"; then
 		record pps_bpfns "$t" "$(calc "$(json_num bpf_run_ns <<<"$w") / $(json_num bpf_run_cnt <<<"$w")" 0)"
 	fi
-	log "$(printf 'udp  %-14s %8s pps forwarded (sent %s pps); core 0 busy %s ms, softirq %s ms, director proc/thread %s ms, BPF %s ns / %s runs' \
-		"$t" "$pps" "$(json_num sent_pps <<<"$out")" "$core0" "$sirq0" "$dirms" "$(json_num bpf_run_ns <<<"$w")" "$(json_num bpf_run_cnt <<<"$w")")"
+	log "$(printf 'udp  %-14s %8s pps forwarded (%s in the window found the switch port full; sent %s pps; the switch dropped %s from the director in the whole run); core 0 busy %s ms, softirq %s ms, director proc/thread %s ms, BPF %s ns / %s runs' \
+		"$t" "$pps" "$lost" "$(json_num sent_pps <<<"$out")" "$((d1 - d0))" "$core0" "$sirq0" "$dirms" "$(json_num bpf_run_ns <<<"$w")" "$(json_num bpf_run_cnt <<<"$w")")"
 }
 
 log "targets: ${targets[*]}; $placement; DURATION=${DURATION}s REPEAT=$REPEAT CONCURRENCY=$CONCURRENCY STREAMS=$STREAMS FLOOD_PORTS=$FLOOD_PORTS"
 for ((r = 1; r <= REPEAT; r++)); do
 	log "round $r/$REPEAT"
 	for t in "${targets[@]}"; do
-		[[ $t == fulcrum-direct ]] && start_direct
+		if is_dr "$t"; then start_direct "$t"; fi
 		measure_tcp conn "$t"
 		measure_tcp bulk "$t"
 		measure_udp "$t"
-		[[ $t == fulcrum-direct ]] && stop_direct
+		if is_dr "$t"; then stop_direct "$t"; fi
 	done
 done
 
@@ -606,24 +663,27 @@ echo "- command: \`$cmdline\`"
 echo "- machine: $ncpu CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)), Linux $(uname -r), $(go version | cut -d' ' -f3)"
 [[ -n $haproxy_version ]] && echo "- ${haproxy_version%% - *}: nbthread 1, splice $([[ $HAPROXY_SPLICE == 1 ]] && echo "on for bulk (1 MiB pipes)" || echo off)"
 [[ -n $fulcrum_version ]] && echo "- fulcrum: $fulcrum_version, GOMAXPROCS=1"
-if has_target fulcrum-direct; then
-	echo "- direct routing: XDP in **${xdp_got:-?}** mode (xdp_mode: $XDP_MODE)$([[ $xdp_got == native && -n $dir_mask ]] && echo ", threaded NAPI on CPU 0")"
-fi
+for t in fulcrum-direct fulcrum-generic; do
+	if has_target "$t"; then
+		echo "- $t: XDP attached in **${xdp_got[$t]:-?}** mode (xdp_mode: $([[ $t == fulcrum-generic ]] && echo generic || echo "$XDP_MODE"))"
+	fi
+done
 echo "- lab: client → switch (bridge) → director → backends, veth pairs; backends set up $realserver_how"
 echo "- placement: $placement$( ((NICE == 0)) || echo ", nice $NICE")"
 echo "- median of $REPEAT runs of ${DURATION}s (after ${WARMUP}s); conn: $CONCURRENCY workers, 64-byte request and reply, client closes; bulk: $STREAMS streams backend→client; flood: 60-byte frames from $FLOOD_PORTS source ports"
 echo
-echo "| target | conn/s | director CPU ms / 1k conn | director total ms / 1k conn | bulk MB/s | response bytes via director | director in / client in (bulk) | UDP pps forwarded | director CPU (UDP) | pps per director CPU-s | errors (conn / bulk) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| target | conn/s | director CPU ms / 1k conn | director total ms / 1k conn | conn per director CPU-s | load core ms / 1k conn | bulk MB/s | response bytes via director | director in / client in (bulk) | UDP pps forwarded | director CPU (UDP) | pps per director CPU-s | errors (conn / bulk) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in "${targets[@]}"; do
 	cpu=$(m cpu "$t")
 	if [[ $cpu != - ]]; then
-		if [[ $t == fulcrum-direct ]]; then cpu="$(f3 "$cpu") (XDP program)"; else cpu="$(f1 "$cpu") (process)"; fi
+		if is_dr "$t"; then cpu="$(f3 "$cpu") (XDP program)"; else cpu="$(f1 "$cpu") (process)"; fi
 	fi
 	pct=$(m dir_pct "$t")
 	[[ $pct == - ]] || pct=$pct%
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$t" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$t" \
 		"$(fmt0 "$(m conn "$t")")" "$cpu" "$(f1 "$(m total "$t")")" \
+		"$(awk -v v="$(m total "$t")" 'BEGIN{if(v=="-"||v==0)print "-";else printf "%.0f\n", 1e6/v}')" "$(f1 "$(m load "$t")")" \
 		"$(fmt0 "$(m bulk "$t")")" "$(fmt0 "$(m resp "$t")")" "$(m dirin "$t")" \
 		"$(fmt0 "$(m pps "$t")")" "$pct" "$(fmt0 "$(m pps_cpu "$t")")" \
 		"$(sum "$work/res/conn.err.$t")" "$(sum "$work/res/bulk.err.$t")"
@@ -632,21 +692,22 @@ echo
 # rat A B DIGITS — A/B, "-" when either is missing or B is 0.
 rat() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN{if(a=="-"||b=="-"||b==0)print "-";else printf "%." d "f\n", a/b}'; }
 goal() { awk -v v="$1" -v g="$2" -v op="$3" 'BEGIN{if(v=="-"||v=="")print "not measured";else if((op=="ge"&&v+0>=g)||(op=="le"&&v+0<=g)||(op=="eq"&&v+0==g))print "met";else print "**missed**"}'; }
-if has_target fulcrum-direct; then
-	r_conn=$(rat "$(m conn fulcrum-direct)" "$(m conn direct)" 2)
-	r_cpu=$(rat "$(m cpu fulcrum-direct)" "$(m cpu haproxy)" 4)
-	r_tot=$(rat "$(m total fulcrum-direct)" "$(m total haproxy)" 3)
-	r_pps=$(rat "$(m pps_cpu fulcrum-direct)" "$(m pps_cpu fulcrum)" 1)
-	r_ppsabs=$(rat "$(m pps fulcrum-direct)" "$(m pps fulcrum)" 1)
-	echo "Goal (issue 12), fulcrum direct routing:"
+for t in fulcrum-direct fulcrum-generic; do
+	has_target "$t" || continue
+	r_conn=$(rat "$(m conn "$t")" "$(m conn direct)" 2)
+	r_cpu=$(rat "$(m cpu "$t")" "$(m cpu haproxy)" 4)
+	r_tot=$(rat "$(m total "$t")" "$(m total haproxy)" 3)
+	r_pps=$(rat "$(m pps_cpu "$t")" "$(m pps_cpu fulcrum)" 1)
+	r_ppsabs=$(rat "$(m pps "$t")" "$(m pps fulcrum)" 1)
+	echo "Goal (issue 12), $t (${xdp_got[$t]:-?} XDP):"
 	echo
-	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge))"
-	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread, i.e. with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
-	echo "- response bytes through the director: **$(m resp fulcrum-direct)** (goal 0: $(goal "$(m resp fulcrum-direct)" 0 eq))"
-	echo "- forwarded packets per second per director core (per CPU-second) vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per core: ${r_ppsabs}×"
-	echo "- XDP program run time per packet: $(m bpfrun fulcrum-direct) ns (conn test), $(m pps_bpfns fulcrum-direct) ns (flood)"
+	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge)); connections one director core carries per CPU-second (1e6 / director total ms per 1k) vs direct's conn/s: $(awk -v v="$(m total "$t")" -v d="$(m conn direct)" 'BEGIN{if(v=="-"||d=="-"||v==0||d==0)print "-";else printf "%.2f\n", 1e6/v/d}')×; the load core's ms per 1k connections: $(f1 "$(m load "$t")") against $(f1 "$(m load direct)") direct"
+	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread: with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
+	echo "- response bytes through the director: **$(m resp "$t")** (goal 0: $(goal "$(m resp "$t")" 0 eq))"
+	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×"
+	echo "- XDP program run time per packet: $(m bpfrun "$t") ns (conn test), $(m pps_bpfns "$t") ns (flood)"
 	echo
-fi
+done
 echo "All runs (min–max):"
 for t in "${targets[@]}"; do
 	line="- $t: conn/s $(spread "$work/res/conn.$t"), MB/s $(spread "$work/res/bulk.$t")"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -209,7 +210,7 @@ func (d *Daemon) directorStage(p *plan, cfg *config.Config) stage {
 			if p.director == nil {
 				return
 			}
-			if !fresh {
+			if !fresh && !reflect.DeepEqual(cfg.Director, d.directorCfg) {
 				if err := d.director.Apply(cfg.Director); err != nil {
 					d.log.Error("director settings partly applied", "error", err)
 				}
@@ -319,6 +320,10 @@ type kernelFrontend struct {
 	log  *slog.Logger
 	stop chan struct{}
 	once sync.Once
+	// failc carries why the service could not be programmed again after
+	// a change: Serve returns it, which marks the listener failed (HA
+	// tracking sees it).
+	failc chan error
 
 	mu   sync.Mutex
 	svc  KernelService // nil once removed
@@ -329,18 +334,23 @@ var _ Frontend = (*kernelFrontend)(nil)
 
 func newKernelFrontend(s socket, snap ServiceSnapshot, log *slog.Logger) Frontend {
 	return &kernelFrontend{
-		log:  log.With("component", "director", "service", snap.Service.Name),
-		stop: make(chan struct{}),
-		svc:  s.kernel,
-		spec: snap.Kernel.spec,
+		log:   log.With("component", "director", "service", snap.Service.Name),
+		stop:  make(chan struct{}),
+		failc: make(chan error, 1),
+		svc:   s.kernel,
+		spec:  snap.Kernel.spec,
 	}
 }
 
-// Serve waits: the kernel does the serving.
+// Serve waits: the kernel does the serving. It returns an error when a
+// change could not be programmed: the service is then out of the kernel
+// until a restart, as a proxy whose socket failed is.
 func (f *kernelFrontend) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-f.stop:
+	case err := <-f.failc:
+		return err
 	}
 	return nil
 }
@@ -361,7 +371,10 @@ func (f *kernelFrontend) Update(snap ServiceSnapshot) {
 		f.svc = nil
 		ks, err := k.dir.AddService(k.spec, snap.Service)
 		if err != nil {
-			f.log.Error("programming the changed service failed: its traffic goes to the kernel's stack", "error", err)
+			select {
+			case f.failc <- fmt.Errorf("programming the changed service: %w (its packets go to the kernel's stack)", err):
+			default:
+			}
 			return
 		}
 		f.svc, f.spec = ks, k.spec

@@ -5,6 +5,12 @@
 //	               (one source port each) as fast as one goroutine can, with
 //	               sendmmsg in batches of -batch, for -warmup + -d; prints
 //	               one JSON line with the packets sent.
+//	-mode rawflood the same datagrams as finished Ethernet frames written
+//	               straight onto -iface (AF_PACKET, sendmmsg, no qdisc),
+//	               from -src (at -src-mac) to -addr at -dst-mac, source
+//	               ports cycling through -ports values: no socket, routing
+//	               or neighbour work per packet, so one core offers several
+//	               times what -mode flood can.
 //	-mode watch    measure what the director did in a window: sleep -warmup,
 //	               take a sample, sleep -d, take another, print the
 //	               difference as one JSON line. The script starts it beside
@@ -31,16 +37,19 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -65,7 +74,9 @@ func main() {
 		pids     = flag.String("pids", "", "watch: comma-separated `pids` whose CPU time to measure")
 		progs    = flag.String("bpf-progs", "", "watch: comma-separated BPF program `ids` whose run time to measure")
 		links    = flag.String("links", "", "watch: comma-separated `netns:ifname` whose counters to read")
-		iface    = flag.String("iface", "", "xdppass: `interface` in the current network namespace")
+		iface    = flag.String("iface", "", "xdppass, rawflood: `interface` in the current network namespace")
+		srcMAC   = flag.String("src-mac", "", "rawflood: source `MAC`")
+		dstMAC   = flag.String("dst-mac", "", "rawflood: destination `MAC` (the director's interface)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -80,12 +91,14 @@ func main() {
 	switch *mode {
 	case "flood":
 		res, err = flood(*addr, *src, *ports, *size, *batch, *warmup+*duration)
+	case "rawflood":
+		res, err = rawFlood(*iface, *srcMAC, *dstMAC, *src, *addr, *ports, *size, *batch, *warmup+*duration)
 	case "watch":
 		res, err = watch(*warmup, *duration, list(*pids), list(*progs), list(*links))
 	case "xdppass":
 		err = xdpPass(*iface)
 	default:
-		log.Fatalf("-mode %q: want flood, watch or xdppass", *mode)
+		log.Fatalf("-mode %q: want flood, rawflood, watch or xdppass", *mode)
 	}
 	if err != nil {
 		log.Fatal(err)
@@ -163,6 +176,113 @@ func flood(addr, src string, nports, size, batch int, d time.Duration) (floodRes
 	return res, nil
 }
 
+// rawFlood writes nports IPv4/UDP frames, differing in the source port,
+// onto ifname in turn, batch frames per sendmmsg, until d has passed.
+func rawFlood(ifname, srcMAC, dstMAC, src, addr string, nports, size, batch int, d time.Duration) (floodResult, error) {
+	res := floodResult{Mode: "rawflood", Sockets: nports, Payload: size, BatchLen: batch}
+	if nports <= 0 || nports > 60000 || size <= 0 || size > 1400 || batch <= 0 {
+		return res, errors.New("-ports (1..60000), -size (1..1400) and -batch must be in range")
+	}
+	smac, err := net.ParseMAC(srcMAC)
+	if err != nil {
+		return res, fmt.Errorf("-src-mac: %w", err)
+	}
+	dmac, err := net.ParseMAC(dstMAC)
+	if err != nil {
+		return res, fmt.Errorf("-dst-mac: %w", err)
+	}
+	sip, err := netip.ParseAddr(src)
+	if err != nil || !sip.Is4() {
+		return res, fmt.Errorf("-src %q: want an IPv4 address", src)
+	}
+	dst, err := netip.ParseAddrPort(addr)
+	if err != nil || !dst.Addr().Is4() {
+		return res, fmt.Errorf("-addr %q: want IPv4 ip:port", addr)
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return res, err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // protocol 0: send only
+	if err != nil {
+		return res, fmt.Errorf("AF_PACKET socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+		return res, fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index}); err != nil {
+		return res, fmt.Errorf("bind to %s: %w", ifname, err)
+	}
+	frames := make([][]byte, nports)
+	for i := range frames {
+		frames[i] = udpFrame(dmac, smac, sip, dst, uint16(1024+i), size)
+	}
+	iovs := make([]unix.Iovec, batch)
+	hdrs := make([]unix.Mmsghdr, batch)
+	for i := range hdrs {
+		hdrs[i].Hdr.Iov = &iovs[i]
+		hdrs[i].Hdr.Iovlen = 1
+	}
+	t0 := time.Now()
+	end := t0.Add(d)
+	next := 0
+	for i := 0; ; i++ {
+		if i%16 == 0 && time.Now().After(end) {
+			break
+		}
+		for j := range iovs {
+			f := frames[next]
+			iovs[j].Base = &f[0]
+			iovs[j].SetLen(len(f))
+			if next++; next == len(frames) {
+				next = 0
+			}
+		}
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(batch), 0, 0, 0)
+		if errno != 0 {
+			res.Errors++
+			res.LastErr = errno.Error()
+			continue
+		}
+		res.Sent += uint64(n)
+	}
+	res.Seconds = round(time.Since(t0).Seconds(), 3)
+	res.SentPPS = round(float64(res.Sent)/res.Seconds, 0)
+	return res, nil
+}
+
+// udpFrame builds an Ethernet frame holding an IPv4/UDP datagram of size
+// zero bytes (UDP checksum 0: none, as IPv4 allows).
+func udpFrame(dmac, smac net.HardwareAddr, src netip.Addr, dst netip.AddrPort, sport uint16, size int) []byte {
+	f := make([]byte, 14+20+8+size)
+	copy(f[0:6], dmac)
+	copy(f[6:12], smac)
+	binary.BigEndian.PutUint16(f[12:14], 0x0800)
+	ip := f[14:34]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:4], uint16(20+8+size))
+	binary.BigEndian.PutUint16(ip[6:8], 0x4000) // DF
+	ip[8] = 64
+	ip[9] = 17
+	s4, d4 := src.As4(), dst.Addr().As4()
+	copy(ip[12:16], s4[:])
+	copy(ip[16:20], d4[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i : i+2]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:12], ^uint16(sum))
+	udp := f[34:42]
+	binary.BigEndian.PutUint16(udp[0:2], sport)
+	binary.BigEndian.PutUint16(udp[2:4], dst.Port())
+	binary.BigEndian.PutUint16(udp[4:6], uint16(8+size))
+	return f
+}
+
 // ---- watch ----
 
 type sample struct {
@@ -190,7 +310,9 @@ type watchResult struct {
 	RxBytes    uint64    `json:"rx_bytes"`
 	TxBytes    uint64    `json:"tx_bytes"`
 	// Per link, in -links order, for the script to pick from.
+	LinkRxPackets []uint64 `json:"link_rx_packets"`
 	LinkTxPackets []uint64 `json:"link_tx_packets"`
+	LinkTxDropped []uint64 `json:"link_tx_dropped"`
 	LinkRxBytes   []uint64 `json:"link_rx_bytes"`
 	LinkTxBytes   []uint64 `json:"link_tx_bytes"`
 }
@@ -275,7 +397,9 @@ func watch(warmup, d time.Duration, pids, progIDs, links []string) (watchResult,
 		res.TxPackets += y.TxPackets - x.TxPackets
 		res.RxBytes += y.RxBytes - x.RxBytes
 		res.TxBytes += y.TxBytes - x.TxBytes
+		res.LinkRxPackets = append(res.LinkRxPackets, y.RxPackets-x.RxPackets)
 		res.LinkTxPackets = append(res.LinkTxPackets, y.TxPackets-x.TxPackets)
+		res.LinkTxDropped = append(res.LinkTxDropped, y.TxDropped-x.TxDropped)
 		res.LinkRxBytes = append(res.LinkRxBytes, y.RxBytes-x.RxBytes)
 		res.LinkTxBytes = append(res.LinkTxBytes, y.TxBytes-x.TxBytes)
 	}

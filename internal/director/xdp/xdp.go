@@ -88,7 +88,11 @@ type Real struct {
 	Dead bool
 }
 
-// Options size the program's maps; zero fields take the defaults.
+// Options size the program's maps; zero fields take the defaults. The
+// kernel memory they take (measured on 6.18) is 512 KiB per service (its
+// ring: the kernel keeps array entries 8 bytes apart) and 120 bytes per
+// flow or persistence entry, little else: with the defaults, 32 MiB of
+// rings, 30 MiB of flows and 7.5 MiB of persistence.
 type Options struct {
 	MaxServices      int           // services (rings); default 64
 	MaxSlots         int           // reals over all services; default 4096
