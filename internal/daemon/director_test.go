@@ -442,7 +442,7 @@ func TestDirectorRuntimeControl(t *testing.T) {
 	}
 
 	// The address alone takes the service's port.
-	if _, err := td.d.AddBackend(ctx(t), "web", admin.NewBackend{Address: "10.0.0.3:80"}); err != nil {
+	if _, err := td.d.AddBackend(ctx(t), "web", admin.NewBackend{Address: "10.0.0.3"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := web.backends(); len(got) != 3 || got[2] != "10.0.0.3:80 w1 ready" {
@@ -452,7 +452,10 @@ func TestDirectorRuntimeControl(t *testing.T) {
 		t.Errorf("adding a backend on another port: got %v, want invalid: cannot change ports", err)
 	}
 
-	if _, err := td.d.RemoveBackend(ctx(t), "web", "10.0.0.1:80"); err != nil {
+	if _, err := td.d.AddBackend(ctx(t), "proxied", admin.NewBackend{Address: "10.0.0.3"}); !errors.Is(err, admin.ErrInvalid) {
+		t.Errorf("adding a backend without a port to a proxied service: got %v, want invalid", err)
+	}
+	if _, err := td.d.RemoveBackend(ctx(t), "web", "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	if got := web.backends(); len(got) != 2 || strings.HasPrefix(got[0], "10.0.0.1") {
