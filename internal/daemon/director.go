@@ -179,7 +179,7 @@ func (d *Daemon) directorStage(p *plan, cfg *config.Config) stage {
 			if err := checkInterfaces(cfg.Director.Interfaces); err != nil {
 				return err
 			}
-			kd, err := d.newDirector(cfg.Director, d.opt.Log.With("component", "director"))
+			kd, err := d.newDirector(cfg.Director, d.opt.Log) // it names its component
 			if err != nil {
 				return err
 			}
