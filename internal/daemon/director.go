@@ -15,6 +15,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/director"
+	"github.com/fulcrum-lb/fulcrum/internal/director/flowsync"
 	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 )
 
@@ -36,6 +37,12 @@ type KernelDirector interface {
 	Status() admin.Director
 	// Close detaches the program from every interface and frees it.
 	Close() error
+	// FlowSync returns what the flow sync works with: the kernel's flow
+	// and persistence tables, its feed of new flows and the resolver of
+	// services and backends. From then on ringChanged hears the id of
+	// every service ring written, with no lock held (flowsync.Syncer's
+	// RingChanged).
+	FlowSync(ringChanged func(id uint32)) (flowsync.Table, flowsync.Events, flowsync.Resolver)
 }
 
 // KernelService is one service programmed into the kernel. Its methods
@@ -86,6 +93,12 @@ var _ KernelDirector = kernelDirector{}
 
 func (k kernelDirector) Apply(cfg config.Director) error { return k.d.Apply(cfg) }
 func (k kernelDirector) Close() error                    { return k.d.Close() }
+
+func (k kernelDirector) FlowSync(ringChanged func(uint32)) (flowsync.Table, flowsync.Events, flowsync.Resolver) {
+	k.d.OnRingChange(ringChanged)
+	p := k.d.Program()
+	return p, p, k.d
+}
 
 func (k kernelDirector) AddService(spec director.ServiceSpec, svc *balancer.Service) (KernelService, error) {
 	s, err := k.d.AddService(spec, svc)
@@ -218,6 +231,7 @@ func (d *Daemon) directorCloseStage(p *plan) stage {
 }
 
 func (d *Daemon) closeDirector() {
+	d.stopSync(true)
 	if err := d.director.Close(); err != nil {
 		d.log.Error("closing the kernel director", "error", err)
 	} else {

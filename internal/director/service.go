@@ -90,7 +90,7 @@ func clamp(w int) int32 { return int32(min(max(w, 0), 1<<30)) }
 // the same address and role (backend or fallback), whatever its *Backend.
 func (s *Service) Update(svc *balancer.Service) error {
 	s.d.mu.Lock()
-	defer s.d.mu.Unlock()
+	defer s.d.unlock()
 	if s.removed {
 		return fmt.Errorf("director: service %s: removed", s.spec.Name)
 	}
@@ -299,6 +299,9 @@ func (s *Service) sync() error {
 	if !slices.Equal(ring, s.ring) {
 		if err := s.d.fw.SetRing(s.id, ring); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("ring: %w", err))...)
+		}
+		if s.d.onRing != nil {
+			s.d.rings = append(s.d.rings, s.id)
 		}
 		s.d.log.Info("ring rebuilt", "service", s.spec.Name, "backends", countIn(weights), "tier", tierName(tier), "entries_changed", changed(s.ring, ring))
 		s.ring = ring
