@@ -529,10 +529,12 @@ watch_start() {
 	(nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" "${args[@]}") >"$work/watch.json" 2>"$work/watch.err" &
 	watch_pid=$!
 }
+# watch_end — wait for the watcher (in this shell: a subshell cannot wait
+# for it) and set $w to its JSON.
 watch_end() {
 	wait "$watch_pid" || die "the watcher failed: $(cat "$work/watch.err")"
-	cat "$work/watch.json"
-	if [[ -n $RESULTS ]]; then cat "$work/watch.json" >>"$RESULTS"; fi
+	w=$(cat "$work/watch.json")
+	if [[ -n $RESULTS ]]; then printf '%s\n' "$w" >>"$RESULTS"; fi
 }
 # record METRIC TARGET VALUE — one run's value; a missing one ("-") is left out.
 record() { if [[ $3 =~ ^-?[0-9.e+]+$ ]]; then echo "$3" >>"$work/res/$1.$2"; fi; }
@@ -551,7 +553,7 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 	watch_start "$t"
 	out=$(in_ns client nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/loadgen" "${args[@]}") ||
 		die "loadgen failed: $kind $t"
-	w=$(watch_end)
+	watch_end
 	r1=$(resp_bytes) c1=$(client_rx)
 	if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
 	local secs dirms procms core0 errors n bpfns
@@ -607,7 +609,7 @@ measure_udp() { # measure_udp TARGET
 		-iface "$port" -src-mac "$client_mac" -dst-mac "$to" -src "${addr[client]}" \
 		-addr "${udp_addr[$t]}" -ports "$FLOOD_PORTS" -warmup "${WARMUP}s" -d "${DURATION}s") ||
 		die "the flood failed: $t"
-	w=$(watch_end)
+	watch_end
 	d1=$(flood_dropped)
 	if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
 	secs=$(json_num seconds <<<"$w")
