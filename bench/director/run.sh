@@ -630,6 +630,7 @@ measure_udp() { # measure_udp TARGET
 	sirq0=$(json_elem core_softirq_ms 0 <<<"$w")
 	dirms=$(json_num pid_ms <<<"$w")
 	record pps "$t" "$pps"
+	record lost_share "$t" "$(calc "$lost / $fwd" 3)"
 	record sent "$t" "$(json_num sent_pps <<<"$out")"
 	if [[ $t != direct ]]; then
 		record dir_pct "$t" "$(calc "$dirms / $secs / 10" 1)"
@@ -715,7 +716,7 @@ for t in fulcrum-direct fulcrum-generic; do
 	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge)); connections one director core carries per CPU-second (1e6 / director total ms per 1k) vs direct's conn/s: $(awk -v v="$(m total "$t")" -v d="$(m conn direct)" 'BEGIN{if(v=="-"||d=="-"||v==0||d==0)print "-";else printf "%.2f\n", 1e6/v/d}')×; the load core's ms per 1k connections: $(f1 "$(m load "$t")") against $(f1 "$(m load direct)") direct"
 	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread: with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
 	echo "- response bytes through the director: **$(m resp "$t")** (goal 0: $(goal "$(m resp "$t")" 0 eq))"
-	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×"
+	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×; of the frames $t forwarded, $(m lost_share "$t") (median share) found the switch port's ring full (the UDP proxy's: $(m lost_share fulcrum))"
 	echo "- XDP program run time per packet: $(m bpfrun "$t") ns (conn test), $(m pps_bpfns "$t") ns (flood)"
 	echo
 done
