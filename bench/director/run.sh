@@ -45,7 +45,7 @@
 # director sends is received on CPU 1 (RPS on its switch port; with native
 # XDP that port needs an XDP program of its own for XDP_TX to reach it, an
 # XDP_PASS one from dirtool -mode xdppass, and its NAPI thread is pinned to
-# CPU 1).
+# CPU 1 at a real-time priority, as the softirq it replaces would run).
 #
 # Environment (defaults in brackets):
 #   DURATION [3]       measured seconds per run (after WARMUP [0.5] s)
@@ -236,11 +236,14 @@ fi
 # napi_threads IFNAME — pids of the NAPI threads of IFNAME (napi/IFNAME-N).
 napi_threads() { ps -eo pid=,comm= | awk -v p="napi/$1-" 'index($2, p) == 1 {print $1}'; }
 # pin_napi — pin the director's NAPI threads to its core (again after an
-# XDP program came or went: the kernel makes new ones), give them and the
-# switch port's the bench's nice (at nice 0 behind other programs' busy
-# processes they overflow the veth's 256-frame ring; at a real-time
-# priority they starve the UDP proxy of its core under a flood), and set
-# $dir_napi to their pids, comma-separated.
+# XDP program came or went: the kernel makes new ones) at the bench's nice
+# (at nice 0 behind other programs' busy processes they overflow the veth's
+# 256-frame ring; at a real-time priority they starve the UDP proxy of its
+# core under a flood), and set $dir_napi to their pids, comma-separated.
+# The switch port's thread (native XDP only) stands for the switch's own
+# silicon: a real-time priority on CPU 1, as the softirq that does the same
+# work without XDP (RPS) preempts processes; at the bench's nice the flood's
+# sender kept it off the CPU until its ring had overflowed.
 pin_napi() {
 	local p i now prev=""
 	# Attaching or detaching XDP replaces the threads; wait until the set
@@ -261,7 +264,7 @@ pin_napi() {
 	if [[ -n $load_cpus ]]; then
 		for p in $(napi_threads "$dport"); do
 			taskset -pc "$load_cpus" "$p" >/dev/null
-			renice -n "$NICE" -p "$p" >/dev/null
+			chrt -f -p 1 "$p"
 		done
 	fi
 }
