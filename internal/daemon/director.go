@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -213,13 +214,13 @@ func (d *Daemon) directorStage(p *plan, cfg *config.Config) stage {
 				return nil
 			}
 			if d.director != nil {
-				if err := d.checkDirectorChange(cfg.Director); err != nil {
+				if err := d.checkDirectorChange(cfg); err != nil {
 					return err
 				}
 				p.director = d.director
 				return nil
 			}
-			if err := checkInterfaces(cfg.Director.Interfaces); err != nil {
+			if err := checkInterfaces(cfg); err != nil {
 				return err
 			}
 			kd, err := d.newDirector(cfg.Director, d.opt.Log) // it names its component
@@ -272,23 +273,30 @@ func (d *Daemon) closeDirector() {
 
 // checkDirectorChange refuses node settings the running program cannot
 // take: its tables are sized when it loads.
-func (d *Daemon) checkDirectorChange(next config.Director) error {
-	cur := d.directorCfg
+func (d *Daemon) checkDirectorChange(cfg *config.Config) error {
+	cur, next := d.directorCfg, cfg.Director
 	if next.FlowTableSize != cur.FlowTableSize || next.FlowTimeout != cur.FlowTimeout {
-		return fmt.Errorf("director: flow_table_size and flow_timeout take effect at a restart (running: %d, %s)", cur.FlowTableSize, cur.FlowTimeout)
+		return fmt.Errorf("%s: director: flow_table_size and flow_timeout take effect at a restart (running: %d, %s)", where(cfg, "director"), cur.FlowTableSize, cur.FlowTimeout)
 	}
-	return checkInterfaces(next.Interfaces)
+	return checkInterfaces(cfg)
 }
 
 // checkInterfaces reports the director interfaces this host lacks.
-func checkInterfaces(names []string) error {
+func checkInterfaces(cfg *config.Config) error {
 	var errs []error
-	for _, name := range names {
+	for i, name := range cfg.Director.Interfaces {
 		if _, err := net.InterfaceByName(name); err != nil {
-			errs = append(errs, fmt.Errorf("director.interfaces: %s: %w", name, err))
+			path := "director.interfaces[" + strconv.Itoa(i) + "]"
+			errs = append(errs, fmt.Errorf("%s: %s: %s: %w", where(cfg, path), path, name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// where is file:line:column of the value at path.
+func where(cfg *config.Config, path string) string {
+	line, col := cfg.Pos(path)
+	return fmt.Sprintf("%s:%d:%d", cfg.File, line, col)
 }
 
 // openKernel programs the director service svc: the counterpart of
