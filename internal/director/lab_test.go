@@ -509,29 +509,87 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = testWriter{}
 
-// BenchmarkKernelRebuild measures a full ring rebuild of ten backends
-// and its write into the kernel's map.
+// BenchmarkKernelRebuild measures a ring rebuild of ten backends when
+// one leaves or comes back (about a tenth of the entries change) and its
+// write into the kernel's map: the whole ring ("whole", as before partial
+// writes) or only the changed entries ("changed", what sync does), after
+// the Maglev table alone ("build").
 func BenchmarkKernelRebuild(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: loads the XDP program")
-	}
-	prog, err := xdp.Load(xdp.Options{FlowTableSize: 1024})
-	if err != nil {
-		b.Skip(err)
-	}
-	defer prog.Close()
+	prog := loadProgram(b)
 	pool := make([]*slot, 10)
 	ws := make([]int32, 10)
 	for i := range pool {
 		pool[i] = &slot{id: uint32(i), b: balancer.NewBackend(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 80), 1, 0)}
 		ws[i] = 1
 	}
-	for i := 0; b.Loop(); i++ {
-		ws[0] = int32(1 + i%2) // a real change each time
-		if err := prog.SetRing(0, buildRing(pool, ws)); err != nil {
-			b.Fatal(err)
-		}
+	for _, mode := range []string{"build", "whole", "changed"} {
+		b.Run(mode, func(b *testing.B) {
+			prev := buildRing(pool, ws)
+			if err := prog.SetRing(0, prev); err != nil {
+				b.Fatal(err)
+			}
+			entries := 0
+			for i := 0; b.Loop(); i++ {
+				ws[9] = int32(i % 2) // a backend leaves, then comes back
+				ring := buildRing(pool, ws)
+				var err error
+				switch mode {
+				case "whole":
+					err = prog.SetRing(0, ring)
+					entries += len(ring)
+				case "changed":
+					var idx, slots []uint32
+					for j, e := range ring {
+						if e != prev[j] {
+							idx, slots = append(idx, uint32(j)), append(slots, e)
+						}
+					}
+					err = prog.SetRingEntries(0, idx, slots)
+					entries += len(idx)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				prev = ring
+			}
+			b.ReportMetric(float64(entries)/float64(b.N), "entries/op")
+		})
 	}
+}
+
+// loadProgram loads the XDP program (not attached anywhere), freed when
+// the test ends.
+func loadProgram(tb testing.TB) *xdp.Program {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root: loads the XDP program")
+	}
+	if err := xdp.Supported(); err != nil {
+		tb.Skipf("the kernel cannot run the forwarder: %v", err)
+	}
+	prog, err := xdp.Load(xdp.Options{MaxServices: maxServices, MaxSlots: maxSlots, FlowTableSize: 1024})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+// TestKernelRingPartialWrites: TestRingPartialWrites with the loaded
+// program: after each partial or whole write, the ring in the kernel's
+// map is the computed one.
+func TestKernelRingPartialWrites(t *testing.T) {
+	prog := loadProgram(t)
+	l := newLab(t)
+	l.d = newDirector(prog, l.res, settings{flowTimeout: testFlowTimeout}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l.d.now = l.clk.now
+	ringSteps(t, l, func(id uint32) []uint32 {
+		ring, err := prog.Ring(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ring
+	})
 }
 
 // TestLabResolver: the netlink resolver finds the egress interface, the
