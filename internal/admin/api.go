@@ -46,6 +46,45 @@ type Director struct {
 	Slots    int `json:"slots"`
 	// Error is set when the kernel's counters could not be read.
 	Error string `json:"error,omitempty"`
+	// Sync is the flow sync with the other directors; nil while
+	// director.sync.listen is not set.
+	Sync *DirectorSync `json:"sync,omitempty"`
+}
+
+// DirectorSync is the flow sync (docs/director.md, "Flow sync").
+type DirectorSync struct {
+	// Listen is the bound UDP address.
+	Listen string `json:"listen"`
+	// Entries sent (once per peer), received and installed into the
+	// kernel's tables.
+	Sent      uint64 `json:"sent"`
+	Received  uint64 `json:"received"`
+	Installed uint64 `json:"installed"`
+	// Datagrams sent and accepted.
+	DatagramsSent     uint64 `json:"datagrams_sent"`
+	DatagramsReceived uint64 `json:"datagrams_received"`
+	// Queued entries wait to be sent (rate limit).
+	Queued int `json:"queued"`
+	// Dumps counts the tables sent to joining peers.
+	Dumps uint64 `json:"dumps"`
+	// Dropped counts by reason: rate, send (entries not sent); auth,
+	// replay, malformed, not_peer (datagrams); unknown_service,
+	// unknown_backend, install (entries received but not installed).
+	Dropped map[string]uint64  `json:"dropped,omitempty"`
+	Peers   []DirectorSyncPeer `json:"peers"`
+}
+
+// DirectorSyncPeer is one of director.sync.peers.
+type DirectorSyncPeer struct {
+	Address string `json:"address"`
+	// Node is the name its datagrams carry; "" until one arrived.
+	Node string `json:"node,omitempty"`
+	// LastHeard is when its last accepted datagram arrived.
+	LastHeard time.Time `json:"last_heard,omitzero"`
+	// Joined is when its table, asked for at start, was complete.
+	Joined    time.Time `json:"joined,omitzero"`
+	Datagrams uint64    `json:"datagrams"`
+	Entries   uint64    `json:"entries"`
 }
 
 // DirectorInterface is one interface the director's program runs on.

@@ -338,8 +338,12 @@ func (k *checker) director() {
 		}
 		return
 	}
-	if _, ok := k.addr("director.sync.listen", s.Listen, "ip:port", true); !ok {
+	ap, ok := k.addr("director.sync.listen", s.Listen, "ip:port", true)
+	if !ok {
 		return
+	}
+	if hp := k.c.HA.HelloPort; len(k.c.HA.Groups) > 0 && int(ap.Port()) == hp {
+		k.errorf("director.sync.listen", "port %d is ha.hello_port; the sync needs a port of its own", hp)
 	}
 	if len(s.Peers) == 0 {
 		k.errorf("director.sync.peers", "required: no ha group has unicast_peers to take the sync's peers from")

@@ -189,6 +189,11 @@ var directorCases = []errorCase{
 		},
 	},
 	{
+		name: "sync on the hello port",
+		yaml: "director: { sync: { listen: 0.0.0.0:8051 } }\nha: { groups: [ { name: g, interface: eth0, vrid: 1, vips: [10.0.0.9], priority: { lb1: 1 }, unicast_peers: [10.0.0.2] } ] }\nnode: { name: lb1 }\n" + okService,
+		want: []string{`f.yaml:1:29: director.sync.listen: port 8051 is ha.hello_port; the sync needs a port of its own`},
+	},
+	{
 		name: "sync peers",
 		yaml: "director: { sync: { listen: 0.0.0.0:8848, peers: [10.0.0.2, \"0.0.0.0:8848\"], auth_key_file: testdata/error-503.html } }\n" + okService,
 		want: []string{

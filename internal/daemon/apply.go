@@ -72,6 +72,7 @@ func (d *Daemon) apply(cfg, file *config.Config, ov overlay) error {
 		d.settingsStage(cfg),
 		d.accessLogStage(p, cfg),
 		d.directorStage(p, cfg),
+		d.syncStage(p, cfg),
 		d.listenerStage(p, cfg),
 		d.directorCloseStage(p),
 		d.publishStage(p, file, ov),
@@ -98,6 +99,7 @@ func (d *Daemon) applyRuntime(next overlay) error {
 		d.backendStage(p, true),
 		d.attachLogStage(p),
 		d.directorStage(p, eff),
+		d.syncStage(p, eff),
 		d.listenerStage(p, eff),
 		d.publishStage(p, d.file, next),
 	)

@@ -124,7 +124,7 @@ func (d *Daemon) do(ctx context.Context, f func() error) error {
 // fallback server is not controllable: it only ever serves when nothing
 // else can.
 func (d *Daemon) lookup(service, address string) (*balancer.Service, *balancer.Backend, error) {
-	addr, err := parseBackendAddr(address)
+	addr, err := d.parseBackendAddr(service, address)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,17 +161,21 @@ func notPool(service string) error {
 	return nil
 }
 
-// parseBackendAddr reads a backend's ip:port; the address alone, or port
-// 0, names a backend of a port-0 director service (validation refuses it
-// elsewhere).
-func parseBackendAddr(s string) (netip.AddrPort, error) {
+// parseBackendAddr reads the ip:port of a backend of service. A backend
+// of a director service may be given by its address alone, which takes
+// the service's port (0 on a port-0 service), as in the config file.
+func (d *Daemon) parseBackendAddr(service, s string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		a, aerr := netip.ParseAddr(s)
-		if aerr != nil {
+		var sc *config.Service
+		if snap := d.snap.Load(); snap != nil {
+			sc = snap.cfg.Service(service)
+		}
+		if aerr != nil || sc == nil || !sc.InKernel() {
 			return netip.AddrPort{}, fmt.Errorf("backend address %q: want ip:port ([::1]:80 for IPv6): %w", s, admin.ErrInvalid)
 		}
-		ap = netip.AddrPortFrom(a, 0)
+		ap = netip.AddrPortFrom(a, sc.ListenAddr().Port())
 	}
 	if ap.Addr().Zone() != "" {
 		return netip.AddrPort{}, fmt.Errorf("backend address %q: want no zone: %w", s, admin.ErrInvalid)
@@ -246,7 +250,7 @@ func (d *Daemon) AddBackend(ctx context.Context, service string, nb admin.NewBac
 	if err := notPool(service); err != nil {
 		return admin.Backend{}, err
 	}
-	addr, err := parseBackendAddr(nb.Address)
+	addr, err := d.parseBackendAddr(service, nb.Address)
 	if err != nil {
 		return admin.Backend{}, err
 	}

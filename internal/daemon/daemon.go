@@ -20,6 +20,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/alert"
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/director/flowsync"
 	"github.com/fulcrum-lb/fulcrum/internal/ha"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/accesslog"
@@ -74,9 +75,13 @@ type Daemon struct {
 	// nil while there is none. directorCfg is the section it runs with.
 	director    KernelDirector
 	directorCfg config.Director
-	file        *config.Config // the file as last applied, without the overlay
-	overlay     overlay        // runtime changes on top of file
-	logs        accessLogs
+	// flowSync is the running flow sync, nil if none (flowsync.go);
+	// syncer is its Syncer, for the ring hook and Status.
+	flowSync *syncRun
+	syncer   atomic.Pointer[flowsync.Syncer]
+	file     *config.Config // the file as last applied, without the overlay
+	overlay  overlay        // runtime changes on top of file
+	logs     accessLogs
 
 	ha *ha.Manager // its applier is the Run goroutine
 	// adminSync shares runtime admin states with the HA peers.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/director"
+	"github.com/fulcrum-lb/fulcrum/internal/director/flowsync"
 	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 )
 
@@ -35,6 +37,12 @@ type KernelDirector interface {
 	Status() admin.Director
 	// Close detaches the program from every interface and frees it.
 	Close() error
+	// FlowSync returns what the flow sync works with: the kernel's flow
+	// and persistence tables, its feed of new flows and the resolver of
+	// services and backends. From then on ringChanged hears the id of
+	// every service ring written, with no lock held (flowsync.Syncer's
+	// RingChanged).
+	FlowSync(ringChanged func(id uint32)) (flowsync.Table, flowsync.Events, flowsync.Resolver)
 }
 
 // KernelService is one service programmed into the kernel. Its methods
@@ -85,6 +93,12 @@ var _ KernelDirector = kernelDirector{}
 
 func (k kernelDirector) Apply(cfg config.Director) error { return k.d.Apply(cfg) }
 func (k kernelDirector) Close() error                    { return k.d.Close() }
+
+func (k kernelDirector) FlowSync(ringChanged func(uint32)) (flowsync.Table, flowsync.Events, flowsync.Resolver) {
+	k.d.OnRingChange(ringChanged)
+	p := k.d.Program()
+	return p, p, k.d
+}
 
 func (k kernelDirector) AddService(spec director.ServiceSpec, svc *balancer.Service) (KernelService, error) {
 	s, err := k.d.AddService(spec, svc)
@@ -196,7 +210,7 @@ func (d *Daemon) directorStage(p *plan, cfg *config.Config) stage {
 			if p.director == nil {
 				return
 			}
-			if !fresh {
+			if !fresh && !reflect.DeepEqual(cfg.Director, d.directorCfg) {
 				if err := d.director.Apply(cfg.Director); err != nil {
 					d.log.Error("director settings partly applied", "error", err)
 				}
@@ -217,6 +231,7 @@ func (d *Daemon) directorCloseStage(p *plan) stage {
 }
 
 func (d *Daemon) closeDirector() {
+	d.stopSync(true)
 	if err := d.director.Close(); err != nil {
 		d.log.Error("closing the kernel director", "error", err)
 	} else {
@@ -305,6 +320,10 @@ type kernelFrontend struct {
 	log  *slog.Logger
 	stop chan struct{}
 	once sync.Once
+	// failc carries why the service could not be programmed again after
+	// a change: Serve returns it, which marks the listener failed (HA
+	// tracking sees it).
+	failc chan error
 
 	mu   sync.Mutex
 	svc  KernelService // nil once removed
@@ -315,18 +334,23 @@ var _ Frontend = (*kernelFrontend)(nil)
 
 func newKernelFrontend(s socket, snap ServiceSnapshot, log *slog.Logger) Frontend {
 	return &kernelFrontend{
-		log:  log.With("component", "director", "service", snap.Service.Name),
-		stop: make(chan struct{}),
-		svc:  s.kernel,
-		spec: snap.Kernel.spec,
+		log:   log.With("component", "director", "service", snap.Service.Name),
+		stop:  make(chan struct{}),
+		failc: make(chan error, 1),
+		svc:   s.kernel,
+		spec:  snap.Kernel.spec,
 	}
 }
 
-// Serve waits: the kernel does the serving.
+// Serve waits: the kernel does the serving. It returns an error when a
+// change could not be programmed: the service is then out of the kernel
+// until a restart, as a proxy whose socket failed is.
 func (f *kernelFrontend) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-f.stop:
+	case err := <-f.failc:
+		return err
 	}
 	return nil
 }
@@ -347,7 +371,10 @@ func (f *kernelFrontend) Update(snap ServiceSnapshot) {
 		f.svc = nil
 		ks, err := k.dir.AddService(k.spec, snap.Service)
 		if err != nil {
-			f.log.Error("programming the changed service failed: its traffic goes to the kernel's stack", "error", err)
+			select {
+			case f.failc <- fmt.Errorf("programming the changed service: %w (its packets go to the kernel's stack)", err):
+			default:
+			}
 			return
 		}
 		f.svc, f.spec = ks, k.spec

@@ -58,6 +58,7 @@ func (f *fakeDirectors) count() int {
 // fakeDirector is a KernelDirector that remembers what it was told.
 type fakeDirector struct {
 	mu       sync.Mutex
+	failAdd  error // AddService fails with it when set
 	cfg      config.Director
 	applied  int
 	closed   bool
@@ -79,6 +80,9 @@ func (d *fakeDirector) AddService(spec director.ServiceSpec, svc *balancer.Servi
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil, errors.New("fake director: closed")
+	}
+	if d.failAdd != nil {
+		return nil, d.failAdd
 	}
 	if _, dup := d.services[spec.Name]; dup {
 		return nil, fmt.Errorf("fake director: %s programmed twice", spec.Name)
@@ -346,6 +350,22 @@ func TestDirectorReload(t *testing.T) {
 	if dirs.count() != 1 {
 		t.Errorf("the reload made %d directors, want the running one kept", dirs.count())
 	}
+	kd.mu.Lock()
+	applied := kd.applied
+	kd.mu.Unlock()
+	if applied != 0 {
+		t.Errorf("the director was applied %d times, want 0: its section did not change", applied)
+	}
+	withTunnelSource := strings.Replace(directorYAML(adminAddr, "ipip", "", proxied, b1), "interfaces: [lo]", "interfaces: [lo], tunnel_source: 192.0.2.1", 1)
+	if err := td.reload(withTunnelSource); err != nil {
+		t.Fatal(err)
+	}
+	kd.mu.Lock()
+	applied, src := kd.applied, kd.cfg.TunnelSource
+	kd.mu.Unlock()
+	if applied != 1 || src != "192.0.2.1" {
+		t.Errorf("after a tunnel_source reload: applied %d times with %q, want once with 192.0.2.1", applied, src)
+	}
 
 	// A weight in the file reaches the programmed service.
 	if err := td.reload(strings.Replace(directorYAML(adminAddr, "ipip", "", proxied, b1), "weight: 2", "weight: 5", 1)); err != nil {
@@ -422,7 +442,7 @@ func TestDirectorRuntimeControl(t *testing.T) {
 	}
 
 	// The address alone takes the service's port.
-	if _, err := td.d.AddBackend(ctx(t), "web", admin.NewBackend{Address: "10.0.0.3:80"}); err != nil {
+	if _, err := td.d.AddBackend(ctx(t), "web", admin.NewBackend{Address: "10.0.0.3"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := web.backends(); len(got) != 3 || got[2] != "10.0.0.3:80 w1 ready" {
@@ -432,7 +452,10 @@ func TestDirectorRuntimeControl(t *testing.T) {
 		t.Errorf("adding a backend on another port: got %v, want invalid: cannot change ports", err)
 	}
 
-	if _, err := td.d.RemoveBackend(ctx(t), "web", "10.0.0.1:80"); err != nil {
+	if _, err := td.d.AddBackend(ctx(t), "proxied", admin.NewBackend{Address: "10.0.0.3"}); !errors.Is(err, admin.ErrInvalid) {
+		t.Errorf("adding a backend without a port to a proxied service: got %v, want invalid", err)
+	}
+	if _, err := td.d.RemoveBackend(ctx(t), "web", "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	if got := web.backends(); len(got) != 2 || strings.HasPrefix(got[0], "10.0.0.1") {
@@ -537,5 +560,32 @@ func TestDirectorClosedAtShutdown(t *testing.T) {
 	defer kd.mu.Unlock()
 	if want := []string{"add web", "remove web", "close"}; !slices.Equal(kd.events, want) {
 		t.Errorf("events: got %v, want %v", kd.events, want)
+	}
+}
+
+// TestDirectorReprogramFails: a change that cannot be programmed (the
+// kernel refuses the service afresh) fails the service's listener, which
+// HA tracking counts as a failed service.
+func TestDirectorReprogramFails(t *testing.T) {
+	t.Parallel()
+	adminAddr, proxied := freeTCP(t), freeTCP(t)
+	b1 := echoBackend(t, "b1")
+	td, dirs := startDirectorDaemon(t, directorYAML(adminAddr, "direct", "", proxied, b1))
+	if ok, why := (haHost{td.d}).ServiceAlive("web"); !ok {
+		t.Fatalf("web before: not alive (%s)", why)
+	}
+	kd := dirs.last()
+	kd.mu.Lock()
+	kd.failAdd = errors.New("a director programs at most 64 services")
+	kd.mu.Unlock()
+	if err := td.reload(directorYAML(adminAddr, "tunnel", "", proxied, b1)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "web's listener failed", func() bool {
+		ok, why := (haHost{td.d}).ServiceAlive("web")
+		return !ok && why == "listener failed"
+	})
+	if ok, why := (haHost{td.d}).ServiceAlive("proxied"); !ok {
+		t.Errorf("proxied: not alive (%s), want alive", why)
 	}
 }

@@ -52,6 +52,7 @@ func (d *Daemon) Status() admin.Status {
 	}
 	if snap.director != nil {
 		ds := snap.director.Status()
+		ds.Sync = d.syncStatus()
 		st.Director = &ds
 	}
 	for _, svc := range snap.services {

@@ -106,6 +106,10 @@ type Director struct {
 	groups    map[groupKey]*group
 	hops      map[netip.Addr]*hopState
 	orphans   []*slot // slots of removed services, until freed
+	// onRing is told of each ring written (OnRingChange); rings are the
+	// ids written since d.mu was taken, told by unlock.
+	onRing func(id uint32)
+	rings  []uint32
 
 	flowMu    sync.Mutex
 	flowAt    time.Time
@@ -210,7 +214,7 @@ func (d *Director) step() {
 		counts, _, countedAt, _ = d.activeFlows(false)
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	d.refreshHops()
 	d.syncLocked()
 	for s := range d.services {
@@ -223,7 +227,7 @@ func (d *Director) step() {
 // backends.
 func (d *Director) syncAll() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	d.syncLocked()
 }
 
@@ -334,7 +338,7 @@ func (d *Director) AddService(spec ServiceSpec, svc *balancer.Service) (*Service
 		return nil, fmt.Errorf("director: service %s: scheduler %q: want rr, wrr, maglev, sh or mh", spec.Name, spec.Scheduler)
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	key := ServiceKey{Addr: spec.VIP.Unmap(), Port: spec.Port, Proto: spec.Proto}
 	for s := range d.services {
 		if s.key == key {

@@ -97,7 +97,7 @@ func (d *Director) apply(n node) error {
 			err = errors.Join(err, fmt.Errorf("director: service %s: %w", s.spec.Name, serr))
 		}
 	}
-	d.mu.Unlock()
+	d.unlock()
 	return err
 }
 

@@ -94,7 +94,7 @@ func clamp(w int) int32 { return int32(min(max(w, 0), 1<<30)) }
 // the same address and role (backend or fallback), whatever its *Backend.
 func (s *Service) Update(svc *balancer.Service) error {
 	s.d.mu.Lock()
-	defer s.d.mu.Unlock()
+	defer s.d.unlock()
 	if s.removed {
 		return fmt.Errorf("director: service %s: removed", s.spec.Name)
 	}
@@ -304,6 +304,9 @@ func (s *Service) sync() error {
 		if err := s.writeRing(ring, n); err != nil {
 			s.ringStale = true
 			return errors.Join(append(errs, fmt.Errorf("ring: %w", err))...)
+		}
+		if s.d.onRing != nil {
+			s.d.rings = append(s.d.rings, s.id)
 		}
 		s.d.log.Info("ring rebuilt", "service", s.spec.Name, "backends", countIn(weights), "tier", tierName(tier), "entries_changed", n)
 		s.ring, s.ringStale = ring, false

@@ -147,3 +147,26 @@ func (d *Director) describe(g *group) (flowsync.Group, bool) {
 	}
 	return flowsync.Group{}, false
 }
+
+// OnRingChange makes fn hear the id of every service ring written from
+// now on (the flow sync's Syncer.RingChanged: the flows the new ring
+// picks differently for are to be sent). fn is called after the write,
+// with no lock of the Director held, from the goroutine that changed the
+// ring; it must not block. Set it before the services are added.
+func (d *Director) OnRingChange(fn func(id uint32)) {
+	d.mu.Lock()
+	d.onRing = fn
+	d.rings = nil
+	d.mu.Unlock()
+}
+
+// unlock releases d.mu and then tells onRing of the rings written while
+// it was held.
+func (d *Director) unlock() {
+	fn, rings := d.onRing, d.rings
+	d.rings = nil
+	d.mu.Unlock()
+	for _, id := range rings {
+		fn(id)
+	}
+}

@@ -2,6 +2,7 @@ package director
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,5 +82,42 @@ func TestApplyRefusesProgramSizes(t *testing.T) {
 	}
 	if r, _ := l.fw.real(slotOf(t, s, bs[0])); r.TunnelSrc != netip.MustParseAddr("10.9.9.9") {
 		t.Errorf("tunnel source after Apply: got %v, want 10.9.9.9", r.TunnelSrc)
+	}
+}
+
+// TestOnRingChange: every ring written is told, once, after the write
+// and with the Director's lock free (the hook asks the Director back, as
+// the Syncer's scan does); an update that leaves the ring as it was is
+// not told.
+func TestOnRingChange(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	var got []uint32
+	var picked []uint32
+	l.d.OnRingChange(func(id uint32) {
+		got = append(got, id)
+		// Under the lock this would deadlock; it must see the new ring.
+		f := flowsync.Flow{Src: netip.MustParseAddrPort("198.51.100.7:40000"), Dst: netip.MustParseAddrPort("192.0.2.10:80"), Proto: 6}
+		slot, _ := l.d.Pick(id, f)
+		picked = append(picked, slot)
+	})
+	bs := l.backends(1, 1, 1)
+	web := l.add(t, spec("web", "maglev"), balancerService(t, "maglev", bs, nil, nil))
+	if want := []uint32{web.id}; !slices.Equal(got, want) {
+		t.Fatalf("after AddService: got rings %v, want %v", got, want)
+	}
+	if err := web.Update(balancerService(t, "maglev", bs, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("an update with the same backends told rings %v, want only the first", got)
+	}
+	bs[0].SetHealthy(false)
+	refresh(t, web)
+	if want := []uint32{web.id, web.id}; !slices.Equal(got, want) {
+		t.Fatalf("after a backend went down: got rings %v, want %v", got, want)
+	}
+	if s1 := slotOf(t, web, bs[1]); picked[1] != s1 {
+		t.Errorf("the hook saw slot %d picked, want the only backend up's %d: it ran before the ring was written", picked[1], s1)
 	}
 }

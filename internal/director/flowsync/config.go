@@ -3,6 +3,7 @@ package flowsync
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
@@ -14,13 +15,29 @@ import (
 // is off. The daemon passes the director's program as t and ev and the
 // director as r, runs the Syncer's Run and tells it of ring changes
 // (RingChanged). A reload that changes the section stops the old Syncer
-// (cancel its Run) before opening the new one on the same port.
+// (cancel its Run) before opening the new one on the same port, or keeps
+// the socket and gives it to the new one (OpenConn).
 func Open(d config.Director, node string, t Table, ev Events, r Resolver, log *slog.Logger) (*Syncer, error) {
-	s := d.Sync
-	if s.Listen == "" {
+	if d.Sync.Listen == "" {
 		return nil, nil
 	}
-	opt := Options{Node: node, AuthKey: s.AuthKey, MaxRate: s.MaxRate, FlowTimeout: time.Duration(d.FlowTimeout),
+	c, err := Listen(d.Sync.Listen)
+	if err != nil {
+		return nil, err
+	}
+	sy, err := OpenConn(d, node, c, t, ev, r, log)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return sy, nil
+}
+
+// OpenConn is Open on a socket already bound (to director.sync.listen):
+// the Syncer closes c when its Run returns. On an error c is left open.
+func OpenConn(d config.Director, node string, c net.PacketConn, t Table, ev Events, r Resolver, log *slog.Logger) (*Syncer, error) {
+	s := d.Sync
+	opt := Options{Node: node, Conn: c, AuthKey: s.AuthKey, MaxRate: s.MaxRate, FlowTimeout: time.Duration(d.FlowTimeout),
 		Table: t, Events: ev, Resolver: r, Log: log}
 	if opt.Log != nil {
 		opt.Log = opt.Log.With("component", "flowsync")
@@ -37,15 +54,5 @@ func Open(d config.Director, node string, t Table, ev Events, r Resolver, log *s
 		// needs to tell the peers apart.
 		opt.Node = node[:MaxNode]
 	}
-	c, err := Listen(s.Listen)
-	if err != nil {
-		return nil, err
-	}
-	opt.Conn = c
-	sy, err := New(opt)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return sy, nil
+	return New(opt)
 }
