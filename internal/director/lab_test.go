@@ -35,12 +35,7 @@ type netLab struct {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and XDP")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	netns.Require(t)
 	if err := xdp.Supported(); err != nil {
 		t.Skipf("the kernel cannot run the forwarder: %v", err)
 	}
@@ -56,9 +51,7 @@ func newNetLab(t *testing.T) *netLab {
 
 func (l *netLab) ip(args ...string) {
 	l.t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		l.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
+	netns.IP(l.t, args...)
 }
 
 func (l *netLab) sysctl(ns, key, value string) {
@@ -70,8 +63,7 @@ func (l *netLab) sysctl(ns, key, value string) {
 func (l *netLab) ns(name string) string {
 	l.t.Helper()
 	ns := l.prefix + name
-	l.ip("netns", "add", ns)
-	l.t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	netns.Add(l.t, ns)
 	l.ip("-n", ns, "link", "set", "lo", "up")
 	return ns
 }
@@ -218,27 +210,12 @@ func testLabDirectRouting(t *testing.T, l *drLab) {
 	var mu sync.Mutex
 	var log []seen
 	for _, addr := range l.backends {
-		var ln net.Listener
-		if err := netns.Do(l.backendNS[addr], func() (err error) {
-			ln, err = net.Listen("tcp", net.JoinHostPort(l.vip, "80"))
-			return
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				log = append(log, seen{addr, c.RemoteAddr().(*net.TCPAddr).IP.String()})
-				mu.Unlock()
-				fmt.Fprintf(c, "%s\n", addr)
-				c.Close()
-			}
-		}()
+		serve(t, l.backendNS[addr], "tcp", net.JoinHostPort(l.vip, "80"), func(c net.Conn) {
+			mu.Lock()
+			log = append(log, seen{addr, c.RemoteAddr().(*net.TCPAddr).IP.String()})
+			mu.Unlock()
+			fmt.Fprintf(c, "%s\n", addr)
+		})
 	}
 	d := l.director(t)
 	if got := d.Status().Interfaces; len(got) != 1 || got[0] != (Interface{"eth0", "generic"}) {
@@ -414,24 +391,9 @@ func TestLabPersistenceGroup(t *testing.T) {
 	ports := []uint16{80, 443}
 	for _, addr := range l.backends {
 		for _, port := range ports {
-			var ln net.Listener
-			if err := netns.Do(l.backendNS[addr], func() (err error) {
-				ln, err = net.Listen("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
-				return
-			}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(c, "%s\n", addr)
-					c.Close()
-				}
-			}()
+			serve(t, l.backendNS[addr], "tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)), func(c net.Conn) {
+				fmt.Fprintf(c, "%s\n", addr)
+			})
 		}
 	}
 	d := l.director(t)
@@ -497,6 +459,30 @@ func inRing(s *Service, bs ...*balancer.Backend) bool {
 		}
 	}
 	return true
+}
+
+// serve listens on network and addr in namespace ns until the test ends,
+// handing each connection to fn and closing it after.
+func serve(t *testing.T, ns, network, addr string, fn func(c net.Conn)) {
+	t.Helper()
+	var ln net.Listener
+	if err := netns.Do(ns, func() (err error) {
+		ln, err = net.Listen(network, addr)
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fn(c)
+			c.Close()
+		}
+	}()
 }
 
 // testWriter sends a logger's lines to t.Log.
