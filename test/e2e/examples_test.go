@@ -7,6 +7,7 @@ package e2e
 // all, stop the active balancer, bring it back.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,10 +56,11 @@ func forNode(t *testing.T, cfg, first, node string) string {
 // /ldirector.html with a page that can be changed, as an operator edits
 // the file. It can be stopped and started again on the same address.
 type realServer struct {
-	h    *host
-	name string
-	addr string
-	page atomic.Pointer[string]
+	h      *host
+	name   string
+	addr   string
+	listen string // default addr; "0.0.0.0:port" also takes a VIP's packets
+	page   atomic.Pointer[string]
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -76,13 +79,22 @@ func (s *realServer) setPage(p string) { s.page.Store(&p) }
 
 func (s *realServer) start() {
 	s.h.lab.t.Helper()
-	ln, err := s.h.listen("tcp", s.addr)
+	ln, err := s.h.listen("tcp", cmp.Or(s.listen, s.addr))
 	if err != nil {
-		s.h.lab.t.Fatalf("%s: listen %s: %v", s.name, s.addr, err)
+		s.h.lab.t.Fatalf("%s: listen %s: %v", s.name, cmp.Or(s.listen, s.addr), err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ldirector.html", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, *s.page.Load())
+	})
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 0 || n > 1<<30 {
+			http.Error(w, "want ?n=0..2^30", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		io.CopyN(w, zeros{}, int64(n))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		from, _, _ := strings.Cut(r.RemoteAddr, ":")
@@ -93,6 +105,14 @@ func (s *realServer) start() {
 	s.srv = srv
 	s.mu.Unlock()
 	go srv.Serve(ln)
+}
+
+// zeros reads as an endless run of zero bytes: a download's body.
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
 }
 
 // stop closes the listener and every connection: Apache stopped.
