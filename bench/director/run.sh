@@ -30,8 +30,9 @@
 #               fulcrum's UDP proxy and direct routing; for direct, the
 #               same frames written toward a backend (the sender's ceiling).
 # Every measurement is repeated REPEAT times; targets take turns within a
-# round (direct, haproxy, fulcrum, fulcrum-direct, fulcrum-generic, direct,
-# ...); medians are reported.
+# round (direct, fulcrum-direct, fulcrum-generic, haproxy, fulcrum, direct,
+# ...), direct's connection test last in its turn and the others' first;
+# medians are reported.
 #
 # Placement (2+ CPUs): CPU 0 is the director's, CPU 1 everyone else's. The
 # proxies are pinned with taskset (GOMAXPROCS=1, nbthread 1). The kernel's
@@ -52,7 +53,7 @@
 #   STREAMS [4]        bulk streams
 #   FLOOD_PORTS [256]  UDP source ports of the flood
 #   REPEAT [3]         runs per target and metric; the median is reported
-#   TARGETS ["direct haproxy fulcrum fulcrum-direct fulcrum-generic"]
+#   TARGETS ["direct fulcrum-direct fulcrum-generic haproxy fulcrum"]
 #                      fulcrum-direct: direct routing with xdp_mode XDP_MODE;
 #                      fulcrum-generic: the same in generic XDP
 #   XDP_MODE [auto]    fulcrum-direct's director.xdp_mode: auto (native,
@@ -86,7 +87,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 STREAMS=${STREAMS:-4}
 FLOOD_PORTS=${FLOOD_PORTS:-256}
 REPEAT=${REPEAT:-3}
-TARGETS=${TARGETS:-"direct haproxy fulcrum fulcrum-direct fulcrum-generic"}
+TARGETS=${TARGETS:-"direct fulcrum-direct fulcrum-generic haproxy fulcrum"}
 XDP_MODE=${XDP_MODE:-auto}
 HAPROXY_SPLICE=${HAPROXY_SPLICE:-1}
 RESULTS=${RESULTS:-}
@@ -529,10 +530,12 @@ watch_start() {
 	(nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" "${args[@]}") >"$work/watch.json" 2>"$work/watch.err" &
 	watch_pid=$!
 }
+# watch_end — wait for the watcher (in this shell: a subshell cannot wait
+# for it) and set $w to its JSON.
 watch_end() {
 	wait "$watch_pid" || die "the watcher failed: $(cat "$work/watch.err")"
-	cat "$work/watch.json"
-	if [[ -n $RESULTS ]]; then cat "$work/watch.json" >>"$RESULTS"; fi
+	w=$(cat "$work/watch.json")
+	if [[ -n $RESULTS ]]; then printf '%s\n' "$w" >>"$RESULTS"; fi
 }
 # record METRIC TARGET VALUE — one run's value; a missing one ("-") is left out.
 record() { if [[ $3 =~ ^-?[0-9.e+]+$ ]]; then echo "$3" >>"$work/res/$1.$2"; fi; }
@@ -551,7 +554,7 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 	watch_start "$t"
 	out=$(in_ns client nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/loadgen" "${args[@]}") ||
 		die "loadgen failed: $kind $t"
-	w=$(watch_end)
+	watch_end
 	r1=$(resp_bytes) c1=$(client_rx)
 	if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
 	local secs dirms procms core0 errors n bpfns
@@ -607,7 +610,7 @@ measure_udp() { # measure_udp TARGET
 		-iface "$port" -src-mac "$client_mac" -dst-mac "$to" -src "${addr[client]}" \
 		-addr "${udp_addr[$t]}" -ports "$FLOOD_PORTS" -warmup "${WARMUP}s" -d "${DURATION}s") ||
 		die "the flood failed: $t"
-	w=$(watch_end)
+	watch_end
 	d1=$(flood_dropped)
 	if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
 	secs=$(json_num seconds <<<"$w")
@@ -645,9 +648,17 @@ for ((r = 1; r <= REPEAT; r++)); do
 	log "round $r/$REPEAT"
 	for t in "${targets[@]}"; do
 		if is_dr "$t"; then start_direct "$t"; fi
-		measure_tcp conn "$t"
-		measure_tcp bulk "$t"
-		measure_udp "$t"
+		# direct measures its connection rate last, so that the next target's
+		# (first) comes seconds after it: the ratio the goal is about.
+		if [[ $t == direct ]]; then
+			measure_udp "$t"
+			measure_tcp bulk "$t"
+			measure_tcp conn "$t"
+		else
+			measure_tcp conn "$t"
+			measure_tcp bulk "$t"
+			measure_udp "$t"
+		fi
 		if is_dr "$t"; then stop_direct "$t"; fi
 	done
 done

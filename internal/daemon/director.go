@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -68,13 +69,43 @@ type NewKernelDirector func(cfg config.Director, log *slog.Logger) (KernelDirect
 // newDirector makes the kernel director: Options.Director's, or the real
 // one when this kernel can run it.
 func (d *Daemon) newDirector(cfg config.Director, log *slog.Logger) (KernelDirector, error) {
-	if d.opt.Director != nil {
-		return d.opt.Director(cfg, log)
+	open := d.opt.Director
+	if open == nil {
+		if err := xdp.Supported(); err != nil {
+			return nil, fmt.Errorf("director: %w", err)
+		}
+		open = openDirector
 	}
-	if err := xdp.Supported(); err != nil {
-		return nil, fmt.Errorf("director: %w", err)
+	kd, err := open(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	return openDirector(cfg, log)
+	return &closableDirector{KernelDirector: kd}, nil
+}
+
+// closableDirector lets Status readers, which use the published
+// snapshot from any goroutine, race with nothing when the Run goroutine
+// closes the director: Status after Close reports it closed.
+type closableDirector struct {
+	KernelDirector
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (c *closableDirector) Status() admin.Director {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return admin.Director{Interfaces: []admin.DirectorInterface{}, Error: "closed"}
+	}
+	return c.KernelDirector.Status()
+}
+
+func (c *closableDirector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return c.KernelDirector.Close()
 }
 
 // openDirector loads and attaches the kernel director.
@@ -183,16 +214,16 @@ func (d *Daemon) directorStage(p *plan, cfg *config.Config) stage {
 				return nil
 			}
 			if d.director != nil {
-				if err := d.checkDirectorChange(cfg.Director); err != nil {
+				if err := d.checkDirectorChange(cfg); err != nil {
 					return err
 				}
 				p.director = d.director
 				return nil
 			}
-			if err := checkInterfaces(cfg.Director.Interfaces); err != nil {
+			if err := checkInterfaces(cfg); err != nil {
 				return err
 			}
-			kd, err := d.newDirector(cfg.Director, d.opt.Log.With("component", "director"))
+			kd, err := d.newDirector(cfg.Director, d.opt.Log) // it names its component
 			if err != nil {
 				return err
 			}
@@ -242,23 +273,30 @@ func (d *Daemon) closeDirector() {
 
 // checkDirectorChange refuses node settings the running program cannot
 // take: its tables are sized when it loads.
-func (d *Daemon) checkDirectorChange(next config.Director) error {
-	cur := d.directorCfg
+func (d *Daemon) checkDirectorChange(cfg *config.Config) error {
+	cur, next := d.directorCfg, cfg.Director
 	if next.FlowTableSize != cur.FlowTableSize || next.FlowTimeout != cur.FlowTimeout {
-		return fmt.Errorf("director: flow_table_size and flow_timeout take effect at a restart (running: %d, %s)", cur.FlowTableSize, cur.FlowTimeout)
+		return fmt.Errorf("%s: director: flow_table_size and flow_timeout take effect at a restart (running: %d, %s)", where(cfg, "director"), cur.FlowTableSize, cur.FlowTimeout)
 	}
-	return checkInterfaces(next.Interfaces)
+	return checkInterfaces(cfg)
 }
 
 // checkInterfaces reports the director interfaces this host lacks.
-func checkInterfaces(names []string) error {
+func checkInterfaces(cfg *config.Config) error {
 	var errs []error
-	for _, name := range names {
+	for i, name := range cfg.Director.Interfaces {
 		if _, err := net.InterfaceByName(name); err != nil {
-			errs = append(errs, fmt.Errorf("director.interfaces: %s: %w", name, err))
+			path := "director.interfaces[" + strconv.Itoa(i) + "]"
+			errs = append(errs, fmt.Errorf("%s: %s: %s: %w", where(cfg, path), path, name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// where is file:line:column of the value at path.
+func where(cfg *config.Config, path string) string {
+	line, col := cfg.Pos(path)
+	return fmt.Sprintf("%s:%d:%d", cfg.File, line, col)
 }
 
 // openKernel programs the director service svc: the counterpart of
@@ -325,7 +363,11 @@ type kernelFrontend struct {
 	// tracking sees it).
 	failc chan error
 
-	mu   sync.Mutex
+	// mu is held for reading while a method of svc runs, and for writing
+	// to replace or remove it: once StopAccepting returns, no reader
+	// (a status, a grace timer) still uses the removed service, and the
+	// director can be closed.
+	mu   sync.RWMutex
 	svc  KernelService // nil once removed
 	spec director.ServiceSpec
 }
@@ -407,17 +449,18 @@ func (f *kernelFrontend) Drain(context.Context) error {
 	return nil
 }
 
-func (f *kernelFrontend) service() KernelService {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.svc
+// with calls fn with the programmed service, unless it was removed.
+func (f *kernelFrontend) with(fn func(KernelService)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.svc != nil {
+		fn(f.svc)
+	}
 }
 
-func (f *kernelFrontend) CloseBackend(b *balancer.Backend) int {
-	if ks := f.service(); ks != nil {
-		return ks.CloseBackend(b)
-	}
-	return 0
+func (f *kernelFrontend) CloseBackend(b *balancer.Backend) (n int) {
+	f.with(func(ks KernelService) { n = ks.CloseBackend(b) })
+	return n
 }
 
 // Active is 0: a hand-over need not wait for the flows of a director
@@ -430,26 +473,18 @@ func (f *kernelFrontend) Active() int { return 0 }
 // SetReleasing changes nothing: there is no keep-alive to turn off.
 func (f *kernelFrontend) SetReleasing(bool) {}
 
-func (f *kernelFrontend) refresh() {
-	if ks := f.service(); ks != nil {
-		ks.Refresh()
-	}
-}
+func (f *kernelFrontend) refresh() { f.with(KernelService.Refresh) }
 
 func (f *kernelFrontend) Status(s *admin.Service) {
-	ks := f.service()
-	if ks == nil {
-		return
-	}
-	c := ks.Counters()
-	s.Director = &admin.DirectorCounters{Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows}
+	f.with(func(ks KernelService) {
+		c := ks.Counters()
+		s.Director = &admin.DirectorCounters{Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows}
+	})
 }
 
 func (f *kernelFrontend) BackendStatus(b *balancer.Backend, s *admin.Backend) {
-	ks := f.service()
-	if ks == nil {
-		return
-	}
-	c := ks.BackendCounters(b)
-	s.Director = &admin.DirectorCounters{Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows, ActiveFlows: c.ActiveFlows}
+	f.with(func(ks KernelService) {
+		c := ks.BackendCounters(b)
+		s.Director = &admin.DirectorCounters{Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows, ActiveFlows: c.ActiveFlows}
+	})
 }

@@ -512,7 +512,7 @@ func TestDirectorStartFails(t *testing.T) {
 		want         string
 	}{
 		{"no XDP", "[lo]", errors.New("xdp: BPF XDP programs: not supported by this kernel"), "not supported by this kernel"},
-		{"missing interface", "[nosuch0]", nil, "director.interfaces: nosuch0"},
+		{"missing interface", "[nosuch0]", nil, "test.yaml:3:26: director.interfaces[0]: nosuch0"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -496,3 +496,42 @@ func waitServes(t *testing.T, h *host, url string, servers []string, timeout tim
 		return true, ""
 	})
 }
+
+// waitRing waits until n's log says the last ring it wrote for service
+// holds want backends: a director that starts resolves the way to each
+// backend first, and until then a fail-over to it would pass that
+// backend's flows to the kernel (which resets them). The status has no
+// field for it.
+func (n *lbNode) waitRing(service string, want int, timeout time.Duration) {
+	n.h.lab.t.Helper()
+	waitUntil(n.h.lab.t, timeout, fmt.Sprintf("%s's ring of %s with %d backends", n.h.name, service, want), func() (bool, string) {
+		last := ""
+		for line := range strings.Lines(n.p.out.String()) {
+			if strings.Contains(line, `msg="ring rebuilt"`) && strings.Contains(line, " service="+service+" ") {
+				last = line
+			}
+		}
+		return strings.Contains(last, fmt.Sprintf(" backends=%d ", want)), strings.TrimSpace(last)
+	})
+}
+
+// syncJoined waits until n's flow sync has received peer's whole table
+// (asked for at start) and returns how long that took.
+func (n *lbNode) syncJoined(peer netip.Addr, timeout time.Duration) time.Duration {
+	n.h.lab.t.Helper()
+	return waitUntil(n.h.lab.t, timeout, fmt.Sprintf("%s's flow sync to have %v's table", n.h.name, peer), func() (bool, string) {
+		st, err := n.status()
+		if err != nil {
+			return false, err.Error()
+		}
+		if st.Director == nil || st.Director.Sync == nil {
+			return false, "no flow sync in the status"
+		}
+		for _, p := range st.Director.Sync.Peers {
+			if ap, err := netip.ParseAddrPort(p.Address); err == nil && ap.Addr() == peer && !p.Joined.IsZero() {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("peers %+v", st.Director.Sync.Peers)
+	})
+}

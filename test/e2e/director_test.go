@@ -180,6 +180,12 @@ func (l *dirLab) start() {
 		l.waitMaster("d1")
 		l.nodes["d2"] = startFulcrum(l.dirs["d2"], l.config("d2", l.reals))
 		l.waitMaster("d1")
+		// The backup ready to take over: its rings full, the master's
+		// table received.
+		for _, svc := range []string{"web", "echo"} {
+			l.nodes["d2"].waitRing(svc, len(l.reals), 10*time.Second)
+		}
+		l.nodes["d2"].syncJoined(l.dirs["d1"].addr, 10*time.Second)
 	}
 	var names []string
 	for _, r := range l.reals {
@@ -412,12 +418,6 @@ func TestDirectorRemoval(t *testing.T) {
 // Pieces of issue 12 that the tests below need and that are not in the
 // build yet: a test that needs one skips with its text; "" once it is.
 var (
-	// waitsFlowSync: the daemon does not run the flow sync
-	// (internal/director/flowsync) for director.sync yet, so a backup
-	// knows none of the master's flows: those its table places elsewhere
-	// (a backend added since they began) are reset after a fail-over,
-	// and so are persistent clients' next connections.
-	waitsFlowSync = "waits on the daemon running director.sync (the flowsync package is not wired into the daemon yet)"
 	// waitsXDPOutlivesProcess: the director's program is attached with
 	// a bpf_link, which the kernel detaches when the process dies, while
 	// the VIP stays on its interface (kill -9 removes nothing). The
@@ -454,9 +454,6 @@ func TestDirectorFailover(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if tc.add && waitsFlowSync != "" {
-				t.Skip(waitsFlowSync)
-			}
 			if tc.fault == "kill -9" && waitsXDPOutlivesProcess != "" {
 				t.Skip(waitsXDPOutlivesProcess)
 			}
@@ -486,6 +483,17 @@ func failover(t *testing.T, fault string, add bool) {
 			t.Fatalf("30 new connections after adding %s: %v, none to it", r3.name, got)
 		}
 		ss.progress(t, 5, 20*time.Second, "after adding r3")
+		// The master sends the flows its new table places elsewhere.
+		waitUntil(t, 10*time.Second, "d2 to install flows from d1", func() (bool, string) {
+			st, err := l.nodes["d2"].status()
+			if err != nil || st.Director == nil || st.Director.Sync == nil {
+				return false, fmt.Sprintf("status: %v", err)
+			}
+			return st.Director.Sync.Installed > 0, fmt.Sprintf("sync %+v", *st.Director.Sync)
+		})
+		if st, err := l.nodes["d2"].status(); err == nil && st.Director != nil && st.Director.Sync != nil {
+			t.Logf("d2's flow sync after the addition: %d entries received, %d installed", st.Director.Sync.Received, st.Director.Sync.Installed)
+		}
 	}
 
 	d2Before := l.dirs["d2"].ifStats("eth0")
