@@ -117,6 +117,15 @@ func (c *Config) Hash() string {
 	shared.Director.TunnelSource = ""
 	shared.Director.Sync.Listen = ""
 	shared.Director.Sync.Peers = nil
+	// The proxy, the default, is left out, so that a config written
+	// before forwarding existed keeps the hash it had: nodes of two
+	// versions in one rolling upgrade still agree.
+	shared.Services = slices.Clone(c.Services)
+	for i := range shared.Services {
+		if shared.Services[i].Forwarding == ForwardProxy {
+			shared.Services[i].Forwarding = ""
+		}
+	}
 	b, err := shared.Marshal()
 	if err != nil {
 		// Every schema type encodes; failing here is a programming error.
