@@ -45,7 +45,7 @@
 # director sends is received on CPU 1 (RPS on its switch port; with native
 # XDP that port needs an XDP program of its own for XDP_TX to reach it, an
 # XDP_PASS one from dirtool -mode xdppass, and its NAPI thread is pinned to
-# CPU 1).
+# CPU 1 at a real-time priority, as the softirq it replaces would run).
 #
 # Environment (defaults in brackets):
 #   DURATION [3]       measured seconds per run (after WARMUP [0.5] s)
@@ -236,11 +236,14 @@ fi
 # napi_threads IFNAME — pids of the NAPI threads of IFNAME (napi/IFNAME-N).
 napi_threads() { ps -eo pid=,comm= | awk -v p="napi/$1-" 'index($2, p) == 1 {print $1}'; }
 # pin_napi — pin the director's NAPI threads to its core (again after an
-# XDP program came or went: the kernel makes new ones), give them and the
-# switch port's the bench's nice (at nice 0 behind other programs' busy
-# processes they overflow the veth's 256-frame ring; at a real-time
-# priority they starve the UDP proxy of its core under a flood), and set
-# $dir_napi to their pids, comma-separated.
+# XDP program came or went: the kernel makes new ones) at the bench's nice
+# (at nice 0 behind other programs' busy processes they overflow the veth's
+# 256-frame ring; at a real-time priority they starve the UDP proxy of its
+# core under a flood), and set $dir_napi to their pids, comma-separated.
+# The switch port's thread (native XDP only) stands for the switch's own
+# silicon: a real-time priority on CPU 1, as the softirq that does the same
+# work without XDP (RPS) preempts processes; at the bench's nice the flood's
+# sender kept it off the CPU until its ring had overflowed.
 pin_napi() {
 	local p i now prev=""
 	# Attaching or detaching XDP replaces the threads; wait until the set
@@ -261,7 +264,7 @@ pin_napi() {
 	if [[ -n $load_cpus ]]; then
 		for p in $(napi_threads "$dport"); do
 			taskset -pc "$load_cpus" "$p" >/dev/null
-			renice -n "$NICE" -p "$p" >/dev/null
+			chrt -f -p 1 "$p"
 		done
 	fi
 }
@@ -630,6 +633,7 @@ measure_udp() { # measure_udp TARGET
 	sirq0=$(json_elem core_softirq_ms 0 <<<"$w")
 	dirms=$(json_num pid_ms <<<"$w")
 	record pps "$t" "$pps"
+	record lost_share "$t" "$(calc "$lost / $fwd" 3)"
 	record sent "$t" "$(json_num sent_pps <<<"$out")"
 	if [[ $t != direct ]]; then
 		record dir_pct "$t" "$(calc "$dirms / $secs / 10" 1)"
@@ -715,7 +719,7 @@ for t in fulcrum-direct fulcrum-generic; do
 	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge)); connections one director core carries per CPU-second (1e6 / director total ms per 1k) vs direct's conn/s: $(awk -v v="$(m total "$t")" -v d="$(m conn direct)" 'BEGIN{if(v=="-"||d=="-"||v==0||d==0)print "-";else printf "%.2f\n", 1e6/v/d}')×; the load core's ms per 1k connections: $(f1 "$(m load "$t")") against $(f1 "$(m load direct)") direct"
 	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread: with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
 	echo "- response bytes through the director: **$(m resp "$t")** (goal 0: $(goal "$(m resp "$t")" 0 eq))"
-	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×"
+	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×; of the frames $t forwarded, $(m lost_share "$t") (median share) found the switch port's ring full (the UDP proxy's: $(m lost_share fulcrum))"
 	echo "- XDP program run time per packet: $(m bpfrun "$t") ns (conn test), $(m pps_bpfns "$t") ns (flood)"
 	echo
 done

@@ -41,6 +41,8 @@ type collector struct {
 
 	dirPackets, dirBytes, dirNewFlows, dirActiveFlows *prometheus.Desc
 	dirAttached, dirFlowEntries, dirProgram           *prometheus.Desc
+	syncEntries, syncDatagrams, syncDropped           *prometheus.Desc
+	syncQueued, syncDumps, syncPeerLastHeard          *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -130,6 +132,12 @@ func newCollector(src Source) *collector {
 	c.dirAttached = d("director_attached", "1 for each interface the director's XDP program is attached to, with the mode it runs in (native, generic).", "interface", "mode")
 	c.dirFlowEntries = d("director_flow_entries", "Flows in the director's flow table that saw a packet within director.flow_timeout.")
 	c.dirProgram = d("director_program_total", "The XDP program's own counters by reason: tx and redirect (forwarded), passed_* (left to the kernel's stack), dropped_*, icmp, events_lost, ...", "reason")
+	c.syncEntries = d("director_sync_entries_total", "Flow sync entries (flows, persistence entries) by direction: sent (counted once per peer), received, installed into the kernel's tables.", "direction")
+	c.syncDatagrams = d("director_sync_datagrams_total", "Flow sync datagrams by direction: sent, received (accepted).", "direction")
+	c.syncDropped = d("director_sync_dropped_total", "Flow sync drops by reason: rate, send (entries not sent); auth, replay, malformed, not_peer (datagrams); unknown_service, unknown_backend, install (entries received, not installed); a reason appears once it has counted.", "reason")
+	c.syncQueued = d("director_sync_queued", "Flow sync entries waiting to be sent (director.sync.max_rate).")
+	c.syncDumps = d("director_sync_dumps_total", "Flow tables sent to peers that joined.")
+	c.syncPeerLastHeard = d("director_sync_peer_last_heard_timestamp_seconds", "When a flow sync peer's last accepted datagram arrived, in seconds since the Unix epoch; absent until one did.", "peer")
 	c.haTrackOK = d("ha_track_ok", "1 if a tracked item (service, interface, script, ping) of the group is fine, else 0.", "group", "kind", "name")
 	return c
 }
@@ -207,6 +215,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.dirFlowEntries, float64(dir.FlowEntries))
 		for reason, v := range dir.Counters {
 			counter(c.dirProgram, float64(v), reason)
+		}
+		if s := dir.Sync; s != nil {
+			counter(c.syncEntries, float64(s.Sent), "sent")
+			counter(c.syncEntries, float64(s.Received), "received")
+			counter(c.syncEntries, float64(s.Installed), "installed")
+			counter(c.syncDatagrams, float64(s.DatagramsSent), "sent")
+			counter(c.syncDatagrams, float64(s.DatagramsReceived), "received")
+			for reason, v := range s.Dropped {
+				counter(c.syncDropped, float64(v), reason)
+			}
+			gauge(c.syncQueued, float64(s.Queued))
+			counter(c.syncDumps, float64(s.Dumps))
+			for _, p := range s.Peers {
+				if !p.LastHeard.IsZero() {
+					gauge(c.syncPeerLastHeard, unix(p.LastHeard), p.Address)
+				}
+			}
 		}
 	}
 

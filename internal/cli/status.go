@@ -160,7 +160,7 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			}
 		}
 	}
-	renderDirector(w, st.Director)
+	renderDirector(w, st.Director, now)
 	// Like ipvsadm: a line per service, its backends indented below it,
 	// the backend columns aligned across all services. An http service's
 	// route pools follow its own backends, each under a route line.
@@ -347,9 +347,10 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 	}
 }
 
-// renderDirector prints the kernel director's interfaces, flow table and
-// the program's counters that are not 0; nothing without a director.
-func renderDirector(w io.Writer, d *admin.Director) {
+// renderDirector prints the kernel director's interfaces, flow table,
+// the program's counters that are not 0 and the flow sync; nothing
+// without a director.
+func renderDirector(w io.Writer, d *admin.Director, now time.Time) {
 	if d == nil {
 		return
 	}
@@ -373,6 +374,42 @@ func renderDirector(w io.Writer, d *admin.Director) {
 	}
 	if d.Error != "" {
 		fmt.Fprintf(w, "  counters unreadable: %s\n", firstLine(d.Error))
+	}
+	renderSync(w, d.Sync, now)
+}
+
+// renderSync prints the flow sync: its entries counted, each peer with
+// how long ago it was last heard and whether its table arrived, and the
+// drops by reason.
+func renderSync(w io.Writer, s *admin.DirectorSync, now time.Time) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "  sync: %s  sent %d  received %d  installed %d", s.Listen, s.Sent, s.Received, s.Installed)
+	if s.Queued > 0 {
+		fmt.Fprintf(w, "  queued %d", s.Queued)
+	}
+	fmt.Fprintln(w)
+	for _, p := range s.Peers {
+		who := p.Address
+		if p.Node != "" {
+			who += " (" + p.Node + ")"
+		}
+		switch {
+		case p.LastHeard.IsZero():
+			fmt.Fprintf(w, "    peer %s never heard\n", who)
+		case p.Joined.IsZero():
+			fmt.Fprintf(w, "    peer %s heard %s ago, its table not received yet\n", who, now.Sub(p.LastHeard).Round(100*time.Millisecond))
+		default:
+			fmt.Fprintf(w, "    peer %s heard %s ago\n", who, now.Sub(p.LastHeard).Round(100*time.Millisecond))
+		}
+	}
+	if len(s.Dropped) > 0 {
+		var drops []string
+		for _, r := range slices.Sorted(maps.Keys(s.Dropped)) {
+			drops = append(drops, fmt.Sprintf("%s %d", r, s.Dropped[r]))
+		}
+		fmt.Fprintf(w, "    dropped: %s\n", strings.Join(drops, "  "))
 	}
 }
 

@@ -67,6 +67,13 @@ func testStatus(now time.Time) *admin.Status {
 			Interfaces:  []admin.DirectorInterface{{Name: "eth0", Mode: "native"}, {Name: "eth1", Mode: "generic"}},
 			FlowEntries: 17, Services: 1, Slots: 2,
 			Counters: map[string]uint64{"tx": 90000, "passed_no_service": 40, "dropped_malformed": 0, "redirect": 3},
+			Sync: &admin.DirectorSync{Listen: "10.0.0.1:8848", Sent: 1200, Received: 800, Installed: 790, Queued: 5,
+				Dropped: map[string]uint64{"unknown_backend": 10, "rate": 3},
+				Peers: []admin.DirectorSyncPeer{
+					{Address: "10.0.0.2:8848", Node: "lb2", LastHeard: now.Add(-300 * time.Millisecond), Joined: now.Add(-time.Hour)},
+					{Address: "10.0.0.3:8848", Node: "lb3", LastHeard: now.Add(-2 * time.Second)},
+					{Address: "10.0.0.4:8848"},
+				}},
 		},
 		Alerts: admin.Alerts{Hooks: []admin.AlertHook{
 			{Name: "lvs.alert", Sent: 4},

@@ -256,6 +256,45 @@ func TestFlowSyncLifecycle(t *testing.T) {
 		defer kd.kernel().mu.Unlock()
 		return kd.kernel().inserted[flowsync.Flow{Src: in.Entries[0].Client, Dst: syncFlow.Dst, Proto: 6}] == 1
 	})
+	// Another address is no peer: what it sends is dropped, and counted.
+	stranger, err := net.ListenPacket("udp4", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	in.Seq++
+	if b, err = in.Append(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stranger.WriteTo(b, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(listen))); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a datagram from a stranger dropped as not_peer", func() bool {
+		return td.d.Status().Director.Sync.Dropped["not_peer"] == 1
+	})
+	st = td.d.Status().Director.Sync
+	if p := st.Peers[0]; p.Node != "lb2" || p.LastHeard.IsZero() || st.Installed != 1 || st.Received != 1 {
+		t.Errorf("sync status after the peer's datagram: got %+v, peer %+v; want 1 received and installed, peer lb2 heard", st, p)
+	}
+	m := scrape(t, adminAddr)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"fulcrum_director_sync_entries_total", []string{"direction", "installed"}, 1},
+		{"fulcrum_director_sync_entries_total", []string{"direction", "received"}, 1},
+		{"fulcrum_director_sync_datagrams_total", []string{"direction", "received"}, 1},
+		{"fulcrum_director_sync_dropped_total", []string{"reason", "not_peer"}, 1},
+		{"fulcrum_director_sync_peer_last_heard_timestamp_seconds", []string{"peer", p2.addr()}, float64(st.Peers[0].LastHeard.UnixNano()) / 1e9},
+	} {
+		if got := m.sum(c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v: got %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if got := m.sum("fulcrum_director_sync_entries_total", "direction", "sent"); got < 1 {
+		t.Errorf("fulcrum_director_sync_entries_total{direction=sent}: got %v, want at least 1", got)
+	}
 
 	// A listen address taken by another socket: the reload fails, the
 	// running Syncer stays.

@@ -75,6 +75,7 @@ func TestRendersStatusShapes(t *testing.T) {
 		"12.5 ms", "3.3 ms", "1,000", "500",
 		"weight set at runtime", "slow start",
 		"2/2 available", "1/1 available",
+		"eth0 native · 42 flows", "1/2 peers heard · 1,200 sent · 790 installed",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page lacks %q; it shows:\n%s", want, text)

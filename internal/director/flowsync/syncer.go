@@ -62,7 +62,9 @@ type Options struct {
 	// it is for); 0: DefaultMaxRate.
 	MaxRate int
 	// Queue bounds the entries waiting to be sent; when it is full the
-	// oldest is dropped (counted "rate"). 0: one second at MaxRate.
+	// oldest offered one is dropped (counted "rate"); the entries of
+	// scans and dumps wait for room instead, and are never dropped.
+	// 0: one second at MaxRate.
 	Queue int
 	// FlowTimeout is the kernel's flow_timeout; 0: DefaultFlowTimeout.
 	FlowTimeout time.Duration
@@ -101,10 +103,12 @@ type Syncer struct {
 	seq   atomic.Uint64
 	burst float64
 
-	qmu     sync.Mutex
-	q       []item // ring buffer: n items from head
-	head, n int
-	drained chan struct{} // closed, and replaced, whenever the sender takes
+	// The queue: live holds what Offer queued, the oldest dropped when
+	// full; bulk what scans and dumps queued (offerWait), never dropped,
+	// at most half the queue. Together at most Options.Queue.
+	qmu        sync.Mutex
+	live, bulk fifo
+	drained    chan struct{} // closed, and replaced, whenever the sender takes
 	kick    chan struct{}
 
 	scanMu   sync.Mutex
@@ -132,6 +136,29 @@ type Syncer struct {
 type item struct {
 	e  Entry
 	to netip.AddrPort // invalid: every peer
+}
+
+// fifo is a ring buffer of items.
+type fifo struct {
+	q       []item
+	head, n int
+}
+
+func newFIFO(size int) fifo { return fifo{q: make([]item, size)} }
+
+// push appends it; there is room.
+func (f *fifo) push(it item) {
+	f.q[(f.head+f.n)%len(f.q)] = it
+	f.n++
+}
+
+// pop removes the oldest item; there is one.
+func (f *fifo) pop() item {
+	it := f.q[f.head]
+	f.q[f.head] = item{}
+	f.head = (f.head + 1) % len(f.q)
+	f.n--
+	return it
 }
 
 type peer struct {
@@ -179,6 +206,7 @@ func New(opt Options) (*Syncer, error) {
 	if opt.Queue <= 0 {
 		opt.Queue = max(opt.MaxRate, 2*kickBatch)
 	}
+	opt.Queue = max(opt.Queue, 2) // half for scans and dumps, the rest live
 	if opt.Flush <= 0 {
 		opt.Flush = DefaultFlush
 	}
@@ -193,7 +221,8 @@ func New(opt Options) (*Syncer, error) {
 	}
 	s := &Syncer{
 		opt:      opt,
-		q:        make([]item, opt.Queue),
+		live:     newFIFO(opt.Queue),
+		bulk:     newFIFO(max(opt.Queue/2, 1)),
 		drained:  make(chan struct{}),
 		kick:     make(chan struct{}, 1),
 		pending:  map[uint32]bool{},
@@ -249,30 +278,35 @@ func (s *Syncer) Run(ctx context.Context) error {
 }
 
 // Offer queues e for every peer. It never blocks: when the queue is full
-// the oldest entry is dropped and counted ("rate").
+// the oldest entry Offer queued is dropped and counted ("rate"). A scan's
+// or a dump's entries are not: a joining peer would miss part of the
+// table, or its end, and ask for all of it again.
 func (s *Syncer) Offer(e Entry) {
 	s.qmu.Lock()
-	if s.n == len(s.q) {
-		s.head = (s.head + 1) % len(s.q)
-		s.n--
+	if s.queued() >= len(s.live.q) {
+		// bulk holds at most half the queue: live has the rest.
+		s.live.pop()
 		s.dropped[DropRate].Add(1)
 	}
-	s.push(item{e: e})
-	n := s.n
+	s.live.push(item{e: e})
+	n := s.queued()
 	s.qmu.Unlock()
 	if n >= kickBatch {
 		s.kickSender()
 	}
 }
 
+// queued is how many entries wait; s.qmu is held.
+func (s *Syncer) queued() int { return s.live.n + s.bulk.n }
+
 // offerWait queues it, waiting while the queue is half full or more: bulk
 // senders (scans, dumps) leave the other half to Offer.
 func (s *Syncer) offerWait(ctx context.Context, it item) error {
 	for {
 		s.qmu.Lock()
-		if s.n < len(s.q)/2 || s.n == 0 {
-			s.push(it)
-			n := s.n
+		if n := s.queued(); n < len(s.live.q)/2 || n == 0 {
+			s.bulk.push(it)
+			n++
 			s.qmu.Unlock()
 			if n >= kickBatch {
 				s.kickSender()
@@ -289,12 +323,6 @@ func (s *Syncer) offerWait(ctx context.Context, it item) error {
 	}
 }
 
-// push appends it; s.qmu is held and there is room.
-func (s *Syncer) push(it item) {
-	s.q[(s.head+s.n)%len(s.q)] = it
-	s.n++
-}
-
 func (s *Syncer) kickSender() {
 	select {
 	case s.kick <- struct{}{}:
@@ -302,15 +330,22 @@ func (s *Syncer) kickSender() {
 	}
 }
 
-// take removes up to max entries from the queue.
+// take removes up to max entries from the queue: the scans' and dumps'
+// get half of max when the live entries would take it all, so that
+// neither starves the other.
 func (s *Syncer) take(max int, out []item) []item {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
-	for ; max > 0 && s.n > 0; max-- {
-		out = append(out, s.q[s.head])
-		s.q[s.head] = item{}
-		s.head = (s.head + 1) % len(s.q)
-		s.n--
+	bulk := min(s.bulk.n, (max+1)/2)
+	for range bulk {
+		out = append(out, s.bulk.pop())
+	}
+	max -= bulk
+	for ; max > 0 && s.live.n > 0; max-- {
+		out = append(out, s.live.pop())
+	}
+	for ; max > 0 && s.bulk.n > 0; max-- {
+		out = append(out, s.bulk.pop())
 	}
 	close(s.drained)
 	s.drained = make(chan struct{})
@@ -637,7 +672,7 @@ func (s *Syncer) Status() Status {
 		st.Listen = a.String()
 	}
 	s.qmu.Lock()
-	st.Queued = s.n
+	st.Queued = s.queued()
 	s.qmu.Unlock()
 	for i := range s.dropped {
 		if n := s.dropped[i].Load(); n > 0 {

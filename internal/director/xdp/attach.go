@@ -8,7 +8,7 @@ import (
 	"net"
 
 	"github.com/cilium/ebpf"
-	"github.com/fulcrum-lb/fulcrum/internal/netns"
+	"github.com/fulcrum-lb/fulcrum/internal/setns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -70,7 +70,7 @@ func (p *Program) Attach(ifname string, mode AttachMode) (AttachMode, error) {
 	}
 	// Detach may run on another thread (Close from the test's or the
 	// daemon's goroutine): it goes back to this namespace.
-	nsFD, err := netns.Current()
+	nsFD, err := setns.Current()
 	if err != nil {
 		_ = p.objs.Ifmacs.Delete(uint32(ifc.Index))
 		return 0, fmt.Errorf("xdp: attach %s: %w", ifname, err)
@@ -160,7 +160,7 @@ func programName(id uint32) string {
 // it was attached in.
 func (p *Program) detach(a *attachment) error {
 	defer unix.Close(a.nsFD)
-	return netns.DoFD(a.nsFD, func() error { return p.detachHere(a) })
+	return setns.Do(a.nsFD, func() error { return p.detachHere(a) })
 }
 
 func (p *Program) detachHere(a *attachment) error {

@@ -256,9 +256,17 @@
       const ifs = (d.interfaces || []).map((i) => i.name + ' ' + i.mode).join(', ') || 'attached nowhere';
       const why = Object.entries(d.counters || {}).filter(([, v]) => v).map(([k, v]) => k + ' ' + v).join(', ');
       items.push(['director', ifs + ' · ' + num(d.flow_entries || 0) + ' flows', why || d.error]);
+      const sy = d.sync;
+      if (sy) {
+        const peers = sy.peers || [];
+        const heard = peers.filter((p) => validTime(p.last_heard)).length;
+        const drops = Object.entries(sy.dropped || {}).map(([k, v]) => k + ' ' + v).join(', ');
+        items.push(['sync', heard + '/' + peers.length + ' peers heard · ' + num(sy.sent) + ' sent · ' + num(sy.installed) + ' installed',
+          sy.listen + (drops ? ' · dropped: ' + drops : ''), drops ? 'warn' : '']);
+      }
     }
     const dl = $('about');
-    dl.replaceChildren(...items.flatMap(([k, v, title]) => [el('dt', { text: k }), el('dd', { text: v, title, class: k === 'reloads' && r.failed ? 'warn' : '' })]));
+    dl.replaceChildren(...items.flatMap(([k, v, title, cls]) => [el('dt', { text: k }), el('dd', { text: v, title, class: cls || (k === 'reloads' && r.failed ? 'warn' : '') })]));
     if (r.last_error) dl.append(el('dt', { text: 'last reload' }), el('dd', { class: 'bad', text: r.last_error }));
   }
 
