@@ -23,8 +23,11 @@ type fakeFW struct {
 	members  map[memberAt]uint32
 	flows    map[Flow]fakeFlow
 	counters map[uint32]Counters
-	// ringWrites counts SetRing calls.
-	ringWrites int
+	// ringWrites counts ring writes (SetRing and SetRingEntries calls),
+	// entriesWritten the entries they wrote.
+	ringWrites, entriesWritten int
+	// ringErr, when set, fails the next ring write halfway through.
+	ringErr error
 }
 
 type memberAt struct {
@@ -73,9 +76,46 @@ func (f *fakeFW) SetRing(id uint32, ring []uint32) error {
 	if len(ring) != RingSize {
 		return fmt.Errorf("ring of %d entries", len(ring))
 	}
-	f.rings[id] = append([]uint32(nil), ring...)
+	idx := make([]uint32, RingSize)
+	for i := range idx {
+		idx[i] = uint32(i)
+	}
+	return f.setEntries(id, idx, ring)
+}
+
+func (f *fakeFW) SetRingEntries(id uint32, idx, slots []uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(idx) != len(slots) {
+		return fmt.Errorf("%d entries for %d slots", len(idx), len(slots))
+	}
+	for _, e := range idx {
+		if e >= RingSize {
+			return fmt.Errorf("entry %d out of range", e)
+		}
+	}
+	return f.setEntries(id, idx, slots)
+}
+
+// setEntries writes a ring's entries as the kernel's array holds them:
+// a ring never written is zeros (slot 0). f.mu must be held.
+func (f *fakeFW) setEntries(id uint32, idx, slots []uint32) error {
+	r := f.rings[id]
+	if r == nil {
+		r = make([]uint32, RingSize)
+		f.rings[id] = r
+	}
+	err := f.ringErr
+	if err != nil {
+		idx = idx[:len(idx)/2] // as a batch the kernel stopped halfway
+		f.ringErr = nil
+	}
+	for i, e := range idx {
+		r[e] = slots[i]
+	}
 	f.ringWrites++
-	return nil
+	f.entriesWritten += len(idx)
+	return err
 }
 
 func (f *fakeFW) SetReal(slot uint32, r Real) error {

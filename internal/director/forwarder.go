@@ -18,6 +18,9 @@ type forwarder interface {
 	DeleteService(ServiceKey) error
 	// SetRing replaces service id's ring: RingSize slot ids or NoSlot.
 	SetRing(id uint32, ring []uint32) error
+	// SetRingEntries sets entry idx[i] of service id's ring to slots[i],
+	// leaving the other entries.
+	SetRingEntries(id uint32, idx, slots []uint32) error
 	SetReal(slot uint32, r Real) error
 	// DeleteReal empties slot: flows pinned to it are rescheduled.
 	DeleteReal(slot uint32) error

@@ -35,12 +35,7 @@ type netLab struct {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and XDP")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	netns.Require(t)
 	if err := xdp.Supported(); err != nil {
 		t.Skipf("the kernel cannot run the forwarder: %v", err)
 	}
@@ -56,9 +51,7 @@ func newNetLab(t *testing.T) *netLab {
 
 func (l *netLab) ip(args ...string) {
 	l.t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		l.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
+	netns.IP(l.t, args...)
 }
 
 func (l *netLab) sysctl(ns, key, value string) {
@@ -70,8 +63,7 @@ func (l *netLab) sysctl(ns, key, value string) {
 func (l *netLab) ns(name string) string {
 	l.t.Helper()
 	ns := l.prefix + name
-	l.ip("netns", "add", ns)
-	l.t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	netns.Add(l.t, ns)
 	l.ip("-n", ns, "link", "set", "lo", "up")
 	return ns
 }
@@ -218,27 +210,12 @@ func testLabDirectRouting(t *testing.T, l *drLab) {
 	var mu sync.Mutex
 	var log []seen
 	for _, addr := range l.backends {
-		var ln net.Listener
-		if err := netns.Do(l.backendNS[addr], func() (err error) {
-			ln, err = net.Listen("tcp", net.JoinHostPort(l.vip, "80"))
-			return
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				log = append(log, seen{addr, c.RemoteAddr().(*net.TCPAddr).IP.String()})
-				mu.Unlock()
-				fmt.Fprintf(c, "%s\n", addr)
-				c.Close()
-			}
-		}()
+		serve(t, l.backendNS[addr], "tcp", net.JoinHostPort(l.vip, "80"), func(c net.Conn) {
+			mu.Lock()
+			log = append(log, seen{addr, c.RemoteAddr().(*net.TCPAddr).IP.String()})
+			mu.Unlock()
+			fmt.Fprintf(c, "%s\n", addr)
+		})
 	}
 	d := l.director(t)
 	if got := d.Status().Interfaces; len(got) != 1 || got[0] != (Interface{"eth0", "generic"}) {
@@ -414,24 +391,9 @@ func TestLabPersistenceGroup(t *testing.T) {
 	ports := []uint16{80, 443}
 	for _, addr := range l.backends {
 		for _, port := range ports {
-			var ln net.Listener
-			if err := netns.Do(l.backendNS[addr], func() (err error) {
-				ln, err = net.Listen("tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)))
-				return
-			}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(c, "%s\n", addr)
-					c.Close()
-				}
-			}()
+			serve(t, l.backendNS[addr], "tcp4", net.JoinHostPort(l.vip, fmt.Sprint(port)), func(c net.Conn) {
+				fmt.Fprintf(c, "%s\n", addr)
+			})
 		}
 	}
 	d := l.director(t)
@@ -499,6 +461,30 @@ func inRing(s *Service, bs ...*balancer.Backend) bool {
 	return true
 }
 
+// serve listens on network and addr in namespace ns until the test ends,
+// handing each connection to fn and closing it after.
+func serve(t *testing.T, ns, network, addr string, fn func(c net.Conn)) {
+	t.Helper()
+	var ln net.Listener
+	if err := netns.Do(ns, func() (err error) {
+		ln, err = net.Listen(network, addr)
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fn(c)
+			c.Close()
+		}
+	}()
+}
+
 // testWriter sends a logger's lines to t.Log.
 type testWriter struct{ t *testing.T }
 
@@ -509,29 +495,87 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = testWriter{}
 
-// BenchmarkKernelRebuild measures a full ring rebuild of ten backends
-// and its write into the kernel's map.
+// BenchmarkKernelRebuild measures a ring rebuild of ten backends when
+// one leaves or comes back (about a tenth of the entries change) and its
+// write into the kernel's map: the whole ring ("whole", as before partial
+// writes) or only the changed entries ("changed", what sync does), after
+// the Maglev table alone ("build").
 func BenchmarkKernelRebuild(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: loads the XDP program")
-	}
-	prog, err := xdp.Load(xdp.Options{FlowTableSize: 1024})
-	if err != nil {
-		b.Skip(err)
-	}
-	defer prog.Close()
+	prog := loadProgram(b)
 	pool := make([]*slot, 10)
 	ws := make([]int32, 10)
 	for i := range pool {
 		pool[i] = &slot{id: uint32(i), b: balancer.NewBackend(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 80), 1, 0)}
 		ws[i] = 1
 	}
-	for i := 0; b.Loop(); i++ {
-		ws[0] = int32(1 + i%2) // a real change each time
-		if err := prog.SetRing(0, buildRing(pool, ws)); err != nil {
-			b.Fatal(err)
-		}
+	for _, mode := range []string{"build", "whole", "changed"} {
+		b.Run(mode, func(b *testing.B) {
+			prev := buildRing(pool, ws)
+			if err := prog.SetRing(0, prev); err != nil {
+				b.Fatal(err)
+			}
+			entries := 0
+			for i := 0; b.Loop(); i++ {
+				ws[9] = int32(i % 2) // a backend leaves, then comes back
+				ring := buildRing(pool, ws)
+				var err error
+				switch mode {
+				case "whole":
+					err = prog.SetRing(0, ring)
+					entries += len(ring)
+				case "changed":
+					var idx, slots []uint32
+					for j, e := range ring {
+						if e != prev[j] {
+							idx, slots = append(idx, uint32(j)), append(slots, e)
+						}
+					}
+					err = prog.SetRingEntries(0, idx, slots)
+					entries += len(idx)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				prev = ring
+			}
+			b.ReportMetric(float64(entries)/float64(b.N), "entries/op")
+		})
 	}
+}
+
+// loadProgram loads the XDP program (not attached anywhere), freed when
+// the test ends.
+func loadProgram(tb testing.TB) *xdp.Program {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root: loads the XDP program")
+	}
+	if err := xdp.Supported(); err != nil {
+		tb.Skipf("the kernel cannot run the forwarder: %v", err)
+	}
+	prog, err := xdp.Load(xdp.Options{MaxServices: maxServices, MaxSlots: maxSlots, FlowTableSize: 1024})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+// TestKernelRingPartialWrites: TestRingPartialWrites with the loaded
+// program: after each partial or whole write, the ring in the kernel's
+// map is the computed one.
+func TestKernelRingPartialWrites(t *testing.T) {
+	prog := loadProgram(t)
+	l := newLab(t)
+	l.d = newDirector(prog, l.res, settings{flowTimeout: testFlowTimeout}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l.d.now = l.clk.now
+	ringSteps(t, l, func(id uint32) []uint32 {
+		ring, err := prog.Ring(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ring
+	})
 }
 
 // TestLabResolver: the netlink resolver finds the egress interface, the

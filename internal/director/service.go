@@ -30,6 +30,10 @@ type Service struct {
 	ring    []uint32 // as last written; nil before the first write
 	input   []int32  // what ring was built from: tier, then weights
 	removed bool
+
+	// ringStale: the last ring write failed, maybe halfway; the kernel's
+	// ring is not known to be ring, so the next write is whole.
+	ringStale bool
 }
 
 // slot is one backend of one service in the kernel.
@@ -292,19 +296,20 @@ func (s *Service) sync() error {
 		tier, pool, weights = tierFallback, []*slot{s.fallback}, []int32{1}
 	}
 	input := append([]int32{tier}, weights...)
-	if s.ring != nil && slices.Equal(input, s.input) {
+	if s.ring != nil && !s.ringStale && slices.Equal(input, s.input) {
 		return errors.Join(errs...)
 	}
 	ring := buildRing(pool, weights)
-	if !slices.Equal(ring, s.ring) {
-		if err := s.d.fw.SetRing(s.id, ring); err != nil {
+	if n := changed(s.ring, ring); n > 0 || s.ringStale {
+		if err := s.writeRing(ring, n); err != nil {
+			s.ringStale = true
 			return errors.Join(append(errs, fmt.Errorf("ring: %w", err))...)
 		}
 		if s.d.onRing != nil {
 			s.d.rings = append(s.d.rings, s.id)
 		}
-		s.d.log.Info("ring rebuilt", "service", s.spec.Name, "backends", countIn(weights), "tier", tierName(tier), "entries_changed", changed(s.ring, ring))
-		s.ring = ring
+		s.d.log.Info("ring rebuilt", "service", s.spec.Name, "backends", countIn(weights), "tier", tierName(tier), "entries_changed", n)
+		s.ring, s.ringStale = ring, false
 	}
 	s.input = input
 	// Persistence leads only to the backends the ring holds: a drained
@@ -335,6 +340,23 @@ func (s *Service) sync() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// writeRing writes ring, which differs from s.ring in n entries, into the
+// kernel: only those entries when they are fewer than half the ring (an
+// entry costs the same either way), else the whole ring. d.mu must be
+// held.
+func (s *Service) writeRing(ring []uint32, n int) error {
+	if s.ring == nil || s.ringStale || n >= RingSize/2 {
+		return s.d.fw.SetRing(s.id, ring)
+	}
+	idx, slots := make([]uint32, 0, n), make([]uint32, 0, n)
+	for i, e := range ring {
+		if e != s.ring[i] {
+			idx, slots = append(idx, uint32(i)), append(slots, e)
+		}
+	}
+	return s.d.fw.SetRingEntries(s.id, idx, slots)
 }
 
 // buildRing fills a ring from pool's slots with these weights: the

@@ -5,32 +5,18 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/netns"
 )
 
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
 // TestMulticast runs two endpoints in two network namespaces joined by a
 // veth pair, with groups of both families and no unicast peers: hellos go
 // to 224.0.0.18 and ff02::12 on the link and come from each side's primary
 // address (the one its VRRP adverts come from, so the two merge).
 func TestMulticast(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: network namespaces need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: needs the ip command (iproute2)")
-	}
+	netns.Require(t)
 	var ns, dev [2]string
 	var v4, v6 [2]netip.Addr
 	for i := range 2 {
@@ -38,16 +24,14 @@ func TestMulticast(t *testing.T) {
 		dev[i] = fmt.Sprintf("fh%d-%d", os.Getpid()%100000, i)
 		v4[i] = netip.AddrFrom4([4]byte{10, 252, 0, byte(i + 1)})
 		v6[i] = netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 15: byte(0xa + i)})
-		ipCmd(t, "netns", "add", ns[i])
-		name := ns[i]
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		netns.Add(t, ns[i])
 	}
-	ipCmd(t, "-n", ns[0], "link", "add", dev[0], "type", "veth", "peer", "name", dev[1], "netns", ns[1])
+	netns.IP(t, "-n", ns[0], "link", "add", dev[0], "type", "veth", "peer", "name", dev[1], "netns", ns[1])
 	for i := range 2 {
-		ipCmd(t, "-n", ns[i], "link", "set", dev[i], "addrgenmode", "none")
-		ipCmd(t, "-n", ns[i], "addr", "add", v4[i].String()+"/24", "dev", dev[i])
-		ipCmd(t, "-n", ns[i], "addr", "add", v6[i].String()+"/64", "dev", dev[i], "nodad")
-		ipCmd(t, "-n", ns[i], "link", "set", dev[i], "up")
+		netns.IP(t, "-n", ns[i], "link", "set", dev[i], "addrgenmode", "none")
+		netns.IP(t, "-n", ns[i], "addr", "add", v4[i].String()+"/24", "dev", dev[i])
+		netns.IP(t, "-n", ns[i], "addr", "add", v6[i].String()+"/64", "dev", dev[i], "nodad")
+		netns.IP(t, "-n", ns[i], "link", "set", dev[i], "up")
 	}
 	var eps [2]*Endpoint
 	for i := range 2 {

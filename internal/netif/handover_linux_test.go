@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fulcrum-lb/fulcrum/internal/netns"
 )
 
 // handoverLab is a client and two balancers, old (A) and new (B), on a
@@ -28,7 +30,7 @@ type handoverLab struct {
 
 func newHandoverLab(t *testing.T) *handoverLab {
 	t.Helper()
-	requireNetns(t)
+	netns.Require(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("skipping: needs nft (nftables)")
 	}
@@ -37,34 +39,30 @@ func newHandoverLab(t *testing.T) *handoverLab {
 	l := &handoverLab{ns: map[string]string{}, vip: netip.MustParseAddr("10.78.0.100")}
 	for _, role := range []string{"sw", "a", "b", "c"} {
 		name := fmt.Sprintf("fulcrum-ho-%08x-%d-%s", h.Sum32(), os.Getpid(), role)
-		ip(t, "netns", "add", name)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		netns.Add(t, name)
 		l.ns[role] = name
 	}
-	ip(t, "-n", l.ns["sw"], "link", "add", "br0", "type", "bridge")
-	ip(t, "-n", l.ns["sw"], "link", "set", "br0", "up")
+	netns.IP(t, "-n", l.ns["sw"], "link", "add", "br0", "type", "bridge")
+	netns.IP(t, "-n", l.ns["sw"], "link", "set", "br0", "up")
 	for i, role := range []string{"a", "b", "c"} {
 		port := "p" + role
-		ip(t, "-n", l.ns["sw"], "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", l.ns[role])
-		ip(t, "-n", l.ns["sw"], "link", "set", port, "master", "br0", "up")
-		ip(t, "-n", l.ns[role], "link", "set", "lo", "up")
-		ip(t, "-n", l.ns[role], "addr", "add", fmt.Sprintf("10.78.0.%d/24", []int{2, 3, 10}[i]), "dev", "eth0")
-		ip(t, "-n", l.ns[role], "link", "set", "eth0", "up")
+		netns.IP(t, "-n", l.ns["sw"], "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", l.ns[role])
+		netns.IP(t, "-n", l.ns["sw"], "link", "set", port, "master", "br0", "up")
+		netns.IP(t, "-n", l.ns[role], "link", "set", "lo", "up")
+		netns.IP(t, "-n", l.ns[role], "addr", "add", fmt.Sprintf("10.78.0.%d/24", []int{2, 3, 10}[i]), "dev", "eth0")
+		netns.IP(t, "-n", l.ns[role], "link", "set", "eth0", "up")
 	}
 	for _, role := range []string{"a", "b", "c"} {
-		waitFor(t, role+" up", 5*time.Second, func() bool {
-			out, err := exec.Command("ip", "-n", l.ns[role], "-o", "link", "show", "dev", "eth0").CombinedOutput()
-			return err == nil && strings.Contains(string(out), "state UP")
-		})
+		netns.WaitUp(t, l.ns[role], "eth0")
 	}
-	out := ip(t, "-n", l.ns["b"], "-o", "link", "show", "dev", "eth0")
+	out := netns.IP(t, "-n", l.ns["b"], "-o", "link", "show", "dev", "eth0")
 	f := strings.Fields(out)
 	for i := range f {
 		if f[i] == "link/ether" {
 			l.macB = f[i+1]
 		}
 	}
-	ip(t, "-n", l.ns["a"], "addr", "add", l.vip.String()+"/24", "dev", "eth0")
+	netns.IP(t, "-n", l.ns["a"], "addr", "add", l.vip.String()+"/24", "dev", "eth0")
 	l.serve(t, "a")
 	l.serve(t, "b")
 	return l
@@ -153,14 +151,14 @@ func TestRelayKeepsConnections(t *testing.T) {
 	}
 	// B takes over: the VIP, the relay, and the client's move to B's MAC
 	// (what B's gratuitous ARP does).
-	ip(t, "-n", l.ns["b"], "addr", "add", l.vip.String()+"/24", "dev", "eth0")
+	netns.IP(t, "-n", l.ns["b"], "addr", "add", l.vip.String()+"/24", "dev", "eth0")
 	h := l.handover(t, "b")
 	if err := inNetns(l.ns["b"], func() error {
 		return h.Relay(context.Background(), []netip.Addr{l.vip}, netip.MustParseAddr("10.78.0.2"))
 	}); err != nil {
 		t.Fatalf("Relay: %v", err)
 	}
-	ip(t, "-n", l.ns["c"], "neigh", "replace", l.vip.String(), "lladdr", l.macB, "dev", "eth0")
+	netns.IP(t, "-n", l.ns["c"], "neigh", "replace", l.vip.String(), "lladdr", l.macB, "dev", "eth0")
 	for i := range 5 {
 		line := fmt.Sprintf("two-%d", i)
 		if got, err := ask(c, line); got != "a:"+line {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,25 +27,6 @@ var (
 	bogusMAC = "02:00:00:00:00:99"
 )
 
-func requireNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: network namespaces, netlink and packet sockets need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: needs the ip command (iproute2)")
-	}
-}
-
-func ip(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // pair is two network namespaces joined by a veth: side A (index 0) runs
 // the Announcer, side B watches. Both are deleted when the test ends,
 // whatever happened.
@@ -61,28 +41,21 @@ func newPair(t *testing.T, ifnameA string) *pair {
 	p := &pair{ifname: [2]string{ifnameA, "fnb"}}
 	for i := range 2 {
 		p.ns[i] = fmt.Sprintf("fulcrum-netif-%08x-%d-%c", h.Sum32(), os.Getpid(), 'a'+i)
-		ip(t, "netns", "add", p.ns[i])
-		name := p.ns[i]
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		netns.Add(t, p.ns[i])
 	}
-	ip(t, "-n", p.ns[0], "link", "add", p.ifname[0], "address", macA.String(), "type", "veth",
+	netns.IP(t, "-n", p.ns[0], "link", "add", p.ifname[0], "address", macA.String(), "type", "veth",
 		"peer", "name", p.ifname[1], "address", macB.String(), "netns", p.ns[1])
 	for i := range 2 {
 		ns, dev := p.ns[i], p.ifname[i]
 		// No automatic link-local address: fewer packets to filter, and
 		// nothing that depends on DAD.
-		ip(t, "-n", ns, "link", "set", dev, "addrgenmode", "none")
-		ip(t, "-n", ns, "addr", "add", fmt.Sprintf("10.77.0.%d/24", i+1), "dev", dev)
-		ip(t, "-n", ns, "addr", "add", fmt.Sprintf("fd00:77::%d/64", i+1), "dev", dev, "nodad")
-		ip(t, "-n", ns, "link", "set", dev, "up")
+		netns.IP(t, "-n", ns, "link", "set", dev, "addrgenmode", "none")
+		netns.IP(t, "-n", ns, "addr", "add", fmt.Sprintf("10.77.0.%d/24", i+1), "dev", dev)
+		netns.IP(t, "-n", ns, "addr", "add", fmt.Sprintf("fd00:77::%d/64", i+1), "dev", dev, "nodad")
+		netns.IP(t, "-n", ns, "link", "set", dev, "up")
 	}
-	// A veth transmits only once link watch has seen its carrier, up to a
-	// second after it is set up; frames sent before are dropped.
 	for i := range 2 {
-		waitFor(t, p.ifname[i]+" up", 5*time.Second, func() bool {
-			out, err := exec.Command("ip", "-n", p.ns[i], "-o", "link", "show", "dev", p.ifname[i]).CombinedOutput()
-			return err == nil && strings.Contains(string(out), "state UP")
-		})
+		netns.WaitUp(t, p.ns[i], p.ifname[i])
 	}
 	return p
 }
@@ -116,7 +89,7 @@ func (p *pair) announcer(t *testing.T, opts Options) *Announcer {
 func (p *pair) addrLines(t *testing.T, vip netip.Addr) []string {
 	t.Helper()
 	var lines []string
-	for l := range strings.Lines(ip(t, "-n", p.ns[0], "-o", "addr", "show", "dev", p.ifname[0])) {
+	for l := range strings.Lines(netns.IP(t, "-n", p.ns[0], "-o", "addr", "show", "dev", p.ifname[0])) {
 		if slices.Contains(strings.Fields(l), "inet") || slices.Contains(strings.Fields(l), "inet6") {
 			if f := strings.Fields(l); strings.HasPrefix(f[3], vip.String()+"/") {
 				lines = append(lines, l)
@@ -140,7 +113,7 @@ func addrLabel(line string) string {
 // neighMAC is the MAC B's neighbour table holds for vip.
 func (p *pair) neighMAC(t *testing.T, vip netip.Addr) string {
 	t.Helper()
-	f := strings.Fields(ip(t, "-n", p.ns[1], "neigh", "show", vip.String(), "dev", p.ifname[1]))
+	f := strings.Fields(netns.IP(t, "-n", p.ns[1], "neigh", "show", vip.String(), "dev", p.ifname[1]))
 	if i := slices.Index(f, "lladdr"); i >= 0 && i+1 < len(f) {
 		return f[i+1]
 	}
@@ -327,7 +300,7 @@ func (p *pair) udpReaches(t *testing.T, vip netip.Addr) {
 // to A's, traffic from B arriving, and the address gone after Release;
 // both directions idempotent.
 func TestAcquireRelease(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -351,7 +324,7 @@ func TestAcquireRelease(t *testing.T) {
 			t.Parallel()
 			p := newPair(t, tt.ifname)
 			vip := netip.MustParseAddr(tt.vip)
-			ip(t, "-n", p.ns[1], "neigh", "replace", vip.String(), "lladdr", bogusMAC, "dev", p.ifname[1], "nud", "stale")
+			netns.IP(t, "-n", p.ns[1], "neigh", "replace", vip.String(), "lladdr", bogusMAC, "dev", p.ifname[1], "nud", "stale")
 			etherType := uint16(etherTypeARP)
 			if vip.Is6() {
 				etherType = etherTypeIPv6
@@ -432,7 +405,7 @@ func TestAcquireRelease(t *testing.T) {
 // TestReleaseCancelsRepeats: once Release returns, nothing more is
 // announced, even with repeats and refreshes still due.
 func TestReleaseCancelsRepeats(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	p := newPair(t, "fna")
 	vip := netip.MustParseAddr("10.77.0.100")
@@ -458,7 +431,7 @@ func TestReleaseCancelsRepeats(t *testing.T) {
 // TestRefresh: a held address is announced every Refresh period until it
 // is released.
 func TestRefresh(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	p := newPair(t, "fna")
 	vip := netip.MustParseAddr("fd00:77::100")
@@ -484,7 +457,7 @@ func TestRefresh(t *testing.T) {
 }
 
 func TestMissingInterface(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	p := newPair(t, "fna")
 	err := inNetns(p.ns[0], func() error {
@@ -500,7 +473,7 @@ func TestMissingInterface(t *testing.T) {
 	if err := a.Acquire(t.Context(), vip); err != nil {
 		t.Fatal(err)
 	}
-	ip(t, "-n", p.ns[0], "link", "del", p.ifname[0])
+	netns.IP(t, "-n", p.ns[0], "link", "del", p.ifname[0])
 	err = a.Acquire(t.Context(), vip)
 	if !errors.Is(err, ErrNoInterface) || !strings.Contains(err.Error(), "interface fna") {
 		t.Errorf("Acquire after the interface went: got %v", err)
@@ -509,9 +482,9 @@ func TestMissingInterface(t *testing.T) {
 		t.Errorf("Release after the interface went: %v", err)
 	}
 	// Re-created, it has a new index, found by name.
-	ip(t, "-n", p.ns[0], "link", "add", p.ifname[0], "type", "veth", "peer", "name", "fnx")
-	ip(t, "-n", p.ns[0], "link", "set", "fnx", "up")
-	ip(t, "-n", p.ns[0], "link", "set", p.ifname[0], "up")
+	netns.IP(t, "-n", p.ns[0], "link", "add", p.ifname[0], "type", "veth", "peer", "name", "fnx")
+	netns.IP(t, "-n", p.ns[0], "link", "set", "fnx", "up")
+	netns.IP(t, "-n", p.ns[0], "link", "set", p.ifname[0], "up")
 	if err := a.Acquire(t.Context(), vip); err != nil {
 		t.Errorf("Acquire on the re-created interface: %v", err)
 	}
@@ -523,10 +496,10 @@ func TestMissingInterface(t *testing.T) {
 // TestNoARP: on an interface that does not use ARP the addresses move
 // and nothing is sent.
 func TestNoARP(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	p := newPair(t, "fna")
-	ip(t, "-n", p.ns[0], "link", "set", p.ifname[0], "arp", "off")
+	netns.IP(t, "-n", p.ns[0], "link", "set", p.ifname[0], "arp", "off")
 	a := p.announcer(t, Options{})
 	vips := []netip.Addr{netip.MustParseAddr("10.77.0.100"), netip.MustParseAddr("fd00:77::100")}
 	if err := a.Acquire(t.Context(), vips); err != nil {
@@ -538,7 +511,7 @@ func TestNoARP(t *testing.T) {
 }
 
 func TestLinkUp(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	p := newPair(t, "fna")
 	linkUp := func(ns, name string) (up bool, err error) {
@@ -558,14 +531,14 @@ func TestLinkUp(t *testing.T) {
 	// A new namespace's loopback is down; up, it reports no operational
 	// state, which counts as running.
 	waitFor(t, "lo down", time.Second, want(p.ns[0], "lo", false))
-	ip(t, "-n", p.ns[0], "link", "set", "lo", "up")
+	netns.IP(t, "-n", p.ns[0], "link", "set", "lo", "up")
 	waitFor(t, "lo up", time.Second, want(p.ns[0], "lo", true))
 	// The peer going down takes fna's carrier away.
-	ip(t, "-n", p.ns[1], "link", "set", p.ifname[1], "down")
+	netns.IP(t, "-n", p.ns[1], "link", "set", p.ifname[1], "down")
 	waitFor(t, "fna without carrier", 5*time.Second, want(p.ns[0], "fna", false))
-	ip(t, "-n", p.ns[1], "link", "set", p.ifname[1], "up")
+	netns.IP(t, "-n", p.ns[1], "link", "set", p.ifname[1], "up")
 	waitFor(t, "fna with carrier", 5*time.Second, want(p.ns[0], "fna", true))
-	ip(t, "-n", p.ns[0], "link", "set", p.ifname[0], "down")
+	netns.IP(t, "-n", p.ns[0], "link", "set", p.ifname[0], "down")
 	waitFor(t, "fna down", time.Second, want(p.ns[0], "fna", false))
 
 	if _, err := linkUp(p.ns[0], "nosuch0"); !errors.Is(err, ErrNoInterface) {

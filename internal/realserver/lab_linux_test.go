@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,25 +31,6 @@ var (
 	rs6  = netip.MustParseAddr("fd00:78::2")
 )
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: network namespaces, XDP and packet sockets need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: needs the ip command (iproute2)")
-	}
-}
-
-func ip(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 type lab struct {
 	dir, rs string // namespaces
 	state   string // state file
@@ -58,38 +38,31 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireRoot(t)
+	netns.Require(t)
 	h := fnv.New32a()
 	h.Write([]byte(t.Name()))
 	l := &lab{state: filepath.Join(t.TempDir(), "realserver.json")}
 	base := fmt.Sprintf("fulcrum-rs-%08x-%d", h.Sum32(), os.Getpid())
 	l.dir, l.rs = base+"-d", base+"-r"
 	for _, ns := range []string{l.dir, l.rs} {
-		ip(t, "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		ip(t, "-n", ns, "link", "set", "lo", "up")
+		netns.Add(t, ns)
+		netns.IP(t, "-n", ns, "link", "set", "lo", "up")
 	}
-	ip(t, "-n", l.dir, "link", "add", "vd", "address", macD.String(), "type", "veth",
+	netns.IP(t, "-n", l.dir, "link", "add", "vd", "address", macD.String(), "type", "veth",
 		"peer", "name", "vr", "address", macR.String(), "netns", l.rs)
 	for i, p := range [][2]string{{l.dir, "vd"}, {l.rs, "vr"}} {
 		// Link-local addresses of our own, without DAD: neighbour
 		// discovery for a reply from a VIP (on lo) needs one.
-		ip(t, "-n", p[0], "link", "set", p[1], "addrgenmode", "none")
-		ip(t, "-n", p[0], "addr", "add", fmt.Sprintf("fe80::%d/64", i+1), "dev", p[1], "nodad")
-		ip(t, "-n", p[0], "addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "dev", p[1])
-		ip(t, "-n", p[0], "addr", "add", fmt.Sprintf("fd00:78::%d/64", i+1), "dev", p[1], "nodad")
-		ip(t, "-n", p[0], "link", "set", p[1], "up")
+		netns.IP(t, "-n", p[0], "link", "set", p[1], "addrgenmode", "none")
+		netns.IP(t, "-n", p[0], "addr", "add", fmt.Sprintf("fe80::%d/64", i+1), "dev", p[1], "nodad")
+		netns.IP(t, "-n", p[0], "addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "dev", p[1])
+		netns.IP(t, "-n", p[0], "addr", "add", fmt.Sprintf("fd00:78::%d/64", i+1), "dev", p[1], "nodad")
+		netns.IP(t, "-n", p[0], "link", "set", p[1], "up")
 	}
-	ip(t, "-n", l.rs, "route", "add", "default", "via", dir4.String())
-	ip(t, "-n", l.rs, "-6", "route", "add", "default", "via", dir6.String())
+	netns.IP(t, "-n", l.rs, "route", "add", "default", "via", dir4.String())
+	netns.IP(t, "-n", l.rs, "-6", "route", "add", "default", "via", dir6.String())
 	for _, p := range [][2]string{{l.dir, "vd"}, {l.rs, "vr"}} {
-		deadline := time.Now().Add(5 * time.Second)
-		for !strings.Contains(ip(t, "-n", p[0], "-o", "link", "show", "dev", p[1]), "state UP") {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never came up", p[1])
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		netns.WaitUp(t, p[0], p[1])
 	}
 	return l
 }
@@ -143,10 +116,10 @@ func (l *lab) loadState(t *testing.T) *State {
 func (l *lab) snapshot(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString(ip(t, "-n", l.rs, "-d", "addr"))
-	b.WriteString(ip(t, "-n", l.rs, "-d", "link"))
-	b.WriteString(ip(t, "-n", l.rs, "-d", "route", "show", "table", "all"))
-	b.WriteString(ip(t, "-n", l.rs, "-d", "-6", "route", "show", "table", "all"))
+	b.WriteString(netns.IP(t, "-n", l.rs, "-d", "addr"))
+	b.WriteString(netns.IP(t, "-n", l.rs, "-d", "link"))
+	b.WriteString(netns.IP(t, "-n", l.rs, "-d", "route", "show", "table", "all"))
+	b.WriteString(netns.IP(t, "-n", l.rs, "-d", "-6", "route", "show", "table", "all"))
 	in(t, l.rs, func() error {
 		for _, i := range []string{"all", "default", "lo", "vr"} {
 			for _, k := range []string{arpIgnore, arpAnnounce, rpFilter} {

@@ -53,12 +53,12 @@ func TestDirect(t *testing.T) {
 
 	// Control: with the kernel's defaults a VIP on lo is answered for, so
 	// the ARP check below can fail.
-	ip(t, "-n", l.rs, "addr", "add", vip.String()+"/32", "dev", "lo")
+	netns.IP(t, "-n", l.rs, "addr", "add", vip.String()+"/32", "dev", "lo")
 	if got := l.answered(t, vip); !slices.Contains(got, vip) {
 		t.Fatalf("with arp_ignore 0 the real server did not answer ARP for %s on lo: the check is blind", vip)
 	}
-	ip(t, "-n", l.rs, "addr", "del", vip.String()+"/32", "dev", "lo")
-	ip(t, "-n", l.rs, "addr", "add", before.String()+"/32", "dev", "lo")
+	netns.IP(t, "-n", l.rs, "addr", "del", vip.String()+"/32", "dev", "lo")
+	netns.IP(t, "-n", l.rs, "addr", "add", before.String()+"/32", "dev", "lo")
 	snap := l.snapshot(t)
 
 	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip, before, vip6}})
@@ -79,7 +79,7 @@ func TestDirect(t *testing.T) {
 	if got := l.answered(t, vip, before); len(got) != 0 {
 		t.Errorf("the real server answered ARP for %v", got)
 	}
-	if a := ip(t, "-n", l.rs, "-o", "addr", "show", "dev", "lo"); !strings.Contains(a, "192.0.2.201/32") || !strings.Contains(a, "lo:fulcrum") {
+	if a := netns.IP(t, "-n", l.rs, "-o", "addr", "show", "dev", "lo"); !strings.Contains(a, "192.0.2.201/32") || !strings.Contains(a, "lo:fulcrum") {
 		t.Errorf("lo: %s, want 192.0.2.201/32 labelled lo:fulcrum", a)
 	}
 
@@ -156,7 +156,7 @@ func testTunnel(t *testing.T, xdpMode decap.Mode) {
 			t.Errorf("up printed no %q", want)
 		}
 	}
-	if link := ip(t, "-n", l.rs, "-d", "link", "show", "dev", "vr"); !strings.Contains(link, "xdp") {
+	if link := netns.IP(t, "-n", l.rs, "-d", "link", "show", "dev", "vr"); !strings.Contains(link, "xdp") {
 		t.Errorf("ip link shows no xdp program on vr:\n%s", link)
 	}
 
@@ -277,7 +277,7 @@ func testTunnel(t *testing.T, xdpMode decap.Mode) {
 func TestTunnelSomeoneDetached(t *testing.T) {
 	l := newLab(t)
 	l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, Decap: DecapEBPF, XDPMode: decap.ModeGeneric})
-	ip(t, "-n", l.rs, "link", "set", "dev", "vr", "xdpgeneric", "off")
+	netns.IP(t, "-n", l.rs, "link", "set", "dev", "vr", "xdpgeneric", "off")
 	r := l.check(t)
 	if r.OK() {
 		t.Fatalf("status after the program was detached: all OK")
@@ -290,7 +290,7 @@ func TestTunnelSomeoneDetached(t *testing.T) {
 		t.Errorf("status: %+v", r.Checks)
 	}
 	l.down(t)
-	if link := ip(t, "-n", l.rs, "-d", "link", "show", "dev", "vr"); strings.Contains(link, "xdp") {
+	if link := netns.IP(t, "-n", l.rs, "-d", "link", "show", "dev", "vr"); strings.Contains(link, "xdp") {
 		t.Errorf("xdp left on vr after down:\n%s", link)
 	}
 }
@@ -341,8 +341,8 @@ func TestStatePerNetns(t *testing.T) {
 // interface with an address faces the director.
 func TestInterfaceWithoutDefaultRoute(t *testing.T) {
 	l := newLab(t)
-	ip(t, "-n", l.rs, "route", "del", "default")
-	ip(t, "-n", l.rs, "-6", "route", "del", "default")
+	netns.IP(t, "-n", l.rs, "route", "del", "default")
+	netns.IP(t, "-n", l.rs, "-6", "route", "del", "default")
 	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
 	if !strings.Contains(out, "net.ipv4.conf.vr.arp_ignore: 0 -> 1") {
 		t.Errorf("up without a default route:\n%s", out)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,23 +25,6 @@ type vlink struct {
 	extra4     netip.Addr    // a second address on side 0, not a peer
 }
 
-func requireNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: raw sockets and network namespaces need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: needs the ip command (iproute2)")
-	}
-}
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
 func newVlink(t *testing.T) *vlink {
 	t.Helper()
 	n := linkSeq.Add(1)
@@ -54,36 +35,21 @@ func newVlink(t *testing.T) *vlink {
 		l.ifname[i] = fmt.Sprintf("fv%d-%d%s", pid, n, side) // at most 15 bytes
 		l.v4[i] = netip.AddrFrom4([4]byte{10, 251, byte(n), byte(i + 1)})
 		l.v6[i] = netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 15: byte(0xa + i)})
-		ip(t, "netns", "add", l.ns[i])
-		name := l.ns[i]
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		netns.Add(t, l.ns[i])
 	}
-	ip(t, "-n", l.ns[0], "link", "add", l.ifname[0], "type", "veth", "peer", "name", l.ifname[1], "netns", l.ns[1])
+	netns.IP(t, "-n", l.ns[0], "link", "add", l.ifname[0], "type", "veth", "peer", "name", l.ifname[1], "netns", l.ns[1])
 	for i := range 2 {
 		ns, dev := l.ns[i], l.ifname[i]
 		// A fixed link-local address without DAD, so that IPv6 works at
 		// once and PrimaryAddr has exactly one to find.
-		ip(t, "-n", ns, "link", "set", dev, "addrgenmode", "none")
-		ip(t, "-n", ns, "addr", "add", l.v4[i].String()+"/24", "dev", dev)
-		ip(t, "-n", ns, "addr", "add", l.v6[i].String()+"/64", "dev", dev, "nodad")
-		ip(t, "-n", ns, "link", "set", dev, "up")
+		netns.IP(t, "-n", ns, "link", "set", dev, "addrgenmode", "none")
+		netns.IP(t, "-n", ns, "addr", "add", l.v4[i].String()+"/24", "dev", dev)
+		netns.IP(t, "-n", ns, "addr", "add", l.v6[i].String()+"/64", "dev", dev, "nodad")
+		netns.IP(t, "-n", ns, "link", "set", dev, "up")
 	}
-	ip(t, "-n", l.ns[0], "addr", "add", l.extra4.String()+"/24", "dev", l.ifname[0])
-	// The kernel starts transmitting on a veth only once link watch has
-	// seen its carrier, up to a second later; what is sent before then is
-	// dropped. Operational state UP is set at the same moment.
+	netns.IP(t, "-n", l.ns[0], "addr", "add", l.extra4.String()+"/24", "dev", l.ifname[0])
 	for i := range 2 {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			out, err := exec.Command("ip", "-n", l.ns[i], "-o", "link", "show", "dev", l.ifname[i]).CombinedOutput()
-			if err == nil && strings.Contains(string(out), "state UP") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s in %s not up: %s", l.ifname[i], l.ns[i], out)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		netns.WaitUp(t, l.ns[i], l.ifname[i])
 	}
 	return l
 }
@@ -160,7 +126,7 @@ var rawModes = []rawMode{
 // TestRawConn sends adverts between two namespaces over raw sockets and
 // checks what arrives: source, TTL 255, the advert, and the drops.
 func TestRawConn(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	for _, m := range rawModes {
 		t.Run(m.name, func(t *testing.T) {
@@ -292,7 +258,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // interval, a preempting node takes the addresses back, and a clean stop
 // hands over at once with priority 0.
 func TestRawFailover(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	t.Parallel()
 	for _, m := range rawModes {
 		t.Run(m.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/netns"
 	"github.com/fulcrum-lb/fulcrum/internal/syncbuf"
 )
 
@@ -104,7 +105,7 @@ func holds(t *testing.T, l *vlink, side int, vip netip.Addr) bool {
 // keepalived's shutdown (priority 0) hands over at once, and a
 // lower-priority keepalived stays backup behind us.
 func TestKeepalivedInterop(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t)
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Skip("skipping: keepalived is not installed (Debian package keepalived)")
 	}

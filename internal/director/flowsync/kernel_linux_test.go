@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -102,13 +100,6 @@ func program(t *testing.T, r *progResolver, ifindex int, mac net.HardwareAddr) *
 	return p
 }
 
-func runCmd(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-}
-
 // TestKernelSync runs the Syncer on real XDP programs: lb1's program,
 // attached to a director namespace's interface, schedules a client's
 // connections and reports them (ReadNewFlows); lb2's program, loaded but
@@ -116,27 +107,21 @@ func runCmd(t *testing.T, name string, args ...string) {
 // its kernel maps, under its own slot and group ids, and after a ring
 // change the flow the new ring would move.
 func TestKernelSync(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and XDP")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	netns.Require(t)
 	if err := xdp.Supported(); err != nil {
 		t.Skipf("the kernel cannot run the forwarder: %v", err)
 	}
 	prefix := fmt.Sprintf("fs%d%04x", os.Getpid()%100000, rand.IntN(1<<16))
 	client, dir := prefix+"c", prefix+"d"
 	for _, ns := range []string{client, dir} {
-		runCmd(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		netns.Add(t, ns)
 	}
-	runCmd(t, "ip", "-n", client, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", dir)
-	runCmd(t, "ip", "-n", client, "addr", "add", "10.99.0.2/24", "dev", "eth0")
-	runCmd(t, "ip", "-n", dir, "addr", "add", "10.99.0.1/24", "dev", "eth0")
-	runCmd(t, "ip", "-n", client, "link", "set", "eth0", "up")
-	runCmd(t, "ip", "-n", dir, "link", "set", "eth0", "up")
-	runCmd(t, "ip", "-n", client, "route", "add", kvip.String()+"/32", "via", "10.99.0.1")
+	netns.IP(t, "-n", client, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", dir)
+	netns.IP(t, "-n", client, "addr", "add", "10.99.0.2/24", "dev", "eth0")
+	netns.IP(t, "-n", dir, "addr", "add", "10.99.0.1/24", "dev", "eth0")
+	netns.IP(t, "-n", client, "link", "set", "eth0", "up")
+	netns.IP(t, "-n", dir, "link", "set", "eth0", "up")
+	netns.IP(t, "-n", client, "route", "add", kvip.String()+"/32", "via", "10.99.0.1")
 
 	resA, resB := newProgResolver([2]uint32{1, 2}, 1), newProgResolver([2]uint32{7, 9}, 4)
 	var progA *xdp.Program

@@ -24,18 +24,7 @@ import (
 func requireNetns(t *testing.T) {
 	t.Helper()
 	needBPF(t)
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: needs the ip command (iproute2)")
-	}
-}
-
-func ipCmd(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	netns.Require(t)
 }
 
 // namespaces makes n throwaway network namespaces, deleted when the test
@@ -48,11 +37,37 @@ func namespaces(t *testing.T, n int) []string {
 	for i := range n {
 		name := fmt.Sprintf("fulcrum-xdp-%08x-%d-%d", h.Sum32(), os.Getpid(), i)
 		exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
-		ipCmd(t, "netns", "add", name)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		netns.Add(t, name)
 		names = append(names, name)
 	}
 	return names
+}
+
+// nativeVeth makes native XDP forwarding work over veths: a frame a
+// native program sends out of a veth (XDP_TX or a redirect) reaches the
+// peer only if the peer runs an XDP program too, so one that passes
+// everything goes on dev in peerNS; and the client's partial checksums
+// would stay unfinished, so tx checksum offload goes off on cliDev in
+// cliNS. Skips t when ethtool cannot do that.
+func nativeVeth(t *testing.T, peerNS, dev, cliNS, cliDev string) {
+	t.Helper()
+	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
+	must(t, err)
+	t.Cleanup(func() { pass.Close() })
+	var l link.Link
+	must(t, netns.Do(peerNS, func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		l, err = link.AttachXDP(link.XDPOptions{Program: pass, Interface: ifc.Index, Flags: link.XDPDriverMode})
+		return err
+	}))
+	t.Cleanup(func() { l.Close() })
+	if out, err := exec.Command("ip", "netns", "exec", cliNS, "ethtool", "-K", cliDev, "tx", "off").CombinedOutput(); err != nil {
+		t.Skipf("ethtool -K %s tx off: %v: %s", cliDev, err, out)
+	}
 }
 
 // kernelXDP asks the kernel what XDP program dev in ns has: "" for none,
@@ -64,7 +79,7 @@ func kernelXDP(t *testing.T, ns, dev string) string {
 			Mode int `json:"mode"`
 		} `json:"xdp"`
 	}
-	out := ipCmd(t, "-n", ns, "-d", "-j", "link", "show", "dev", dev)
+	out := netns.IP(t, "-n", ns, "-d", "-j", "link", "show", "dev", dev)
 	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
 		t.Fatalf("ip link show %s: %v: %s", dev, err, out)
 	}
@@ -83,9 +98,9 @@ func kernelXDP(t *testing.T, ns, dev string) string {
 func TestAttachDetach(t *testing.T) {
 	requireNetns(t)
 	ns := namespaces(t, 2)
-	ipCmd(t, "-n", ns[0], "link", "add", "dir0", "type", "veth", "peer", "name", "cli0", "netns", ns[1])
-	ipCmd(t, "-n", ns[0], "link", "set", "dir0", "up")
-	ipCmd(t, "-n", ns[1], "link", "set", "cli0", "up")
+	netns.IP(t, "-n", ns[0], "link", "add", "dir0", "type", "veth", "peer", "name", "cli0", "netns", ns[1])
+	netns.IP(t, "-n", ns[0], "link", "set", "dir0", "up")
+	netns.IP(t, "-n", ns[1], "link", "set", "cli0", "up")
 
 	p, err := Load(Options{MaxServices: 2, MaxSlots: 4, FlowTableSize: 64})
 	if err != nil {
@@ -163,8 +178,8 @@ func TestDirectRoutingOnVeth(t *testing.T) {
 func directRoutingOnVeth(t *testing.T, mode AttachMode) {
 	ns := namespaces(t, 3) // client, director, backend
 	cli, dir, be := ns[0], ns[1], ns[2]
-	ipCmd(t, "-n", cli, "link", "add", "cli0", "type", "veth", "peer", "name", "dir0", "netns", dir)
-	ipCmd(t, "-n", be, "link", "add", "be0", "type", "veth", "peer", "name", "dir1", "netns", dir)
+	netns.IP(t, "-n", cli, "link", "add", "cli0", "type", "veth", "peer", "name", "dir0", "netns", dir)
+	netns.IP(t, "-n", be, "link", "add", "be0", "type", "veth", "peer", "name", "dir1", "netns", dir)
 	for _, c := range [][]string{
 		{cli, "addr", "add", "10.88.0.1/24", "dev", "cli0"},
 		{dir, "addr", "add", "10.88.0.2/24", "dev", "dir0"},
@@ -176,7 +191,7 @@ func directRoutingOnVeth(t *testing.T, mode AttachMode) {
 		{cli, "route", "add", "10.88.9.9/32", "via", "10.88.0.2"},
 		{be, "route", "add", "default", "via", "10.88.1.1"},
 	} {
-		ipCmd(t, append([]string{"-n", c[0]}, c[1:]...)...)
+		netns.IP(t, append([]string{"-n", c[0]}, c[1:]...)...)
 	}
 	vip := netip.MustParseAddr("10.88.9.9")
 	var dir1, be0 *net.Interface
@@ -201,22 +216,7 @@ func directRoutingOnVeth(t *testing.T, mode AttachMode) {
 		t.Fatal(err)
 	}
 	if mode == AttachNative {
-		// A veth delivers natively redirected frames only to a peer with
-		// an XDP program of its own, and the sender's partial checksums
-		// would stay unfinished.
-		pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
-		must(t, err)
-		t.Cleanup(func() { pass.Close() })
-		var l link.Link
-		must(t, netns.Do(be, func() (err error) {
-			l, err = link.AttachXDP(link.XDPOptions{Program: pass, Interface: be0.Index, Flags: link.XDPDriverMode})
-			return err
-		}))
-		t.Cleanup(func() { l.Close() })
-		if out, err := exec.Command("ip", "netns", "exec", cli, "ethtool", "-K", "cli0", "tx", "off").CombinedOutput(); err != nil {
-			t.Skipf("ethtool -K cli0 tx off: %v: %s", err, out)
-		}
+		nativeVeth(t, be, "be0", cli, "cli0")
 	}
 
 	var srv *net.UDPConn
@@ -280,7 +280,7 @@ wait:
 func TestTunnelTooBigEgressMTU(t *testing.T) {
 	requireNetns(t)
 	ns := namespaces(t, 1)[0]
-	ipCmd(t, "-n", ns, "link", "set", "lo", "mtu", "1500", "up")
+	netns.IP(t, "-n", ns, "link", "set", "lo", "mtu", "1500", "up")
 	l := newLab(t, Options{})
 	l.standard()
 	fits := ether(dirMAC, routerMAC, 0x0800, ipv4(cli4, vip4t, protoTCP, tcp(1000, 80, make([]byte, 1500-20-20-20)), v4opts{}))
@@ -326,18 +326,18 @@ func directRoutingOneArm(t *testing.T, mode AttachMode) {
 	ns := namespaces(t, 4) // switch, client, director, backend
 	sw, cli, dir, be := ns[0], ns[1], ns[2], ns[3]
 	vip := netip.MustParseAddr("10.89.0.100")
-	ipCmd(t, "-n", sw, "link", "add", "br0", "type", "bridge")
-	ipCmd(t, "-n", sw, "link", "set", "br0", "up")
+	netns.IP(t, "-n", sw, "link", "add", "br0", "type", "bridge")
+	netns.IP(t, "-n", sw, "link", "set", "br0", "up")
 	for i, host := range []string{cli, dir, be} {
 		port := fmt.Sprintf("p%d", i)
-		ipCmd(t, "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", host)
-		ipCmd(t, "-n", sw, "link", "set", port, "master", "br0", "up")
-		ipCmd(t, "-n", host, "addr", "add", fmt.Sprintf("10.89.0.%d/24", i+1), "dev", "eth0")
-		ipCmd(t, "-n", host, "link", "set", "eth0", "up")
-		ipCmd(t, "-n", host, "link", "set", "lo", "up")
+		netns.IP(t, "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", host)
+		netns.IP(t, "-n", sw, "link", "set", port, "master", "br0", "up")
+		netns.IP(t, "-n", host, "addr", "add", fmt.Sprintf("10.89.0.%d/24", i+1), "dev", "eth0")
+		netns.IP(t, "-n", host, "link", "set", "eth0", "up")
+		netns.IP(t, "-n", host, "link", "set", "lo", "up")
 	}
-	ipCmd(t, "-n", be, "addr", "add", vip.String()+"/32", "dev", "lo")
-	ipCmd(t, "-n", cli, "route", "add", vip.String()+"/32", "via", "10.89.0.2")
+	netns.IP(t, "-n", be, "addr", "add", vip.String()+"/32", "dev", "lo")
+	netns.IP(t, "-n", cli, "route", "add", vip.String()+"/32", "via", "10.89.0.2")
 
 	iface := func(ns string) *net.Interface {
 		var ifc *net.Interface
@@ -355,25 +355,7 @@ func directRoutingOneArm(t *testing.T, mode AttachMode) {
 	must(t, p.SetRing(0, fill(0)))
 	must(t, netns.Do(dir, func() error { _, err := p.Attach("eth0", mode); return err }))
 	if mode == AttachNative {
-		// XDP_TX on a veth reaches the peer (the bridge port) only if the
-		// peer runs XDP too; and the client's checksums must be complete.
-		pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
-		must(t, err)
-		t.Cleanup(func() { pass.Close() })
-		var l link.Link
-		must(t, netns.Do(sw, func() error {
-			ifc, err := net.InterfaceByName("p1")
-			if err != nil {
-				return err
-			}
-			l, err = link.AttachXDP(link.XDPOptions{Program: pass, Interface: ifc.Index, Flags: link.XDPDriverMode})
-			return err
-		}))
-		t.Cleanup(func() { l.Close() })
-		if out, err := exec.Command("ip", "netns", "exec", cli, "ethtool", "-K", "eth0", "tx", "off").CombinedOutput(); err != nil {
-			t.Skipf("ethtool -K eth0 tx off: %v: %s", err, out)
-		}
+		nativeVeth(t, sw, "p1", cli, "eth0")
 	}
 
 	var ln net.Listener

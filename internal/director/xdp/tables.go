@@ -145,26 +145,47 @@ func (p *Program) DeleteService(k ServiceKey) error {
 // are written one by one as the kernel offers no swap of an array's part: a
 // packet scheduled meanwhile sees either entry, both valid.
 func (p *Program) SetRing(id uint32, ring []uint32) error {
-	if int(id) >= p.opts.MaxServices {
-		return fmt.Errorf("xdp: ring %d: at most %d services", id, p.opts.MaxServices)
-	}
 	if len(ring) != RingSize {
 		return fmt.Errorf("xdp: ring %d: %d entries, want %d", id, len(ring), RingSize)
 	}
-	for i, s := range ring {
-		if s != NoSlot && int(s) >= p.opts.MaxSlots {
-			return fmt.Errorf("xdp: ring %d: entry %d: slot %d out of range", id, i, s)
+	idx := make([]uint32, RingSize)
+	for i := range idx {
+		idx[i] = uint32(i)
+	}
+	return p.SetRingEntries(id, idx, ring)
+}
+
+// SetRingEntries sets entry idx[i] of ring id to slots[i] (a slot id or
+// NoSlot), leaving the others: what a ring change costs is then its
+// changed entries, not the ring's 65,537. As with SetRing, a packet
+// scheduled meanwhile sees the entry before or after.
+func (p *Program) SetRingEntries(id uint32, idx, slots []uint32) error {
+	if int(id) >= p.opts.MaxServices {
+		return fmt.Errorf("xdp: ring %d: at most %d services", id, p.opts.MaxServices)
+	}
+	if len(idx) != len(slots) {
+		return fmt.Errorf("xdp: ring %d: %d entries for %d slots", id, len(idx), len(slots))
+	}
+	keys := make([]uint32, len(idx))
+	for i, e := range idx {
+		if e >= RingSize {
+			return fmt.Errorf("xdp: ring %d: entry %d out of range", id, e)
 		}
+		if s := slots[i]; s != NoSlot && int(s) >= p.opts.MaxSlots {
+			return fmt.Errorf("xdp: ring %d: entry %d: slot %d out of range", id, e, s)
+		}
+		keys[i] = id*RingSize + e
 	}
-	keys := make([]uint32, RingSize)
-	for i := range keys {
-		keys[i] = id*RingSize + uint32(i)
+	if len(keys) == 0 {
+		return nil
 	}
-	_, err := p.objs.Rings.BatchUpdate(keys, ring, nil)
+	// One BPF_MAP_UPDATE_BATCH (arrays have it since Linux 5.6), else an
+	// update per entry.
+	_, err := p.objs.Rings.BatchUpdate(keys, slots, nil)
 	if errors.Is(err, ebpf.ErrNotSupported) {
 		err = nil
 		for i := range keys {
-			if err = p.objs.Rings.Put(keys[i], ring[i]); err != nil {
+			if err = p.objs.Rings.Put(keys[i], slots[i]); err != nil {
 				break
 			}
 		}
@@ -173,6 +194,20 @@ func (p *Program) SetRing(id uint32, ring []uint32) error {
 		return fmt.Errorf("xdp: ring %d: %w", id, err)
 	}
 	return nil
+}
+
+// Ring reads ring id back from the kernel.
+func (p *Program) Ring(id uint32) ([]uint32, error) {
+	if int(id) >= p.opts.MaxServices {
+		return nil, fmt.Errorf("xdp: ring %d: at most %d services", id, p.opts.MaxServices)
+	}
+	ring := make([]uint32, RingSize)
+	for i := range ring {
+		if err := p.objs.Rings.Lookup(id*RingSize+uint32(i), &ring[i]); err != nil {
+			return nil, fmt.Errorf("xdp: ring %d: entry %d: %w", id, i, err)
+		}
+	}
+	return ring, nil
 }
 
 // SetReal sets slot to r.
