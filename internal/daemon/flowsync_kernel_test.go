@@ -27,25 +27,15 @@ import (
 //     rebuilds the service's ring (the director's ring hook, not the
 //     refresh scan minutes later).
 func TestFlowSyncKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: XDP")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
-	if err := xdp.Supported(); err != nil {
-		t.Skipf("the kernel cannot run the director: %v", err)
-	}
+	needKernelDirector(t)
 	t.Parallel()
-	ifname := fmt.Sprintf("fsk%d%03x", os.Getpid()%100000, rand.IntN(1<<12))
+	ifname := newVeth(t, "fsk")
 	ip := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %v: %v: %s", args, err, out)
 		}
 	}
-	ip("link", "add", ifname, "type", "veth", "peer", "name", ifname+"p")
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", ifname).Run() })
 	net3 := fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250))
 	ip("addr", "add", net3+".1/24", "dev", ifname)
 	ip("link", "set", ifname, "up")
@@ -153,6 +143,33 @@ services:
 	if stB := b.d.Status().Director.Sync; stB == nil || stB.Installed < 2 || len(stB.Dropped) != 0 {
 		t.Errorf("node B's sync status: got %+v, want 2 entries installed, no drops", stB)
 	}
+}
+
+// needKernelDirector skips t unless this host can run the real kernel
+// director: root, iproute2, a kernel with what xdp needs.
+func needKernelDirector(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: XDP")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip command (iproute2)")
+	}
+	if err := xdp.Supported(); err != nil {
+		t.Skipf("the kernel cannot run the director: %v", err)
+	}
+}
+
+// newVeth adds a veth pair of a name unique to the test, NAME and
+// NAMEp, deleted when the test ends; it returns NAME.
+func newVeth(t *testing.T, prefix string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s%d%03x", prefix, os.Getpid()%100000, rand.IntN(1<<12))
+	if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"p").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name).Run() })
+	return name
 }
 
 // kernelOf is td's real kernel director.
