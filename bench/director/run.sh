@@ -261,12 +261,12 @@ pin_napi() {
 		dir_napi+=${dir_napi:+,}$p
 	done
 	[[ -n $dir_napi ]] || die "no NAPI thread for $dif (threaded NAPI on a veth with GRO)"
-	if [[ -n $load_cpus ]]; then
-		for p in $(napi_threads "$dport"); do
-			taskset -pc "$load_cpus" "$p" >/dev/null
-			chrt -f -p 1 "$p"
-		done
-	fi
+	sw_napi=""
+	for p in $(napi_threads "$dport"); do
+		if [[ -n $load_cpus ]]; then taskset -pc "$load_cpus" "$p" >/dev/null; fi
+		chrt -f -p 1 "$p"
+		sw_napi+=${sw_napi:+,}$p
+	done
 }
 pin_napi
 for h in "${hosts[@]}"; do wait_carrier "$(ns "$h")" "$([[ $h == dir ]] && echo "$dif" || echo eth0)"; done
@@ -528,6 +528,8 @@ watch_start() {
 	# (the kernel's receive path; XDP's too).
 	local p=${pid_of[$t]:-}
 	if [[ $t != direct ]]; then args+=(-pids "$p${p:+,}$dir_napi"); fi
+	# The switch port's NAPI thread (native XDP), on the load core: apart.
+	if [[ $t == fulcrum-direct && -n $sw_napi ]]; then args+=(-also-pids "$sw_napi"); fi
 	if is_dr "$t"; then args+=(-bpf-progs "$xdp_prog"); fi
 	args+=(-links "$sw:$dport,$sw:p-client,$sw:p-be1,$sw:p-be2,$(ns dir):$dif")
 	(nice -n "$NICE" taskset -c "${load_cpus:-0}" "$work/dirtool" "${args[@]}") >"$work/watch.json" 2>"$work/watch.err" &
@@ -582,6 +584,7 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 		# The load side's core (client, backends, switch; other programs' share
 		# included): where the lab's extra hop through the director costs.
 		if [[ -n $load_cpus ]]; then record load "$t" "$(calc "$(json_elem core_busy_ms 1 <<<"$w") / $n * 1000")"; fi
+		record swport "$t" "$(calc "$(json_num also_ms <<<"$w") / $n * 1000")"
 		log "$(printf 'conn %-14s %8s conn/s  director CPU %s ms (process, NAPI: %s), XDP program %s ns over %s runs; core 0 busy %s ms; errors %s' \
 			"$t" "$value" "$dirms" "$(sed -n 's/.*"pid_ms_each":\[\([^]]*\)\].*/\1/p' <<<"$w")" "$bpfns" "$(json_num bpf_run_cnt <<<"$w")" "$core0" "$errors")"
 	else
@@ -716,7 +719,7 @@ for t in fulcrum-direct fulcrum-generic; do
 	r_ppsabs=$(rat "$(m pps "$t")" "$(m pps fulcrum)" 1)
 	echo "Goal (issue 12), $t (${xdp_got[$t]:-?} XDP):"
 	echo
-	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge)); connections one director core carries per CPU-second (1e6 / director total ms per 1k) vs direct's conn/s: $(awk -v v="$(m total "$t")" -v d="$(m conn direct)" 'BEGIN{if(v=="-"||d=="-"||v==0||d==0)print "-";else printf "%.2f\n", 1e6/v/d}')×; the load core's ms per 1k connections: $(f1 "$(m load "$t")") against $(f1 "$(m load direct)") direct"
+	echo "- new connections per second vs direct to a backend: **${r_conn}×** (goal ≥ 0.95×: $(goal "$r_conn" 0.95 ge)); connections one director core carries per CPU-second (1e6 / director total ms per 1k) vs direct's conn/s: $(awk -v v="$(m total "$t")" -v d="$(m conn direct)" 'BEGIN{if(v=="-"||d=="-"||v==0||d==0)print "-";else printf "%.2f\n", 1e6/v/d}')×; the load core's ms per 1k connections: $(f1 "$(m load "$t")") against $(f1 "$(m load direct)") direct$([[ -s $work/res/swport.$t ]] && echo ", of which the switch port's NAPI thread (which carries the frames on into the backends' receive path) $(f1 "$(m swport "$t")")")"
 	echo "- director CPU per connection vs HAProxy's: **${r_cpu}×**, the XDP program's run time against HAProxy's process time (goal ≤ 0.1×: $(goal "$r_cpu" 0.1 le)); all of the director's CPU (process + NAPI thread: with the kernel's receive path and, for XDP, the driver and XDP_TX) against all of HAProxy's: ${r_tot}×"
 	echo "- response bytes through the director: **$(m resp "$t")** (goal 0: $(goal "$(m resp "$t")" 0 eq))"
 	echo "- forwarded packets per second per director CPU-second vs fulcrum's UDP proxy: **${r_pps}×** (goal ≥ 10×: $(goal "$r_pps" 10 ge)); forwarded pps, not per CPU: ${r_ppsabs}×; of the frames $t forwarded, $(m lost_share "$t") (median share) found the switch port's ring full (the UDP proxy's: $(m lost_share fulcrum))"

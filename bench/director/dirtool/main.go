@@ -17,7 +17,8 @@
 //	               the load generator (same warm-up and duration), so both
 //	               windows coincide to a few milliseconds. A sample holds:
 //	                 - every core's busy and softirq time (/proc/stat);
-//	                 - the CPU time of -pids (user+system, all threads);
+//	                 - the CPU time of -pids (user+system, all threads),
+//	                   and apart from it that of -also-pids;
 //	                 - the run time and run count of the BPF programs
 //	                   -bpf-progs, from the kernel's per-program accounting,
 //	                   which this mode switches on for its lifetime
@@ -72,6 +73,7 @@ func main() {
 		warmup   = flag.Duration("warmup", 500*time.Millisecond, "unmeasured time before the window")
 		duration = flag.Duration("d", 3*time.Second, "measured `duration`")
 		pids     = flag.String("pids", "", "watch: comma-separated `pids` whose CPU time to measure")
+		alsoPids = flag.String("also-pids", "", "watch: comma-separated `pids` whose CPU time to report apart (also_ms)")
 		progs    = flag.String("bpf-progs", "", "watch: comma-separated BPF program `ids` whose run time to measure")
 		links    = flag.String("links", "", "watch: comma-separated `netns:ifname` whose counters to read")
 		iface    = flag.String("iface", "", "xdppass, rawflood: `interface` in the current network namespace")
@@ -94,7 +96,7 @@ func main() {
 	case "rawflood":
 		res, err = rawFlood(*iface, *srcMAC, *dstMAC, *src, *addr, *ports, *size, *batch, *warmup+*duration)
 	case "watch":
-		res, err = watch(*warmup, *duration, list(*pids), list(*progs), list(*links))
+		res, err = watch(*warmup, *duration, list(*pids), list(*alsoPids), list(*progs), list(*links))
 	case "xdppass":
 		err = xdpPass(*iface)
 	default:
@@ -286,13 +288,14 @@ func udpFrame(dmac, smac net.HardwareAddr, src netip.Addr, dst netip.AddrPort, s
 // ---- watch ----
 
 type sample struct {
-	at       time.Time
-	busy     []int64 // per core, USER_HZ ticks (everything but idle and iowait)
-	softirq  []int64 // per core
-	pidTicks []int64 // per -pids entry
-	bpfNS    int64
-	bpfRuns  int64
-	links    []netlink.LinkStatistics
+	at        time.Time
+	busy      []int64 // per core, USER_HZ ticks (everything but idle and iowait)
+	softirq   []int64 // per core
+	pidTicks  []int64 // per -pids entry
+	alsoTicks int64   // -also-pids together
+	bpfNS     int64
+	bpfRuns   int64
+	links     []netlink.LinkStatistics
 }
 
 type watchResult struct {
@@ -303,6 +306,7 @@ type watchResult struct {
 	Cores      []float64 `json:"core_busy_pct"`   // per core
 	PidMS      float64   `json:"pid_ms"`          // -pids together
 	PidMSEach  []float64 `json:"pid_ms_each"`     // per -pids entry
+	AlsoMS     float64   `json:"also_ms"`         // -also-pids together
 	BPFNS      int64     `json:"bpf_run_ns"`      // -bpf-progs together
 	BPFRuns    int64     `json:"bpf_run_cnt"`
 	RxPackets  uint64    `json:"rx_packets"` // -links together
@@ -319,7 +323,7 @@ type watchResult struct {
 
 const userHZ = procstat.UserHZ
 
-func watch(warmup, d time.Duration, pids, progIDs, links []string) (watchResult, error) {
+func watch(warmup, d time.Duration, pids, alsoPids, progIDs, links []string) (watchResult, error) {
 	res := watchResult{Mode: "watch"}
 	var w watcher
 	if len(progIDs) > 0 {
@@ -337,6 +341,13 @@ func watch(warmup, d time.Duration, pids, progIDs, links []string) (watchResult,
 			return res, fmt.Errorf("-pids %q: %w", p, err)
 		}
 		w.pids = append(w.pids, n)
+	}
+	for _, p := range alsoPids {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return res, fmt.Errorf("-also-pids %q: %w", p, err)
+		}
+		w.alsoPids = append(w.alsoPids, n)
 	}
 	for _, id := range progIDs {
 		n, err := strconv.ParseUint(id, 10, 32)
@@ -389,6 +400,7 @@ func watch(warmup, d time.Duration, pids, progIDs, links []string) (watchResult,
 		res.PidMSEach = append(res.PidMSEach, ms(b.pidTicks[i]-a.pidTicks[i]))
 	}
 	res.PidMS = ms(pidTicks)
+	res.AlsoMS = ms(b.alsoTicks - a.alsoTicks)
 	res.BPFNS = b.bpfNS - a.bpfNS
 	res.BPFRuns = b.bpfRuns - a.bpfRuns
 	for i := range a.links {
@@ -413,9 +425,10 @@ type linkRef struct {
 }
 
 type watcher struct {
-	pids  []int
-	progs []*ebpf.Program
-	links []linkRef
+	pids     []int
+	alsoPids []int
+	progs    []*ebpf.Program
+	links    []linkRef
 }
 
 func (w *watcher) sample() (sample, error) {
@@ -451,6 +464,13 @@ func (w *watcher) sample() (sample, error) {
 			return s, err
 		}
 		s.pidTicks = append(s.pidTicks, t)
+	}
+	for _, p := range w.alsoPids {
+		t, err := procstat.Ticks(p)
+		if err != nil {
+			return s, err
+		}
+		s.alsoTicks += t
 	}
 	for _, p := range w.progs {
 		st, err := p.Stats()
