@@ -4,13 +4,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 )
 
 // TestDirectorAttachesAndDetaches runs the real kernel director: the
@@ -19,21 +15,9 @@ import (
 // the reload that removes the last one, or the daemon's stop, is done.
 // The interface is a veth pair of its own, down: no packet moves.
 func TestDirectorAttachesAndDetaches(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: XDP")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
-	if err := xdp.Supported(); err != nil {
-		t.Skipf("the kernel cannot run the director: %v", err)
-	}
+	needKernelDirector(t)
 	t.Parallel()
-	ifname := fmt.Sprintf("fdc%d%03x", os.Getpid()%100000, rand.IntN(1<<12))
-	if out, err := exec.Command("ip", "link", "add", ifname, "type", "veth", "peer", "name", ifname+"p").CombinedOutput(); err != nil {
-		t.Fatalf("ip link add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", ifname).Run() })
+	ifname := newVeth(t, "fdc")
 	attached := func() string {
 		out, err := exec.Command("ip", "-d", "link", "show", "dev", ifname).CombinedOutput()
 		if err != nil {

@@ -333,3 +333,44 @@ func TestFlowSyncLifecycle(t *testing.T) {
 		t.Errorf("new-flow feed: got at most %d readers at once and %d left running, want 1 and 0", k.maxRead, k.readers)
 	}
 }
+
+// TestFlowSyncStopsWithDirector: the reload that removes the last
+// director service closes the director and stops its sync (the port is
+// free); the sync comes back with the director, and stops at shutdown.
+func TestFlowSyncStopsWithDirector(t *testing.T) {
+	t.Parallel()
+	adminAddr, proxied, backend := freeTCP(t), freeTCP(t), echoBackend(t, "b1")
+	listen, peer := freeport.UDP(t), newSyncPeer(t)
+	withSync := syncYAML(adminAddr, proxied, backend, listen, peer.addr())
+	td, _ := startDirectorDaemon(t, withSync)
+	peer.next("join", hasKind(flowsync.KindJoin))
+	free := func() bool {
+		c, err := net.ListenPacket("udp4", listen)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	if free() {
+		t.Fatal("the sync's port is not bound while the sync runs")
+	}
+	noDirector := fmt.Sprintf("node: { name: lb1 }\nadmin: { listen: %q }\ndirector:\n  sync: { listen: %q, peers: [%q] }\nservices:\n%s",
+		adminAddr, listen, peer.addr(), svcYAML("proxied", proxied, backend))
+	if err := td.reload(noDirector); err != nil {
+		t.Fatal(err)
+	}
+	if st := td.d.Status(); st.Director != nil || !free() {
+		t.Fatalf("without director services: director status %+v, port free %v; want none and free", st.Director, free())
+	}
+	if err := td.reload(withSync); err != nil {
+		t.Fatal(err)
+	}
+	if st := td.d.Status(); st.Director == nil || st.Director.Sync == nil || st.Director.Sync.Listen != listen {
+		t.Fatalf("with the director back: got %+v, want the sync on %s", st.Director, listen)
+	}
+	td.stop(t)
+	if !free() {
+		t.Error("the sync's port is still bound after the daemon stopped")
+	}
+}

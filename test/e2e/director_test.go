@@ -415,20 +415,6 @@ func TestDirectorRemoval(t *testing.T) {
 	by[r2.name].progress(t, 10, 10*time.Second, "the other real server's streams")
 }
 
-// Pieces of issue 12 that the tests below need and that are not in the
-// build yet: a test that needs one skips with its text; "" once it is.
-var (
-	// waitsXDPOutlivesProcess: the director's program is attached with
-	// a bpf_link, which the kernel detaches when the process dies, while
-	// the VIP stays on its interface (kill -9 removes nothing). The
-	// clients' packets that reach the dead master before the backup's
-	// gratuitous ARP then meet its TCP stack, which resets every flow
-	// (measured: 50 of 50 streams reset). Attached over netlink (as the
-	// real servers' decapsulator is), the program would go on forwarding
-	// until the backup takes over.
-	waitsXDPOutlivesProcess = "waits on the director's XDP program outliving a killed fulcrum (attached with a bpf_link, it is detached at the process's death and the dead master's kernel resets every flow that reaches it before the backup takes over)"
-)
-
 // TestDirectorFailover: 50 long-lived TCP streams (a byte sent and
 // echoed every 50 ms) through the master director; then the master is
 // killed (kill -9) or its cable pulled. The backup takes the VIP and
@@ -454,9 +440,6 @@ func TestDirectorFailover(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if tc.fault == "kill -9" && waitsXDPOutlivesProcess != "" {
-				t.Skip(waitsXDPOutlivesProcess)
-			}
 			failover(t, tc.fault, tc.add)
 		})
 	}

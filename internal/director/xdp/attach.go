@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf"
+	"github.com/fulcrum-lb/fulcrum/internal/setns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // AttachMode is how the program is hooked into an interface.
@@ -38,6 +42,16 @@ func (m AttachMode) String() string {
 // Attach hooks the program into ifname and records the interface's MAC
 // address (frames to other MACs go to the kernel). It returns the mode it
 // got, native or generic.
+//
+// The program is attached over netlink, not with a bpf_link: the
+// attachment belongs to the interface and outlives the process. A fulcrum
+// that is killed (kill -9, a crash) leaves its program forwarding with its
+// last tables, as IPVS keeps forwarding when ipvsadm's caller dies, until
+// the backup director takes the VIP; with a bpf_link the program would go
+// with the process while the VIP stays on the interface, and the dead
+// node's TCP stack would reset every flow that reaches it meanwhile.
+// Attach replaces such a leftover fulcrum program (by name), never another
+// program; Detach and Close remove the program explicitly.
 func (p *Program) Attach(ifname string, mode AttachMode) (AttachMode, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -54,25 +68,23 @@ func (p *Program) Attach(ifname string, mode AttachMode) (AttachMode, error) {
 	if err := p.setIfMAC(ifc.Index, ifc.HardwareAddr); err != nil {
 		return 0, fmt.Errorf("xdp: attach %s: %w", ifname, err)
 	}
-	try := func(m AttachMode) (link.Link, error) {
-		flags := link.XDPDriverMode
-		if m == AttachGeneric {
-			flags = link.XDPGenericMode
-		}
-		return link.AttachXDP(link.XDPOptions{Program: p.objs.FulcrumXdp, Interface: ifc.Index, Flags: flags})
+	// Detach may run on another thread (Close from the test's or the
+	// daemon's goroutine): it goes back to this namespace.
+	nsFD, err := setns.Current()
+	if err != nil {
+		_ = p.objs.Ifmacs.Delete(uint32(ifc.Index))
+		return 0, fmt.Errorf("xdp: attach %s: %w", ifname, err)
 	}
-	var l link.Link
 	got := mode
 	switch mode {
 	case AttachNative, AttachGeneric:
-		l, err = try(mode)
+		err = p.attachNetlink(ifc.Index, mode)
 	case AttachAuto:
 		got = AttachNative
-		l, err = try(AttachNative)
-		if err != nil {
+		if err = p.attachNetlink(ifc.Index, AttachNative); err != nil {
 			nerr := err
 			got = AttachGeneric
-			if l, err = try(AttachGeneric); err != nil {
+			if err = p.attachNetlink(ifc.Index, AttachGeneric); err != nil {
 				err = errors.Join(fmt.Errorf("native: %w", nerr), fmt.Errorf("generic: %w", err))
 			}
 		}
@@ -80,11 +92,96 @@ func (p *Program) Attach(ifname string, mode AttachMode) (AttachMode, error) {
 		err = fmt.Errorf("unknown mode %s", mode)
 	}
 	if err != nil {
+		unix.Close(nsFD)
 		_ = p.objs.Ifmacs.Delete(uint32(ifc.Index))
 		return 0, fmt.Errorf("xdp: attach %s (%s): %w", ifname, mode, err)
 	}
-	p.links[ifname] = &attachment{link: l, ifindex: ifc.Index, mode: got}
+	p.links[ifname] = &attachment{ifindex: ifc.Index, mode: got, nsFD: nsFD}
 	return got, nil
+}
+
+// modeFlag is the netlink flag of an attach mode.
+func modeFlag(m AttachMode) int {
+	if m == AttachGeneric {
+		return nl.XDP_FLAGS_SKB_MODE
+	}
+	return nl.XDP_FLAGS_DRV_MODE
+}
+
+// attachNetlink attaches the program to ifindex in mode m, replacing a
+// fulcrum program left there by a process that died (in either mode) but
+// no other program.
+func (p *Program) attachNetlink(ifindex int, m AttachMode) error {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return err
+	}
+	if x := l.Attrs().Xdp; x != nil && x.Attached && x.ProgId != 0 {
+		name := programName(x.ProgId)
+		if name != bpfProgFulcrumXdp {
+			return fmt.Errorf("another XDP program is attached (id %d, name %q); fulcrum does not replace it", x.ProgId, name)
+		}
+		// The kernel keeps one mode per interface: a leftover in the
+		// other mode goes first.
+		if left := attachedMode(x.AttachMode); left != m {
+			if err := netlink.LinkSetXdpFdWithFlags(l, -1, modeFlag(left)); err != nil {
+				return fmt.Errorf("removing the fulcrum program (id %d) left in %s mode: %w", x.ProgId, left, err)
+			}
+		}
+	}
+	return netlink.LinkSetXdpFdWithFlags(l, p.objs.FulcrumXdp.FD(), modeFlag(m))
+}
+
+// attachedMode maps the kernel's XDP_ATTACHED_* to an AttachMode.
+func attachedMode(a uint32) AttachMode {
+	if a == nl.XDP_ATTACHED_SKB {
+		return AttachGeneric
+	}
+	return AttachNative
+}
+
+// programName is the name of the loaded BPF program id, "" if it cannot
+// be read.
+func programName(id uint32) string {
+	prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+	if err != nil {
+		return ""
+	}
+	defer prog.Close()
+	info, err := prog.Info()
+	if err != nil {
+		return ""
+	}
+	return info.Name
+}
+
+// detach removes the program from a's interface, if it is still this
+// program there (an interface gone took it with it), from the namespace
+// it was attached in.
+func (p *Program) detach(a *attachment) error {
+	defer unix.Close(a.nsFD)
+	return setns.Do(a.nsFD, func() error { return p.detachHere(a) })
+}
+
+func (p *Program) detachHere(a *attachment) error {
+	l, err := netlink.LinkByIndex(a.ifindex)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	x := l.Attrs().Xdp
+	if x == nil || !x.Attached {
+		return nil
+	}
+	if info, err := p.objs.FulcrumXdp.Info(); err == nil {
+		if id, ok := info.ID(); ok && uint32(id) != x.ProgId {
+			return nil // replaced since: not ours to remove
+		}
+	}
+	return netlink.LinkSetXdpFdWithFlags(l, -1, modeFlag(a.mode))
 }
 
 // Detach unhooks the program from ifname.
@@ -97,7 +194,7 @@ func (p *Program) Detach(ifname string) error {
 	}
 	delete(p.links, ifname)
 	_ = p.objs.Ifmacs.Delete(uint32(a.ifindex))
-	if err := a.link.Close(); err != nil {
+	if err := p.detach(a); err != nil {
 		return fmt.Errorf("xdp: detach %s: %w", ifname, err)
 	}
 	return nil

@@ -95,12 +95,20 @@ func kernelXDP(t *testing.T, ns, dev string) string {
 	return fmt.Sprint(links[0].XDP.Mode)
 }
 
-func TestAttachDetach(t *testing.T) {
-	requireNetns(t)
+// vethPair makes two namespaces joined by a veth pair, dir0 in the first
+// and cli0 in the second, both up.
+func vethPair(t *testing.T) []string {
+	t.Helper()
 	ns := namespaces(t, 2)
 	netns.IP(t, "-n", ns[0], "link", "add", "dir0", "type", "veth", "peer", "name", "cli0", "netns", ns[1])
 	netns.IP(t, "-n", ns[0], "link", "set", "dir0", "up")
 	netns.IP(t, "-n", ns[1], "link", "set", "cli0", "up")
+	return ns
+}
+
+func TestAttachDetach(t *testing.T) {
+	requireNetns(t)
+	ns := vethPair(t)
 
 	p, err := Load(Options{MaxServices: 2, MaxSlots: 4, FlowTableSize: 64})
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 )
 
@@ -158,7 +157,7 @@ type Program struct {
 }
 
 type attachment struct {
-	link    link.Link
+	nsFD    int // the network namespace it was attached in
 	ifindex int
 	mode    AttachMode
 }
@@ -217,7 +216,7 @@ func (p *Program) Close() error {
 	p.mu.Lock()
 	var errs []error
 	for name, a := range p.links {
-		if err := a.link.Close(); err != nil {
+		if err := p.detach(a); err != nil {
 			errs = append(errs, fmt.Errorf("xdp: detach %s: %w", name, err))
 		}
 		delete(p.links, name)
