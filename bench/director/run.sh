@@ -168,10 +168,10 @@ fi
 
 # ---- CPU placement ----
 ncpu=$(nproc)
-dir_cpus="" load_cpus="" dir_mask="" load_mask=""
+dir_cpus="" load_cpus="" load_mask=""
 if ((ncpu >= 2)); then
 	dir_cpus=0 load_cpus="1-$((ncpu - 1))"
-	dir_mask=1 load_mask=$(printf '%x' $(((1 << ncpu) - 2)))
+	load_mask=$(printf '%x' $(((1 << ncpu) - 2)))
 	placement="director on CPU 0 (process by taskset, receive path in its interface's NAPI thread), client, backends and switch on CPU $load_cpus"
 else
 	placement="not pinned (1 CPU)"
@@ -230,7 +230,7 @@ in_ns sw ethtool -K "$dport" tx off >/dev/null
 # on CPU 1 (RPS on its switch port).
 in_ns dir ethtool -K "$dif" gro on >/dev/null
 in_ns dir sh -c "echo 1 >/sys/class/net/$dif/threaded"
-if [[ -n $dir_mask ]]; then
+if [[ -n $load_mask ]]; then
 	in_ns sw sh -c "echo $load_mask >/sys/class/net/$dport/queues/rx-0/rps_cpus"
 fi
 # napi_threads IFNAME — pids of the NAPI threads of IFNAME (napi/IFNAME-N).
