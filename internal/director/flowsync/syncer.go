@@ -109,7 +109,7 @@ type Syncer struct {
 	qmu        sync.Mutex
 	live, bulk fifo
 	drained    chan struct{} // closed, and replaced, whenever the sender takes
-	kick    chan struct{}
+	kick       chan struct{}
 
 	scanMu   sync.Mutex
 	pending  map[uint32]bool
