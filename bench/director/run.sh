@@ -45,7 +45,7 @@
 # director sends is received on CPU 1 (RPS on its switch port; with native
 # XDP that port needs an XDP program of its own for XDP_TX to reach it, an
 # XDP_PASS one from dirtool -mode xdppass, and its NAPI thread is pinned to
-# CPU 1 at a real-time priority, as the softirq it replaces would run).
+# CPU 1; for the flood at a real-time priority, see pin_napi).
 #
 # Environment (defaults in brackets):
 #   DURATION [3]       measured seconds per run (after WARMUP [0.5] s)
@@ -168,10 +168,10 @@ fi
 
 # ---- CPU placement ----
 ncpu=$(nproc)
-dir_cpus="" load_cpus="" dir_mask="" load_mask=""
+dir_cpus="" load_cpus="" load_mask=""
 if ((ncpu >= 2)); then
 	dir_cpus=0 load_cpus="1-$((ncpu - 1))"
-	dir_mask=1 load_mask=$(printf '%x' $(((1 << ncpu) - 2)))
+	load_mask=$(printf '%x' $(((1 << ncpu) - 2)))
 	placement="director on CPU 0 (process by taskset, receive path in its interface's NAPI thread), client, backends and switch on CPU $load_cpus"
 else
 	placement="not pinned (1 CPU)"
@@ -230,7 +230,7 @@ in_ns sw ethtool -K "$dport" tx off >/dev/null
 # on CPU 1 (RPS on its switch port).
 in_ns dir ethtool -K "$dif" gro on >/dev/null
 in_ns dir sh -c "echo 1 >/sys/class/net/$dif/threaded"
-if [[ -n $dir_mask ]]; then
+if [[ -n $load_mask ]]; then
 	in_ns sw sh -c "echo $load_mask >/sys/class/net/$dport/queues/rx-0/rps_cpus"
 fi
 # napi_threads IFNAME — pids of the NAPI threads of IFNAME (napi/IFNAME-N).
@@ -241,9 +241,12 @@ napi_threads() { ps -eo pid=,comm= | awk -v p="napi/$1-" 'index($2, p) == 1 {pri
 # 256-frame ring; at a real-time priority they starve the UDP proxy of its
 # core under a flood), and set $dir_napi to their pids, comma-separated.
 # The switch port's thread (native XDP only) stands for the switch's own
-# silicon: a real-time priority on CPU 1, as the softirq that does the same
-# work without XDP (RPS) preempts processes; at the bench's nice the flood's
-# sender kept it off the CPU until its ring had overflowed.
+# silicon, which must not lose what the director sends: at the bench's nice
+# it keeps up with the TCP tests (nothing finds its ring full), but the
+# flood's sender keeps it off CPU 1 until its 256-frame ring overflows, so
+# for the flood it gets a real-time priority (as the softirq that does the
+# same work without XDP, by RPS, preempts processes). At a real-time
+# priority throughout, its preemptions cost the TCP tests' load core more.
 pin_napi() {
 	local p i now prev=""
 	# Attaching or detaching XDP replaces the threads; wait until the set
@@ -264,8 +267,21 @@ pin_napi() {
 	sw_napi=""
 	for p in $(napi_threads "$dport"); do
 		if [[ -n $load_cpus ]]; then taskset -pc "$load_cpus" "$p" >/dev/null; fi
-		chrt -f -p 1 "$p"
 		sw_napi+=${sw_napi:+,}$p
+	done
+	sw_priority normal
+}
+# sw_priority normal|realtime — the switch port's NAPI threads (native XDP)
+# at the bench's nice, or at a real-time priority for the flood.
+sw_priority() {
+	local p
+	for p in ${sw_napi//,/ }; do
+		if [[ $1 == realtime ]]; then
+			chrt -f -p 1 "$p"
+		else
+			chrt -o -p 0 "$p"
+			renice -n "$NICE" -p "$p" >/dev/null
+		fi
 	done
 }
 pin_napi
@@ -585,8 +601,10 @@ measure_tcp() { # measure_tcp conn|bulk TARGET
 		# included): where the lab's extra hop through the director costs.
 		if [[ -n $load_cpus ]]; then record load "$t" "$(calc "$(json_elem core_busy_ms 1 <<<"$w") / $n * 1000")"; fi
 		record swport "$t" "$(calc "$(json_num also_ms <<<"$w") / $n * 1000")"
+		record tcpfull "$t" "$(json_elem link_tx_dropped 4 <<<"$w")"
 		log "$(printf 'conn %-14s %8s conn/s  director CPU %s ms (process, NAPI: %s), XDP program %s ns over %s runs; core 0 busy %s ms; errors %s' \
 			"$t" "$value" "$dirms" "$(sed -n 's/.*"pid_ms_each":\[\([^]]*\)\].*/\1/p' <<<"$w")" "$bpfns" "$(json_num bpf_run_cnt <<<"$w")" "$core0" "$errors")"
+		log "conn $t: $(json_elem link_tx_dropped 4 <<<"$w") frames from the director found the switch port full"
 	else
 		value=$(json_num mb_per_s <<<"$out")
 		record bulk "$t" "$value"
@@ -607,6 +625,7 @@ measure_udp() { # measure_udp TARGET
 	[[ -n ${udp_addr[$t]:-} ]] || return 0
 	wait_quiet
 	d0=$(flood_dropped)
+	sw_priority realtime
 	watch_start "$t"
 	# Frames from the client's addresses, written onto the switch's port
 	# toward the director (toward be1 for direct).
@@ -617,6 +636,7 @@ measure_udp() { # measure_udp TARGET
 		-addr "${udp_addr[$t]}" -ports "$FLOOD_PORTS" -warmup "${WARMUP}s" -d "${DURATION}s") ||
 		die "the flood failed: $t"
 	watch_end
+	sw_priority normal
 	d1=$(flood_dropped)
 	if [[ -n $RESULTS ]]; then printf '%s\n' "$out" >>"$RESULTS"; fi
 	secs=$(json_num seconds <<<"$w")

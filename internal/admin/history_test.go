@@ -121,8 +121,10 @@ func TestHistoryHATransitions(t *testing.T) {
 	}
 }
 
-// countingSource is a Source whose counters grow 100 per second of its
-// status's own clock.
+// countingSource is a Source whose counters grow 100,000 per second of
+// its status's own clock: fine enough that two samples a few milliseconds
+// apart (a late tick followed by one on time, on a busy machine) still
+// give the rate within a percent.
 type countingSource struct {
 	mu    sync.Mutex
 	start time.Time
@@ -134,7 +136,7 @@ func (c *countingSource) Status() Status {
 	defer c.mu.Unlock()
 	c.calls++
 	now := time.Now()
-	n := uint64(now.Sub(c.start).Milliseconds() / 10)
+	n := uint64(now.Sub(c.start).Microseconds() / 10)
 	return Status{Time: now, Services: []Service{{Name: "db", Protocol: "tcp", Counters: Counters{Accepted: n}}}}
 }
 
@@ -180,10 +182,12 @@ func TestHistoryAPI(t *testing.T) {
 		t.Fatalf("history: got %+v, want one series with a rate per time", h)
 	}
 	for i, r := range h.Series[0].Rate {
-		// 100/s by the status's own clock, which the rates follow; the
-		// counter rounds to whole 10 ms.
-		if r == nil || *r < 80 || *r > 120 {
-			t.Errorf("rate %d: got %v, want about 100/s", i, r)
+		// 100,000/s by the status's own clock, which the rates follow;
+		// the counter rounds to whole 10 µs.
+		if r == nil {
+			t.Errorf("rate %d: got none, want about 100000/s", i)
+		} else if *r < 95000 || *r > 105000 {
+			t.Errorf("rate %d: got %.0f/s, want about 100000/s", i, *r)
 		}
 	}
 	// The sampler stops with the server.

@@ -105,10 +105,8 @@ type Service struct {
 	// fulcrum's user-space proxy), direct (LVS direct routing, ipvsadm's
 	// gate; also spelt gate, dr or droute) or tunnel (IP-in-IP; also spelt
 	// ipip or tun). Load normalises the spelling to proxy, direct or
-	// tunnel. NAT (masq) is not offered. omitempty only for Hash, which
-	// blanks the default so that configs written before the key existed
-	// keep their hash (a rolling upgrade's nodes agree).
-	Forwarding string `yaml:"forwarding,omitempty"`
+	// tunnel. NAT (masq) is not offered.
+	Forwarding string `yaml:"forwarding,omitempty"` // omitempty: see Hash
 	// Scheduler is one of sched.Names(): IPVS's rr, wrr, lc, wlc, sed, nq,
 	// sh, dh, lblc, lblcr, fo, ovf, mh and twos, and p2c, maglev and
 	// random; default wlc, as ipvsadm. Services with forwarding direct or

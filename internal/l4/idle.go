@@ -21,7 +21,10 @@ import (
 // the idle timeout. Progress is sampled every idle/4 and the last change
 // is dated to the sample that saw it, so an idle connection closes between
 // 1 and 1.25 idle timeouts after its last byte, and a connection that
-// moves any byte within each idle timeout is never closed.
+// moves any byte within each idle timeout is never closed. A check that
+// runs more than a period late does not count the delay: while the
+// process did not run, neither did the reader that would have counted
+// the client's bytes.
 
 // progressFunc returns a number that grows whenever the connection moves
 // data, or false once it cannot tell any more (the sockets are closed).
@@ -43,6 +46,10 @@ type idleWatch struct {
 	// so two checks never run at once.
 	last  uint64
 	since time.Time
+	// checked is when the previous check ran: a check that runs much
+	// later than planned means this process did not run (a busy host, a
+	// stopped VM), and no byte could have been read meanwhile either.
+	checked time.Time
 }
 
 func startIdleWatch(idle time.Duration, progress progressFunc, onIdle func()) *idleWatch {
@@ -54,6 +61,7 @@ func startIdleWatch(idle time.Duration, progress progressFunc, onIdle func()) *i
 		since:    time.Now(),
 	}
 	w.last, _ = progress()
+	w.checked = w.since
 	// Armed only after w.timer is set, because check re-arms it.
 	w.timer = time.AfterFunc(math.MaxInt64, w.check)
 	w.timer.Reset(w.every)
@@ -69,6 +77,13 @@ func (w *idleWatch) check() {
 		return
 	}
 	now := time.Now()
+	if late := now.Sub(w.checked) - 2*w.every; late > 0 {
+		// Time the process stood still is no evidence that the client
+		// did: the bytes it sent wait in the socket, and the reader that
+		// would count them has not run either. Leave it out of the idle time.
+		w.since = w.since.Add(late)
+	}
+	w.checked = now
 	if p != w.last {
 		w.last, w.since = p, now
 	} else if now.Sub(w.since) >= w.idle {

@@ -108,6 +108,11 @@ func TestExampleLdirectordHeartbeatDR(t *testing.T) {
 		t.Errorf("both up: answers %v, want both web servers", got)
 	}
 
+	// `fulcrum status` says how the program runs: natively on the veth.
+	if out := lb1.Run(binary, "status"); !strings.Contains(out, "Director  eth0 native") {
+		t.Errorf("fulcrum status on loadb1 does not say the director runs natively on eth0:\n%s", out)
+	}
+
 	// Kept-alive connections on both web servers.
 	ss := httpStreams(t, client, "192.168.0.105:80", 12)
 	if by := ss.byBackend(); by["webserver1"] == 0 || by["webserver2"] == 0 {

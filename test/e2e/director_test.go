@@ -299,6 +299,27 @@ func (l *dirLab) bypasses(director *host, size int) {
 	}
 }
 
+// reports checks what d1 says of the traffic so far: `fulcrum status`
+// names its interface and attach mode, and the API counts new flows for
+// every real server of the web service.
+func (l *dirLab) reports(attach string) {
+	l.t.Helper()
+	d := l.dirs["d1"]
+	if out := d.Run(binary, "status"); !strings.Contains(out, "Director  eth0 "+attach) {
+		l.t.Errorf("fulcrum status on d1 does not say the director runs on eth0 in %s mode:\n%s", attach, out)
+	}
+	st, err := l.nodes["d1"].status()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for _, r := range l.reals {
+		b, ok := findBackend(st, "web", r.addr(80))
+		if !ok || b.Director == nil || b.Director.NewFlows == 0 || b.Director.Packets == 0 {
+			l.t.Errorf("d1's status of web's %s: %+v, want the kernel's counters with new flows and packets", r.name, b.Director)
+		}
+	}
+}
+
 // TestDirectorDirectRouting: forwarding direct delivers to every real
 // server, which sees the client's own address, and a download's bytes go
 // from the real server to the client without crossing the director.
@@ -308,6 +329,7 @@ func TestDirectorDirectRouting(t *testing.T) {
 	l.start()
 	l.delivers(20)
 	l.bypasses(l.dirs["d1"], 5<<20)
+	l.reports("generic")
 }
 
 // TestDirectorTunnel: forwarding tunnel delivers to real servers on
@@ -319,6 +341,7 @@ func TestDirectorTunnel(t *testing.T) {
 	l.start()
 	l.delivers(20)
 	l.bypasses(l.dirs["d1"], 5<<20)
+	l.reports("generic")
 }
 
 // streamsOn opens streams to the echo service until at least one is on
