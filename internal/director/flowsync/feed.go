@@ -39,11 +39,16 @@ type FeedStatus struct {
 // twice as long up to FeedRetryMax. A feed that ran FeedRetryMax before
 // it failed starts again from FeedRetry. Flows the kernel created
 // meanwhile are not sent when created (as when its buffer was full:
-// events_lost); everything else the Syncer does goes on.
+// events_lost), but a scan of the whole table when it is read again
+// sends those the ring does not pick (persisted ones) without waiting for
+// the periodic scan; everything else the Syncer does goes on.
 func (s *Syncer) feed(ctx context.Context) {
 	delay := s.opt.FeedRetry
-	for {
+	for restart := false; ; restart = true {
 		s.setFeed(func(f *FeedStatus) { f.State, f.RetryAt = FeedRunning, time.Time{} })
+		if restart {
+			s.scanAll()
+		}
 		began := time.Now()
 		err := s.opt.Events.ReadNewFlows(ctx, s.newFlow)
 		if ctx.Err() != nil {

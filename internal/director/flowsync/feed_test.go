@@ -14,6 +14,8 @@ import (
 type flakyEvents struct {
 	fails int
 	next  fakeEvents
+	// release, when set, holds the first read until it is closed.
+	release chan struct{}
 
 	mu    sync.Mutex
 	calls []time.Time
@@ -31,6 +33,9 @@ func (e *flakyEvents) ReadNewFlows(ctx context.Context, fn func(NewFlow)) error 
 	n := len(e.calls)
 	e.mu.Unlock()
 	e.called <- n
+	if n == 1 && e.release != nil {
+		<-e.release
+	}
 	if n <= e.fails {
 		return fmt.Errorf("ringbuf: read #%d: bad file descriptor", n)
 	}
@@ -102,5 +107,41 @@ func TestFeedBackoff(t *testing.T) {
 	}
 	if f := a.s.Status().Feed; f.Failures != 5 || f.State != FeedRunning {
 		t.Errorf("feed status: got %+v, want running after 5 failures", f)
+	}
+}
+
+// TestFeedRestartScans: when the feed is read again after a failure, the
+// whole table is scanned at once, so a flow created while it was down
+// that the ring does not pick reaches the peers before the periodic scan.
+func TestFeedRestartScans(t *testing.T) {
+	t.Parallel()
+	ev := newFlakyEvents(1)
+	ev.release = make(chan struct{})
+	peer := listen(t, "127.0.0.1")
+	a := start(t, "lb1", listen(t, "127.0.0.1"), 10, 7, func(o *Options) {
+		o.Events, o.FeedRetry, o.Refresh = ev, 10*time.Millisecond, time.Hour
+	}, addrOf(peer))
+	ev.waitCall(t, 1)
+	f := flow("10.1.2.3:40000", 80, 6)
+	a.table.InsertFlow(f, 12) // persisted to b3 while the feed is down
+	a.res.setPick(f, 10)      // the ring would send it to b1
+	close(ev.release)
+	ev.waitCall(t, 2)
+	buf := make([]byte, MaxLen+1)
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		n, _, err := peer.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no flow entry for %v reached the peer: %v", f, err)
+		}
+		d, err := Parse(buf[:n], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range d.Entries {
+			if e.Kind == KindFlow && e.Client == f.Src && e.VIP == f.Dst && e.Backend == backends[2] {
+				return
+			}
+		}
 	}
 }

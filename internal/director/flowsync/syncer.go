@@ -116,6 +116,7 @@ type Syncer struct {
 
 	scanMu   sync.Mutex
 	pending  map[uint32]bool
+	scanFull bool // the next kicked scan is of the whole table
 	scanKick chan struct{}
 
 	mu      sync.Mutex // windows, peers, dumps
