@@ -72,6 +72,17 @@ type DirectorSync struct {
 	// unknown_backend, install (entries received but not installed).
 	Dropped map[string]uint64  `json:"dropped,omitempty"`
 	Peers   []DirectorSyncPeer `json:"peers"`
+	// Feed is the kernel's feed of new flows the sync reads: "running",
+	// or "restarting" after it failed (read again at FeedRetryAt, after
+	// 1 s, doubling up to 30 s while it keeps failing). FeedFailures
+	// counts its failures; FeedError and FeedLastFailure are the last
+	// one's, kept once it runs again. Flows created while it is down are
+	// not sent when created.
+	Feed            string    `json:"feed"`
+	FeedFailures    uint64    `json:"feed_failures"`
+	FeedError       string    `json:"feed_error,omitempty"`
+	FeedLastFailure time.Time `json:"feed_last_failure,omitzero"`
+	FeedRetryAt     time.Time `json:"feed_retry_at,omitzero"`
 }
 
 // DirectorSyncPeer is one of director.sync.peers.
@@ -102,6 +113,13 @@ type DirectorCounters struct {
 	Bytes       uint64 `json:"bytes"`
 	NewFlows    uint64 `json:"new_flows"`
 	ActiveFlows int64  `json:"active_flows"`
+	// NotForwarded, for a backend, is why the director leaves it out of
+	// its ring whatever its health and admin state: the way to it is not
+	// known (no route; a route through a router, for direct routing; no
+	// neighbour entry yet; no tunnel source of its family) or its slot
+	// could not be written into the kernel. "" while the director
+	// forwards to it.
+	NotForwarded string `json:"not_forwarded,omitempty"`
 }
 
 // HAGroup is one VRRP group on this node.

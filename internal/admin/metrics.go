@@ -39,10 +39,10 @@ type collector struct {
 	haPeerConfigMatch, haHellosSent, haHelloDropped              *prometheus.Desc
 	haPeerGone, haReleased                                       *prometheus.Desc
 
-	dirPackets, dirBytes, dirNewFlows, dirActiveFlows *prometheus.Desc
-	dirAttached, dirFlowEntries, dirProgram           *prometheus.Desc
-	syncEntries, syncDatagrams, syncDropped           *prometheus.Desc
-	syncQueued, syncDumps, syncPeerLastHeard          *prometheus.Desc
+	dirPackets, dirBytes, dirNewFlows, dirActiveFlows, dirForwarding       *prometheus.Desc
+	dirAttached, dirFlowEntries, dirProgram                                *prometheus.Desc
+	syncEntries, syncDatagrams, syncDropped                                *prometheus.Desc
+	syncQueued, syncDumps, syncPeerLastHeard, syncFeedUp, syncFeedFailures *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -128,6 +128,7 @@ func newCollector(src Source) *collector {
 	c.dirPackets = d("director_packets_total", "Packets from clients the kernel director forwarded to a backend (forwarding direct or tunnel).", be...)
 	c.dirBytes = d("director_bytes_total", "Bytes from clients the kernel director forwarded to a backend; the replies bypass the director.", be...)
 	c.dirNewFlows = d("director_new_flows_total", "Flows the kernel director created toward a backend.", be...)
+	c.dirForwarding = d("director_backend_forwarding", "1 while the kernel director can forward to a backend, 0 while it leaves it out of its ring for want of a way to it (no route or neighbour entry yet, a router in the way of direct routing, no tunnel source) or a failed write; the status and the log say why.", be...)
 	c.dirActiveFlows = d("director_active_flows", "Flows pinned to a backend that saw a packet within director.flow_timeout.", be...)
 	c.dirAttached = d("director_attached", "1 for each interface the director's XDP program is attached to, with the mode it runs in (native, generic).", "interface", "mode")
 	c.dirFlowEntries = d("director_flow_entries", "Flows in the director's flow table that saw a packet within director.flow_timeout.")
@@ -136,6 +137,8 @@ func newCollector(src Source) *collector {
 	c.syncDatagrams = d("director_sync_datagrams_total", "Flow sync datagrams by direction: sent, received (accepted).", "direction")
 	c.syncDropped = d("director_sync_dropped_total", "Flow sync drops by reason: rate, send (entries not sent); auth, replay, malformed, not_peer (datagrams); unknown_service, unknown_backend, install (entries received, not installed); a reason appears once it has counted.", "reason")
 	c.syncQueued = d("director_sync_queued", "Flow sync entries waiting to be sent (director.sync.max_rate).")
+	c.syncFeedUp = d("director_sync_feed_up", "1 while the flow sync reads the kernel's new-flow feed, 0 while it waits to read it again after a failure (1 s, doubling up to 30 s).")
+	c.syncFeedFailures = d("director_sync_feed_failures_total", "Failures of the kernel's new-flow feed the flow sync reads; each is followed by a restart.")
 	c.syncDumps = d("director_sync_dumps_total", "Flow tables sent to peers that joined.")
 	c.syncPeerLastHeard = d("director_sync_peer_last_heard_timestamp_seconds", "When a flow sync peer's last accepted datagram arrived, in seconds since the Unix epoch; absent until one did.", "peer")
 	c.haTrackOK = d("ha_track_ok", "1 if a tracked item (service, interface, script, ping) of the group is fine, else 0.", "group", "kind", "name")
@@ -227,6 +230,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(c.syncQueued, float64(s.Queued))
 			counter(c.syncDumps, float64(s.Dumps))
+			if s.Feed != "" && s.Feed != "off" {
+				gauge(c.syncFeedUp, bool01(s.Feed == "running"))
+				counter(c.syncFeedFailures, float64(s.FeedFailures))
+			}
 			for _, p := range s.Peers {
 				if !p.LastHeard.IsZero() {
 					gauge(c.syncPeerLastHeard, unix(p.LastHeard), p.Address)
@@ -363,6 +370,7 @@ func (c *collector) backends(n string, bs []Backend, counter, gauge counterFn, h
 			counter(c.dirBytes, float64(k.Bytes), l...)
 			counter(c.dirNewFlows, float64(k.NewFlows), l...)
 			gauge(c.dirActiveFlows, float64(k.ActiveFlows), l...)
+			gauge(c.dirForwarding, bool01(k.NotForwarded == ""), l...)
 		}
 		if b.Latency != nil {
 			counter(c.beReqs, float64(b.Requests), l...)

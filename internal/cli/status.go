@@ -234,6 +234,10 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 			}
 			rows = append(rows, row)
 			out = append(out, printed{row: row})
+			// Up maybe, but out of the director's ring: say why.
+			if k := b.Director; k != nil && k.NotForwarded != "" {
+				out = append(out, printed{text: "       not forwarded: " + firstLine(k.NotForwarded)})
+			}
 		}
 	}
 	for _, s := range st.Services {
@@ -394,6 +398,15 @@ func renderSync(w io.Writer, s *admin.DirectorSync, now time.Time) {
 		fmt.Fprintf(w, "  queued %d", s.Queued)
 	}
 	fmt.Fprintln(w)
+	// The kernel's new-flow feed: down now, or restarted before.
+	switch {
+	case s.Feed == "restarting":
+		fmt.Fprintf(w, "    new-flow feed down after %d failures, read again in %s: %s\n", s.FeedFailures,
+			max(s.FeedRetryAt.Sub(now), 0).Round(100*time.Millisecond), firstLine(s.FeedError))
+	case s.FeedFailures > 0:
+		fmt.Fprintf(w, "    new-flow feed restarted after %d failures, the last %s ago: %s\n", s.FeedFailures,
+			now.Sub(s.FeedLastFailure).Round(time.Second), firstLine(s.FeedError))
+	}
 	for _, p := range s.Peers {
 		who := p.Address
 		if p.Node != "" {

@@ -71,6 +71,8 @@ func testStatus(now time.Time) *admin.Status {
 			FlowEntries: 17, Services: 1, Slots: 2,
 			Counters: map[string]uint64{"tx": 90000, "passed_no_service": 40, "dropped_malformed": 0, "redirect": 3},
 			Sync: &admin.DirectorSync{Listen: "10.0.0.1:8848", Sent: 1200, Received: 800, Installed: 790, Queued: 5,
+				Feed: "restarting", FeedFailures: 3, FeedError: "new flows: xdp: new flows: epoll wait: bad file descriptor",
+				FeedLastFailure: now.Add(-time.Second), FeedRetryAt: now.Add(3 * time.Second),
 				Dropped: map[string]uint64{"unknown_backend": 10, "rate": 3},
 				Peers: []admin.DirectorSyncPeer{
 					{Address: "10.0.0.2:8848", Node: "lb2", LastHeard: now.Add(-300 * time.Millisecond), Joined: now.Add(-time.Hour)},
@@ -113,6 +115,8 @@ func testStatus(now time.Time) *admin.Status {
 						Director: &admin.DirectorCounters{Packets: 60000, Bytes: 8 << 20, NewFlows: 200, ActiveFlows: 12}},
 					{Address: "192.168.0.2:0", Role: admin.RolePrimary, AdminState: "ready", Weight: 1, Healthy: true, Available: true,
 						Director: &admin.DirectorCounters{Packets: 30000, Bytes: 4 << 20, NewFlows: 100, ActiveFlows: 5}},
+					{Address: "192.168.0.3:0", Role: admin.RolePrimary, AdminState: "ready", Weight: 1, Healthy: true, Available: true,
+						Director: &admin.DirectorCounters{NotForwarded: "next hop not resolved yet: no neighbour entry for 192.168.0.3 on eth0"}},
 				},
 			},
 			{
@@ -284,5 +288,35 @@ func TestStatusRateFlag(t *testing.T) {
 		if r, err := strconv.ParseFloat(cell, 64); err != nil || r < 40 || r > 60 {
 			t.Errorf("%v: Req/s %q, want about 50:\n%s", tc.args, cell, out.String())
 		}
+	}
+}
+
+// TestRenderSyncFeed: the flow sync's line says when the kernel's
+// new-flow feed is down, or was restarted, and why; nothing when it
+// never failed.
+func TestRenderSyncFeed(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		sync admin.DirectorSync
+		want string
+	}{
+		{"running", admin.DirectorSync{Feed: "running"}, ""},
+		{"restarting", admin.DirectorSync{Feed: "restarting", FeedFailures: 1, FeedError: "new flows: closed", FeedLastFailure: now, FeedRetryAt: now.Add(time.Second)},
+			"    new-flow feed down after 1 failures, read again in 1s: new flows: closed\n"},
+		{"restarted", admin.DirectorSync{Feed: "running", FeedFailures: 2, FeedError: "new flows: closed", FeedLastFailure: now.Add(-time.Minute)},
+			"    new-flow feed restarted after 2 failures, the last 1m0s ago: new flows: closed\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.sync.Listen = "10.0.0.1:8848"
+			var b strings.Builder
+			renderSync(&b, &tc.sync, now)
+			got := strings.TrimPrefix(b.String(), "  sync: 10.0.0.1:8848  sent 0  received 0  installed 0\n")
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -60,6 +60,8 @@ type KernelService interface {
 	Remove() error
 	Counters() director.Counters
 	BackendCounters(b *balancer.Backend) director.BackendCounters
+	// BackendState says whether the director forwards to b, and why not.
+	BackendState(b *balancer.Backend) director.BackendState
 }
 
 // NewKernelDirector makes the kernel director from the config's director
@@ -486,5 +488,8 @@ func (f *kernelFrontend) BackendStatus(b *balancer.Backend, s *admin.Backend) {
 	f.with(func(ks KernelService) {
 		c := ks.BackendCounters(b)
 		s.Director = &admin.DirectorCounters{Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows, ActiveFlows: c.ActiveFlows}
+		if st := ks.BackendState(b); !st.Forwarding {
+			s.Director.NotForwarded = st.Reason
+		}
 	})
 }

@@ -87,7 +87,8 @@ func (d *fakeDirector) AddService(spec director.ServiceSpec, svc *balancer.Servi
 	if _, dup := d.services[spec.Name]; dup {
 		return nil, fmt.Errorf("fake director: %s programmed twice", spec.Name)
 	}
-	s := &fakeService{d: d, spec: spec, svc: svc, counters: map[netip.AddrPort]director.BackendCounters{}}
+	s := &fakeService{d: d, spec: spec, svc: svc, counters: map[netip.AddrPort]director.BackendCounters{},
+		unreachable: map[netip.AddrPort]string{}}
 	d.services[spec.Name] = s
 	d.events = append(d.events, "add "+spec.Name)
 	return s, nil
@@ -134,6 +135,9 @@ type fakeService struct {
 	refreshes int
 	closed    []netip.AddrPort
 	counters  map[netip.AddrPort]director.BackendCounters
+	// unreachable are the backends the director does not forward to,
+	// with why.
+	unreachable map[netip.AddrPort]string
 }
 
 var _ KernelService = (*fakeService)(nil)
@@ -184,6 +188,21 @@ func (s *fakeService) BackendCounters(b *balancer.Backend) director.BackendCount
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counters[b.Addr]
+}
+
+func (s *fakeService) BackendState(b *balancer.Backend) director.BackendState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why, ok := s.unreachable[b.Addr]; ok {
+		return director.BackendState{Reason: why}
+	}
+	return director.BackendState{Forwarding: true}
+}
+
+func (s *fakeService) setUnreachable(addr, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unreachable[netip.MustParseAddrPort(addr)] = why
 }
 
 func (s *fakeService) setCounters(addr string, c director.BackendCounters) {
@@ -279,6 +298,8 @@ func TestDirectorServicesAreProgrammed(t *testing.T) {
 
 	web.setCounters("10.0.0.1:80", director.BackendCounters{Packets: 10, Bytes: 1000, NewFlows: 2, ActiveFlows: 1})
 	web.setCounters("10.0.0.2:80", director.BackendCounters{Packets: 5, Bytes: 300, NewFlows: 1})
+	const why = "next hop not resolved yet: no neighbour entry for 10.0.0.2 on eth0"
+	web.setUnreachable("10.0.0.2:80", why)
 	st := td.d.Status()
 	if st.Director == nil || len(st.Director.Interfaces) != 1 || st.Director.Interfaces[0] != (admin.DirectorInterface{Name: "lo", Mode: "generic"}) || st.Director.FlowEntries != 7 {
 		t.Errorf("status director: got %+v, want lo generic with 7 flows", st.Director)
@@ -301,6 +322,9 @@ func TestDirectorServicesAreProgrammed(t *testing.T) {
 	if got := sweb.Backends[0].Director; got == nil || *got != (admin.DirectorCounters{Packets: 10, Bytes: 1000, NewFlows: 2, ActiveFlows: 1}) {
 		t.Errorf("backend 10.0.0.1's director counters: got %+v", got)
 	}
+	if got := sweb.Backends[1].Director; got == nil || got.NotForwarded != why {
+		t.Errorf("backend 10.0.0.2's director state: got %+v, want not forwarded: %s", got, why)
+	}
 	if sweb.Persistence != nil {
 		t.Errorf("web has a proxy persistence table: %+v; the kernel keeps its persistence", sweb.Persistence)
 	}
@@ -318,6 +342,8 @@ func TestDirectorServicesAreProgrammed(t *testing.T) {
 		{"fulcrum_director_bytes_total", []string{"service", "web", "backend", "10.0.0.2:80"}, 300},
 		{"fulcrum_director_new_flows_total", []string{"service", "web"}, 3},
 		{"fulcrum_director_active_flows", []string{"service", "web", "backend", "10.0.0.1:80"}, 1},
+		{"fulcrum_director_backend_forwarding", []string{"service", "web", "backend", "10.0.0.1:80"}, 1},
+		{"fulcrum_director_backend_forwarding", []string{"service", "web", "backend", "10.0.0.2:80"}, 0},
 		{"fulcrum_director_attached", []string{"interface", "lo", "mode", "generic"}, 1},
 		{"fulcrum_director_flow_entries", nil, 7},
 		{"fulcrum_director_program_total", []string{"reason", "tx"}, 40},
@@ -325,6 +351,9 @@ func TestDirectorServicesAreProgrammed(t *testing.T) {
 		if got := m.sum(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v: got %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	if !m.has("fulcrum_director_backend_forwarding", "service", "web", "backend", "10.0.0.2:80") {
+		t.Errorf("no fulcrum_director_backend_forwarding for the backend the director does not forward to")
 	}
 	if m.sum("fulcrum_director_packets_total", "service", "proxied") != 0 {
 		t.Errorf("the proxied service has director metrics")

@@ -131,6 +131,8 @@ func (d *Daemon) startSync(r *syncRun) {
 	r.cancel, r.done = cancel, make(chan struct{})
 	go func() {
 		defer close(r.done)
+		// Run returns when stopSync cancels it; it reads the kernel's
+		// new-flow feed again itself after a failure.
 		if err := r.sy.Run(ctx); err != nil {
 			d.log.Error("flow sync stopped", "error", err)
 		}
@@ -179,6 +181,8 @@ func (d *Daemon) syncStatus() *admin.DirectorSync {
 		Listen: st.Listen, Sent: st.Sent, Received: st.Received, Installed: st.Installed,
 		DatagramsSent: st.DatagramsSent, DatagramsReceived: st.DatagramsReceived,
 		Queued: st.Queued, Dumps: st.Dumps, Dropped: st.Dropped, Peers: []admin.DirectorSyncPeer{},
+		Feed: st.Feed.State, FeedFailures: st.Feed.Failures, FeedError: st.Feed.LastError,
+		FeedLastFailure: st.Feed.LastFailure, FeedRetryAt: st.Feed.RetryAt,
 	}
 	for _, p := range st.Peers {
 		out.Peers = append(out.Peers, admin.DirectorSyncPeer{

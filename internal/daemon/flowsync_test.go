@@ -43,11 +43,14 @@ var syncFlow = flowsync.Flow{Src: netip.MustParseAddrPort("198.51.100.7:40000"),
 // resolver (service 1 on 192.0.2.10:80, slots 1 and 2 for 10.0.0.1 and
 // 10.0.0.2).
 type fakeKernel struct {
-	mu       sync.Mutex
-	hook     func(uint32)
-	readers  int // ReadNewFlows running now
-	maxRead  int // most ever at once
-	inserted map[flowsync.Flow]uint32
+	mu      sync.Mutex
+	hook    func(uint32)
+	readers int // ReadNewFlows running now
+	maxRead int // most ever at once
+	reads   int // ReadNewFlows calls
+	// failReads: the first ones fail at once.
+	failReads int
+	inserted  map[flowsync.Flow]uint32
 }
 
 func (k *fakeKernel) ringChanged(id uint32) {
@@ -82,6 +85,11 @@ func (k *fakeKernel) Persists(func(uint32, netip.Addr, netip.Addr, time.Duration
 
 func (k *fakeKernel) ReadNewFlows(ctx context.Context, _ func(flowsync.NewFlow)) error {
 	k.mu.Lock()
+	k.reads++
+	if k.reads <= k.failReads {
+		k.mu.Unlock()
+		return errors.New("fake kernel: new flows: bad file descriptor")
+	}
 	k.readers++
 	k.maxRead = max(k.maxRead, k.readers)
 	k.mu.Unlock()
@@ -372,5 +380,38 @@ func TestFlowSyncStopsWithDirector(t *testing.T) {
 	td.stop(t)
 	if !free() {
 		t.Error("the sync's port is still bound after the daemon stopped")
+	}
+}
+
+// TestFlowSyncFeedRestarts: a kernel new-flow feed that fails is read
+// again (after 1 s); status and metrics show its failure, and that it
+// runs again.
+func TestFlowSyncFeedRestarts(t *testing.T) {
+	t.Parallel()
+	adminAddr, proxied, backend := freeTCP(t), freeTCP(t), echoBackend(t, "b1")
+	td, dirs := startDirectorDaemon(t, syncYAML(adminAddr, proxied, backend, ""))
+	k := dirs.last().kernel()
+	k.mu.Lock()
+	k.failReads = 1
+	k.mu.Unlock()
+	listen, p := freeport.UDP(t), newSyncPeer(t)
+	if err := td.reload(syncYAML(adminAddr, proxied, backend, listen, p.addr())); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the feed read again after its failure", func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.readers == 1
+	})
+	st := td.d.Status().Director.Sync
+	if st.Feed != "running" || st.FeedFailures != 1 || !strings.Contains(st.FeedError, "bad file descriptor") || st.FeedLastFailure.IsZero() {
+		t.Errorf("sync status: got feed %q, %d failures, error %q; want running after 1 failure, with its error", st.Feed, st.FeedFailures, st.FeedError)
+	}
+	m := scrape(t, adminAddr)
+	if got := m.sum("fulcrum_director_sync_feed_failures_total"); got != 1 {
+		t.Errorf("fulcrum_director_sync_feed_failures_total: got %v, want 1", got)
+	}
+	if !m.has("fulcrum_director_sync_feed_up") || m.sum("fulcrum_director_sync_feed_up") != 1 {
+		t.Errorf("fulcrum_director_sync_feed_up: got %v, want 1", m.sum("fulcrum_director_sync_feed_up"))
 	}
 }

@@ -76,6 +76,18 @@ type BackendCounters struct {
 	ActiveFlows int64
 }
 
+// BackendState is whether the director forwards to a backend of a
+// service (Service.BackendState).
+type BackendState struct {
+	// Forwarding: the director knows the way to the backend and has it
+	// in the kernel; it is in the ring whenever its health, admin state
+	// and weight let it be.
+	Forwarding bool
+	// Reason is why not, as the log said it ("next hop not resolved
+	// yet: no neighbour entry for 10.0.0.5 on eth0"); "" when Forwarding.
+	Reason string
+}
+
 // settings are the node settings the control plane uses.
 type settings struct {
 	flowTimeout  time.Duration

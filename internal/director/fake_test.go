@@ -28,6 +28,8 @@ type fakeFW struct {
 	ringWrites, entriesWritten int
 	// ringErr, when set, fails the next ring write halfway through.
 	ringErr error
+	// realErr, when set, fails every SetReal.
+	realErr error
 }
 
 type memberAt struct {
@@ -121,6 +123,9 @@ func (f *fakeFW) setEntries(id uint32, idx, slots []uint32) error {
 func (f *fakeFW) SetReal(slot uint32, r Real) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.realErr != nil {
+		return f.realErr
+	}
 	f.reals[slot] = r
 	return nil
 }

@@ -54,6 +54,9 @@ type slot struct {
 	// unreachable is why the slot is out of the ring for want of a next
 	// hop, as last logged ("" = reachable).
 	unreachable string
+	// writeErr is why the last write of its real failed ("" = it did
+	// not); the slot is out of the ring until a write succeeds.
+	writeErr string
 }
 
 func (sl *slot) addr() netip.Addr { return sl.b.Addr.Addr().Unmap() }
@@ -266,12 +269,18 @@ func (s *Service) sync() error {
 			sl.dead = false // back in service after CloseBackend
 		}
 		hs, ok := s.reachable(sl)
-		if r, write := s.real(sl, hs, ok); write && (!sl.wrote || !sameReal(r, sl.written)) {
-			if err := s.d.fw.SetReal(sl.id, r); err != nil {
-				errs = append(errs, fmt.Errorf("slot %d (backend %s): %w", sl.id, sl.b.Addr, err))
-				ok = false
-			} else {
-				sl.written, sl.wrote = r, true
+		if r, write := s.real(sl, hs, ok); write {
+			switch {
+			case sl.wrote && sameReal(r, sl.written):
+				sl.writeErr = "" // the kernel has it
+			default:
+				if err := s.d.fw.SetReal(sl.id, r); err != nil {
+					errs = append(errs, fmt.Errorf("slot %d (backend %s): %w", sl.id, sl.b.Addr, err))
+					sl.writeErr = err.Error()
+					ok = false
+				} else {
+					sl.written, sl.wrote, sl.writeErr = r, true, ""
+				}
 			}
 		}
 		usable[sl] = ok && sl.wrote && !sl.dead && sl.retiredAt.IsZero() && sl.b.Available()
@@ -572,4 +581,29 @@ func (s *Service) BackendCounters(b *balancer.Backend) BackendCounters {
 		out.ActiveFlows = counts[sl.id]
 	}
 	return out
+}
+
+// BackendState reports whether the director can forward to b in this
+// service, and why not: health, admin state and weight aside (the status
+// shows those), a backend is left out of the ring while the way to it is
+// unknown — no route, a route through a router in direct mode, no
+// neighbour entry yet, no tunnel source of its family — or while its slot
+// could not be written into the kernel.
+func (s *Service) BackendState(b *balancer.Backend) BackendState {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	sl := s.find(b)
+	switch {
+	case sl == nil:
+		return BackendState{Reason: "not a backend of the service"}
+	case !sl.retiredAt.IsZero():
+		return BackendState{Reason: "removed from the service"}
+	case sl.unreachable != "":
+		return BackendState{Reason: sl.unreachable}
+	case sl.writeErr != "":
+		return BackendState{Reason: "writing its slot into the kernel failed: " + sl.writeErr}
+	case !sl.wrote:
+		return BackendState{Reason: "not programmed yet"}
+	}
+	return BackendState{Forwarding: true}
 }

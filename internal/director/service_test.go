@@ -1,8 +1,10 @@
 package director
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -346,11 +348,21 @@ func TestUnresolvedOutOfRing(t *testing.T) {
 	if _, ok := l.fw.real(id); ok {
 		t.Fatal("an unresolved backend's slot was written")
 	}
+	want := BackendState{Reason: "next hop not resolved yet: no neighbour entry for 10.0.1.2"}
+	if got := s.BackendState(bs[1]); got != want {
+		t.Errorf("unresolved backend's state: got %+v, want %+v", got, want)
+	}
+	if got := s.BackendState(bs[0]); got != (BackendState{Forwarding: true}) {
+		t.Errorf("resolved backend's state: got %+v, want forwarding", got)
+	}
 	l.res.set(bs[1].Addr.Addr())
 	l.clk.add(time.Second)
 	l.d.step()
 	if shares(l.fw.ring(s.id))[id] == 0 {
 		t.Fatal("a resolved backend is not in the ring")
+	}
+	if got := s.BackendState(bs[1]); got != (BackendState{Forwarding: true}) {
+		t.Errorf("state once resolved: got %+v, want forwarding", got)
 	}
 	r, _ := l.fw.real(id)
 	if r.Addr != bs[1].Addr.Addr() || r.IfIndex != 2 || r.DstMAC.String() != "02:01:0a:00:01:02" || r.SrcMAC.String() != "02:00:00:00:00:01" {
@@ -377,6 +389,13 @@ func TestDirectNeedsOnLink(t *testing.T) {
 			in := shares(l.fw.ring(s.id))[slotOf(t, s, bs[1])] > 0
 			if in != (mode == ModeTunnel) {
 				t.Errorf("backend behind a router in the ring: got %v, want %v", in, mode == ModeTunnel)
+			}
+			want := BackendState{Forwarding: true}
+			if mode == ModeDirect {
+				want = BackendState{Reason: "direct routing needs the backend on a network of this host; the route to it goes through 10.0.0.254"}
+			}
+			if got := s.BackendState(bs[1]); got != want {
+				t.Errorf("state of the backend behind a router: got %+v, want %+v", got, want)
 			}
 			if mode == ModeTunnel {
 				if r, _ := l.fw.real(slotOf(t, s, bs[1])); r.TunnelSrc != netip.MustParseAddr("10.0.0.1") {
@@ -415,12 +434,56 @@ func TestTunnelWithoutSource(t *testing.T) {
 	if shares(l.fw.ring(s.id))[slotOf(t, s, bs[0])] != 0 {
 		t.Error("a backend without a tunnel source is in the ring")
 	}
+	want := BackendState{Reason: "no tunnel source: eth0 has no address of the backend's family and director.tunnel_source is not one"}
+	if got := s.BackendState(bs[0]); got != want {
+		t.Errorf("state without a tunnel source: got %+v, want %+v", got, want)
+	}
 	l.d.mu.Lock()
 	l.d.tunnelSrc = netip.MustParseAddr("10.9.9.9")
 	l.d.mu.Unlock()
 	refresh(t, s)
 	if shares(l.fw.ring(s.id))[slotOf(t, s, bs[0])] == 0 {
 		t.Error("with tunnel_source set, the backend is still out of the ring")
+	}
+}
+
+// TestRealWriteFailure: a backend whose slot cannot be written is out of
+// the ring, and its state says why, until a write succeeds.
+func TestRealWriteFailure(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	bs := l.backends(1, 1, 1)
+	s := l.add(t, spec("web", "maglev"), balancerService(t, "maglev", bs, nil, nil))
+	id := slotOf(t, s, bs[1])
+	l.fw.mu.Lock()
+	l.fw.realErr = errors.New("map full")
+	l.fw.mu.Unlock()
+	// The MAC changes: the slot must be written again, and that fails.
+	a := bs[1].Addr.Addr()
+	l.res.mu.Lock()
+	h := l.res.hops[a]
+	h.dstMAC = net.HardwareAddr{2, 9, 9, 9, 9, 9}
+	l.res.hops[a] = h
+	l.res.mu.Unlock()
+	l.clk.add(hopRefresh)
+	l.d.step()
+	if shares(l.fw.ring(s.id))[id] != 0 {
+		t.Error("a backend whose slot write failed is in the ring")
+	}
+	want := BackendState{Reason: "writing its slot into the kernel failed: map full"}
+	if got := s.BackendState(bs[1]); got != want {
+		t.Errorf("state: got %+v, want %+v", got, want)
+	}
+	l.fw.mu.Lock()
+	l.fw.realErr = nil
+	l.fw.mu.Unlock()
+	l.clk.add(tick)
+	l.d.step()
+	if got := s.BackendState(bs[1]); got != (BackendState{Forwarding: true}) {
+		t.Errorf("state after a successful write: got %+v, want forwarding", got)
+	}
+	if shares(l.fw.ring(s.id))[id] == 0 {
+		t.Error("the backend is not back in the ring")
 	}
 }
 

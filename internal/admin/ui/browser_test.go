@@ -75,7 +75,7 @@ func TestRendersStatusShapes(t *testing.T) {
 		"12.5 ms", "3.3 ms", "1,000", "500",
 		"weight set at runtime", "slow start",
 		"2/2 available", "1/1 available",
-		"eth0 native · 42 flows", "1/2 peers heard · 1,200 sent · 790 installed",
+		"eth0 native · 42 flows", "1/2 peers heard · 1,200 sent · 790 installed · new-flow feed down",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page lacks %q; it shows:\n%s", want, text)
@@ -99,6 +99,13 @@ func TestRendersStatusShapes(t *testing.T) {
 	}
 	if wi := slices.Index(headers, "Weight"); wi < 0 || cells[wi] != "2" {
 		t.Errorf("effective weight: got %q under %q, want 2", cells, headers)
+	}
+	// A director backend the director leaves out of its ring says why.
+	if got := cellText(`tr[data-service="shop"][data-backend="10.0.1.2:80"] td.health`); !strings.Contains(got, "not forwarded") || !strings.Contains(got, "no neighbour entry for 10.0.1.2 on eth0") {
+		t.Errorf("health cell of a backend not forwarded: got %q, want \"not forwarded\" and the reason", got)
+	}
+	if got := cellText(`tr[data-service="shop"][data-backend="10.0.1.1:80"] td.health`); strings.Contains(got, "not forwarded") {
+		t.Errorf("health cell of a forwarded backend: got %q, want no \"not forwarded\"", got)
 	}
 	if got := cellText(`tr[data-backend="127.0.0.1:5433"] td.name`); got != "127.0.0.1:5433 fallback" {
 		t.Errorf("fallback name cell: got %q, want the address and its role", got)

@@ -28,6 +28,9 @@ import (
 //     scanned the same way, so that
 //     the peers' copies of those flows, idle on the peers since they
 //     carry no packets there, do not time out while the flows live here.
+//   - When the new-flow feed is read again after a failure (feed.go), the
+//     whole table is scanned the same way at once: the flows created
+//     while it was down were not sent when created.
 //   - A join is answered with the same scan of the whole table plus every
 //     persistence entry younger than its group's timeout, then a done
 //     entry.
@@ -39,6 +42,17 @@ import (
 func (s *Syncer) RingChanged(id uint32) {
 	s.scanMu.Lock()
 	s.pending[id] = true
+	s.scanMu.Unlock()
+	select {
+	case s.scanKick <- struct{}{}:
+	default:
+	}
+}
+
+// scanAll asks for a scan of the whole table soon. It never blocks.
+func (s *Syncer) scanAll() {
+	s.scanMu.Lock()
+	s.scanFull = true
 	s.scanMu.Unlock()
 	select {
 	case s.scanKick <- struct{}{}:
@@ -119,8 +133,12 @@ func (s *Syncer) scanLoop(ctx context.Context) {
 		case <-s.scanKick:
 			s.scanMu.Lock()
 			only, s.pending = s.pending, map[uint32]bool{}
+			full := s.scanFull
+			s.scanFull = false
 			s.scanMu.Unlock()
-			if len(only) == 0 {
+			if full {
+				only = nil
+			} else if len(only) == 0 {
 				continue
 			}
 		}

@@ -80,9 +80,12 @@ type Options struct {
 
 	Table    Table
 	Resolver Resolver
-	// Events, when set, feeds the Syncer the kernel's new flows.
-	Events Events
-	Log    *slog.Logger
+	// Events, when set, feeds the Syncer the kernel's new flows. When
+	// it fails it is read again after FeedRetry, doubling up to
+	// FeedRetryMax (0: DefaultFeedRetry, DefaultFeedRetryMax).
+	Events                  Events
+	FeedRetry, FeedRetryMax time.Duration
+	Log                     *slog.Logger
 }
 
 // Listen opens the sync socket on addr (host:port).
@@ -113,6 +116,7 @@ type Syncer struct {
 
 	scanMu   sync.Mutex
 	pending  map[uint32]bool
+	scanFull bool // the next kicked scan is of the whole table
 	scanKick chan struct{}
 
 	mu      sync.Mutex // windows, peers, dumps
@@ -126,6 +130,9 @@ type Syncer struct {
 
 	lmu     sync.Mutex
 	learned map[Flow]time.Time // flows installed from peers, and when
+
+	fmu    sync.Mutex
+	feedSt FeedStatus
 
 	wg sync.WaitGroup // dumps
 
@@ -219,6 +226,13 @@ func New(opt Options) (*Syncer, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
+	if opt.FeedRetry <= 0 {
+		opt.FeedRetry = DefaultFeedRetry
+	}
+	if opt.FeedRetryMax <= 0 {
+		opt.FeedRetryMax = DefaultFeedRetryMax
+	}
+	opt.FeedRetryMax = max(opt.FeedRetryMax, opt.FeedRetry)
 	s := &Syncer{
 		opt:      opt,
 		live:     newFIFO(opt.Queue),
@@ -233,6 +247,7 @@ func New(opt Options) (*Syncer, error) {
 		learned:  map[Flow]time.Time{},
 
 		persistSent: map[sentPersist]time.Time{},
+		feedSt:      FeedStatus{State: FeedOff},
 		// Two flush intervals' worth, and at least a full datagram.
 		burst: max(float64(opt.MaxRate)*2*opt.Flush.Seconds(), 1),
 	}
@@ -250,31 +265,22 @@ func New(opt Options) (*Syncer, error) {
 }
 
 // Run sends joins, offered entries and scans until ctx ends, and installs
-// what peers send. It returns nil then, or the error of the Events feed.
-// Run is called once.
+// what peers send; it reads the Events feed, again after each failure
+// (feed). It returns nil when ctx ends. Run is called once.
 func (s *Syncer) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	var feedErr error
 	wg.Go(func() { s.receive(ctx) })
 	wg.Go(func() { s.sendLoop(ctx) })
 	wg.Go(func() { s.joinLoop(ctx) })
 	wg.Go(func() { s.scanLoop(ctx) })
 	if s.opt.Events != nil {
-		wg.Go(func() {
-			err := s.opt.Events.ReadNewFlows(ctx, s.newFlow)
-			if err != nil && ctx.Err() == nil {
-				feedErr = fmt.Errorf("flowsync: new flows: %w", err)
-				cancel()
-			}
-		})
+		wg.Go(func() { s.feed(ctx) })
 	}
 	<-ctx.Done()
 	s.opt.Conn.Close()
 	wg.Wait()
 	s.wg.Wait()
-	return feedErr
+	return nil
 }
 
 // Offer queues e for every peer. It never blocks: when the queue is full
@@ -646,6 +652,8 @@ type Status struct {
 	// only those above zero.
 	Dropped map[string]uint64
 	Peers   []PeerStatus
+	// Feed is the kernel's new-flow feed.
+	Feed FeedStatus
 }
 
 // PeerStatus is what a Syncer knows of one peer.
@@ -689,5 +697,6 @@ func (s *Syncer) Status() Status {
 	}
 	s.mu.Unlock()
 	slices.SortFunc(st.Peers, func(a, b PeerStatus) int { return a.Addr.Compare(b.Addr) })
+	st.Feed = s.Feed()
 	return st
 }

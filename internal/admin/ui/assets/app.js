@@ -261,8 +261,11 @@
         const peers = sy.peers || [];
         const heard = peers.filter((p) => validTime(p.last_heard)).length;
         const drops = Object.entries(sy.dropped || {}).map(([k, v]) => k + ' ' + v).join(', ');
-        items.push(['sync', heard + '/' + peers.length + ' peers heard · ' + num(sy.sent) + ' sent · ' + num(sy.installed) + ' installed',
-          sy.listen + (drops ? ' · dropped: ' + drops : ''), drops ? 'warn' : '']);
+        const feedDown = sy.feed === 'restarting';
+        items.push(['sync', heard + '/' + peers.length + ' peers heard · ' + num(sy.sent) + ' sent · ' + num(sy.installed) + ' installed' +
+          (feedDown ? ' · new-flow feed down' : ''),
+          sy.listen + (drops ? ' · dropped: ' + drops : '') + (sy.feed_failures ? ' · new-flow feed failed ' + sy.feed_failures + ' times, last: ' + sy.feed_error : ''),
+          feedDown ? 'bad' : drops ? 'warn' : '']);
       }
     }
     const dl = $('about');
@@ -544,6 +547,9 @@
     if (h) healthCell.append(' ', el('span', { class: 'muted', title: fullTime(h.since), text: ago(h.since) }));
     if (b.slow_start) healthCell.append(' ', el('span', { class: 'tag', text: 'slow start' }));
     if (!b.available && b.healthy && admin === 'ready') healthCell.append(' ', el('span', { class: 'tag warn', text: 'full' }));
+    // Out of the director's ring whatever its health: why.
+    const nf = b.director && b.director.not_forwarded;
+    if (nf) healthCell.append(' ', el('span', { class: 'tag warn', title: 'the director leaves it out of its ring', text: 'not forwarded' }), el('div', { class: 'reason', text: nf }));
 
     let check = el('td', { class: 'check muted', text: h ? 'not run yet' : 'no health check' });
     if (h && validTime(h.last_check)) {
