@@ -158,6 +158,13 @@ type HAGroup struct {
 	// it does not preempt until the new master fails or `fulcrum ha
 	// reclaim` undoes the release.
 	ReleasedAt time.Time `json:"released_at,omitzero"`
+	// PreemptHeld is set while this backup leaves a live master it
+	// outranks in place, and says why ("waiting for the flow table of
+	// lb2": a returning director takes the VIPs back only once it has
+	// its peers' flows); PreemptHoldUntil is when the hold ends at the
+	// latest.
+	PreemptHeld      string    `json:"preempt_held,omitempty"`
+	PreemptHoldUntil time.Time `json:"preempt_hold_until,omitzero"`
 	// Peers are the other nodes heard on the link, by address.
 	Peers []HAPeer `json:"peers,omitempty"`
 	// HellosSent and HelloDropped count this group's hellos (0/nil when

@@ -37,7 +37,7 @@ type collector struct {
 	haSent, haReceived, haSendErr, haDropped, haVIPs, haVIPsHeld *prometheus.Desc
 	haPeerPrio, haPeerAdverts, haPeerLastHeard, haTrackOK        *prometheus.Desc
 	haPeerConfigMatch, haHellosSent, haHelloDropped              *prometheus.Desc
-	haPeerGone, haReleased                                       *prometheus.Desc
+	haPeerGone, haReleased, haPreemptHeld                        *prometheus.Desc
 
 	dirPackets, dirBytes, dirNewFlows, dirActiveFlows, dirForwarding       *prometheus.Desc
 	dirAttached, dirFlowEntries, dirProgram                                *prometheus.Desc
@@ -124,6 +124,7 @@ func newCollector(src Source) *collector {
 	c.haPeerConfigMatch = d("ha_peer_config_match", "1 when a peer runs the same config hash as this node, 0 when another; absent while its hash is unknown.", "group", "peer")
 	c.haPeerLastHeard = d("ha_peer_last_advert_timestamp_seconds", "When a peer's last advert arrived, in seconds since the Unix epoch.", "group", "peer")
 	c.haPeerGone = d("ha_peer_gone", "1 for a peer heard before and silent since (no hello for 5s, or the master this node took over from for its silence), 0 for one still heard.", "group", "peer")
+	c.haPreemptHeld = d("ha_preempt_held", "1 while this node leaves a live master it outranks in place, waiting for its peers' flow tables (docs/ha.md), else 0.", grp...)
 	c.haReleased = d("ha_released", "1 while `fulcrum ha release` holds this node back from taking the group's VIPs again, else 0.", grp...)
 	c.dirPackets = d("director_packets_total", "Packets from clients the kernel director forwarded to a backend (forwarding direct or tunnel).", be...)
 	c.dirBytes = d("director_bytes_total", "Bytes from clients the kernel director forwarded to a backend; the replies bypass the director.", be...)
@@ -291,6 +292,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		gauge(c.haReleased, bool01(!g.ReleasedAt.IsZero()), n)
+		gauge(c.haPreemptHeld, bool01(g.PreemptHeld != ""), n)
 		for _, p := range g.Peers {
 			gauge(c.haPeerGone, bool01(p.Gone), n, p.Address)
 		}

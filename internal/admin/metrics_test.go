@@ -87,7 +87,7 @@ func metricsStatus() Status {
 			Peers: []HAPeer{{Address: "192.0.2.2", Priority: 120, IntervalMS: 1000, LastHeard: t0.Add(time.Hour), Adverts: 500, ConfigHash: "ffffeeeeddddcccc"},
 				{Address: "192.0.2.3", Priority: 100, LastHeard: t0.Add(time.Hour), ConfigHash: "3f2a9c1e", Node: "lb3", State: "backup", Hellos: 9},
 				{Address: "192.0.2.4", Node: "lb4", LastHello: t0, Gone: true}},
-			ReleasedAt: t0,
+			ReleasedAt: t0, PreemptHeld: "waiting for the flow table of lb2",
 		}},
 	}
 }

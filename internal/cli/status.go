@@ -144,6 +144,10 @@ func renderStatus(w io.Writer, st, prev *admin.Status, now time.Time) {
 				fmt.Fprintf(w, "    starting: listening for a master (initdead) %s more before taking the VIPs\n",
 					max(g.ListenUntil.Sub(now), 0).Round(100*time.Millisecond))
 			}
+			if g.PreemptHeld != "" && g.State == "backup" {
+				fmt.Fprintf(w, "    preempt held: %s (at most %s more)\n", g.PreemptHeld,
+					max(g.PreemptHoldUntil.Sub(now), 0).Round(100*time.Millisecond))
+			}
 			if !g.ReleasedAt.IsZero() {
 				fmt.Fprintf(w, "    released %s ago (fulcrum ha release): not taking the VIPs back until the master fails; `fulcrum ha reclaim %s` undoes it\n",
 					now.Sub(g.ReleasedAt).Round(time.Second), g.Name)

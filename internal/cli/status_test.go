@@ -57,7 +57,10 @@ func testStatus(now time.Time) *admin.Status {
 					{Address: "192.168.0.3", Priority: 0, LastHeard: now.Add(-time.Hour), Adverts: 12},
 				}},
 			{Name: "api", Interface: "eth0", VRID: 53, VIPs: []string{"192.168.0.107/24"}, State: "backup", Since: started,
-				Priority: 100, ConfiguredPriority: 100, Master: "192.168.0.3", MasterPriority: 150, AdvertsReceived: 54000,
+				Priority: 200, ConfiguredPriority: 200, Master: "192.168.0.3", MasterPriority: 150, AdvertsReceived: 54000,
+				// A returning director leaving the master in place until
+				// the flow sync brought it lb3's flows.
+				PreemptHeld: "waiting for the flow table of lb3", PreemptHoldUntil: now.Add(7300 * time.Millisecond),
 				// lb3 was master an hour ago and says hello since.
 				Peers: []admin.HAPeer{{Address: "192.168.0.3", Priority: 150, LastHeard: now.Add(-time.Hour), LastHello: now.Add(-400 * time.Millisecond), ConfigHash: "3f2a9c1e77b0d1c2", Node: "lb3", State: "backup", Hellos: 12}, {Address: "192.168.0.4", Priority: 120, LastHeard: now.Add(-2 * time.Second)}}},
 			{Name: "mail", Interface: "eth0", VRID: 54, VIPs: []string{"192.168.0.108/24"}, State: "backup", Since: now.Add(-500 * time.Millisecond),

@@ -38,6 +38,10 @@ type group struct {
 	track atomic.Pointer[trackResult]
 	// peers remembers the peers heard, to tell one gone (watchPeers).
 	peers peerWatch
+	// started is when the group started: Host.PreemptHold holds its
+	// preemption back until MaxPreemptHold after it (preempthold.go).
+	started  time.Time
+	holdOver atomic.Bool // the bound was reached, and logged
 }
 
 type trackResult struct {
@@ -147,9 +151,10 @@ func (m *Manager) prepareGroup(cfg *config.Config, g *config.HAGroup) (*group, e
 		vips: vips,
 		conn: conn,
 		ann:  ann,
-		inst: vrrp.New(vcfg, conn, ann, log),
 		done: make(chan struct{}),
 	}
+	vcfg.PreemptHold = func() string { return hg.preemptHold(m.opt.Host, log) }
+	hg.inst = vrrp.New(vcfg, conn, ann, log)
 	hg.authKey = key
 	hg.track.Store(&trackResult{})
 	return hg, nil
@@ -159,6 +164,7 @@ func (m *Manager) prepareGroup(cfg *config.Config, g *config.HAGroup) (*group, e
 func (m *Manager) startGroup(hg *group) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hg.cancel = cancel
+	hg.started = time.Now()
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() {

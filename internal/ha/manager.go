@@ -35,6 +35,13 @@ type Host interface {
 	// SetReleasing turns keep-alive off (true) or back on (false) for the
 	// HTTP services on vips while a hand-over holds them.
 	SetReleasing(vips []netip.Prefix, on bool)
+	// PreemptHold reports why a group on vips should not yet take them
+	// back from a live master it outranks, "" when nothing holds it: the
+	// node is still receiving what it needs to carry the master's
+	// connections on (the director's flow tables from its peers). A
+	// group asks it at each advert of such a master, for at most
+	// MaxPreemptHold after it started, on its VRRP goroutine.
+	PreemptHold(vips []netip.Prefix) string
 }
 
 // Alerter delivers HA transitions to the alert hooks; Notify must not

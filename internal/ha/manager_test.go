@@ -51,6 +51,7 @@ func (h *fakeHost) ServiceAlive(name string) (bool, string) {
 }
 func (h *fakeHost) Busy([]netip.Prefix) bool          { return false }
 func (h *fakeHost) SetReleasing([]netip.Prefix, bool) {}
+func (h *fakeHost) PreemptHold([]netip.Prefix) string { return "" }
 
 type nopAlerts struct{}
 
@@ -59,6 +60,12 @@ func (nopAlerts) Notify(alert.Event) {}
 // startManager runs the groups of yaml on a lone node with fake
 // privileged pieces.
 func startManager(t *testing.T, yaml string, host Host) *Manager {
+	t.Helper()
+	return startManagerOn(t, yaml, host, func() vrrp.Conn { return &loneConn{in: make(chan vrrp.Packet)} })
+}
+
+// startManagerOn is startManager with the groups' VRRP sockets from conn.
+func startManagerOn(t *testing.T, yaml string, host Host, conn func() vrrp.Conn) *Manager {
 	t.Helper()
 	cfg, err := config.Parse("ha.yaml", []byte(yaml))
 	if err != nil {
@@ -69,7 +76,7 @@ func startManager(t *testing.T, yaml string, host Host) *Manager {
 		Alerts: nopAlerts{},
 		Log:    slog.New(slog.DiscardHandler),
 		Deps: Deps{
-			Listen:      func(vrrp.ConnOptions) (vrrp.Conn, error) { return &loneConn{in: make(chan vrrp.Packet)}, nil },
+			Listen:      func(vrrp.ConnOptions) (vrrp.Conn, error) { return conn(), nil },
 			PrimaryAddr: func(string, vrrp.Family) (netip.Addr, error) { return netip.MustParseAddr("192.0.2.1"), nil },
 			Announcer:   func(*config.HAGroup, *slog.Logger) (vrrp.Announcer, error) { return nopAnnouncer{}, nil },
 			LinkUp:      func(string) (bool, error) { return true, nil },

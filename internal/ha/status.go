@@ -39,6 +39,10 @@ func (m *Manager) Status() []admin.HAGroup {
 			VIPsHeld:           vs.VIPsHeld,
 			ListenUntil:        vs.ListenUntil,
 			ReleasedAt:         vs.ReleasedAt,
+			PreemptHeld:        vs.PreemptHeld,
+		}
+		if vs.PreemptHeld != "" {
+			g.PreemptHoldUntil = hg.preemptHoldUntil()
 		}
 		for _, p := range vs.Peers {
 			g.Peers = append(g.Peers, admin.HAPeer{

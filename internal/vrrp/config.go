@@ -36,6 +36,15 @@ type Config struct {
 	// take the addresses at once. 0 preempts as RFC 9568 does: after one
 	// master-down interval.
 	PreemptDelay time.Duration
+	// PreemptHold, when set, is asked before a backup preempts a live
+	// master it outranks: a non-empty answer says why not yet, and the
+	// backup stays backup (the master-down timer still guards against
+	// the master's death), asking again at each of that master's
+	// adverts; PreemptDelay then counts from the first advert it lets
+	// through. It decides nothing when no master is heard: a node alone
+	// takes over as usual. It is called on Run's goroutine and must not
+	// block.
+	PreemptHold func() string
 	// VIPs are the virtual addresses, all IPv4 or all IPv6: RFC 9568 runs
 	// one instance per family.
 	VIPs []netip.Addr

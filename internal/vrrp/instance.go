@@ -411,7 +411,7 @@ func (in *Instance) backupReceive(a Advert, src netip.Addr) {
 		in.armDown(skewTime(in.masterInterval, in.prio))
 		return
 	}
-	if !in.mayPreempt() || a.Priority >= in.prio {
+	if in.heldBack(in.mayPreempt() && a.Priority < in.prio) || !in.mayPreempt() || a.Priority >= in.prio {
 		in.masterInterval = a.MaxAdvertInterval
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, false
@@ -532,9 +532,39 @@ func (in *Instance) onMasterDown(ctx context.Context) {
 
 func (in *Instance) onPreemptDelay(ctx context.Context) {
 	in.preemptPending = false
-	if in.State() == Backup && in.mayPreempt() && in.heardPrio != 0 && in.heardPrio < in.prio {
+	if in.State() == Backup && in.mayPreempt() && in.heardPrio != 0 && in.heardPrio < in.prio && !in.heldBack(true) {
 		in.toMaster(ctx, ReasonPreempt)
 	}
+}
+
+// heldBack asks Config.PreemptHold, when we would preempt the master
+// just heard (outranks), and records its answer in the status, logging
+// when it changes; it reports whether the preemption is held back.
+func (in *Instance) heldBack(outranks bool) bool {
+	why := ""
+	if outranks && in.cfg.PreemptHold != nil {
+		why = in.cfg.PreemptHold()
+	}
+	in.mu.Lock()
+	prev := in.status.PreemptHeld
+	in.status.PreemptHeld = why
+	in.mu.Unlock()
+	switch {
+	case why == prev:
+	case why == "":
+		in.log.Info("preemption no longer held back", "was", prev)
+	default:
+		in.log.Info("preemption of the live master held back", "reason", why, "master_priority", in.heardPrio)
+	}
+	return why != ""
+}
+
+// clearPreemptHeld forgets a hold on becoming master or entering fault:
+// there is no preemption left to hold back.
+func (in *Instance) clearPreemptHeld() {
+	in.mu.Lock()
+	in.status.PreemptHeld = ""
+	in.mu.Unlock()
 }
 
 func (in *Instance) stopPreemptDelay() {
@@ -678,6 +708,7 @@ func (in *Instance) toMaster(ctx context.Context, reason string) {
 	if !in.holdUntil.IsZero() {
 		in.clearHold()
 	}
+	in.clearPreemptHeld()
 	prev := in.Status().Master // the master last heard, while we were backup
 	t := in.transition(Master, reason, in.cfg.LocalAddr)
 	if t != nil && prev != in.cfg.LocalAddr {
@@ -724,6 +755,7 @@ func (in *Instance) toFault(ctx context.Context) {
 	in.stopListening()
 	in.adver.Stop()
 	in.stopPreemptDelay()
+	in.clearPreemptHeld()
 	if wasMaster {
 		in.advertise(0)
 	}

@@ -49,6 +49,9 @@ func TestElection(t *testing.T) {
 		down    int // Config.DownAdverts
 		// initdead is Config.InitDead (with down 2: fulcrum's defaults).
 		initdead time.Duration
+		// hold is how long Config.PreemptHold holds a preemption back,
+		// from the start; forever holds it for good.
+		hold time.Duration
 		// The peer (10.0.0.2; we are 10.0.0.1) sends peerCount adverts of
 		// peerPrio every peerIv from phase after the start, then a
 		// priority 0 advert if zeroAfter is set; peerCount 0 is no peer.
@@ -114,6 +117,22 @@ func TestElection(t *testing.T) {
 			wantMaster: 2*time.Second + skewTime(iv, 150), wantReason: ReasonMasterDown},
 		{name: "initdead shorter than master-down", prio: 150, down: 2, initdead: 100 * time.Millisecond,
 			wantMaster: masterDownInterval(iv, 150, 2), wantReason: ReasonMasterDown},
+
+		// PreemptHold keeps a live lower-priority master in place while
+		// it answers (a returning director waiting for the flow tables),
+		// and nothing else: no master, a master that dies or leaves.
+		{name: "lower priority peer, preempt held", prio: 150, preempt: true, hold: 2 * time.Second,
+			peerPrio: 100, peerIv: iv, peerCount: 100, wantMaster: 19*iv + md(150), wantReason: ReasonPreempt},
+		{name: "lower priority peer, preempt held for good", prio: 150, preempt: true, hold: forever,
+			peerPrio: 100, peerIv: iv, peerCount: 200, wantMaster: never},
+		{name: "preempt held, then preempt delay", prio: 150, preempt: true, hold: 2 * time.Second, delay: time.Second,
+			peerPrio: 100, peerIv: iv, peerCount: 100, wantMaster: 3 * time.Second, wantReason: ReasonPreempt},
+		{name: "preempt held, no peer", prio: 150, preempt: true, hold: forever,
+			wantMaster: md(150), wantReason: ReasonMasterDown},
+		{name: "preempt held, the master dies", prio: 150, preempt: true, hold: forever,
+			peerPrio: 100, peerIv: iv, peerCount: 50, wantMaster: 49*iv + md(150), wantReason: ReasonMasterDown},
+		{name: "preempt held, the master leaves", prio: 150, preempt: true, hold: forever,
+			peerPrio: 100, peerIv: iv, peerCount: 20, zeroAfter: true, wantMaster: 20*iv + skewTime(iv, 150), wantReason: ReasonMasterLeft},
 		{name: "master leaves during initdead", prio: 150, down: 2, initdead: 2 * time.Second,
 			phase: 500 * time.Millisecond, peerPrio: 0, peerIv: time.Second, peerCount: 1,
 			wantMaster: 500*time.Millisecond + skewTime(iv, 150), wantReason: ReasonMasterLeft},
@@ -127,6 +146,14 @@ func TestElection(t *testing.T) {
 				cfg.Preempt, cfg.PreemptDelay = tt.preempt, tt.delay
 				cfg.DownAdverts, cfg.InitDead = tt.down, tt.initdead
 				begin := time.Now()
+				if tt.hold > 0 {
+					cfg.PreemptHold = func() string {
+						if time.Since(begin) < tt.hold {
+							return "held"
+						}
+						return ""
+					}
+				}
 				me := start(t, n, cfg, nil)
 				if tt.peerCount > 0 {
 					peer := n.conn(t, "10.0.0.2", nil)
@@ -162,6 +189,9 @@ func TestElection(t *testing.T) {
 		})
 	}
 }
+
+// forever is a preempt hold that does not end within a test.
+const forever = time.Hour
 
 // neverMaster is checkMaster's want for a node that must stay backup.
 const neverMaster = time.Duration(-1)

@@ -133,6 +133,9 @@ type Status struct {
 	// when that Release was. Both zero when no Release holds us back.
 	HoldUntil  time.Time
 	ReleasedAt time.Time
+	// PreemptHeld is, while Config.PreemptHold keeps us from preempting
+	// the live master we outrank, its answer (why); "" otherwise.
+	PreemptHeld string
 	// ListenUntil is, while a starting backup listens for an existing
 	// master (Config.InitDead) and has heard none yet, when it will take
 	// over; zero otherwise.
