@@ -64,7 +64,7 @@
 //	rings         array     MaxServices*RingSize slot ids (NoSlot: none)
 //	reals         array     MaxSlots: address, MACs, egress ifindex, tunnel source, MTU, dead
 //	members       hash      (service id, backend address) -> slot
-//	flows         LRU hash  5-tuple -> slot, last seen (CLOCK_MONOTONIC ns)
+//	flows         LRU hash  5-tuple -> slot, last seen (CLOCK_MONOTONIC_COARSE ns)
 //	persists      LRU hash  (group, masked client) -> backend address, last seen
 //	slot_counters per-CPU array: packets, bytes, new flows per slot
 //	global        per-CPU array: a counter per reason

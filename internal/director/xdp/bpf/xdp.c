@@ -616,7 +616,12 @@ int fulcrum_xdp(struct xdp_md *ctx)
 			return verdict(R_PASSED_NO_SERVICE, XDP_PASS);
 	}
 
-	now = bpf_ktime_get_ns();
+	/* The coarse clock (CLOCK_MONOTONIC_COARSE, jiffy resolution) is
+	 * plenty for timeouts of seconds and cheaper than bpf_ktime_get_ns,
+	 * whose read of the clock source (a paravirtual clock in a VM) was a
+	 * visible part of the program's cost. The Go side reads the same
+	 * clock (tables.go, monotonic). */
+	now = bpf_ktime_get_coarse_ns();
 
 	/* 1. A live flow to a usable real keeps it. */
 	f = bpf_map_lookup_elem(&flows, &p.fk);

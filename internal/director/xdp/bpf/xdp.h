@@ -95,7 +95,7 @@ struct flow_key {
 struct flow {
 	__u32 slot;
 	__u32 pad;
-	__u64 seen_ns; /* CLOCK_MONOTONIC, as bpf_ktime_get_ns */
+	__u64 seen_ns; /* CLOCK_MONOTONIC_COARSE, as bpf_ktime_get_coarse_ns */
 };
 
 struct persist_key {
