@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fulcrum-lb/fulcrum/internal/realserver"
-	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 func newRealserverCmd() *cobra.Command {
@@ -42,7 +42,7 @@ IP-in-IP packets. Every change is printed and recorded; down undoes them.`,
 			if o.Decap, err = realserver.ParseDecap(decapFlag); err != nil {
 				errs = append(errs, fmt.Errorf("--decap: %w", err))
 			}
-			if o.XDPMode, err = decap.ParseMode(xdpMode); err != nil {
+			if o.XDPMode, err = xdplink.ParseMode(xdpMode); err != nil {
 				errs = append(errs, fmt.Errorf("--xdp-mode: %w", err))
 			}
 			for _, a := range args {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 // node is the node settings New and Apply take from the config.
@@ -207,16 +208,11 @@ func nodeFrom(cfg config.Director) (node, error) {
 		interfaces: cfg.Interfaces,
 		opts:       xdp.Options{FlowTableSize: cfg.FlowTableSize, FlowTimeout: cfg.FlowTimeout.D()},
 	}
-	switch cfg.XDPMode {
-	case "", "auto":
-		n.mode = xdp.AttachAuto
-	case "native":
-		n.mode = xdp.AttachNative
-	case "generic":
-		n.mode = xdp.AttachGeneric
-	default:
-		return node{}, fmt.Errorf("director: xdp_mode %q: want auto, native or generic", cfg.XDPMode)
+	mode, err := xdplink.ParseMode(cfg.XDPMode)
+	if err != nil {
+		return node{}, fmt.Errorf("director: %w", err)
 	}
+	n.mode = mode
 	ts, err := tunnelSource(cfg.TunnelSource)
 	if err != nil {
 		return node{}, err

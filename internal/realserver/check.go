@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 // ErrNoState is returned by Check when there is no state file.
@@ -28,10 +29,10 @@ func Check(path string) (*Report, error) {
 	if st == nil {
 		return nil, fmt.Errorf("realserver: %s: %w", path, ErrNoState)
 	}
-	mode := decap.ModeAuto
+	mode := xdplink.Auto
 	var xdp *Change
 	if xdp = st.find(Change{Kind: KindXDP, Interface: st.Interface}); xdp != nil {
-		mode, _ = decap.ParseMode(xdp.XDPMode)
+		mode, _ = xdplink.ParseMode(xdp.XDPMode)
 	}
 	steps, err := plan(st, mode)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 // Down undoes the changes recorded in the state file at path, newest
@@ -98,8 +98,8 @@ func undo(c Change, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := decap.Detach(l.Attrs().Index, ebpf.ProgramID(c.ProgramID)); err != nil {
-			return err
+		if err := xdplink.Detach(l.Attrs().Index, ebpf.ProgramID(c.ProgramID)); err != nil {
+			return fmt.Errorf("xdp decapsulator: %w", err)
 		}
 		fmt.Fprintf(w, "xdp decapsulator (program id %d) detached from %s\n", c.ProgramID, c.Interface)
 	case KindLinkUp:

@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 // Mode is the director's forwarding method this host serves.
@@ -90,7 +90,7 @@ type Options struct {
 	// interface of the default route.
 	Interface string
 	Decap     Decap
-	XDPMode   decap.Mode
+	XDPMode   xdplink.Mode
 	// StatePath is the state file; "" means DefaultStatePath (or the
 	// network namespace's own, see there).
 	StatePath string

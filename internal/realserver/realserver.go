@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 // VIPInterface holds the VIPs: the loopback interface answers no ARP on
@@ -169,7 +170,7 @@ func lockState(path string) (unlock func(), err error) {
 }
 
 // plan lists the conditions of the set-up st describes.
-func plan(st *State, xdpMode decap.Mode) ([]step, error) {
+func plan(st *State, xdpMode xdplink.Mode) ([]step, error) {
 	var steps []step
 	var has4 bool
 	for _, v := range st.VIPs {
@@ -332,7 +333,7 @@ func localAddrs(iface string) ([]netip.Addr, error) {
 
 // xdpSteps attach the decapsulator to st.Interface and keep its maps at
 // the interface's addresses and the VIPs.
-func xdpSteps(st *State, mode decap.Mode) []step {
+func xdpSteps(st *State, mode xdplink.Mode) []step {
 	iface := st.Interface
 	attached := func() (*decap.Program, error) {
 		c := st.find(Change{Kind: KindXDP, Interface: iface})

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fulcrum-lb/fulcrum/internal/netns"
-	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap/decaptest"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 var (
@@ -133,12 +133,12 @@ func fileExists(p string) bool {
 // server receives it with the client's own address. Then down restores
 // the namespace, XDP program included.
 func TestTunnel(t *testing.T) {
-	for _, mode := range []decap.Mode{decap.ModeGeneric, decap.ModeNative} {
+	for _, mode := range []xdplink.Mode{xdplink.Generic, xdplink.Native} {
 		t.Run(mode.String(), func(t *testing.T) { testTunnel(t, mode) })
 	}
 }
 
-func testTunnel(t *testing.T, xdpMode decap.Mode) {
+func testTunnel(t *testing.T, xdpMode xdplink.Mode) {
 	l := newLab(t)
 	l.setSysctl(t, "all", rpFilter, "1") // strict, as many distributions set it
 	snap := l.snapshot(t)
@@ -276,13 +276,13 @@ func testTunnel(t *testing.T, xdpMode decap.Mode) {
 // and up attaches a new one.
 func TestTunnelSomeoneDetached(t *testing.T) {
 	l := newLab(t)
-	l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, Decap: DecapEBPF, XDPMode: decap.ModeGeneric})
+	l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, Decap: DecapEBPF, XDPMode: xdplink.Generic})
 	netns.IP(t, "-n", l.rs, "link", "set", "dev", "vr", "xdpgeneric", "off")
 	r := l.check(t)
 	if r.OK() {
 		t.Fatalf("status after the program was detached: all OK")
 	}
-	out := l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, XDPMode: decap.ModeGeneric})
+	out := l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, XDPMode: xdplink.Generic})
 	if !strings.Contains(out, "xdp decapsulator (program id ") {
 		t.Errorf("up did not attach again:\n%s", out)
 	}

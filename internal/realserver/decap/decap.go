@@ -7,14 +7,10 @@
 // the kernel. It stands in for the kernel's ipip, sit and ip6_tunnel
 // modules where those are missing.
 //
-// The program is attached over netlink (the "legacy" XDP attachment, the
-// one `ip link set dev X xdp` makes), not through a bpf_link: that
-// attachment belongs to the interface, not to a file descriptor, so it
-// stays after `fulcrum realserver up` exits, whatever mount namespace the
-// command ran in (`ip netns exec` mounts its own /sys, without the host's
-// bpffs, where a pinned link would have vanished with the process). It is
-// found again by its program id, which `ip link` shows as "xdp id N", and
-// its maps through the program.
+// The program is attached over netlink (package xdplink), so it stays
+// after `fulcrum realserver up` exits; it is found again by its program
+// id, which `ip link` shows as "xdp id N", and its maps through the
+// program.
 package decap
 
 //go:generate go tool bpf2go -tags linux -target bpfel -cc clang -cflags "-O2 -g -Wall -Werror" decap bpf/decap.c -- -I./bpf
@@ -26,8 +22,7 @@ import (
 	"slices"
 
 	"github.com/cilium/ebpf"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
+	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
 // ProgramName is the name the kernel knows the program by (`bpftool prog`).
@@ -74,9 +69,9 @@ func Load() (*Program, error) {
 // ifindex, whose program id is id (as Attach returned it). It fails,
 // wrapping ErrNotOurs, when that interface has no program or another one.
 func Open(ifindex int, id ebpf.ProgramID) (*Program, error) {
-	got, _, err := Attached(ifindex)
+	got, _, err := xdplink.Attached(ifindex)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("decap: %w", err)
 	}
 	if got != id {
 		return nil, fmt.Errorf("decap: interface %d has xdp program %d, want %d: %w", ifindex, got, id, ErrNotOurs)
@@ -131,13 +126,9 @@ func (p *Program) openMaps() error {
 
 // ID is the kernel's id of the program.
 func (p *Program) ID() (ebpf.ProgramID, error) {
-	info, err := p.prog.Info()
+	id, err := xdplink.ProgramID(p.prog)
 	if err != nil {
-		return 0, fmt.Errorf("decap: program info: %w", err)
-	}
-	id, ok := info.ID()
-	if !ok {
-		return 0, errors.New("decap: the kernel gives no program id")
+		return 0, fmt.Errorf("decap: %w", err)
 	}
 	return id, nil
 }
@@ -223,95 +214,19 @@ func (p *Program) Stats() (map[string]uint64, error) {
 	return out, nil
 }
 
-// Attach attaches the program to the interface with index ifindex over
-// netlink; it stays attached after the process exits, until Detach. It
-// never replaces another program (XDP_FLAGS_UPDATE_IF_NOEXIST): an
-// interface that has one is an error. ModeAuto tries native, then
-// generic; the mode used is returned.
-func (p *Program) Attach(ifindex int, mode Mode) (Mode, error) {
-	l, err := netlink.LinkByIndex(ifindex)
-	if err != nil {
-		return mode, fmt.Errorf("decap: interface %d: %w", ifindex, err)
-	}
-	try := func(m Mode) error {
-		flags := nl.XDP_FLAGS_UPDATE_IF_NOEXIST | modeFlag(m)
-		if err := netlink.LinkSetXdpFdWithFlags(l, p.prog.FD(), flags); err != nil {
-			if id, _, aerr := Attached(ifindex); aerr == nil && id != 0 {
-				return fmt.Errorf("decap: attach to %s (%s): %w: xdp program %d is attached there, and is not replaced", l.Attrs().Name, m, err, id)
-			}
-			return fmt.Errorf("decap: attach to %s (%s): %w", l.Attrs().Name, m, err)
-		}
-		return nil
-	}
-	if mode != ModeAuto {
-		return mode, try(mode)
-	}
-	nerr := try(ModeNative)
-	if nerr == nil {
-		return ModeNative, nil
-	}
-	if gerr := try(ModeGeneric); gerr != nil {
-		return ModeAuto, errors.Join(nerr, gerr)
-	}
-	return ModeGeneric, nil
-}
-
-func modeFlag(m Mode) int {
-	switch m {
-	case ModeNative:
-		return nl.XDP_FLAGS_DRV_MODE
-	case ModeGeneric:
-		return nl.XDP_FLAGS_SKB_MODE
-	}
-	return 0
-}
-
-// Attached reports the XDP program attached to the interface with index
-// ifindex (0 for none) and how.
-func Attached(ifindex int) (ebpf.ProgramID, Mode, error) {
-	l, err := netlink.LinkByIndex(ifindex)
-	if err != nil {
-		return 0, ModeAuto, fmt.Errorf("decap: interface %d: %w", ifindex, err)
-	}
-	x := l.Attrs().Xdp
-	if x == nil || !x.Attached {
-		return 0, ModeAuto, nil
-	}
-	m := ModeAuto
-	switch x.AttachMode {
-	case nl.XDP_ATTACHED_DRV:
-		m = ModeNative
-	case nl.XDP_ATTACHED_SKB:
-		m = ModeGeneric
-	}
-	return ebpf.ProgramID(x.ProgId), m, nil
-}
-
-// Detach removes the program with id from the interface with index
-// ifindex. It leaves any other program in place (ErrNotOurs); an
-// interface with no program, or that is gone, is not an error.
-func Detach(ifindex int, id ebpf.ProgramID) error {
-	got, mode, err := Attached(ifindex)
-	if errors.As(err, new(netlink.LinkNotFoundError)) {
-		return nil
+// Attach attaches the program to the interface with index ifindex; it
+// stays attached after the process exits, until Detach. It never replaces
+// another program: an interface that has one is an error wrapping
+// ErrNotOurs. Auto tries native, then generic; the mode used is returned.
+func (p *Program) Attach(ifindex int, mode xdplink.Mode) (xdplink.Mode, error) {
+	got, err := xdplink.Attach(ifindex, p.prog, mode, nil)
+	if errors.Is(err, xdplink.ErrOtherProgram) {
+		err = fmt.Errorf("%w: %w", err, ErrNotOurs)
 	}
 	if err != nil {
-		return err
+		return got, fmt.Errorf("decap: attach to interface %d (%s): %w", ifindex, mode, err)
 	}
-	if got == 0 {
-		return nil
-	}
-	if got != id {
-		return fmt.Errorf("decap: interface %d has xdp program %d, not %d: %w", ifindex, got, id, ErrNotOurs)
-	}
-	l, err := netlink.LinkByIndex(ifindex)
-	if err != nil {
-		return fmt.Errorf("decap: interface %d: %w", ifindex, err)
-	}
-	if err := netlink.LinkSetXdpFdWithFlags(l, -1, modeFlag(mode)); err != nil {
-		return fmt.Errorf("decap: detach from %s: %w", l.Attrs().Name, err)
-	}
-	return nil
+	return got, nil
 }
 
 // Close releases the process's handles; an attached program stays.
