@@ -576,6 +576,9 @@ func TestDirectorFailback(t *testing.T) {
 	// hold d1 would preempt within half a second, and the pinned
 	// streams reaching it would go to r3 and be reset.
 	unblock := l.dropSync(l.dirs["d2"], l.dirs["d1"])
+	// As after a reboot, d1 knows no neighbour: it resolves the real
+	// servers' MACs again before it can forward to them.
+	l.ip("-n", l.dirs["d1"].ns, "neigh", "flush", "dev", l.dirs["d1"].ifname)
 	d1.start()
 	held := waitUntil(t, 10*time.Second, "d1 to hold its preemption", func() (bool, string) {
 		g, err := d1.haGroup("vip")
