@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -107,6 +108,25 @@ func (d *Director) TunnelSourceAddr() netip.Addr {
 	return a
 }
 
+// ErrNAT is ParseForwarding's error for the spellings of LVS's NAT mode
+// (masq, nat, masquerading), which fulcrum does not offer.
+var ErrNAT = errors.New("NAT is not offered")
+
+// ParseForwarding returns the mode (ForwardProxy, ForwardDirect or
+// ForwardTunnel) that s, an accepted value of forwarding, names: the
+// modes and the spellings of ipvsadm and ldirectord (gate, dr, droute;
+// ipip, tun). NAT's spellings return ErrNAT.
+func ParseForwarding(s string) (string, error) {
+	if m, ok := forwardingSpellings[s]; ok {
+		return m, nil
+	}
+	switch strings.ToLower(s) {
+	case "masq", "nat", "masquerading":
+		return "", ErrNAT
+	}
+	return "", fmt.Errorf("unknown value %q; want proxy, direct (or gate, dr, droute) or tunnel (or ipip, tun)", s)
+}
+
 // normalizeForwarding rewrites an accepted spelling of s.Forwarding to its
 // mode; an unknown value stays for Validate to report.
 func normalizeForwarding(s *Service) {
@@ -114,7 +134,7 @@ func normalizeForwarding(s *Service) {
 		s.Forwarding = ForwardProxy
 		return
 	}
-	if m, ok := forwardingSpellings[s.Forwarding]; ok {
+	if m, err := ParseForwarding(s.Forwarding); err == nil {
 		s.Forwarding = m
 	}
 }
@@ -184,12 +204,15 @@ func (c *Config) directorDefaults() {
 func (k *checker) forwarding(i int) {
 	s := &k.c.Services[i]
 	p := "services[" + strconv.Itoa(i) + "]"
-	switch f := strings.ToLower(s.Forwarding); {
-	case f == "masq" || f == "nat" || f == "masquerading":
-		k.errorf(p+".forwarding", "NAT is not offered: use forwarding: proxy (proxy_protocol.send passes the client's address), direct or tunnel")
-		return
-	case f != "" && !slices.Contains(forwardings, s.Forwarding): // "": a Config built in code
-		k.errorf(p+".forwarding", "unknown value %q; want proxy, direct (or gate, dr, droute) or tunnel (or ipip, tun)", s.Forwarding)
+	if f := s.Forwarding; f != "" && !slices.Contains(forwardings, f) { // "": a Config built in code
+		switch m, err := ParseForwarding(f); {
+		case errors.Is(err, ErrNAT):
+			k.errorf(p+".forwarding", "%v: use forwarding: proxy (proxy_protocol.send passes the client's address), direct or tunnel", err)
+		case err != nil:
+			k.errorf(p+".forwarding", "%v", err)
+		default: // a Config built in code, which Load did not normalise
+			k.errorf(p+".forwarding", "%q: want %q", f, m)
+		}
 		return
 	}
 	if !s.InKernel() {

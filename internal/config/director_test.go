@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -285,7 +286,18 @@ func TestForwardingSpellings(t *testing.T) {
 			if got := c.Services[0].Forwarding; got != want {
 				t.Errorf("forwarding %q: got %q, want %q", spelling, got, want)
 			}
+			if got, err := ParseForwarding(spelling); spelling != "" && (got != want || err != nil) {
+				t.Errorf("ParseForwarding(%q) = %q, %v; want %q", spelling, got, err, want)
+			}
 		})
+	}
+	for _, s := range []string{"masq", "NAT", "masquerading"} {
+		if _, err := ParseForwarding(s); !errors.Is(err, ErrNAT) {
+			t.Errorf("ParseForwarding(%q): %v, want ErrNAT", s, err)
+		}
+	}
+	if _, err := ParseForwarding("Direct"); err == nil || err.Error() != `unknown value "Direct"; want proxy, direct (or gate, dr, droute) or tunnel (or ipip, tun)` {
+		t.Errorf("ParseForwarding(Direct): %v", err)
 	}
 }
 

@@ -12,11 +12,12 @@ import (
 )
 
 // TestPreemptHoldFlowSync: the HA groups of a director's VIPs are held
-// back from preempting while the daemon's flow sync has not received
-// its peer's table, and released once it has — with the table's flows
-// already installed. The peer is a real Syncer over loopback, started
-// late as a returning node's peer would answer. Groups of other VIPs,
-// and a node without flow sync, are never held.
+// back from preempting while the director does not forward to a healthy
+// backend yet, or the daemon's flow sync has not received its peer's
+// table, and released once it has — with the table's flows already
+// installed. The peer is a real Syncer over loopback, started late as a
+// returning node's peer would answer. Groups of other VIPs are never
+// held.
 func TestPreemptHoldFlowSync(t *testing.T) {
 	t.Parallel()
 	adminAddr, proxied, backend := freeTCP(t), freeTCP(t), echoBackend(t, "b1")
@@ -26,6 +27,23 @@ func TestPreemptHoldFlowSync(t *testing.T) {
 	other := []netip.Prefix{netip.PrefixFrom(netip.MustParseAddrPort(proxied).Addr(), 32)}
 	if why := host.PreemptHold(vip); why != "" {
 		t.Errorf("without flow sync: held %q, want not held", why)
+	}
+	// A backend whose next hop is not resolved yet: its flows would go
+	// elsewhere.
+	web := dirs.last().service("web")
+	const unresolved = "next hop not resolved yet: no neighbour entry for 10.0.0.2 on eth0"
+	web.setUnreachable("10.0.0.2:80", unresolved)
+	if why, want := host.PreemptHold(vip), "not yet forwarding to web 10.0.0.2:80 ("+unresolved+")"; why != want {
+		t.Errorf("backend unresolved: held %q, want %q", why, want)
+	}
+	if why := host.PreemptHold(other); why != "" {
+		t.Errorf("backend unresolved, a VIP without director services: held %q, want not held", why)
+	}
+	web.mu.Lock()
+	delete(web.unreachable, netip.MustParseAddrPort("10.0.0.2:80"))
+	web.mu.Unlock()
+	if why := host.PreemptHold(vip); why != "" {
+		t.Errorf("backend resolved: held %q, want not held", why)
 	}
 
 	// The peer's socket is bound (its address goes in the config) but

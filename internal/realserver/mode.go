@@ -11,42 +11,29 @@
 package realserver
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
 
-// Mode is the director's forwarding method this host serves.
-type Mode uint8
-
-const (
-	ModeDirect Mode = iota + 1 // LVS-DR, ipvsadm -g (gate)
-	ModeTunnel                 // LVS-TUN, ipvsadm -i (ipip)
-)
-
-func (m Mode) String() string {
-	switch m {
-	case ModeDirect:
-		return "direct"
-	case ModeTunnel:
-		return "tunnel"
+// ParseMode reads the director's forwarding this host serves, in the
+// spellings of the config's forwarding key (config.ParseForwarding):
+// direct (gate, dr, droute) or tunnel (ipip, tun).
+func ParseMode(s string) (xdp.Mode, error) {
+	f, err := config.ParseForwarding(s)
+	switch {
+	case errors.Is(err, config.ErrNAT):
+		return 0, fmt.Errorf("mode %q: %w: use forwarding: proxy, which needs nothing on the real server", s, err)
+	case f == config.ForwardDirect:
+		return xdp.ModeDirect, nil
+	case f == config.ForwardTunnel:
+		return xdp.ModeTunnel, nil
 	}
-	return fmt.Sprintf("Mode(%d)", uint8(m))
-}
-
-// ParseMode reads the spellings the config's forwarding key accepts:
-// direct, gate, dr, droute; tunnel, ipip, tun.
-func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "direct", "gate", "dr", "droute":
-		return ModeDirect, nil
-	case "tunnel", "ipip", "tun":
-		return ModeTunnel, nil
-	case "masq", "nat":
-		return 0, fmt.Errorf("mode %q: NAT is not offered: use forwarding: proxy, which needs nothing on the real server", s)
-	}
-	return 0, fmt.Errorf("mode %q: want direct (gate, dr) or tunnel (ipip, tun)", s)
+	return 0, fmt.Errorf("mode %q: want direct (gate, dr, droute) or tunnel (ipip, tun)", s)
 }
 
 // Decap is who takes the tunnel header off in tunnel mode.
@@ -83,7 +70,7 @@ func ParseDecap(s string) (Decap, error) {
 
 // Options says what Up sets up.
 type Options struct {
-	Mode Mode
+	Mode xdp.Mode // ModeDirect or ModeTunnel
 	VIPs []netip.Addr
 	// Interface faces the director: it gets its own arp_* settings, and
 	// in tunnel mode the decapsulator (or loose rp_filter). "" means the

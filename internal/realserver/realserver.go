@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap"
 	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
 )
@@ -48,7 +49,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 	if len(o.VIPs) == 0 {
 		return nil, errors.New("realserver: no VIP")
 	}
-	if o.Mode != ModeDirect && o.Mode != ModeTunnel {
+	if o.Mode != xdp.ModeDirect && o.Mode != xdp.ModeTunnel {
 		return nil, fmt.Errorf("realserver: mode %v: want direct or tunnel", o.Mode)
 	}
 	path := orDefault(o.StatePath)
@@ -74,7 +75,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 		iface = st.Interface
 	}
 	if iface == "" {
-		if iface, err = defaultInterface(); err != nil && o.Mode == ModeTunnel {
+		if iface, err = defaultInterface(); err != nil && o.Mode == xdp.ModeTunnel {
 			return nil, err
 		}
 	}
@@ -85,7 +86,7 @@ func Up(o Options, w io.Writer) (*State, error) {
 			st.VIPs = append(st.VIPs, v)
 		}
 	}
-	if o.Mode == ModeTunnel {
+	if o.Mode == xdp.ModeTunnel {
 		d := o.Decap
 		if d == DecapAuto && st.Decap != "" {
 			d, _ = ParseDecap(st.Decap)
@@ -191,7 +192,7 @@ func plan(st *State, xdpMode xdplink.Mode) ([]step, error) {
 	for _, v := range st.VIPs {
 		steps = append(steps, addrStep(VIPInterface, VIPPrefix(v)))
 	}
-	if st.Mode != ModeTunnel.String() {
+	if st.Mode != xdp.ModeTunnel.String() {
 		return steps, nil
 	}
 	if st.Interface == "" {

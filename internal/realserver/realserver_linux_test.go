@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 	"github.com/fulcrum-lb/fulcrum/internal/netns"
 	"github.com/fulcrum-lb/fulcrum/internal/realserver/decap/decaptest"
 	"github.com/fulcrum-lb/fulcrum/internal/xdplink"
@@ -29,12 +30,13 @@ func TestParseMode(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		in   string
-		want Mode
+		want xdp.Mode
 		err  string
 	}{
-		{"direct", ModeDirect, ""}, {"gate", ModeDirect, ""}, {"dr", ModeDirect, ""}, {"droute", ModeDirect, ""},
-		{"tunnel", ModeTunnel, ""}, {"ipip", ModeTunnel, ""}, {"tun", ModeTunnel, ""},
-		{"masq", 0, "NAT is not offered"}, {"proxy", 0, "want direct"},
+		{"direct", xdp.ModeDirect, ""}, {"gate", xdp.ModeDirect, ""}, {"dr", xdp.ModeDirect, ""}, {"droute", xdp.ModeDirect, ""},
+		{"tunnel", xdp.ModeTunnel, ""}, {"ipip", xdp.ModeTunnel, ""}, {"tun", xdp.ModeTunnel, ""},
+		{"masq", 0, "NAT is not offered"}, {"NAT", 0, "NAT is not offered"}, {"masquerading", 0, "NAT is not offered"},
+		{"proxy", 0, "want direct"}, {"", 0, "want direct"}, {"Direct", 0, "want direct"},
 	} {
 		got, err := ParseMode(tc.in)
 		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
@@ -61,7 +63,7 @@ func TestDirect(t *testing.T) {
 	netns.IP(t, "-n", l.rs, "addr", "add", before.String()+"/32", "dev", "lo")
 	snap := l.snapshot(t)
 
-	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip, before, vip6}})
+	out := l.up(t, Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{vip, before, vip6}})
 	t.Logf("up:\n%s", out)
 	for _, want := range []string{
 		"sysctl net.ipv4.conf.all.arp_ignore: 0 -> 1",
@@ -83,7 +85,7 @@ func TestDirect(t *testing.T) {
 		t.Errorf("lo: %s, want 192.0.2.201/32 labelled lo:fulcrum", a)
 	}
 
-	again := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip, before, vip6}})
+	again := l.up(t, Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{vip, before, vip6}})
 	for line := range strings.Lines(again) {
 		if !strings.HasPrefix(line, "unchanged: ") {
 			t.Errorf("second up changed something: %q", line)
@@ -105,7 +107,7 @@ func TestDirect(t *testing.T) {
 	if want := []string{"net.ipv4.conf.all.arp_ignore = 1 or 2 or 8", "net.ipv4.conf.vr.arp_ignore = 1 or 2 or 8"}; !slices.Equal(failed, want) {
 		t.Errorf("status after arp_ignore reset: failed %q, want %q", failed, want)
 	}
-	if out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip}}); !strings.Contains(out, "net.ipv4.conf.all.arp_ignore: 0 -> 1") {
+	if out := l.up(t, Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{vip}}); !strings.Contains(out, "net.ipv4.conf.all.arp_ignore: 0 -> 1") {
 		t.Errorf("up after reset:\n%s", out)
 	}
 	st := l.loadState(t)
@@ -143,7 +145,7 @@ func testTunnel(t *testing.T, xdpMode xdplink.Mode) {
 	l.setSysctl(t, "all", rpFilter, "1") // strict, as many distributions set it
 	snap := l.snapshot(t)
 
-	out := l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4, vip6}, Decap: DecapEBPF, XDPMode: xdpMode})
+	out := l.up(t, Options{Mode: xdp.ModeTunnel, VIPs: []netip.Addr{vip4, vip6}, Decap: DecapEBPF, XDPMode: xdpMode})
 	t.Logf("up:\n%s", out)
 	for _, want := range []string{
 		"sysctl net.ipv4.conf.vr.rp_filter: 0 -> 2",
@@ -255,7 +257,7 @@ func testTunnel(t *testing.T, xdpMode xdplink.Mode) {
 	}
 
 	// A second up leaves the program as it is.
-	again := l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4, vip6}, Decap: DecapEBPF, XDPMode: xdpMode})
+	again := l.up(t, Options{Mode: xdp.ModeTunnel, VIPs: []netip.Addr{vip4, vip6}, Decap: DecapEBPF, XDPMode: xdpMode})
 	for line := range strings.Lines(again) {
 		if !strings.HasPrefix(line, "unchanged: ") {
 			t.Errorf("second up changed something: %q", line)
@@ -276,13 +278,13 @@ func testTunnel(t *testing.T, xdpMode xdplink.Mode) {
 // and up attaches a new one.
 func TestTunnelSomeoneDetached(t *testing.T) {
 	l := newLab(t)
-	l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, Decap: DecapEBPF, XDPMode: xdplink.Generic})
+	l.up(t, Options{Mode: xdp.ModeTunnel, VIPs: []netip.Addr{vip4}, Decap: DecapEBPF, XDPMode: xdplink.Generic})
 	netns.IP(t, "-n", l.rs, "link", "set", "dev", "vr", "xdpgeneric", "off")
 	r := l.check(t)
 	if r.OK() {
 		t.Fatalf("status after the program was detached: all OK")
 	}
-	out := l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, XDPMode: xdplink.Generic})
+	out := l.up(t, Options{Mode: xdp.ModeTunnel, VIPs: []netip.Addr{vip4}, XDPMode: xdplink.Generic})
 	if !strings.Contains(out, "xdp decapsulator (program id ") {
 		t.Errorf("up did not attach again:\n%s", out)
 	}
@@ -305,13 +307,13 @@ func TestDecapKernelUnavailable(t *testing.T) {
 	var out strings.Builder
 	var err error
 	in(t, l.rs, func() error {
-		_, err = Up(Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}, Decap: DecapKernel, StatePath: l.state}, &out)
+		_, err = Up(Options{Mode: xdp.ModeTunnel, VIPs: []netip.Addr{vip4}, Decap: DecapKernel, StatePath: l.state}, &out)
 		return nil
 	})
 	if err == nil || !strings.Contains(err.Error(), "modprobe ipip") || !strings.Contains(err.Error(), "--decap ebpf") {
 		t.Errorf("up --decap kernel: %v, want an error naming modprobe ipip and --decap ebpf", err)
 	}
-	l.up(t, Options{Mode: ModeTunnel, VIPs: []netip.Addr{vip4}})
+	l.up(t, Options{Mode: xdp.ModeTunnel, VIPs: []netip.Addr{vip4}})
 	if st := l.loadState(t); st.Decap != "ebpf" {
 		t.Errorf("auto chose %q, want ebpf", st.Decap)
 	}
@@ -328,7 +330,7 @@ func TestStatePerNetns(t *testing.T) {
 	if inRS == inDir || !strings.HasPrefix(inRS, "/run/fulcrum/realserver-netns-") || inRS == DefaultStatePath {
 		t.Errorf("default state paths: real server %s, director %s: want two of their own", inRS, inDir)
 	}
-	l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	l.up(t, Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{vip4}})
 	var err error
 	in(t, l.dir, func() error { _, err = Check(l.state); return nil })
 	if err == nil || !strings.Contains(err.Error(), "was written in network namespace") {
@@ -343,7 +345,7 @@ func TestInterfaceWithoutDefaultRoute(t *testing.T) {
 	l := newLab(t)
 	netns.IP(t, "-n", l.rs, "route", "del", "default")
 	netns.IP(t, "-n", l.rs, "-6", "route", "del", "default")
-	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	out := l.up(t, Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{vip4}})
 	if !strings.Contains(out, "net.ipv4.conf.vr.arp_ignore: 0 -> 1") {
 		t.Errorf("up without a default route:\n%s", out)
 	}
@@ -359,7 +361,7 @@ func TestConcurrentUp(t *testing.T) {
 	for _, v := range vips {
 		go func() {
 			errs <- netns.Do(l.rs, func() error {
-				_, err := Up(Options{Mode: ModeDirect, VIPs: []netip.Addr{v}, StatePath: l.state}, io.Discard)
+				_, err := Up(Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{v}, StatePath: l.state}, io.Discard)
 				return err
 			})
 		}()
@@ -396,7 +398,7 @@ func TestConcurrentUp(t *testing.T) {
 // inode this one now has, is ignored by up and removed by down.
 func TestStaleState(t *testing.T) {
 	l := newLab(t)
-	l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip4}})
+	l.up(t, Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{vip4}})
 	st := l.loadState(t)
 	if st.Netns == 0 || st.NetnsCookie == 0 {
 		t.Fatalf("state without its namespace's identity: inode %d, cookie %d", st.Netns, st.NetnsCookie)
@@ -412,7 +414,7 @@ func TestStaleState(t *testing.T) {
 	if !errors.Is(err, ErrStaleState) {
 		t.Errorf("status of a stale state: %v, want ErrStaleState", err)
 	}
-	out := l.up(t, Options{Mode: ModeDirect, VIPs: []netip.Addr{vip6}})
+	out := l.up(t, Options{Mode: xdp.ModeDirect, VIPs: []netip.Addr{vip6}})
 	if !strings.Contains(out, "ignoring") || l.loadState(t).find(Change{Kind: KindAddress, Interface: VIPInterface, Prefix: VIPPrefix(vip4)}) != nil {
 		t.Errorf("up over a stale state:\n%s", out)
 	}

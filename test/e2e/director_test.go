@@ -10,6 +10,7 @@ package e2e
 // after they began (the flows are synchronised between the directors).
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/netip"
@@ -59,6 +60,9 @@ type dirLab struct {
 	reals  []*dirReal
 	dirs   map[string]*host
 	nodes  map[string]*lbNode
+	// preempt is the HA group's: with it the returning d1 takes the VIP
+	// back from d2.
+	preempt bool
 }
 
 // dirReal is a real server: a web server (realServer, on port 80) and an
@@ -161,7 +165,7 @@ func (l *dirLab) config(node string, reals []*dirReal) string {
 		}
 	}
 	if len(l.dirs) > 1 {
-		fmt.Fprintf(&b, "ha:\n  groups:\n    - name: vip\n      interface: eth0\n      vrid: 51\n      vips: [%v/24]\n      priority: { d1: 150, d2: 100 }\n      preempt: false\n", l.vip)
+		fmt.Fprintf(&b, "ha:\n  groups:\n    - name: vip\n      interface: eth0\n      vrid: 51\n      vips: [%v/24]\n      priority: { d1: 150, d2: 100 }\n      preempt: %v\n", l.vip, l.preempt)
 	}
 	return b.String()
 }
@@ -478,31 +482,47 @@ func failover(t *testing.T, fault string, add bool) {
 	t.Logf("streams: %v", ss.byBackend())
 
 	if add {
-		// A real server joins, on both directors.
-		l.reals = append(l.reals, r3)
-		for _, name := range []string{"d1", "d2"} {
-			l.dirs[name].Run(binary, "backend", "add", "web", r3.addr(80))
-			l.dirs[name].Run(binary, "backend", "add", "echo", r3.addr(7))
-		}
-		l.waitHealthy(r3, true)
-		if got := l.newEchoes(30); got[r3.name] == 0 {
-			t.Fatalf("30 new connections after adding %s: %v, none to it", r3.name, got)
-		}
-		ss.progress(t, 5, 20*time.Second, "after adding r3")
-		// The master sends the flows its new table places elsewhere.
-		waitUntil(t, 10*time.Second, "d2 to install flows from d1", func() (bool, string) {
-			st, err := l.nodes["d2"].status()
-			if err != nil || st.Director == nil || st.Director.Sync == nil {
-				return false, fmt.Sprintf("status: %v", err)
-			}
-			return st.Director.Sync.Installed > 0, fmt.Sprintf("sync %+v", *st.Director.Sync)
-		})
-		if st, err := l.nodes["d2"].status(); err == nil && st.Director != nil && st.Director.Sync != nil {
-			t.Logf("d2's flow sync after the addition: %d entries received, %d installed", st.Director.Sync.Received, st.Director.Sync.Installed)
-		}
+		l.addPinning(ss, r3)
 	}
+	l.failTo(ss, "d2", fault)
+}
 
-	d2Before := l.dirs["d2"].ifStats("eth0")
+// addPinning adds r3 to both directors' services while the streams ss
+// run, so that the new Maglev table would send about a third of them
+// elsewhere, and waits until the master has sent those flows to d2.
+func (l *dirLab) addPinning(ss streams, r3 *dirReal) {
+	t := l.t
+	t.Helper()
+	l.reals = append(l.reals, r3)
+	for _, name := range []string{"d1", "d2"} {
+		l.dirs[name].Run(binary, "backend", "add", "web", r3.addr(80))
+		l.dirs[name].Run(binary, "backend", "add", "echo", r3.addr(7))
+	}
+	l.waitHealthy(r3, true)
+	if got := l.newEchoes(30); got[r3.name] == 0 {
+		t.Fatalf("30 new connections after adding %s: %v, none to it", r3.name, got)
+	}
+	ss.progress(t, 5, 20*time.Second, "after adding r3")
+	// The master sends the flows its new table places elsewhere.
+	waitUntil(t, 10*time.Second, "d2 to install flows from d1", func() (bool, string) {
+		st, err := l.nodes["d2"].status()
+		if err != nil || st.Director == nil || st.Director.Sync == nil {
+			return false, fmt.Sprintf("status: %v", err)
+		}
+		return st.Director.Sync.Installed > 0, fmt.Sprintf("sync %+v", *st.Director.Sync)
+	})
+	if st, err := l.nodes["d2"].status(); err == nil && st.Director != nil && st.Director.Sync != nil {
+		t.Logf("d2's flow sync after the addition: %d entries received, %d installed", st.Director.Sync.Received, st.Director.Sync.Installed)
+	}
+}
+
+// failTo makes the master fail (fault) or, with fault "" , waits for the
+// returning d1 to preempt, until to is master with the VIP, and checks
+// that every stream of ss carries on through to.
+func (l *dirLab) failTo(ss streams, to, fault string) {
+	t := l.t
+	t.Helper()
+	before := l.dirs[to].ifStats("eth0")
 	start := time.Now()
 	switch fault {
 	case "kill -9":
@@ -510,17 +530,78 @@ func failover(t *testing.T, fault string, add bool) {
 	case "cable pulled":
 		l.dirs["d1"].cable(false)
 	}
-	waitUntil(t, 5*time.Second, "d2 master with the VIP", func() (bool, string) {
-		c := &cluster{t: t, nodes: map[string]*lbNode{"d2": l.nodes["d2"]}}
+	waitUntil(t, 15*time.Second, to+" master with the VIP", func() (bool, string) {
+		c := &cluster{t: t, nodes: map[string]*lbNode{to: l.nodes[to]}}
 		states, holds, desc := c.roles("vip", l.vip)
-		return states["d2"] == "master" && holds["d2"], desc
+		return states[to] == "master" && holds[to], desc
 	})
-	ss.progress(t, 20, 30*time.Second, "after the fail-over ("+fault+")")
+	what := cmp.Or(fault, "the fail-back")
+	t.Logf("%s master %v after %s", to, time.Since(start).Round(time.Millisecond), what)
+	ss.progress(t, 20, 30*time.Second, "after "+what)
 	took := time.Since(start)
-	d2 := l.dirs["d2"].ifStats("eth0").sub(d2Before)
-	t.Logf("%s: every stream made 20 rounds within %v of the fault; d2's eth0 received %d packets meanwhile; %s",
-		fault, took.Round(time.Millisecond), d2.rxPackets, ss.summary())
-	if d2.rxPackets < 50*20 {
-		t.Errorf("d2 received %d packets since the fault, want at least the streams' %d echoes: the streams did not move to it", d2.rxPackets, 50*20)
+	got := l.dirs[to].ifStats("eth0").sub(before)
+	t.Logf("%s: every stream made 20 rounds within %v; %s's eth0 received %d packets meanwhile; %s",
+		what, took.Round(time.Millisecond), to, got.rxPackets, ss.summary())
+	if got.rxPackets < 50*20 {
+		t.Errorf("%s received %d packets since %s, want at least the streams' %d echoes: the streams did not move to it", to, got.rxPackets, what, 50*20)
 	}
+}
+
+// TestDirectorFailback: d1 is killed (kill -9), d2 takes the VIP and the
+// 50 streams, about a third of them pinned to a real server other than
+// the Maglev table's (r3 was added while they ran); then d1 comes back
+// with the higher priority and preempt on. It takes the VIP back only
+// once its flow sync has d2's table (docs/ha.md, fail-back): every
+// stream carries on through both moves, with no reset.
+func TestDirectorFailback(t *testing.T) {
+	t.Parallel()
+	requireNft(t)
+	l := newDirLab(t, "direct", 3, "d1", "d2")
+	l.preempt = true
+	r3 := l.reals[2]
+	l.reals = l.reals[:2] // r3 serves, but is not in the config
+	l.start()
+	ss := openStreams(t, l.client, fmt.Sprintf("%v:7", l.vip), 50)
+	ss.progress(t, 5, 20*time.Second, "before the fail-over")
+	l.addPinning(ss, r3)
+	t.Logf("streams: %v", ss.byBackend())
+	l.failTo(ss, "d2", "kill -9")
+
+	// d1 returns, its config listing r3 as d2's runtime does.
+	d1 := l.nodes["d1"]
+	if err := os.WriteFile(d1.config, []byte(l.config("d1", l.reals)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// d2's table reaches d1 only when the test lets it: without the
+	// hold d1 would preempt within half a second, and the pinned
+	// streams reaching it would go to r3 and be reset.
+	unblock := l.dropSync(l.dirs["d2"], l.dirs["d1"])
+	// As after a reboot, d1 knows no neighbour: it resolves the real
+	// servers' MACs again before it can forward to them.
+	l.ip("-n", l.dirs["d1"].ns, "neigh", "flush", "dev", l.dirs["d1"].ifname)
+	d1.start()
+	held := waitUntil(t, 10*time.Second, "d1 to hold its preemption", func() (bool, string) {
+		g, err := d1.haGroup("vip")
+		return err == nil && g.State == "backup" && strings.Contains(g.PreemptHeld, "waiting for the flow table of"), fmt.Sprintf("%+v %v", g, err)
+	})
+	time.Sleep(2 * time.Second) // d1 would have preempted long since
+	if g, err := d1.haGroup("vip"); err != nil || g.State != "backup" || g.PreemptHeld == "" || g.PreemptHoldUntil.IsZero() {
+		t.Fatalf("d1 %v after its start without d2's table: %+v (%v), want a backup holding its preemption", held+2*time.Second, g, err)
+	} else {
+		t.Logf("d1 held: %q until %v", g.PreemptHeld, g.PreemptHoldUntil.Format(time.StampMilli))
+	}
+	unblock()
+	l.failTo(ss, "d1", "")
+	for _, want := range []string{`msg="preemption of the live master held back"`, `msg="flow table received from peer"`, `msg="preemption no longer held back"`} {
+		if !strings.Contains(d1.p.out.String(), want) {
+			t.Errorf("d1's log has no %s", want)
+		}
+	}
+}
+
+// dropSync drops the flow sync's datagrams from one director to another
+// on the switch, until the returned function lets them through again.
+func (l *dirLab) dropSync(from, to *host) (unblock func()) {
+	l.t.Helper()
+	return l.switchDrops("nosync_"+from.name+"_"+to.name, fmt.Sprintf("iifname %q oifname %q udp sport 8848 drop", from.port, to.port))
 }

@@ -418,19 +418,22 @@ func requireNft(t *testing.T) {
 // returns the function that heals it.
 func (l *lab) partition(a, b *host) (heal func()) {
 	l.t.Helper()
-	table := "part_" + a.name + "_" + b.name
-	rules := fmt.Sprintf(`table bridge %s {
-	chain filter {
-		type filter hook forward priority 0; policy accept;
-		iifname %q oifname %q drop
-		iifname %q oifname %q drop
-	}
+	return l.switchDrops("part_"+a.name+"_"+b.name,
+		fmt.Sprintf("iifname %q oifname %q drop", a.port, b.port),
+		fmt.Sprintf("iifname %q oifname %q drop", b.port, a.port))
 }
-`, table, a.port, b.port, b.port, a.port)
+
+// switchDrops installs rules (nft bridge filter rules) on the switch's
+// forwarding path, in a table of its own, and returns the function that
+// removes them.
+func (l *lab) switchDrops(table string, rules ...string) (remove func()) {
+	l.t.Helper()
+	nft := fmt.Sprintf("table bridge %s {\n\tchain filter {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\t%s\n\t}\n}\n",
+		table, strings.Join(rules, "\n\t\t"))
 	cmd := exec.Command("ip", "netns", "exec", l.sw, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
+	cmd.Stdin = strings.NewReader(nft)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		l.t.Fatalf("nft -f: %v: %s\n%s", err, out, rules)
+		l.t.Fatalf("nft -f: %v: %s\n%s", err, out, nft)
 	}
 	return func() {
 		l.t.Helper()

@@ -22,28 +22,6 @@ const RingSize = 65537
 // kernel (XDP_PASS, counted as passed_no_backend).
 const NoSlot = ^uint32(0)
 
-// Mode is how packets reach a service's backends.
-type Mode uint8
-
-const (
-	// ModeDirect rewrites the destination MAC to the backend's (LVS-DR,
-	// ipvsadm -g): the backend holds the VIP on a non-ARPing interface.
-	ModeDirect Mode = iota + 1
-	// ModeTunnel encapsulates the packet in an outer IPv4/IPv6 header to
-	// the backend (LVS-TUN, ipvsadm -i).
-	ModeTunnel
-)
-
-func (m Mode) String() string {
-	switch m {
-	case ModeDirect:
-		return "direct"
-	case ModeTunnel:
-		return "tunnel"
-	}
-	return fmt.Sprintf("Mode(%d)", uint8(m))
-}
-
 // ServiceKey is what a packet is matched on: destination address, port and
 // IP protocol. Port 0 matches every port of the address that has no service
 // of its own.
