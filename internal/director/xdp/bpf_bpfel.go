@@ -149,7 +149,9 @@ const (
 	bpfMapServices      = "services"
 	bpfMapSlotCounters  = "slot_counters"
 	bpfProgFulcrumXdp   = "fulcrum_xdp"
+	bpfVarClockOffsetNs = "clock_offset_ns"
 	bpfVarFlowTimeoutNs = "flow_timeout_ns"
+	bpfVarTickNs        = "tick_ns"
 	bpfVarUnusedEvent   = "unused_event"
 	bpfVarUnusedReason  = "unused_reason"
 )
@@ -219,7 +221,9 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
+	ClockOffsetNs *ebpf.VariableSpec `ebpf:"clock_offset_ns"`
 	FlowTimeoutNs *ebpf.VariableSpec `ebpf:"flow_timeout_ns"`
+	TickNs        *ebpf.VariableSpec `ebpf:"tick_ns"`
 	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedReason  *ebpf.VariableSpec `ebpf:"unused_reason"`
 }
@@ -275,7 +279,9 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
+	ClockOffsetNs *ebpf.Variable `ebpf:"clock_offset_ns"`
 	FlowTimeoutNs *ebpf.Variable `ebpf:"flow_timeout_ns"`
+	TickNs        *ebpf.Variable `ebpf:"tick_ns"`
 	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
 	UnusedReason  *ebpf.Variable `ebpf:"unused_reason"`
 }

@@ -498,3 +498,24 @@ func TestFlowsBatches(t *testing.T) {
 		t.Errorf("Flows went on after false: %d calls", calls)
 	}
 }
+
+// The program's clock (jiffies, scaled and offset at load) must agree with
+// monotonic, or idle times and timeouts shift: a flow just forwarded is idle
+// for at most a couple of ticks, and one InsertFlow stamped is as fresh.
+func TestClockAgreesWithMonotonic(t *testing.T) {
+	l := newLab(t, Options{})
+	l.standard()
+	tick, _, err := calibrateClock()
+	must(t, err)
+	l.expect(pkt4(cli4, 1000, vip4, 80, protoTCP, v4opts{}), xdpTX, rs1MAC)
+	var k bpfFlowKey
+	var v bpfFlow
+	it := l.p.objs.Flows.Iterate()
+	if !it.Next(&k, &v) {
+		t.Fatalf("no flow after a packet: %v", it.Err())
+	}
+	now := monotonic()
+	if d := int64(now - v.SeenNs); d > int64(2*tick) || d < -int64(2*tick) {
+		t.Errorf("the program stamped %d, monotonic says %d: %v apart, tick %v", v.SeenNs, now, time.Duration(d), time.Duration(tick))
+	}
+}

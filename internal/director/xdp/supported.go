@@ -32,7 +32,7 @@ func Supported() error {
 	probe("LRU hash maps (5.0)", features.HaveMapType(ebpf.LRUHash))
 	probe("per-CPU arrays", features.HaveMapType(ebpf.PerCPUArray))
 	probe("ring buffer maps (5.8)", features.HaveMapType(ebpf.RingBuf))
-	probe("bpf_ktime_get_coarse_ns (5.11)", features.HaveProgramHelper(ebpf.XDP, asm.FnKtimeGetCoarseNs))
+	probe("bpf_jiffies64 (5.5)", features.HaveProgramHelper(ebpf.XDP, asm.FnJiffies64))
 	probe("bpf_check_mtu (5.12)", features.HaveProgramHelper(ebpf.XDP, asm.FnCheckMtu))
 	probe("bpf_xdp_adjust_head", features.HaveProgramHelper(ebpf.XDP, asm.FnXdpAdjustHead))
 	probe("bpf_redirect", features.HaveProgramHelper(ebpf.XDP, asm.FnRedirect))

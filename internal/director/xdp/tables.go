@@ -62,14 +62,6 @@ func netPort(p uint16) uint16 {
 
 func hostPort(p uint16) uint16 { return netPort(p) } // the swap is its own inverse
 
-// monotonic is the program's clock, bpf_ktime_get_coarse_ns: the same
-// clock as CLOCK_MONOTONIC but advancing a tick (jiffy) at a time. Reading
-// the fine clock here would make every entry look up to a tick younger.
-func monotonic() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts)
-	return uint64(ts.Nano())
-}
 
 func checkProto(proto uint8) error {
 	if proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP {

@@ -175,6 +175,16 @@ func Load(o Options) (*Program, error) {
 	if err := spec.Variables[bpfVarFlowTimeoutNs].Set(uint64(o.FlowTimeout)); err != nil {
 		return nil, fmt.Errorf("xdp: flow timeout: %w", err)
 	}
+	tick, offset, err := calibrateClock()
+	if err != nil {
+		return nil, fmt.Errorf("xdp: clock: %w", err)
+	}
+	if err := spec.Variables[bpfVarTickNs].Set(tick); err != nil {
+		return nil, fmt.Errorf("xdp: clock: %w", err)
+	}
+	if err := spec.Variables[bpfVarClockOffsetNs].Set(offset); err != nil {
+		return nil, fmt.Errorf("xdp: clock: %w", err)
+	}
 	p := &Program{opts: o, links: map[string]*attachment{}}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		var ve *ebpf.VerifierError

@@ -95,7 +95,7 @@ struct flow_key {
 struct flow {
 	__u32 slot;
 	__u32 pad;
-	__u64 seen_ns; /* CLOCK_MONOTONIC_COARSE, as bpf_ktime_get_coarse_ns */
+	__u64 seen_ns; /* the program's clock, xdp.c's clock_now */
 };
 
 struct persist_key {
