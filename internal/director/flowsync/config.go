@@ -42,10 +42,14 @@ func OpenConn(d config.Director, node string, c net.PacketConn, t Table, ev Even
 	if opt.Log != nil {
 		opt.Log = opt.Log.With("component", "flowsync")
 	}
+	self := selfFilter(c)
 	for _, p := range s.Peers {
 		ap, err := netip.ParseAddrPort(p)
 		if err != nil {
 			return nil, fmt.Errorf("flowsync: peer %q: %w", p, err)
+		}
+		if self(ap) {
+			continue
 		}
 		opt.Peers = append(opt.Peers, ap)
 	}
@@ -55,4 +59,32 @@ func OpenConn(d config.Director, node string, c net.PacketConn, t Table, ev Even
 		opt.Node = node[:MaxNode]
 	}
 	return New(opt)
+}
+
+// selfFilter tells which peers are this Syncer itself: the file is the
+// same on every node, so the peers it names (by default the HA groups'
+// unicast_peers) include this node's own address. Sending to ourselves
+// would be harmless, but waiting for our own table (a join, the preempt
+// hold) never ends. A peer is us when its port is the one c is bound to
+// and its address is one of this host's.
+func selfFilter(c net.PacketConn) func(netip.AddrPort) bool {
+	ua, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return func(netip.AddrPort) bool { return false }
+	}
+	local := map[netip.Addr]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
+				local[pfx.Addr().Unmap()] = true
+			}
+		}
+	}
+	if bound, ok := netip.AddrFromSlice(ua.IP); ok && !bound.Unmap().IsUnspecified() {
+		// Bound to one address: only that one is us.
+		local = map[netip.Addr]bool{bound.Unmap(): true}
+	}
+	return func(p netip.AddrPort) bool {
+		return int(p.Port()) == ua.Port && local[p.Addr().Unmap()]
+	}
 }

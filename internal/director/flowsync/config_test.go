@@ -1,6 +1,8 @@
 package flowsync
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -26,6 +28,18 @@ func TestOpen(t *testing.T) {
 		s.opt.Peers[0] != want[0] || s.opt.Peers[1] != want[1] || s.Status().Listen == "" {
 		t.Errorf("got options %+v", s.opt)
 	}
+	// The same file on every node names this node too: it is left out.
+	port := s.opt.Conn.LocalAddr().(*net.UDPAddr).Port
+	d.Sync.Peers = []string{fmt.Sprintf("127.0.0.1:%d", port), "127.0.0.1:8848", fmt.Sprintf("127.0.0.2:%d", port)}
+	d.Sync.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+	s.opt.Conn.Close()
+	if s, err = Open(d, "lb1", tb, nil, res, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.opt.Peers); got != fmt.Sprintf("[127.0.0.1:8848 127.0.0.2:%d]", port) {
+		t.Errorf("peers with this node's own address: got %s, want it left out", got)
+	}
+	s.opt.Conn.Close()
 	d.Sync.Peers = []string{"lb2"}
 	if s, err := Open(d, "lb1", tb, nil, res, nil); err == nil {
 		s.opt.Conn.Close()
