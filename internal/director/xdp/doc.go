@@ -64,7 +64,7 @@
 //	rings         array     MaxServices*RingSize slot ids (NoSlot: none)
 //	reals         array     MaxSlots: address, MACs, egress ifindex, tunnel source, MTU, dead
 //	members       hash      (service id, backend address) -> slot
-//	flows         LRU hash  5-tuple -> slot, last seen (CLOCK_MONOTONIC_COARSE ns)
+//	flows         LRU hash  5-tuple -> slot, last seen (ns, CLOCK_MONOTONIC_COARSE ±1 tick)
 //	persists      LRU hash  (group, masked client) -> backend address, last seen
 //	slot_counters per-CPU array: packets, bytes, new flows per slot
 //	global        per-CPU array: a counter per reason
@@ -72,7 +72,8 @@
 //	events        ring buffer of new flows
 //
 // Sizes come from Options and are set on the collection spec before load;
-// the flow timeout is a constant of the program, set the same way.
+// the flow timeout is a constant of the program, set the same way, and so
+// are the tick and offset of its clock (clock.go).
 //
 // # Forwarding
 //

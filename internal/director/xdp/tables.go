@@ -62,7 +62,6 @@ func netPort(p uint16) uint16 {
 
 func hostPort(p uint16) uint16 { return netPort(p) } // the swap is its own inverse
 
-
 func checkProto(proto uint8) error {
 	if proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP {
 		return fmt.Errorf("protocol %d: only TCP (6) and UDP (17)", proto)
