@@ -4,6 +4,7 @@ package xdp
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -19,14 +20,18 @@ import (
 // this is the established-flow path, the common one.
 
 func benchForward(b *testing.B, pkt []byte, want uint32) {
-	benchRun(b, pkt, want, true, nil)
+	benchRun(b, pkt, want, true, nil, nil)
 }
 
 // benchRun times b.N runs of pkt, calling next (if set) before each to
-// change it; with warm, one untimed run creates the flow first.
-func benchRun(b *testing.B, pkt []byte, want uint32, warm bool, next func(i int, pkt []byte)) {
+// change it; with warm, one untimed run creates the flow first. setup (if
+// set) changes the standard lab before.
+func benchRun(b *testing.B, pkt []byte, want uint32, warm bool, setup func(l *lab), next func(i int, pkt []byte)) {
 	l := newLab(b, Options{FlowTableSize: 1 << 20})
 	l.standard()
+	if setup != nil {
+		setup(l)
+	}
 	if warm {
 		if got, _ := l.run(pkt); got != want {
 			b.Fatalf("verdict %s, want %s", verdictNames[got], verdictNames[want])
@@ -92,9 +97,27 @@ func BenchmarkForwardPass(b *testing.B) {
 // event, the cost per new connection.
 func BenchmarkForwardNewFlow(b *testing.B) {
 	pkt := pkt4(cli4, 0, vip4, 80, protoTCP, v4opts{})
-	benchRun(b, pkt, xdpTX, false, func(i int, pkt []byte) {
+	benchRun(b, pkt, xdpTX, false, nil, func(i int, pkt []byte) {
 		// Source address and port from i: 2^32 distinct flows.
 		pkt[14+12+2] = byte(i >> 24)
+		pkt[14+12+3] = byte(i >> 16)
+		pkt[14+20] = byte(i >> 8)
+		pkt[14+20+1] = byte(i)
+	})
+}
+
+// BenchmarkForwardNewFlowPersisted is a new flow per packet of a service
+// with persistence whose clients (one /16 under the netmask) all go where
+// the first went: flow insertion plus the persistence lookup and restamp.
+func BenchmarkForwardNewFlowPersisted(b *testing.B) {
+	pkt := pkt4(cli4, 0, vip4, 80, protoTCP, v4opts{})
+	setup := func(l *lab) {
+		l.service(vip4, 80, protoTCP, Service{ID: 0, Mode: ModeDirect, PersistGroup: 1,
+			PersistTimeout: time.Hour, PersistBits4: 16}, fill(slotRS1))
+		must(l.t, l.p.SetMember(0, rs1, slotRS1))
+	}
+	benchRun(b, pkt, xdpTX, true, setup, func(i int, pkt []byte) {
+		// The low 16 bits of the source address and the port from i.
 		pkt[14+12+3] = byte(i >> 16)
 		pkt[14+20] = byte(i >> 8)
 		pkt[14+20+1] = byte(i)

@@ -594,6 +594,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 	struct svc *s;
 	struct real *r = NULL;
 	struct flow *f;
+	struct persist *pv = NULL;
 	struct ifmac *mac;
 	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 slot = NO_SLOT;
@@ -659,7 +660,6 @@ int fulcrum_xdp(struct xdp_md *ctx)
 	r = NULL;
 	if (s->group) {
 		struct persist_key pk = {};
-		struct persist *pv;
 
 		persist_key(&pk, &p, s);
 		pv = bpf_map_lookup_elem(&persists, &pk);
@@ -700,7 +700,12 @@ int fulcrum_xdp(struct xdp_md *ctx)
 		struct counters *c;
 
 		bpf_map_update_elem(&flows, &p.fk, &nf, BPF_ANY);
-		if (s->group)
+		/* A client going where it went before: its entry already says
+		 * so, restamp it in place (as the flow's stamp above) rather
+		 * than replace it with an update, which takes a new LRU node. */
+		if (persisted && pv)
+			pv->seen_ns = now;
+		else if (s->group)
 			persist_stamp(&p, s, r, now);
 		c = bpf_map_lookup_elem(&slot_counters, &slot);
 		if (c)
