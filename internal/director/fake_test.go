@@ -246,6 +246,7 @@ func (r *fakeResolver) set(addr netip.Addr) {
 		srcMAC:  net.HardwareAddr{2, 0, 0, 0, 0, 1},
 		dstMAC:  net.HardwareAddr{2, 1, a[12], a[13], a[14], a[15]},
 		src:     netip.MustParseAddr("10.0.0.1"),
+		mtu:     1500,
 	}
 }
 

@@ -587,7 +587,8 @@ func TestLabResolver(t *testing.T) {
 	l := newNetLab(t)
 	dir := l.host("d", "10.80.0.1/24")
 	router := l.host("r", "10.80.0.254/24")
-	l.ip("-n", dir, "route", "add", "10.81.0.0/24", "via", "10.80.0.254")
+	l.ip("-n", dir, "route", "add", "10.81.0.0/24", "via", "10.80.0.254", "mtu", "1300")
+	l.ip("-n", dir, "link", "set", "eth0", "mtu", "1400")
 	var res netlinkResolver
 	if err := netns.Do(dir, func() (err error) {
 		res.h, err = netlink.NewHandle()
@@ -628,12 +629,12 @@ func TestLabResolver(t *testing.T) {
 		t.Fatalf("lookup of %s after provoking: %v", far, err)
 	}
 	if h.gateway != netip.MustParseAddr("10.80.0.254") || h.dstMAC.String() != routerMAC || h.srcMAC.String() != dirMAC ||
-		h.ifName != "eth0" || h.src != netip.MustParseAddr("10.80.0.1") {
-		t.Errorf("hop to %s: got %+v, want via 10.80.0.254 (%s) from eth0 10.80.0.1 (%s)", far, h, routerMAC, dirMAC)
+		h.ifName != "eth0" || h.src != netip.MustParseAddr("10.80.0.1") || h.mtu != 1300 {
+		t.Errorf("hop to %s: got %+v, want via 10.80.0.254 (%s) from eth0 10.80.0.1 (%s), the route's MTU 1300", far, h, routerMAC, dirMAC)
 	}
 	// The router is now a neighbour, on-link.
-	if h, err = res.resolve(netip.MustParseAddr("10.80.0.254")); err != nil || h.gateway.IsValid() || h.dstMAC.String() != routerMAC {
-		t.Errorf("hop to the router: got %+v, %v; want on-link, %s", h, err, routerMAC)
+	if h, err = res.resolve(netip.MustParseAddr("10.80.0.254")); err != nil || h.gateway.IsValid() || h.dstMAC.String() != routerMAC || h.mtu != 1400 {
+		t.Errorf("hop to the router: got %+v, %v; want on-link, %s, eth0's MTU 1400", h, err, routerMAC)
 	}
 	if _, err := res.resolve(netip.MustParseAddr("10.80.0.1")); err == nil || errors.Is(err, errUnresolved) {
 		t.Errorf("own address: got %v, want an error", err)

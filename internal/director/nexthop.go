@@ -20,6 +20,7 @@ type hop struct {
 	dstMAC  net.HardwareAddr // the next hop's: the backend's own when on-link
 	gateway netip.Addr       // the router toward the backend; invalid when on-link
 	src     netip.Addr       // the egress address of the backend's family
+	mtu     int              // IP MTU toward the backend: the interface's, or the route's when lower; 0 unknown
 }
 
 // errUnresolved: the next hop's MAC is not in the neighbour table yet.
@@ -70,7 +71,7 @@ func (res netlinkResolver) resolve(addr netip.Addr) (hop, error) {
 		return hop{}, fmt.Errorf("route to %s: interface %d: %w", addr, r.LinkIndex, err)
 	}
 	attrs := link.Attrs()
-	h := hop{ifIndex: attrs.Index, ifName: attrs.Name, srcMAC: attrs.HardwareAddr}
+	h := hop{ifIndex: attrs.Index, ifName: attrs.Name, srcMAC: attrs.HardwareAddr, mtu: hopMTU(attrs.MTU, r.MTU)}
 	if len(h.srcMAC) != 6 {
 		return hop{}, fmt.Errorf("route to %s leaves by %s, which has no Ethernet address", addr, attrs.Name)
 	}
@@ -110,6 +111,20 @@ func (res netlinkResolver) resolve(addr netip.Addr) (hop, error) {
 	}
 	res.provoke(next, attrs.Name)
 	return hop{}, fmt.Errorf("%w: no neighbour entry for %s on %s", errUnresolved, next, attrs.Name)
+}
+
+// hopMTU is the IP MTU toward a backend from the egress interface's and
+// the route's (0: none), as xdp.Real.MTU takes it: 0, ask the kernel per
+// packet, when it does not fit the program's 16 bits (lo's 65536).
+func hopMTU(link, route int) int {
+	mtu := link
+	if route > 0 && route < mtu {
+		mtu = route
+	}
+	if mtu <= 0 || mtu > 65535 {
+		return 0
+	}
+	return mtu
 }
 
 // provoke makes the kernel resolve next's MAC by sending it a one-byte UDP

@@ -235,6 +235,7 @@ func (s *Service) real(sl *slot, hs *hopState, ok bool) (Real, bool) {
 	}
 	if s.spec.Mode == ModeTunnel {
 		r.TunnelSrc = s.tunnelSource(r.Addr, hs)
+		r.MTU = hs.h.mtu
 	}
 	return r, true
 }
@@ -254,7 +255,7 @@ func (s *Service) tunnelSource(addr netip.Addr, hs *hopState) netip.Addr {
 
 func sameReal(a, b Real) bool {
 	return a.Addr == b.Addr && bytes.Equal(a.DstMAC, b.DstMAC) && bytes.Equal(a.SrcMAC, b.SrcMAC) &&
-		a.IfIndex == b.IfIndex && a.TunnelSrc == b.TunnelSrc && a.Dead == b.Dead
+		a.IfIndex == b.IfIndex && a.TunnelSrc == b.TunnelSrc && a.MTU == b.MTU && a.Dead == b.Dead
 }
 
 // sync brings the kernel in line with the backends' state: slots' reals,

@@ -419,6 +419,38 @@ func TestTunnelSourceSetting(t *testing.T) {
 	}
 }
 
+// TestTunnelMTU: a tunnel slot carries the egress interface's MTU, so the
+// program compares instead of asking the kernel per packet; a next hop
+// looked up again with another MTU rewrites it. Direct routing needs none.
+func TestTunnelMTU(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	bs := l.backends(1, 1)
+	sp := spec("tun", "maglev")
+	sp.Mode = ModeTunnel
+	s := l.add(t, sp, balancerService(t, "maglev", bs, nil, nil))
+	drb := l.backends(2, 1)
+	dsp := spec("dr", "maglev")
+	dsp.Port = 81
+	dr := l.add(t, dsp, balancerService(t, "maglev", drb, nil, nil))
+	if r, _ := l.fw.real(slotOf(t, s, bs[0])); r.MTU != 1500 {
+		t.Errorf("tunnel MTU: got %d, want the interface's 1500", r.MTU)
+	}
+	if r, ok := l.fw.real(slotOf(t, dr, drb[0])); !ok || r.MTU != 0 {
+		t.Errorf("direct-routing slot: %+v, %v; want written with MTU 0", r, ok)
+	}
+	l.res.mu.Lock()
+	h := l.res.hops[bs[0].Addr.Addr()]
+	h.mtu = 1400
+	l.res.hops[bs[0].Addr.Addr()] = h
+	l.res.mu.Unlock()
+	l.clk.add(hopRefresh)
+	l.d.step()
+	if r, _ := l.fw.real(slotOf(t, s, bs[0])); r.MTU != 1400 {
+		t.Errorf("tunnel MTU after the next hop's refresh: got %d, want 1400", r.MTU)
+	}
+}
+
 // TestTunnelWithoutSource: a tunnel needs an outer source of the
 // backend's family.
 func TestTunnelWithoutSource(t *testing.T) {

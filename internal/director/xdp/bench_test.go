@@ -86,6 +86,22 @@ func BenchmarkForwardTunnelV6(b *testing.B) {
 	benchForward(b, pkt6(cli6, 40000, vip6t, 443, protoTCP), xdpTX)
 }
 
+// BenchmarkForwardTunnelV4KnownMTU and ...V6KnownMTU are the tunnel
+// benchmarks with Real.MTU set, as the control plane sets it: a plain
+// comparison instead of asking the kernel (bpf_check_mtu) per packet.
+func BenchmarkForwardTunnelV4KnownMTU(b *testing.B) {
+	benchRun(b, pkt4(cli4, 40000, vip4t, 443, protoTCP, v4opts{}), xdpTX, true, knownMTU, nil)
+}
+
+func BenchmarkForwardTunnelV6KnownMTU(b *testing.B) {
+	benchRun(b, pkt6(cli6, 40000, vip6t, 443, protoTCP), xdpTX, true, knownMTU, nil)
+}
+
+func knownMTU(l *lab) {
+	l.real(slotTun4, Real{Addr: tun4, DstMAC: gwMAC, SrcMAC: dirMAC, IfIndex: loIndex, TunnelSrc: tsrc4, MTU: 1500})
+	l.real(slotTun6, Real{Addr: tun6, DstMAC: gwMAC, SrcMAC: dirMAC, IfIndex: loIndex, TunnelSrc: tsrc6, MTU: 1500})
+}
+
 // BenchmarkForwardPass is a packet for no service: the cost the program
 // adds to traffic it leaves to the kernel.
 func BenchmarkForwardPass(b *testing.B) {
