@@ -52,7 +52,7 @@ func (p *Program) Attach(ifname string, mode AttachMode) (AttachMode, error) {
 	// daemon's goroutine): it goes back to this namespace.
 	nsFD, err := setns.Current()
 	if err != nil {
-		_ = p.objs.Ifmacs.Delete(uint32(ifc.Index))
+		_ = p.clearIfMAC(ifc.Index)
 		return 0, fmt.Errorf("xdp: attach %s: %w", ifname, err)
 	}
 	got, err := xdplink.Attach(ifc.Index, p.objs.FulcrumXdp, mode, func(id ebpf.ProgramID) bool {
@@ -60,7 +60,7 @@ func (p *Program) Attach(ifname string, mode AttachMode) (AttachMode, error) {
 	})
 	if err != nil {
 		unix.Close(nsFD)
-		_ = p.objs.Ifmacs.Delete(uint32(ifc.Index))
+		_ = p.clearIfMAC(ifc.Index)
 		return 0, fmt.Errorf("xdp: attach %s (%s): %w", ifname, mode, err)
 	}
 	p.links[ifname] = &attachment{ifindex: ifc.Index, mode: got, nsFD: nsFD}
@@ -97,7 +97,7 @@ func (p *Program) Detach(ifname string) error {
 		return fmt.Errorf("xdp: detach %s: not attached", ifname)
 	}
 	delete(p.links, ifname)
-	_ = p.objs.Ifmacs.Delete(uint32(a.ifindex))
+	_ = p.clearIfMAC(a.ifindex)
 	if err := p.detach(a); err != nil {
 		return fmt.Errorf("xdp: detach %s: %w", ifname, err)
 	}
@@ -115,8 +115,26 @@ func (p *Program) Attached() map[string]AttachMode {
 	return m
 }
 
+// ifmacArray is IFMAC_ARRAY of bpf/xdp.h: interfaces with a smaller index
+// have their MAC in the ifmacs array, the others in the ifmacs_big hash.
+const ifmacArray = 4096
+
+// setIfMAC tells the program the MAC of an interface it is attached to:
+// frames to another MAC are the kernel's.
 func (p *Program) setIfMAC(ifindex int, mac net.HardwareAddr) error {
-	var v bpfIfmac
+	v := bpfIfmac{Set: 1}
 	copy(v.Mac[:], mac)
-	return p.objs.Ifmacs.Put(uint32(ifindex), v)
+	if ifindex < ifmacArray {
+		return p.objs.Ifmacs.Put(uint32(ifindex), v)
+	}
+	return p.objs.IfmacsBig.Put(uint32(ifindex), v)
+}
+
+// clearIfMAC forgets ifindex's MAC: every frame arriving there goes to the
+// kernel.
+func (p *Program) clearIfMAC(ifindex int) error {
+	if ifindex < ifmacArray {
+		return p.objs.Ifmacs.Put(uint32(ifindex), bpfIfmac{})
+	}
+	return p.objs.IfmacsBig.Delete(uint32(ifindex))
 }

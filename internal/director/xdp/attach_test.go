@@ -407,3 +407,54 @@ func directRoutingOneArm(t *testing.T, mode AttachMode) {
 		t.Errorf("counters %v: want the handshake's segments sent by XDP_TX, 1 new flow", g)
 	}
 }
+
+// TestIfMACLargeIndex checks the interface-MAC check for an interface
+// whose index is past the ifmacs array (it lives in ifmacs_big) and for
+// one in the array after its entry is cleared: a frame to the interface's
+// MAC is forwarded, the same frame after clearIfMAC goes to the kernel.
+func TestIfMACLargeIndex(t *testing.T) {
+	requireNetns(t)
+	ns := namespaces(t, 1)[0]
+	const big = ifmacArray + 904
+	netns.IP(t, "-n", ns, "link", "add", "name", "big0", "index", fmt.Sprint(big), "address", dirMAC.String(), "type", "veth", "peer", "name", "big1")
+	netns.IP(t, "-n", ns, "link", "set", "big0", "up")
+	netns.IP(t, "-n", ns, "link", "set", "big1", "up")
+	netns.IP(t, "-n", ns, "link", "set", "lo", "up")
+	l := newLab(t, Options{})
+	l.standard()
+	pkt := pkt4(cli4, 40000, vip4, 80, protoTCP, v4opts{})
+	run := func(ifindex uint32) uint32 {
+		t.Helper()
+		var v uint32
+		if err := netns.Do(ns, func() error {
+			var err error
+			v, err = l.p.objs.FulcrumXdp.Run(&ebpf.RunOptions{
+				Data:    pkt,
+				Context: [6]uint32{0, uint32(len(pkt)), 0, ifindex, 0, 0},
+			})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name    string
+		ifindex int
+	}{{"large index", big}, {"array index", loIndex}} {
+		if c.ifindex != loIndex {
+			must(t, l.p.setIfMAC(c.ifindex, dirMAC))
+		}
+		before := l.global()
+		if v := run(uint32(c.ifindex)); v == xdpPass {
+			t.Errorf("%s: MAC set: verdict PASS, want forwarded", c.name)
+		}
+		must(t, l.p.clearIfMAC(c.ifindex))
+		if v := run(uint32(c.ifindex)); v != xdpPass {
+			t.Errorf("%s: MAC cleared: verdict %d, want PASS", c.name, v)
+		}
+		if d := delta(before, l.global()); d["passed_not_local"] != 1 {
+			t.Errorf("%s: counters moved %v, want passed_not_local 1", c.name, d)
+		}
+	}
+}

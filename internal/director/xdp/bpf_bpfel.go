@@ -50,7 +50,8 @@ type bpfFlowKey struct {
 type bpfIfmac struct {
 	_   structs.HostLayout
 	Mac [6]uint8
-	Pad uint16
+	Set uint8
+	Pad uint8
 }
 
 type bpfMemberKey struct {
@@ -142,6 +143,7 @@ const (
 	bpfMapFlows         = "flows"
 	bpfMapGlobal        = "global"
 	bpfMapIfmacs        = "ifmacs"
+	bpfMapIfmacsBig     = "ifmacs_big"
 	bpfMapMembers       = "members"
 	bpfMapPersists      = "persists"
 	bpfMapReals         = "reals"
@@ -209,6 +211,7 @@ type bpfMapSpecs struct {
 	Flows        *ebpf.MapSpec `ebpf:"flows"`
 	Global       *ebpf.MapSpec `ebpf:"global"`
 	Ifmacs       *ebpf.MapSpec `ebpf:"ifmacs"`
+	IfmacsBig    *ebpf.MapSpec `ebpf:"ifmacs_big"`
 	Members      *ebpf.MapSpec `ebpf:"members"`
 	Persists     *ebpf.MapSpec `ebpf:"persists"`
 	Reals        *ebpf.MapSpec `ebpf:"reals"`
@@ -252,6 +255,7 @@ type bpfMaps struct {
 	Flows        *ebpf.Map `ebpf:"flows"`
 	Global       *ebpf.Map `ebpf:"global"`
 	Ifmacs       *ebpf.Map `ebpf:"ifmacs"`
+	IfmacsBig    *ebpf.Map `ebpf:"ifmacs_big"`
 	Members      *ebpf.Map `ebpf:"members"`
 	Persists     *ebpf.Map `ebpf:"persists"`
 	Reals        *ebpf.Map `ebpf:"reals"`
@@ -266,6 +270,7 @@ func (m *bpfMaps) Close() error {
 		m.Flows,
 		m.Global,
 		m.Ifmacs,
+		m.IfmacsBig,
 		m.Members,
 		m.Persists,
 		m.Reals,

@@ -68,7 +68,8 @@
 //	persists      LRU hash  (group, masked client) -> backend address, last seen
 //	slot_counters per-CPU array: packets, bytes, new flows per slot
 //	global        per-CPU array: a counter per reason
-//	ifmacs        hash      ifindex -> MAC, written by Attach
+//	ifmacs        array     ifindex (< 4096) -> MAC, written by Attach
+//	ifmacs_big    hash      larger ifindex -> MAC, written by Attach
 //	events        ring buffer of new flows
 //
 // Sizes come from Options and are set on the collection spec before load;

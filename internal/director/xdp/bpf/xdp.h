@@ -120,8 +120,13 @@ struct counters {
 
 struct ifmac {
 	__u8 mac[6];
-	__u16 pad;
+	__u8 set;	/* 0: not an interface the program is attached to */
+	__u8 pad;
 };
+
+/* Interfaces with an index below this are looked up in the ifmacs array
+ * (an inlined load); the rare larger index in the ifmacs_big hash. */
+#define IFMAC_ARRAY 4096
 
 struct event {
 	struct flow_key flow;
