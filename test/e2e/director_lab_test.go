@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -124,9 +123,7 @@ func (s ifStats) sub(o ifStats) ifStats {
 // director's health checks) and the VIP (the clients' packets).
 type echoServer struct {
 	name string
-	ln   net.Listener
-	mu   sync.Mutex
-	conn map[net.Conn]bool
+	*connServer
 }
 
 func startEcho(h *host, name string, port int) *echoServer {
@@ -135,44 +132,20 @@ func startEcho(h *host, name string, port int) *echoServer {
 	if err != nil {
 		h.lab.t.Fatalf("%s: listen :%d: %v", h.name, port, err)
 	}
-	s := &echoServer{name: name, ln: ln, conn: map[net.Conn]bool{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conn[c] = true
-			s.mu.Unlock()
-			go s.serve(c)
-		}
-	}()
+	s := &echoServer{name: name}
+	s.connServer = serveConns(ln, s.serve)
 	h.lab.t.Cleanup(s.close)
 	return s
 }
 
 func (s *echoServer) serve(c net.Conn) {
-	defer func() {
-		c.Close()
-		s.mu.Lock()
-		delete(s.conn, c)
-		s.mu.Unlock()
-	}()
 	if _, err := io.WriteString(c, s.name+"\n"); err != nil {
 		return
 	}
 	io.Copy(c, c)
 }
 
-func (s *echoServer) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conn {
-		c.Close()
-	}
-}
+func (s *echoServer) close() { s.closeAll() }
 
 // stream is one long-lived TCP connection of a client: every interval it
 // makes one exchange (a byte sent and echoed, or an HTTP request on a

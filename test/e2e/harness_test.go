@@ -217,10 +217,52 @@ func (n *node) waitExit(timeout time.Duration) error {
 // tcpBackend answers every line it reads with "NAME:line\n" until EOF.
 type tcpBackend struct {
 	name string
-	ln   net.Listener
 	addr string
+	*connServer
+}
+
+// connServer serves a listener's connections with one handler each, on
+// goroutines of their own, and keeps them so that closeAll can cut every
+// one: a server that dies, not one that drains.
+type connServer struct {
+	ln   net.Listener
 	mu   sync.Mutex
 	conn map[net.Conn]bool
+}
+
+func serveConns(ln net.Listener, handle func(net.Conn)) *connServer {
+	s := &connServer{ln: ln, conn: map[net.Conn]bool{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conn[c] = true
+			s.mu.Unlock()
+			go func() {
+				defer func() {
+					c.Close()
+					s.mu.Lock()
+					delete(s.conn, c)
+					s.mu.Unlock()
+				}()
+				handle(c)
+			}()
+		}
+	}()
+	return s
+}
+
+// closeAll closes the listener and every connection.
+func (s *connServer) closeAll() {
+	s.ln.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conn {
+		c.Close()
+	}
 }
 
 // backendIPs hands every backend its own loopback address, so the port
@@ -238,30 +280,13 @@ func startTCPBackend(t *testing.T, name string) *tcpBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &tcpBackend{name: name, ln: ln, addr: ln.Addr().String(), conn: map[net.Conn]bool{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.conn[c] = true
-			b.mu.Unlock()
-			go b.serve(c)
-		}
-	}()
+	b := &tcpBackend{name: name, addr: ln.Addr().String()}
+	b.connServer = serveConns(ln, b.serve)
 	t.Cleanup(b.kill)
 	return b
 }
 
 func (b *tcpBackend) serve(c net.Conn) {
-	defer func() {
-		c.Close()
-		b.mu.Lock()
-		delete(b.conn, c)
-		b.mu.Unlock()
-	}()
 	r := bufio.NewReader(c)
 	for {
 		line, err := r.ReadString('\n')
@@ -275,14 +300,7 @@ func (b *tcpBackend) serve(c net.Conn) {
 }
 
 // kill closes the listener and every connection: the backend is dead.
-func (b *tcpBackend) kill() {
-	b.ln.Close()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for c := range b.conn {
-		c.Close()
-	}
-}
+func (b *tcpBackend) kill() { b.closeAll() }
 
 // ask opens a connection to addr, sends one line and returns the name of
 // the backend that answered.
