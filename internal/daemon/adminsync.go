@@ -104,7 +104,7 @@ func (d *Daemon) applyPeerAdmin(t hello.AdminTable) {
 		if prev := b.SetAdminState(st); prev != st {
 			d.log.Info("backend admin state changed", "service", e.Service, "backend", b.Addr, "state", st, "prev_state", prev,
 				"set_on", e.Origin, "from_peer", t.Node)
-			d.refreshKernel(b)
+			d.syncKernel(b)
 		}
 		if st == balancer.AdminMaint {
 			d.evictLater(b, d.evictTargets(b))

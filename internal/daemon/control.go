@@ -199,7 +199,7 @@ func (d *Daemon) SetAdminState(ctx context.Context, service, address, state stri
 		prev := b.SetAdminState(st)
 		if prev != st {
 			d.log.Info("backend admin state changed", "service", service, "backend", b.Addr, "state", st, "prev_state", prev)
-			d.refreshKernel(b)
+			d.syncKernel(b)
 		}
 		d.setAdminLocal(service, b, st)
 		if st == balancer.AdminMaint {

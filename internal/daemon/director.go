@@ -51,8 +51,10 @@ type KernelDirector interface {
 type KernelService interface {
 	// Update gives the service new backends, weights or states.
 	Update(svc *balancer.Service) error
-	// Refresh re-reads the backends' health and admin states.
+	// Refresh re-reads the backends' health and admin states soon;
+	// Sync does it before it returns.
 	Refresh()
+	Sync()
 	// CloseBackend moves the flows of b elsewhere and returns how many
 	// there were.
 	CloseBackend(b *balancer.Backend) int
@@ -317,10 +319,18 @@ func (p *plan) openKernel(k listenKey, plane string, svc *balancer.Service) (*li
 
 var errNoDirector = errors.New("no kernel director")
 
-// refreshKernel tells the director services of b that its health or
-// admin state changed, so that their rings follow at once rather than at
-// the director's next periodic look.
-func (d *Daemon) refreshKernel(b *balancer.Backend) {
+// refreshKernel tells the director services of b that its health
+// changed, so that their rings follow at once rather than at the
+// director's next periodic look; it does not wait for them.
+func (d *Daemon) refreshKernel(b *balancer.Backend) { d.eachKernelService(b, KernelService.Refresh) }
+
+// syncKernel makes the rings of b's director services follow its admin
+// state before it returns: the operator who drained b is answered once no
+// new flow can reach it.
+func (d *Daemon) syncKernel(b *balancer.Backend) { d.eachKernelService(b, KernelService.Sync) }
+
+// eachKernelService calls fn on every director service that has b.
+func (d *Daemon) eachKernelService(b *balancer.Backend, fn func(KernelService)) {
 	snap := d.snap.Load()
 	if snap == nil {
 		return
@@ -331,7 +341,7 @@ func (d *Daemon) refreshKernel(b *balancer.Backend) {
 			continue
 		}
 		if kf, ok := l.front.(*kernelFrontend); ok {
-			kf.refresh()
+			kf.with(fn)
 		}
 	}
 }

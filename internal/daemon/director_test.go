@@ -133,6 +133,7 @@ type fakeService struct {
 	svc       *balancer.Service // as last given
 	updates   int
 	refreshes int
+	syncs     int // Sync calls, counted in refreshes too
 	closed    []netip.AddrPort
 	counters  map[netip.AddrPort]director.BackendCounters
 	// unreachable are the backends the director does not forward to,
@@ -153,6 +154,13 @@ func (s *fakeService) Refresh() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshes++
+}
+
+func (s *fakeService) Sync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refreshes++
+	s.syncs++
 }
 
 func (s *fakeService) CloseBackend(b *balancer.Backend) int {
@@ -455,6 +463,12 @@ func TestDirectorRuntimeControl(t *testing.T) {
 	}
 	if _, r, _ := web.stats(); r <= refreshes {
 		t.Errorf("drain: refreshes %d, want more than %d", r, refreshes)
+	}
+	web.mu.Lock()
+	syncs := web.syncs
+	web.mu.Unlock()
+	if syncs == 0 {
+		t.Error("drain: the kernel's rings were not synced before SetAdminState returned (Refresh alone does not wait)")
 	}
 	if got := web.backends()[0]; got != "10.0.0.1:80 w2 drain" {
 		t.Errorf("drain: got %s, want 10.0.0.1:80 w2 drain", got)

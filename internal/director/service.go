@@ -191,6 +191,12 @@ func (s *Service) Refresh() {
 	}
 }
 
+// Sync is Refresh done before it returns: the rings follow the backends'
+// states now. For an operator's drain or disable, whose caller is told the
+// change is made and may open connections the next moment; the health
+// monitor uses Refresh, which does not wait.
+func (s *Service) Sync() { s.d.syncAll() }
+
 // reachable reports whether the director knows how to send to sl's
 // backend in s's mode, logging once when that changes. d.mu must be held.
 func (s *Service) reachable(sl *slot) (*hopState, bool) {
