@@ -411,7 +411,8 @@ func (in *Instance) backupReceive(a Advert, src netip.Addr) {
 		in.armDown(skewTime(in.masterInterval, in.prio))
 		return
 	}
-	if in.heldBack(in.mayPreempt() && a.Priority < in.prio) || !in.mayPreempt() || a.Priority >= in.prio {
+	outranks := in.mayPreempt() && a.Priority < in.prio
+	if in.heldBack(outranks) || !outranks {
 		in.masterInterval = a.MaxAdvertInterval
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, false
