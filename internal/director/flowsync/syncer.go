@@ -401,11 +401,7 @@ func (s *Syncer) transmit(items []item, buf []byte) []byte {
 		}
 		to[it.to] = append(to[it.to], it.e)
 	}
-	var dsts []netip.AddrPort
-	for _, p := range s.opt.Peers {
-		dsts = append(dsts, p)
-	}
-	buf = s.pack(all, dsts, buf)
+	buf = s.pack(all, s.opt.Peers, buf)
 	for dst, es := range to {
 		buf = s.pack(es, []netip.AddrPort{dst}, buf)
 	}
