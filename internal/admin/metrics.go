@@ -290,12 +290,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if p.ConfigHash != "" {
 				gauge(c.haPeerConfigMatch, bool01(strings.HasPrefix(st.ConfigHash, p.ConfigHash)), n, p.Address)
 			}
+			gauge(c.haPeerGone, bool01(p.Gone), n, p.Address)
 		}
 		gauge(c.haReleased, bool01(!g.ReleasedAt.IsZero()), n)
 		gauge(c.haPreemptHeld, bool01(g.PreemptHeld != ""), n)
-		for _, p := range g.Peers {
-			gauge(c.haPeerGone, bool01(p.Gone), n, p.Address)
-		}
 		for _, t := range g.Track {
 			gauge(c.haTrackOK, bool01(t.OK), n, t.Kind, t.Name)
 		}

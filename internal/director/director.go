@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/balancer"
+	"github.com/fulcrum-lb/fulcrum/internal/director/flowsync"
 	"github.com/fulcrum-lb/fulcrum/internal/director/xdp"
 )
 
@@ -163,7 +164,10 @@ type groupKey struct {
 }
 
 type group struct {
-	key  groupKey
+	key groupKey
+	// sync is key as the flow sync names the group (a hash of the name),
+	// computed once rather than per entry sent or received.
+	sync flowsync.GroupKey
 	id   uint32
 	refs int
 }
@@ -415,7 +419,7 @@ func (d *Director) joinGroup(spec ServiceSpec) (*group, error) {
 	if !ok {
 		return nil, fmt.Errorf("director: service %s: out of persistence groups", spec.Name)
 	}
-	g := &group{key: k, id: id, refs: 1}
+	g := &group{key: k, sync: flowsync.NewGroupKey(k.vip, k.name), id: id, refs: 1}
 	d.groups[k] = g
 	return g, nil
 }

@@ -124,7 +124,7 @@ func (d *Director) GroupByKey(k flowsync.GroupKey) (flowsync.Group, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, g := range d.groups {
-		if flowsync.NewGroupKey(g.key.vip, g.key.name) == k {
+		if g.sync == k {
 			return d.describe(g)
 		}
 	}
@@ -138,7 +138,7 @@ func (d *Director) describe(g *group) (flowsync.Group, bool) {
 		if s.group == g {
 			return flowsync.Group{
 				ID:      g.id,
-				Key:     flowsync.NewGroupKey(g.key.vip, g.key.name),
+				Key:     g.sync,
 				Bits4:   uint8(s.spec.PersistBits4),
 				Bits6:   uint8(s.spec.PersistBits6),
 				Timeout: s.spec.PersistTimeout,

@@ -171,22 +171,9 @@ func TestExampleLVSWeightedPersistentDR(t *testing.T) {
 	t.Parallel()
 	requireDirector(t)
 	cfg := exampleConfig(t, "lvs-wrr-persistent-dr.yaml")
-	// One switch carries both of the tutorial's networks: the clients'
-	// 10.0.0.0/24 and the real servers' 192.168.10.0/24.
-	l := newLabOn(t, netip.MustParsePrefix("10.0.0.0/24"))
+	const clients = lvsWRRClients
+	l, client, sources, vs1, vsbak := newLVSWRRLab(t)
 	vip := netip.MustParseAddr("10.0.0.2")
-	client := l.host("client", netip.MustParseAddr("10.0.0.50"))
-	const clients = 80
-	var sources []netip.Addr
-	for i := range clients {
-		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + i)})
-		l.ip("-n", client.ns, "addr", "add", a.String()+"/24", "dev", client.ifname)
-		sources = append(sources, a)
-	}
-	vs1 := l.host("vs1", netip.MustParseAddr("10.0.0.1"))
-	vsbak := l.host("vsbak", netip.MustParseAddr("10.0.0.3"))
-	l.ip("-n", vs1.ns, "addr", "add", "192.168.10.1/24", "dev", vs1.ifname)
-	l.ip("-n", vsbak.ns, "addr", "add", "192.168.10.102/24", "dev", vsbak.ifname)
 	// The real servers' default gateway 192.168.10.254: a router, not a
 	// director, so that the replies do not cross the directors.
 	gw := l.host("gw", netip.MustParseAddr("10.0.0.254"))

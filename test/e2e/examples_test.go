@@ -470,6 +470,31 @@ func TestExampleLdirectordHeartbeat(t *testing.T) {
 	}
 }
 
+// lvsWRRClients is how many client addresses newLVSWRRLab gives.
+const lvsWRRClients = 80
+
+// newLVSWRRLab builds the LVS wrr tutorial's hosts (seed 003): one switch
+// carries both of its networks, the clients' 10.0.0.0/24 and the real
+// servers' 192.168.10.0/24; a client host with lvsWRRClients source addresses
+// (10.0.0.100-179) and the directors vs1 (10.0.0.1, 192.168.10.1) and
+// vsbak (10.0.0.3, 192.168.10.102). The real servers differ between the
+// proxy and direct-routing versions and are the caller's.
+func newLVSWRRLab(t *testing.T) (l *lab, client *host, sources []netip.Addr, vs1, vsbak *host) {
+	t.Helper()
+	l = newLabOn(t, netip.MustParsePrefix("10.0.0.0/24"))
+	client = l.host("client", netip.MustParseAddr("10.0.0.50"))
+	for i := range lvsWRRClients {
+		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + i)})
+		l.ip("-n", client.ns, "addr", "add", a.String()+"/24", "dev", client.ifname)
+		sources = append(sources, a)
+	}
+	vs1 = l.host("vs1", netip.MustParseAddr("10.0.0.1"))
+	vsbak = l.host("vsbak", netip.MustParseAddr("10.0.0.3"))
+	l.ip("-n", vs1.ns, "addr", "add", "192.168.10.1/24", "dev", vs1.ifname)
+	l.ip("-n", vsbak.ns, "addr", "add", "192.168.10.102/24", "dev", vsbak.ifname)
+	return l, client, sources, vs1, vsbak
+}
+
 // TestExampleLVSWeightedPersistent runs examples/lvs-wrr-persistent.yaml:
 // many new clients (distinct addresses) split 1:3 between real1 (weight 1)
 // and real2 (weight 3); every client keeps its server for its next
@@ -478,23 +503,10 @@ func TestExampleLdirectordHeartbeat(t *testing.T) {
 func TestExampleLVSWeightedPersistent(t *testing.T) {
 	t.Parallel()
 	cfg := exampleConfig(t, "lvs-wrr-persistent.yaml")
-	// One switch carries both of the tutorial's networks: the clients'
-	// 10.0.0.0/24 and the real servers' 192.168.10.0/24.
-	l := newLabOn(t, netip.MustParsePrefix("10.0.0.0/24"))
+	const clients = lvsWRRClients
+	l, client, sources, vs1, vsbak := newLVSWRRLab(t)
 	vip := netip.MustParseAddr("10.0.0.2")
 	url := "http://10.0.0.2/"
-	client := l.host("client", netip.MustParseAddr("10.0.0.50"))
-	const clients = 80
-	var sources []netip.Addr
-	for i := range clients {
-		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + i)})
-		l.ip("-n", client.ns, "addr", "add", a.String()+"/24", "dev", client.ifname)
-		sources = append(sources, a)
-	}
-	vs1 := l.host("vs1", netip.MustParseAddr("10.0.0.1"))
-	vsbak := l.host("vsbak", netip.MustParseAddr("10.0.0.3"))
-	l.ip("-n", vs1.ns, "addr", "add", "192.168.10.1/24", "dev", vs1.ifname)
-	l.ip("-n", vsbak.ns, "addr", "add", "192.168.10.102/24", "dev", vsbak.ifname)
 	startRealServer(l.hostOn("real1", netip.MustParsePrefix("192.168.10.100/24")), "real1", 80)
 	startRealServer(l.hostOn("real2", netip.MustParsePrefix("192.168.10.101/24")), "real2", 80)
 
