@@ -8,8 +8,6 @@ func init() {
 // large enough that ten backends' shares differ by well under 1%.
 const MaglevSize = 65537
 
-const maglevSize = MaglevSize
-
 // maglev is Google's Maglev consistent hashing (Eisenbud et al., NSDI
 // 2016) over Key.Source. Each backend fills table entries in the order of
 // its own permutation of the table, taking turns with the others in
@@ -26,7 +24,7 @@ const maglevSize = MaglevSize
 type maglev struct {
 	backends []Backend
 	// offset and skip define backend i's permutation: entry j of it is
-	// (offset[i] + j*skip[i]) mod maglevSize.
+	// (offset[i] + j*skip[i]) mod MaglevSize.
 	offset, skip []uint64
 	table        *layouts[[]int32]
 }
@@ -56,7 +54,7 @@ func newMaglevOn(bs []Backend, weigh func(Backend) int32) *maglev {
 // maglevPermutation returns the start and the stride of the permutation
 // of the table that a backend with identity id fills entries in.
 func maglevPermutation(id uint64) (offset, skip uint64) {
-	return id % maglevSize, Mix(id^golden)%(maglevSize-1) + 1
+	return id % MaglevSize, Mix(id^golden)%(MaglevSize-1) + 1
 }
 
 // MaglevTable builds the table that maglev (and mh) builds for backends
@@ -79,7 +77,7 @@ func MaglevTable(names []string, weights []int32) []int32 {
 	if t := m.build(ws); t != nil {
 		return t
 	}
-	t := make([]int32, maglevSize)
+	t := make([]int32, MaglevSize)
 	for i := range t {
 		t[i] = -1
 	}
@@ -92,7 +90,7 @@ func (m *maglev) Pick(k Key) int {
 		return -1
 	}
 	x := Mix(k.Source)
-	i := int(t[x%maglevSize])
+	i := int(t[x%MaglevSize])
 	if usable(m.backends[i]) {
 		return i
 	}
@@ -100,7 +98,7 @@ func (m *maglev) Pick(k Key) int {
 	// entry's backend is down or full; rehash, deterministically, so its
 	// clients spread over the others and every other client stays put.
 	for p := uint64(1); p < hashProbes; p++ {
-		if j := int(t[Mix(x+p*golden)%maglevSize]); usable(m.backends[j]) {
+		if j := int(t[Mix(x+p*golden)%MaglevSize]); usable(m.backends[j]) {
 			return j
 		}
 	}
@@ -118,7 +116,7 @@ func (m *maglev) build(weights []int32) []int32 {
 	if maxWeight == 0 {
 		return nil
 	}
-	table := make([]int32, maglevSize)
+	table := make([]int32, MaglevSize)
 	for i := range table {
 		table[i] = -1
 	}
@@ -137,16 +135,16 @@ func (m *maglev) build(weights []int32) []int32 {
 			credit[i] -= maxWeight
 			c := next[i]
 			for table[c] >= 0 {
-				if c += m.skip[i]; c >= maglevSize {
-					c -= maglevSize
+				if c += m.skip[i]; c >= MaglevSize {
+					c -= MaglevSize
 				}
 			}
 			table[c] = int32(i)
-			if c += m.skip[i]; c >= maglevSize {
-				c -= maglevSize
+			if c += m.skip[i]; c >= MaglevSize {
+				c -= MaglevSize
 			}
 			next[i] = c
-			if filled++; filled == maglevSize {
+			if filled++; filled == MaglevSize {
 				return table
 			}
 		}

@@ -22,8 +22,8 @@ func TestMaglevTable(t *testing.T) {
 			t.Parallel()
 			m := newMaglevOn(newPool(tt.weights...).backends, effectiveWeight)
 			table := m.table.load().v
-			if len(table) != maglevSize {
-				t.Fatalf("table size: got %d, want %d", len(table), maglevSize)
+			if len(table) != MaglevSize {
+				t.Fatalf("table size: got %d, want %d", len(table), MaglevSize)
 			}
 			c := make([]int, len(tt.weights))
 			for _, i := range table {
@@ -35,7 +35,7 @@ func TestMaglevTable(t *testing.T) {
 			}
 			for i, w := range tt.weights {
 				want := float64(w) / total
-				if got := float64(c[i]) / maglevSize; math.Abs(got-want) > want/10+1e-9 {
+				if got := float64(c[i]) / MaglevSize; math.Abs(got-want) > want/10+1e-9 {
 					t.Errorf("table share of backend %d: got %.4f, want %.4f ± 10%%", i, got, want)
 				}
 			}

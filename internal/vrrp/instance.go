@@ -411,7 +411,8 @@ func (in *Instance) backupReceive(a Advert, src netip.Addr) {
 		in.armDown(skewTime(in.masterInterval, in.prio))
 		return
 	}
-	if in.heldBack(in.mayPreempt() && a.Priority < in.prio) || !in.mayPreempt() || a.Priority >= in.prio {
+	outranks := in.mayPreempt() && a.Priority < in.prio
+	if in.heldBack(outranks) || !outranks {
 		in.masterInterval = a.MaxAdvertInterval
 		in.stopPreemptDelay()
 		in.preempting, in.masterLeft = false, false
@@ -852,8 +853,6 @@ func transitionLevel(t *Transition) slog.Level {
 	return slog.LevelInfo
 }
 
-// advertise sends an advert with the given priority. A failed send is
-// counted and logged when sending starts failing, not on every interval.
 // advertising runs fn, an announcer's call made as master, and advertises
 // every interval until it returns: the announcer may run programs (nft for
 // a hand-over's relay) that take longer than the backups' master-down
@@ -883,6 +882,8 @@ func (in *Instance) advertising(fn func() error) error {
 	return err
 }
 
+// advertise sends an advert with the given priority. A failed send is
+// counted and logged when sending starts failing, not on every interval.
 func (in *Instance) advertise(prio uint8) {
 	err := in.conn.Send(Advert{
 		VRID:              in.cfg.VRID,

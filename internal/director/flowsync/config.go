@@ -73,16 +73,15 @@ func selfFilter(c net.PacketConn) func(netip.AddrPort) bool {
 		return func(netip.AddrPort) bool { return false }
 	}
 	local := map[netip.Addr]bool{}
-	if addrs, err := net.InterfaceAddrs(); err == nil {
+	if bound, ok := netip.AddrFromSlice(ua.IP); ok && !bound.Unmap().IsUnspecified() {
+		// Bound to one address: only that one is us.
+		local[bound.Unmap()] = true
+	} else if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
 				local[pfx.Addr().Unmap()] = true
 			}
 		}
-	}
-	if bound, ok := netip.AddrFromSlice(ua.IP); ok && !bound.Unmap().IsUnspecified() {
-		// Bound to one address: only that one is us.
-		local = map[netip.Addr]bool{bound.Unmap(): true}
 	}
 	return func(p netip.AddrPort) bool {
 		return int(p.Port()) == ua.Port && local[p.Addr().Unmap()]

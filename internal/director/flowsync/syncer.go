@@ -401,11 +401,7 @@ func (s *Syncer) transmit(items []item, buf []byte) []byte {
 		}
 		to[it.to] = append(to[it.to], it.e)
 	}
-	var dsts []netip.AddrPort
-	for _, p := range s.opt.Peers {
-		dsts = append(dsts, p)
-	}
-	buf = s.pack(all, dsts, buf)
+	buf = s.pack(all, s.opt.Peers, buf)
 	for dst, es := range to {
 		buf = s.pack(es, []netip.AddrPort{dst}, buf)
 	}
@@ -432,7 +428,7 @@ func (s *Syncer) write(es []Entry, dsts []netip.AddrPort, buf []byte) []byte {
 	d := Datagram{Node: s.opt.Node, Seq: s.seq.Add(1), Time: time.Now(), Entries: es}
 	buf, err := d.Append(buf[:0], s.key)
 	if err != nil {
-		// Offered entries are checked when converted (entry.go), so
+		// Offered entries are checked when made (flowEntry, persistEntry), so
 		// this is a bug; count it rather than lose it silently.
 		s.dropped[DropMalformed].Add(uint64(len(es)))
 		s.opt.Log.Warn("sync datagram not encoded", "error", err)
