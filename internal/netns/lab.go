@@ -36,9 +36,11 @@ func IP(t testing.TB, args ...string) string {
 	return string(out)
 }
 
-// Add creates the namespace name, deleted when t ends whatever happens.
+// Add creates the namespace name, deleted when t ends whatever happens;
+// a leftover of that name (from a killed run) is deleted first.
 func Add(t testing.TB, name string) {
 	t.Helper()
+	exec.Command("ip", "netns", "del", name).Run()
 	IP(t, "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 }

@@ -316,7 +316,7 @@ func ifaceAddrs(iface string) ([]netip.Prefix, error) {
 }
 
 // localAddrs are the addresses of iface a director may tunnel to: global
-// unicast ones (not link-local).
+// unicast ones (private included; not link-local).
 func localAddrs(iface string) ([]netip.Addr, error) {
 	ps, err := ifaceAddrs(iface)
 	if err != nil {
@@ -324,7 +324,7 @@ func localAddrs(iface string) ([]netip.Addr, error) {
 	}
 	var out []netip.Addr
 	for _, p := range ps {
-		if a := p.Addr(); a.IsGlobalUnicast() || a.IsPrivate() {
+		if a := p.Addr(); a.IsGlobalUnicast() {
 			out = append(out, a)
 		}
 	}

@@ -3,6 +3,7 @@
 package realserver
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -48,7 +49,7 @@ func routeSteps(st *State) ([]step, error) {
 		if !need {
 			continue
 		}
-		rs, err := netlink.RouteListFiltered(fam, &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+		rs, err := mainRoutes(fam, l.Attrs().Index)
 		if err != nil {
 			return nil, fmt.Errorf("routes of %s: %w", st.Interface, err)
 		}
@@ -92,14 +93,14 @@ func advmssStep(iface string, r netlink.Route, want int) step {
 	return step{
 		what: fmt.Sprintf("route %s dev %s advmss %d or less", name, iface, want),
 		holds: func() (bool, error) {
-			cur, err := findRoute(r)
+			cur, err := findRoute(r.Family, r.LinkIndex, name)
 			if err != nil {
 				return false, err
 			}
 			return cur.AdvMSS > 0 && cur.AdvMSS <= want, nil
 		},
 		apply: func() (Change, error) {
-			cur, err := findRoute(r)
+			cur, err := findRoute(r.Family, r.LinkIndex, name)
 			if err != nil {
 				return Change{}, err
 			}
@@ -113,19 +114,25 @@ func advmssStep(iface string, r netlink.Route, want int) step {
 	}
 }
 
-// findRoute finds the route of the main table like r: same family,
-// destination, metric and interface.
-func findRoute(r netlink.Route) (*netlink.Route, error) {
-	rs, err := netlink.RouteListFiltered(r.Family, &netlink.Route{LinkIndex: r.LinkIndex, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+// mainRoutes lists the routes of family fam in the main table through
+// the interface linkIndex.
+func mainRoutes(fam, linkIndex int) ([]netlink.Route, error) {
+	return netlink.RouteListFiltered(fam, &netlink.Route{LinkIndex: linkIndex, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+}
+
+// findRoute finds the route of the main table of family fam through
+// linkIndex named name (routeName: destination, gateway and metric).
+func findRoute(fam, linkIndex int, name string) (*netlink.Route, error) {
+	rs, err := mainRoutes(fam, linkIndex)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range rs {
-		if routeName(c) == routeName(r) {
+		if routeName(c) == name {
 			return &c, nil
 		}
 	}
-	return nil, fmt.Errorf("route %s: %w", routeName(r), errNoRoute)
+	return nil, fmt.Errorf("route %s: %w", name, errNoRoute)
 }
 
 var errNoRoute = fmt.Errorf("no such route")
@@ -137,23 +144,21 @@ func undoRoute(c Change) (string, error) {
 		return "", err
 	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, err := netlink.RouteListFiltered(fam, &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+		r, err := findRoute(fam, l.Attrs().Index, c.Route)
+		if errors.Is(err, errNoRoute) {
+			continue
+		}
 		if err != nil {
 			return "", err
 		}
-		for _, r := range rs {
-			if routeName(r) != c.Route {
-				continue
-			}
-			if strconv.Itoa(r.AdvMSS) != c.New {
-				return fmt.Sprintf("left: route %s dev %s has advmss %d, not the %s up set: changed since by someone else", c.Route, c.Interface, r.AdvMSS, c.New), nil
-			}
-			r.AdvMSS, _ = strconv.Atoi(c.Old)
-			if err := netlink.RouteChange(&r); err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("route %s dev %s: advmss %s -> %s", c.Route, c.Interface, c.New, c.Old), nil
+		if strconv.Itoa(r.AdvMSS) != c.New {
+			return fmt.Sprintf("left: route %s dev %s has advmss %d, not the %s up set: changed since by someone else", c.Route, c.Interface, r.AdvMSS, c.New), nil
 		}
+		r.AdvMSS, _ = strconv.Atoi(c.Old)
+		if err := netlink.RouteChange(r); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("route %s dev %s: advmss %s -> %s", c.Route, c.Interface, c.New, c.Old), nil
 	}
 	return fmt.Sprintf("route %s dev %s already gone", c.Route, c.Interface), nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -27,7 +26,6 @@ func newLab(t *testing.T) *lab {
 	t.Helper()
 	netns.Require(t)
 	ns := fmt.Sprintf("fulcrum-xdplink-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
-	exec.Command("ip", "netns", "del", ns).Run() // a leftover of a killed run
 	netns.Add(t, ns)
 	netns.IP(t, "-n", ns, "link", "add", "dev0", "type", "veth", "peer", "name", "dev1")
 	netns.IP(t, "-n", ns, "link", "set", "dev0", "up")
