@@ -56,7 +56,7 @@ func (p *Program) ReadNewFlows(ctx context.Context, fn func(NewFlow)) error {
 func decodeEvent(b []byte) (bpfEvent, error) {
 	var ev bpfEvent
 	if len(b) < 49 {
-		return ev, fmt.Errorf("record of %d bytes, want 56", len(b))
+		return ev, fmt.Errorf("record of %d bytes, want at least the 49 its fields take (a struct event is 56 with padding)", len(b))
 	}
 	e := binary.NativeEndian
 	for i := range 4 {
